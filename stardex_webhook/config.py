@@ -1,0 +1,107 @@
+"""The CONTRACT's configuration, read once from the environment into one immutable object.
+
+Secret settings are not resolved here: ``Settings`` only knows their names, and
+``secrets.SecretProvider`` reads ``NAME_SECRET`` (Secret Manager) or ``NAME`` (plain value) on
+first use, so nothing slow happens at start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .errors import ConfigurationError
+
+DEFAULT_STARDEX_API_BASE = "https://api.stardex.ai/v1"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def env_prefix(source: str) -> str:
+    """A source's path as the CONTRACT spells it in variable names: ``google-forms`` → ``GOOGLE_FORMS``."""
+    return source.upper().replace("-", "_")
+
+
+def signing_key_name(source: str) -> str:
+    """Name of the setting that holds a source's signing key, e.g. ``GREENHOUSE_SIGNING_KEY``."""
+    return f"{env_prefix(source)}_SIGNING_KEY"
+
+
+STARDEX_API_KEY = "STARDEX_API_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every non-secret setting, validated; ``environ`` keeps the raw variables for secret lookups."""
+
+    stardex_api_base: str = DEFAULT_STARDEX_API_BASE
+    dry_run: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    phone_default_region: str | None = None
+    mappings_dir: str | None = None
+    secret_manager_endpoint: str | None = None
+    allow_unsigned: bool = False
+    # Not in the CONTRACT's table: tuning knobs with safe defaults, documented in the README.
+    stardex_deadline_seconds: float = 20.0
+    stardex_requests_per_minute: int = 60
+    secret_ttl_seconds: float = 300.0
+    log_level: str = "INFO"
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def has_setting(self, name: str) -> bool:
+        """True when ``NAME`` or ``NAME_SECRET`` is set (non-empty)."""
+        return bool(self.environ.get(name) or self.environ.get(f"{name}_SECRET"))
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={raw!r}: expected 1 or 0")
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r}: expected a {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the CONTRACT's variables; a bad value raises ``ConfigurationError``."""
+    env = dict(os.environ if environ is None else environ)
+    region = env.get("PHONE_DEFAULT_REGION", "").strip().upper() or None
+    if region is not None and not re.fullmatch(r"[A-Z]{2}", region):
+        raise ConfigurationError(f"PHONE_DEFAULT_REGION={region!r}: expected an ISO 3166 alpha-2 code such as GB")
+    base = env.get("STARDEX_API_BASE", "").strip().rstrip("/") or DEFAULT_STARDEX_API_BASE
+    if not re.match(r"https?://", base):
+        raise ConfigurationError(f"STARDEX_API_BASE={base!r}: expected an http(s) URL")
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigurationError(f"LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        stardex_api_base=base,
+        dry_run=_flag(env, "DRY_RUN"),
+        max_body_bytes=int(_number(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, 1)),
+        phone_default_region=region,
+        mappings_dir=env.get("MAPPINGS_DIR", "").strip() or None,
+        secret_manager_endpoint=env.get("SECRET_MANAGER_ENDPOINT", "").strip() or None,
+        allow_unsigned=_flag(env, "ALLOW_UNSIGNED"),
+        stardex_deadline_seconds=_number(env, "STARDEX_DEADLINE_SECONDS", 20.0, float, 1),
+        stardex_requests_per_minute=int(_number(env, "STARDEX_REQUESTS_PER_MINUTE", 60, int, 1)),
+        secret_ttl_seconds=_number(env, "SECRET_TTL_SECONDS", 300.0, float, 0),
+        log_level=log_level,
+        environ=env,
+    )

@@ -1,0 +1,107 @@
+"""The few typed errors every stage raises; ``app`` turns each into the CONTRACT's answer.
+
+A stage never builds an HTTP response itself: it raises one of these with a short machine-readable
+``reason`` (a snake_case code) and an optional human ``message``. Neither may contain a secret or
+personal data (no emails, phone numbers or names), because both end up in the answer and the log.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class WebhookError(Exception):
+    """Base of the errors that map to one answer of the CONTRACT."""
+
+    status_code = 500
+    status = "error"
+
+    def __init__(self, reason: str, message: str = "", **extra: Any) -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "reason": self.reason}
+        if self.message:
+            body["message"] = self.message
+        body.update(self.extra)
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(WebhookError):
+    """The body cannot be parsed for that source (bad JSON, bad form encoding, wrong shape)."""
+
+    status_code = 400
+    status = "bad_request"
+
+
+class Unauthorized(WebhookError):
+    """Signature or token missing, wrong, malformed, or outside the replay window."""
+
+    status_code = 401
+    status = "unauthorized"
+
+
+class NotFound(WebhookError):
+    """No such source."""
+
+    status_code = 404
+    status = "not_found"
+
+
+class MethodNotAllowed(WebhookError):
+    """A method other than POST on a source."""
+
+    status_code = 405
+    status = "method_not_allowed"
+
+    def __init__(self, reason: str, message: str = "", allow: str = "POST", **extra: Any) -> None:
+        super().__init__(reason, message, **extra)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow}
+
+
+class TooLarge(WebhookError):
+    """The body is over MAX_BODY_BYTES; refused before it is read."""
+
+    status_code = 413
+    status = "too_large"
+
+
+class Unprocessable(WebhookError):
+    """Authentic and parsed, but no valid update can be made (schema errors, person not found...)."""
+
+    status_code = 422
+    status = "unprocessable"
+
+
+class RetryLater(WebhookError):
+    """Stardex or Secret Manager is unavailable, rate limited or slow: the sender should retry."""
+
+    status_code = 503
+    status = "retry_later"
+
+    def __init__(self, reason: str, message: str = "", retry_after: float = 30, **extra: Any) -> None:
+        super().__init__(reason, message, **extra)
+        self.retry_after = max(1, int(math.ceil(retry_after)))
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["retry_after"] = self.retry_after
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ConfigurationError(Exception):
+    """A deployment fault found at start (a broken mapping file, a bad setting): the function
+    refuses to start, with a message that names the file or variable and the fault."""

@@ -1,0 +1,96 @@
+"""What every sender adapter receives and returns: plain values, no Flask objects.
+
+An adapter knows one sender: its handshakes, its signature scheme, its envelope, its event name
+and its delivery id. It knows nothing of Stardex or of mappings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from ..errors import BadRequest
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only request headers (a header sent twice keeps its first value)."""
+
+    def __init__(self, items: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else items
+        self._items: dict[str, str] = {}
+        for key, value in pairs:
+            self._items.setdefault(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._items
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One HTTP request as received, body already read within the size limit."""
+
+    source: str
+    method: str
+    url: str
+    headers: Headers
+    query: Mapping[str, str]
+    body: bytes
+    received_at: float  # unix seconds, when the request arrived
+
+
+@dataclass(frozen=True)
+class Event:
+    """An authentic, parsed webhook, ready for its mapping."""
+
+    source: str
+    event_type: str | None
+    delivery_id: str | None
+    payload: Any  # the parsed document the mapping reads (usually the whole JSON body)
+    ignore_reason: str | None = None  # set for pings/tests: answer 200 ignored with this reason
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """An answer the sender demands before any verification or mapping (e.g. an echo)."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """One sender. Register an instance in ``sources/__init__.py``."""
+
+    name: str  # the path segment, e.g. "greenhouse"
+    success_status: int  # the 2xx the sender counts as delivered (200 for most)
+
+    def handshake(self, delivery: Delivery) -> Handshake | None:
+        """An answer to give before verification, or None (most senders have none)."""
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        """Raise ``Unauthorized`` unless the delivery is signed by one of ``keys`` (rotation) and,
+        where the sender signs a timestamp, lies within the replay window of ``now``."""
+
+    def parse(self, delivery: Delivery) -> Event:
+        """Parse the verified body into an ``Event``; raise ``BadRequest`` if it cannot be parsed."""
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a UTF-8 JSON object body, turning every failure into one ``BadRequest``."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("invalid_json", "the body must be a JSON object")
+    return document
