@@ -1,0 +1,98 @@
+"""Standard Webhooks (https://www.standardwebhooks.com/): any sender that signs the standard way,
+including the Apps Script the project ships for Google Forms.
+
+Headers: ``webhook-id``, ``webhook-timestamp`` (unix seconds) and ``webhook-signature``, a
+space-separated list of ``v1,<base64>`` (other versions, such as the asymmetric ``v1a``, are
+skipped). The signed content is ``{id}.{timestamp}.{raw body}``, HMAC-SHA256 keyed with the secret's
+bytes. A timestamp more than 5 minutes from now, either way, is refused.
+
+Keys: the standard form is ``whsec_<base64>``, whose base64 part is decoded to the key bytes. A key
+without the prefix is taken as base64 too when it decodes (what the standard's own libraries do),
+and otherwise as its UTF-8 bytes, so a plain shared secret still works.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Sequence
+
+from .. import signatures
+from ..errors import Unauthorized
+from .base import Delivery, Event, Handshake, parse_json_object
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+KEY_PREFIX = "whsec_"
+
+
+def signing_key_bytes(key: str) -> bytes | None:
+    """The HMAC key a configured secret stands for, or None when a ``whsec_`` key is not base64."""
+    text = key.strip()
+    if text.startswith(KEY_PREFIX):
+        try:
+            return base64.b64decode(text[len(KEY_PREFIX):], validate=True) or None
+        except (binascii.Error, ValueError):
+            return None
+    try:
+        return base64.b64decode(text, validate=True) or signatures.utf8_bytes(text)
+    except (binascii.Error, ValueError):
+        return signatures.utf8_bytes(text)
+
+
+class StandardWebhooksSource:
+    """Adapter for Standard Webhooks senders; one instance per path that speaks it."""
+
+    success_status = 200
+
+    def __init__(self, name: str = "generic") -> None:
+        self.name = name
+
+    def handshake(self, delivery: Delivery) -> Handshake | None:
+        return None
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        usable_keys = signatures.require_keys(keys)
+        message_id = delivery.headers.get(ID_HEADER, "").strip()
+        timestamp_text = delivery.headers.get(TIMESTAMP_HEADER, "").strip()
+        signature_header = delivery.headers.get(SIGNATURE_HEADER, "").strip()
+        present = {ID_HEADER: message_id, TIMESTAMP_HEADER: timestamp_text, SIGNATURE_HEADER: signature_header}
+        for header, value in present.items():
+            if not value:
+                raise Unauthorized("missing_signature", f"the {header} header is missing")
+
+        timestamp = signatures.parse_unix_seconds(timestamp_text)
+        signatures.check_timestamp(timestamp, now)
+        given = _v1_signatures(signature_header)
+
+        key_bytes = [key for key in map(signing_key_bytes, usable_keys) if key is not None]
+        if not key_bytes:
+            raise Unauthorized("invalid_signing_key", "the configured signing key is not in whsec_<base64> form")
+        signed_content = signatures.utf8_bytes(f"{message_id}.{timestamp_text}.") + delivery.body
+        expected = (signatures.hmac_sha256(key, signed_content) for key in key_bytes)
+        if not signatures.any_signature_matches(expected, given):
+            raise Unauthorized("bad_signature", "no v1 signature matches the body")
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        event_type = body.get("type")
+        return Event(
+            source=self.name,
+            event_type=event_type if isinstance(event_type, str) and event_type else None,
+            delivery_id=delivery.headers.get(ID_HEADER, "").strip() or None,
+            payload=body,
+        )
+
+
+def _v1_signatures(header: str) -> list[bytes]:
+    """Decode every ``v1,<base64>`` of the header; any token that is not ``version,signature``
+    makes the whole header malformed."""
+    decoded = []
+    for token in header.split():
+        version, comma, signature = token.partition(",")
+        if not comma or not version or not signature:
+            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not 'v1,<base64> ...'")
+        if version == "v1":
+            decoded.append(signatures.decode_base64(signature))
+    return decoded

@@ -1,0 +1,150 @@
+"""A loopback fake of Secret Manager's REST API, so tests drive the REAL client end to end.
+
+It serves only what the function uses, ``GET /v1/projects/P/secrets/S/versions/V:access``, and
+answers the way Google does: the payload base64-encoded with its CRC32C as a decimal string, and
+Google's error JSON for unknown secrets (404 NOT_FOUND) or an outage (503 UNAVAILABLE). Standard
+library only, plus google_crc32c to compute the checksum the client verifies.
+
+    with FakeSecretManager() as fake:
+        fake.set("projects/p/secrets/greenhouse-key", "s3cret")
+        env = {"SECRET_MANAGER_ENDPOINT": fake.endpoint,
+               "GREENHOUSE_SIGNING_KEY_SECRET": "projects/p/secrets/greenhouse-key/versions/latest"}
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+import google_crc32c
+
+_ACCESS_PATH = re.compile(r"^/v1/(projects/[^/]+/secrets/[^/]+)/versions/([^/:]+):access$")
+
+
+class FakeSecretManager:
+    """Secret Manager on 127.0.0.1 with switches for the failures the provider must survive.
+
+    Switches (plain attributes, safe to flip while it runs):
+      - ``down``: every request answers 503 UNAVAILABLE.
+      - ``corrupt_crc``: the payload's dataCrc32c is off by one.
+      - ``delay``: seconds to wait before answering (a slow or hung endpoint).
+    ``requests`` counts accesses per requested version name (e.g. ``.../versions/latest``).
+    """
+
+    def __init__(self) -> None:
+        self.down = False
+        self.corrupt_crc = False
+        self.delay = 0.0
+        self.requests: collections.Counter[str] = collections.Counter()
+        self._versions: dict[str, list[bytes]] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def set(self, secret: str, value: str | bytes) -> str:
+        """Add a new version to ``secret`` (``projects/P/secrets/S``); returns the version's name."""
+        if not re.fullmatch(r"projects/[^/]+/secrets/[^/]+", secret):
+            raise ValueError(f"expected projects/P/secrets/S, got {secret!r}")
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        with self._lock:
+            versions = self._versions.setdefault(secret, [])
+            versions.append(data)
+            return f"{secret}/versions/{len(versions)}"
+
+    @property
+    def access_count(self) -> int:
+        """All accesses so far, whatever the name or the answer."""
+        with self._lock:
+            return sum(self.requests.values())
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "FakeSecretManager":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-secret-manager", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeSecretManager":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _answer(self, path: str) -> tuple[int, dict]:
+        match = _ACCESS_PATH.match(unquote(urlsplit(path).path))
+        if match is None:
+            return _error(404, "NOT_FOUND", "unknown method or resource")
+        secret, version = match.groups()
+        with self._lock:
+            self.requests[f"{secret}/versions/{version}"] += 1
+            versions = list(self._versions.get(secret, ()))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.down:
+            return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        if not versions:
+            return _error(404, "NOT_FOUND", f"Secret [{secret}] not found or has no versions.")
+        if version == "latest":
+            number = len(versions)
+        elif version.isdigit() and 1 <= int(version) <= len(versions):
+            number = int(version)
+        else:
+            return _error(404, "NOT_FOUND", f"Secret Version [{secret}/versions/{version}] not found.")
+        data = versions[number - 1]
+        crc = google_crc32c.value(data)
+        if self.corrupt_crc:
+            crc = (crc + 1) % (1 << 32)
+        return 200, {
+            "name": f"{secret}/versions/{number}",
+            "payload": {"data": base64.b64encode(data).decode("ascii"), "dataCrc32c": str(crc)},
+        }
+
+
+def _error(code: int, status: str, message: str) -> tuple[int, dict]:
+    return code, {"error": {"code": code, "message": message, "status": status}}
+
+
+def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            status, document = fake._answer(self.path)
+            body = json.dumps(document).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: test output stays readable."""
+
+    return Handler

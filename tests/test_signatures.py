@@ -1,0 +1,121 @@
+"""The signature primitives: published HMAC vector, constant-time matching, the replay window, and
+strict decoding where every parse error is one Unauthorized("malformed_signature")."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from stardex_webhook import signatures
+from stardex_webhook.errors import Unauthorized
+
+
+def test_hmac_sha256_matches_rfc_4231_test_case_2():
+    digest = signatures.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
+    assert digest.hex() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+
+def test_hmac_sha256_is_the_standard_library_hmac():
+    expected = hmac.new(b"key", b"message", hashlib.sha256).digest()
+    assert signatures.hmac_sha256(b"key", b"message") == expected
+
+
+def test_constant_time_equal():
+    assert signatures.constant_time_equal(b"abc", b"abc")
+    assert not signatures.constant_time_equal(b"abc", b"abd")
+    assert not signatures.constant_time_equal(b"abc", b"abcd")
+
+
+def test_any_signature_matches_second_key():
+    assert signatures.any_signature_matches([b"old", b"new"], [b"new"])
+
+
+def test_any_signature_matches_second_given_signature():
+    assert signatures.any_signature_matches([b"new"], [b"stale", b"new"])
+
+
+def test_any_signature_matches_none():
+    assert not signatures.any_signature_matches([b"a", b"b"], [b"c", b"d"])
+    assert not signatures.any_signature_matches([b"a"], [])
+    assert not signatures.any_signature_matches([], [b"a"])
+
+
+def test_any_signature_matches_accepts_generators():
+    expected = (digest for digest in [b"x", b"y"])
+    assert signatures.any_signature_matches(expected, (s for s in [b"q", b"y"]))
+
+
+@pytest.mark.parametrize("offset", [0, 1, -1, 300, -300])
+def test_timestamp_inside_window(offset):
+    signatures.check_timestamp(1_700_000_000 + offset, now=1_700_000_000)
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -86_400, 86_400])
+def test_timestamp_outside_window_both_directions(offset):
+    with pytest.raises(Unauthorized) as caught:
+        signatures.check_timestamp(1_700_000_000 + offset, now=1_700_000_000)
+    assert caught.value.reason == "stale_timestamp"
+
+
+def test_timestamp_custom_tolerance():
+    with pytest.raises(Unauthorized):
+        signatures.check_timestamp(100, now=161, tolerance=60)
+
+
+@pytest.mark.parametrize("text", ["00ff", "00FF", "aBcD"])
+def test_decode_hex(text):
+    assert signatures.decode_hex(text) == bytes.fromhex(text)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "zz", "0x00", "00 ff", " 00ff", "00ff\n", "ab\u0660\u0661", "é1"])
+def test_decode_hex_malformed(text):
+    with pytest.raises(Unauthorized) as caught:
+        signatures.decode_hex(text)
+    assert caught.value.reason == "malformed_signature"
+
+
+def test_decode_base64():
+    raw = bytes(range(256))
+    assert signatures.decode_base64(base64.b64encode(raw).decode()) == raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "ab=c", "not base64!", "-_-_", "YWJj\n", "YW Jj", "é", "===="],
+)
+def test_decode_base64_malformed(text):
+    with pytest.raises(Unauthorized) as caught:
+        signatures.decode_base64(text)
+    assert caught.value.reason == "malformed_signature"
+
+
+@pytest.mark.parametrize("text, expected", [("1614265330", 1614265330), (" 0 ", 0)])
+def test_parse_unix_seconds(text, expected):
+    assert signatures.parse_unix_seconds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "-1", "1.5", "1e9", "abc", "\u0661\u0662", "1_000", "9" * 20])
+def test_parse_unix_seconds_malformed(text):
+    with pytest.raises(Unauthorized) as caught:
+        signatures.parse_unix_seconds(text)
+    assert caught.value.reason == "malformed_signature"
+
+
+def test_require_keys():
+    assert signatures.require_keys(["", "k1", "k2"]) == ["k1", "k2"]
+
+
+@pytest.mark.parametrize("keys", [[], [""]])
+def test_require_keys_refuses_without_a_key(keys):
+    with pytest.raises(Unauthorized) as caught:
+        signatures.require_keys(keys)
+    assert caught.value.reason == "no_signing_key"
+
+
+def test_utf8_bytes():
+    assert signatures.utf8_bytes("clé") == "clé".encode()
+    assert signatures.utf8_bytes("key\udcff") == b"key\xff"  # os.environ's escape for an undecodable byte
+    assert signatures.utf8_bytes("\ud800") == b"\xed\xa0\x80"
