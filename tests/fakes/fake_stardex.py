@@ -1,0 +1,527 @@
+"""A loopback fake of the Stardex v1 persons API, for tests that run the real function over HTTP.
+
+It follows the documented API (shared/reference/stardex-api.md), including its hazards, so that
+tests catch the mistakes the real API would punish:
+
+* success envelopes ``{"success": true, "data": ...}`` (lists with ``meta``); error envelope
+  ``{"success": false, "error": {"code", "message"}}``; 404s (unknown person, unknown route) and
+  500s in Fastify's shape ``{"message", "error", "statusCode"}``, as third-party code observed;
+* ``Authorization: Bearer <key>`` checked (401 ``INVALID_API_KEY``);
+* 60 requests a minute per key in a sliding window: 429 with ``Retry-After``, ``X-RateLimit-*``
+  headers and ``retry_after_seconds``/``limit``/``reset_at`` in the error;
+* PATCH replaces ``emails``/``phone_numbers`` whole (the documented hazard), and rejects unknown
+  fields and malformed contact items with 400;
+* reads answer contact lists as ``emails``/``phones`` of ``{contact_data_type, value}``; create
+  takes plain string lists; GET does not return ``linkedin_url`` (only ``linkedin_public_id``).
+
+Switches for tests: ``add_person``, ``person``, ``down``, ``fail_next``, ``delay_seconds``,
+``rate_limit``, ``window_seconds``, ``api_key``, ``requests``, ``reset()``. Standard library only.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import math
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+API_PREFIX = "/v1"
+DEFAULT_API_KEY = "test-stardex-key"
+
+# PATCH /v1/persons/{id} body fields (docs' update-person page, newer version with custom_fields).
+PATCH_STRING_FIELDS = frozenset(
+    {
+        "linkedin_url", "name", "first_name", "last_name", "current_job_title", "company_name",
+        "linkedin_location", "linkedin_headline", "address", "work_email", "personal_email",
+        "mobile_phone", "work_phone", "job_id",
+    }
+)
+PATCH_FIELDS = PATCH_STRING_FIELDS | {"emails", "phone_numbers", "enrich_record", "custom_fields"}
+# POST /v1/persons body fields (docs' create-person page).
+CREATE_STRING_FIELDS = frozenset(
+    {
+        "name", "linkedin_url", "first_name", "last_name", "current_job_title", "linkedin_location",
+        "company_name", "work_email", "work_phone", "personal_email", "mobile_phone", "notes",
+        "job_id", "job_name", "client_name", "client_id", "external_source_id",
+    }
+)
+CREATE_FIELDS = CREATE_STRING_FIELDS | {"emails", "phone_numbers", "enrich_record"}
+# The subset of POST /v1/persons/search the fake implements; anything else is refused (400) so a
+# test never passes by a filter the fake silently ignored.
+SEARCH_FIELDS = frozenset({"email", "linkedin_url", "name", "limit", "offset", "include", "sort_by", "sort_order"})
+# Convenience fields and the contact list + type they add to.
+CONVENIENCE_CONTACTS = {
+    "work_email": ("emails", "work"),
+    "personal_email": ("emails", "personal"),
+    "work_phone": ("phones", "work"),
+    "mobile_phone": ("phones", "mobile"),
+}
+# Fields of a stored person that GET and search return (linkedin_url is stored but not returned).
+PERSON_FIELDS = (
+    "id", "name", "first_name", "last_name", "linkedin_public_id", "current_job_title",
+    "current_company_name", "current_company_id", "external_source_id", "linkedin_location",
+    "linkedin_headline", "address", "emails", "phones", "work_experience", "education_experience",
+    "certifications", "candidates",
+)
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
+            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_CODES = {400: "VALIDATION_ERROR", 401: "INVALID_API_KEY", 403: "FORBIDDEN", 409: "CONFLICT",
+          422: "UNPROCESSABLE", 429: "RATE_LIMIT_EXCEEDED", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",
+          504: "GATEWAY_TIMEOUT"}
+
+
+class RecordedRequest(NamedTuple):
+    """One request as received: ``json`` is the parsed body (None without one; the raw text when
+    it is not JSON), ``headers`` a plain dict with the names as sent."""
+
+    method: str
+    path: str
+    json: Any
+    headers: dict[str, str]
+
+
+class _Answer(Exception):
+    """Raised inside a handler to answer at once."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _envelope_error(status: int, message: str, code: str | None = None, **extra: Any) -> _Answer:
+    return _Answer(status, {"success": False, "error": {"code": code or _CODES.get(status, f"HTTP_{status}"),
+                                                        "message": message, **extra}})
+
+
+def _fastify_error(status: int, message: str) -> _Answer:
+    return _Answer(status, {"message": message, "error": _REASONS.get(status, "Error"), "statusCode": status})
+
+
+def _invalid(message: str) -> _Answer:
+    return _envelope_error(400, message, "VALIDATION_ERROR")
+
+
+def _linkedin_public_id(url: str) -> str | None:
+    parts = [part for part in urlsplit(url).path.split("/") if part]
+    return parts[1] if len(parts) >= 2 and parts[0] == "in" else None
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    first, _, last = name.strip().partition(" ")
+    return first, last.strip()
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+class FakeStardex:
+    """The fake server. Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/v1``."""
+
+    def __init__(self, api_key: str = DEFAULT_API_KEY, rate_limit: int = 60, window_seconds: float = 60.0) -> None:
+        self.api_key = api_key
+        self.rate_limit = rate_limit
+        self.window_seconds = window_seconds
+        self.down = False
+        self.delay_seconds = 0.0
+        self.requests: list[RecordedRequest] = []
+        self._persons: dict[str, dict[str, Any]] = {}
+        self._failures: collections.deque[tuple[int, float | None]] = collections.deque()
+        self._hits: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "FakeStardex":
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-stardex", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping for delay_seconds
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "FakeStardex":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
+
+    # -- test switches -----------------------------------------------------------------------
+
+    def add_person(self, **fields: Any) -> str:
+        """Store a person directly (no request, no rate limit) and return its id. Takes the read
+        shape (``emails``/``phones`` of dicts) or plain strings, ``phone_numbers`` as an alias of
+        ``phones``, ``linkedin_url``, ``company_name`` as an alias of ``current_company_name``."""
+        fields = dict(fields)
+        person_id = str(fields.pop("id", None) or uuid.uuid4())
+        name = fields.pop("name", None) or " ".join(
+            part for part in (fields.get("first_name"), fields.get("last_name")) if part
+        )
+        person = self._blank_person(person_id, name)
+        if "company_name" in fields:
+            fields["current_company_name"] = fields.pop("company_name")
+        if "phone_numbers" in fields:
+            fields["phones"] = fields.pop("phone_numbers")
+        for list_key, default_type in (("emails", "work"), ("phones", "mobile")):
+            items = fields.pop(list_key, [])
+            person[list_key] = [
+                {"contact_data_type": default_type, "value": item} if isinstance(item, str) else dict(item)
+                for item in items
+            ]
+        if fields.get("linkedin_url"):
+            person["linkedin_public_id"] = _linkedin_public_id(fields["linkedin_url"])
+        person.update(fields)
+        with self._lock:
+            self._persons[person_id] = person
+        return person_id
+
+    def person(self, person_id: str) -> dict[str, Any]:
+        """The stored person (a copy), including ``linkedin_url``, which GET does not return."""
+        with self._lock:
+            return copy.deepcopy(self._persons[person_id])
+
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (before auth and rate limiting);
+        ``retry_after`` adds a ``Retry-After`` header (and ``retry_after_seconds`` for a 429)."""
+        with self._lock:
+            self._failures.extend([(status, retry_after)] * times)
+
+    def reset(self) -> None:
+        """Forget persons, requests, pending failures and rate-limit counts; restore switches."""
+        with self._lock:
+            self._persons.clear()
+            self._failures.clear()
+            self._hits.clear()
+            self.requests.clear()
+        self.down = False
+        self.delay_seconds = 0.0
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "FakeStardex/1"
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_PATCH(self) -> None:
+                fake._handle(self)
+
+            def do_PUT(self) -> None:
+                fake._handle(self)
+
+            def do_DELETE(self) -> None:
+                fake._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+        return Handler
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        path = urlsplit(handler.path).path
+        body: Any = None
+        body_error = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body, body_error = raw.decode("utf-8", "replace"), True
+        with self._lock:
+            self.requests.append(RecordedRequest(handler.command, path, body, dict(handler.headers.items())))
+        if self.delay_seconds > 0 and self._stopping.wait(self.delay_seconds):
+            return
+        rate_headers: dict[str, str] = {}
+        try:
+            self._refuse_if_failing()
+            self._check_key(handler.headers.get("Authorization", ""))
+            rate_headers = self._count_request(handler.headers["Authorization"])
+            if body_error:
+                raise _invalid("Body is not valid JSON")
+            status, answer = self._route(handler.command, path, body)
+        except _Answer as answer_error:
+            status, answer = answer_error.status, answer_error.body
+            rate_headers = {**rate_headers, **answer_error.headers}
+        self._send(handler, status, answer, rate_headers)
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
+        payload = json.dumps(body).encode("utf-8")
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a deadline test): nothing to answer
+
+    def _refuse_if_failing(self) -> None:
+        if self.down:
+            raise _envelope_error(503, "Service temporarily unavailable")
+        with self._lock:
+            injected = self._failures.popleft() if self._failures else None
+        if injected is None:
+            return
+        status, retry_after = injected
+        headers = {"Retry-After": str(int(math.ceil(retry_after)))} if retry_after is not None else {}
+        if status == 429:
+            wait = int(math.ceil(retry_after if retry_after is not None else self.window_seconds))
+            answer = self._rate_limited(wait)
+        elif status in (404, 500):
+            answer = _fastify_error(status, "Injected failure")
+        else:
+            answer = _envelope_error(status, "Injected failure")
+        answer.headers.update(headers)
+        raise answer
+
+    def _check_key(self, authorization: str) -> None:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or key.strip() != self.api_key:
+            raise _envelope_error(401, "The provided API key is invalid or expired", "INVALID_API_KEY")
+
+    def _rate_limited(self, wait: int) -> _Answer:
+        reset_at = int(time.time()) + wait
+        answer = _envelope_error(
+            429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED",
+            retry_after_seconds=wait, limit=self.rate_limit, reset_at=reset_at,
+        )
+        answer.headers.update({"Retry-After": str(wait), "X-RateLimit-Limit": str(self.rate_limit),
+                               "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset_at)})
+        return answer
+
+    def _count_request(self, key: str) -> dict[str, str]:
+        """Sliding window per key; refused requests do not count. Returns the X-RateLimit headers."""
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key, collections.deque())
+            while hits and hits[0] <= now - self.window_seconds:
+                hits.popleft()
+            if len(hits) >= self.rate_limit:
+                wait = max(1, int(math.ceil(hits[0] + self.window_seconds - now)))
+                raise self._rate_limited(wait)
+            hits.append(now)
+            remaining = self.rate_limit - len(hits)
+            reset_in = hits[0] + self.window_seconds - now
+        return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(int(math.ceil(time.time() + reset_in)))}
+
+    def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if path == f"{API_PREFIX}/persons/search" and method == "POST":
+            return self._search(body)
+        if path == f"{API_PREFIX}/persons" and method == "POST":
+            return self._create(body)
+        prefix = f"{API_PREFIX}/persons/"
+        if path.startswith(prefix) and "/" not in path[len(prefix):] and path != prefix:
+            person_id = unquote(path[len(prefix):])
+            if method == "GET":
+                return self._get(person_id)
+            if method == "PATCH":
+                return self._patch(person_id, body)
+        raise _fastify_error(404, f"Route {method}:{path} not found")
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _blank_person(self, person_id: str, name: str) -> dict[str, Any]:
+        first, last = _split_name(name)
+        return {
+            "id": person_id, "name": name, "first_name": first, "last_name": last, "linkedin_url": None,
+            "linkedin_public_id": None, "current_job_title": None, "current_company_name": None,
+            "current_company_id": None, "external_source_id": None, "emails": [], "phones": [],
+            "work_experience": [], "education_experience": [], "certifications": [], "candidates": [],
+        }
+
+    def _public(self, person: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy({key: person[key] for key in PERSON_FIELDS if key in person})
+
+    def _stored(self, person_id: str) -> dict[str, Any]:
+        person = self._persons.get(person_id)
+        if person is None:
+            raise _fastify_error(404, "Person not found")
+        return person
+
+    def _get(self, person_id: str) -> tuple[int, Any]:
+        with self._lock:
+            return 200, {"success": True, "data": self._public(self._stored(person_id))}
+
+    def _search(self, body: Any) -> tuple[int, Any]:
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            raise _invalid("body must be a JSON object")
+        unknown = sorted(set(body) - SEARCH_FIELDS)
+        if unknown:
+            raise _invalid(f"unsupported search fields: {', '.join(unknown)}")
+        limit, offset = body.get("limit", 100), body.get("offset", 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+            raise _invalid("limit must be an integer from 1 to 100")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _invalid("offset must be a non-negative integer")
+        for key in ("email", "linkedin_url", "name"):
+            if key in body and not isinstance(body[key], str):
+                raise _invalid(f"{key} must be a string")
+        with self._lock:
+            matches = [person for person in self._persons.values() if self._matches(person, body)]
+            page = [self._public(person) for person in matches[offset:offset + limit]]
+        return 200, {"success": True, "data": page, "meta": {"total": len(matches), "offset": offset, "limit": limit}}
+
+    @staticmethod
+    def _matches(person: dict[str, Any], query: dict[str, Any]) -> bool:
+        if "email" in query:
+            wanted = query["email"].strip().casefold()
+            if not any((item.get("value") or "").strip().casefold() == wanted for item in person["emails"]):
+                return False
+        if "linkedin_url" in query and person.get("linkedin_url") != query["linkedin_url"]:
+            return False
+        if "name" in query and query["name"].casefold() not in (person.get("name") or "").casefold():
+            return False
+        return True
+
+    def _create(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise _invalid("body must be a JSON object")
+        unknown = sorted(set(body) - CREATE_FIELDS)
+        if unknown:
+            raise _invalid(f"unknown fields: {', '.join(unknown)}")
+        self._check_strings(body, CREATE_STRING_FIELDS)
+        if not isinstance(body.get("name"), str) or not body["name"].strip():
+            raise _invalid("name is required")
+        if not isinstance(body.get("linkedin_url"), str) or not _is_http_url(body["linkedin_url"]):
+            raise _invalid("linkedin_url is required and must be a URL")
+        for key in ("emails", "phone_numbers"):
+            items = body.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(item, str) and item.strip() for item in items):
+                raise _invalid(f"{key} must be a list of non-empty strings")
+        with self._lock:
+            for person in self._persons.values():  # "used for deduplication"
+                if person.get("linkedin_url") == body["linkedin_url"]:
+                    return 200, {"success": True, "data": self._created_view(person)}
+            person = self._blank_person(str(uuid.uuid4()), body["name"].strip())
+            for key in ("first_name", "last_name", "current_job_title", "linkedin_location", "external_source_id"):
+                if key in body:
+                    person[key] = body[key]
+            person["linkedin_url"] = body["linkedin_url"]
+            person["linkedin_public_id"] = _linkedin_public_id(body["linkedin_url"])
+            if "company_name" in body:
+                person["current_company_name"] = body["company_name"]
+            person["emails"] = [{"contact_data_type": "work", "value": v} for v in body.get("emails", [])]
+            person["phones"] = [{"contact_data_type": "mobile", "value": v} for v in body.get("phone_numbers", [])]
+            self._add_convenience_contacts(person, body)
+            self._persons[person["id"]] = person
+            return 201, {"success": True, "data": self._created_view(person)}
+
+    @staticmethod
+    def _created_view(person: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy({
+            "id": person["id"], "name": person["name"], "linkedin_public_id": person["linkedin_public_id"],
+            "current_job_title": person.get("current_job_title"), "company_name": person.get("current_company_name"),
+            "linkedin_location": person.get("linkedin_location"), "emails": person["emails"],
+            "phones": person["phones"], "candidate_id": None, "client_contact_id": None,
+            "external_source_id": person.get("external_source_id"),
+        })
+
+    def _patch(self, person_id: str, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise _invalid("body must be a JSON object")
+        unknown = sorted(set(body) - PATCH_FIELDS)
+        if unknown:
+            raise _invalid(f"unknown fields: {', '.join(unknown)}")
+        self._check_strings(body, PATCH_STRING_FIELDS)
+        for key in ("emails", "phone_numbers"):
+            if key in body:
+                self._check_contact_items(key, body[key])
+        if "enrich_record" in body and not isinstance(body["enrich_record"], bool):
+            raise _invalid("enrich_record must be a boolean")
+        custom_fields = body.get("custom_fields", [])
+        if not isinstance(custom_fields, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("attribute_id"), str) for item in custom_fields
+        ):
+            raise _invalid("custom_fields must be a list of objects with attribute_id")
+        if "linkedin_url" in body and not _is_http_url(body["linkedin_url"]):
+            raise _invalid("linkedin_url must be a URL")
+        with self._lock:
+            person = self._stored(person_id)
+            # The documented hazard: a sent list replaces the stored one entirely.
+            if "emails" in body:
+                person["emails"] = [dict(item) for item in body["emails"]]
+            if "phone_numbers" in body:
+                person["phones"] = [dict(item) for item in body["phone_numbers"]]
+            for key in ("name", "first_name", "last_name", "current_job_title", "linkedin_location",
+                        "linkedin_headline", "address", "linkedin_url", "custom_fields", "job_id"):
+                if key in body:
+                    person[key] = copy.deepcopy(body[key])
+            if "company_name" in body:
+                person["current_company_name"] = body["company_name"]
+            if "linkedin_url" in body:
+                person["linkedin_public_id"] = _linkedin_public_id(body["linkedin_url"])
+            self._add_convenience_contacts(person, body)
+        return 200, {"success": True, "data": {"message": "Person updated successfully"}}
+
+    @staticmethod
+    def _check_strings(body: dict[str, Any], string_fields: frozenset[str]) -> None:
+        for key in string_fields & set(body):
+            if not isinstance(body[key], str):
+                raise _invalid(f"{key} must be a string")
+
+    @staticmethod
+    def _check_contact_items(key: str, items: Any) -> None:
+        if not isinstance(items, list):
+            raise _invalid(f"{key} must be an array")
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) - {"contact_data_type", "value"}:
+                raise _invalid(f"{key}[{index}] must be an object with contact_data_type and value")
+            if not isinstance(item.get("value"), str) or not item["value"].strip():
+                raise _invalid(f"{key}[{index}].value is required")
+            if not isinstance(item.get("contact_data_type"), str) or not item["contact_data_type"].strip():
+                raise _invalid(f"{key}[{index}].contact_data_type is required")
+
+    @staticmethod
+    def _add_convenience_contacts(person: dict[str, Any], body: dict[str, Any]) -> None:
+        """``work_email`` and friends add an entry of their type unless the value is already there
+        (the docs do not say more; adding is the least surprising reading)."""
+        for field, (list_key, contact_type) in CONVENIENCE_CONTACTS.items():
+            value = body.get(field)
+            if not value:
+                continue
+            existing = {(item.get("value") or "").casefold() for item in person[list_key]}
+            if value.casefold() not in existing:
+                person[list_key].append({"contact_data_type": contact_type, "value": value})

@@ -1,0 +1,200 @@
+"""The loopback fake keeps to the documented Stardex API, so end-to-end tests can trust it.
+
+Plain ``requests`` calls, not our client: the fake is checked on its own terms.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.fakes.fake_stardex import FakeStardex
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeStardex() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server):
+    server.reset()
+    server.api_key = "fake-key"
+    server.rate_limit = 60
+    yield server
+    server.reset()
+
+
+def call(fake, method, path, json=None, key=None):
+    headers = {"Authorization": f"Bearer {key or fake.api_key}"}
+    return requests.request(method, fake.base_url + path, json=json, headers=headers, timeout=5)
+
+
+def test_base_url_is_loopback_v1(fake):
+    assert fake.base_url.startswith("http://127.0.0.1:")
+    assert fake.base_url.endswith("/v1")
+
+
+def test_wrong_key_is_401_invalid_api_key_envelope(fake):
+    answer = call(fake, "GET", "/persons/x", key="wrong")
+    assert answer.status_code == 401
+    assert answer.json() == {"success": False, "error": {
+        "code": "INVALID_API_KEY", "message": "The provided API key is invalid or expired"}}
+
+
+def test_rate_limit_answers_429_with_headers_and_body(fake):
+    fake.rate_limit = 3
+    remaining = [call(fake, "POST", "/persons/search", {}).headers["X-RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+
+    refused = call(fake, "POST", "/persons/search", {})
+
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert abs(int(refused.headers["X-RateLimit-Reset"]) - (time.time() + wait)) <= 2
+    body = refused.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert body["error"]["retry_after_seconds"] == wait
+    assert body["error"]["limit"] == 3
+    assert body["error"]["reset_at"] == int(refused.headers["X-RateLimit-Reset"])
+
+
+def test_rate_limit_window_slides():
+    with FakeStardex(api_key="k", rate_limit=2, window_seconds=0.2) as fake:
+        assert [call(fake, "POST", "/persons/search", {}).status_code for _ in range(3)] == [200, 200, 429]
+        time.sleep(0.25)
+        assert call(fake, "POST", "/persons/search", {}).status_code == 200
+
+
+def test_get_returns_the_documented_person_shape(fake):
+    person_id = fake.add_person(name="Ada Lovelace", emails=["ada@example.com"], phones=["+442079460958"],
+                                linkedin_url="https://www.linkedin.com/in/ada-l", current_job_title="Analyst")
+
+    answer = call(fake, "GET", f"/persons/{person_id}")
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["success"] is True
+    person = body["data"]
+    assert person["id"] == person_id
+    assert (person["first_name"], person["last_name"]) == ("Ada", "Lovelace")
+    assert person["linkedin_public_id"] == "ada-l"
+    assert "linkedin_url" not in person  # reads give only the public id
+    assert person["emails"] == [{"contact_data_type": "work", "value": "ada@example.com"}]
+    assert person["phones"] == [{"contact_data_type": "mobile", "value": "+442079460958"}]
+
+
+def test_unknown_person_is_a_fastify_404(fake):
+    answer = call(fake, "GET", "/persons/00000000-0000-4000-8000-000000000000")
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "Person not found", "error": "Not Found", "statusCode": 404}
+
+
+def test_patch_replaces_contact_lists_and_sets_fields(fake):
+    person_id = fake.add_person(
+        name="Ada Lovelace",
+        emails=["ada@example.com", {"contact_data_type": "personal", "value": "ada@home.test"}],
+        phones=["+442079460958"],
+        current_job_title="Analyst",
+    )
+
+    answer = call(fake, "PATCH", f"/persons/{person_id}", {
+        "emails": [{"contact_data_type": "work", "value": "ada@new.test"}],
+        "phone_numbers": [{"contact_data_type": "work", "value": "+15555550100"}],
+        "company_name": "Analytical Engines",
+    })
+
+    assert answer.status_code == 200
+    assert answer.json() == {"success": True, "data": {"message": "Person updated successfully"}}
+    stored = fake.person(person_id)
+    assert stored["emails"] == [{"contact_data_type": "work", "value": "ada@new.test"}]  # the others are gone
+    assert stored["phones"] == [{"contact_data_type": "work", "value": "+15555550100"}]
+    assert stored["current_company_name"] == "Analytical Engines"
+    assert stored["current_job_title"] == "Analyst"  # not sent, so kept
+
+
+@pytest.mark.parametrize("body", [
+    {"favourite_colour": "blue"},
+    {"emails": [{"contact_data_type": "work"}]},
+    {"emails": ["ada@example.com"]},
+    {"phone_numbers": [{"contact_data_type": "work", "value": ""}]},
+    {"name": 42},
+])
+def test_patch_refuses_invalid_bodies_with_400(fake, body):
+    person_id = fake.add_person(name="Ada Lovelace", emails=["ada@example.com"])
+    answer = call(fake, "PATCH", f"/persons/{person_id}", body)
+    assert answer.status_code == 400
+    assert answer.json()["success"] is False
+    assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert fake.person(person_id)["emails"] == [{"contact_data_type": "work", "value": "ada@example.com"}]
+
+
+def test_search_matches_any_email_case_insensitively_and_linkedin_exactly(fake):
+    ada = fake.add_person(name="Ada", emails=["ada@work.test", "Ada@Home.test"],
+                          linkedin_url="https://www.linkedin.com/in/ada")
+    fake.add_person(name="Bob", emails=["bob@work.test"])
+
+    by_email = call(fake, "POST", "/persons/search", {"email": "ADA@home.TEST", "limit": 2}).json()
+    by_url = call(fake, "POST", "/persons/search", {"linkedin_url": "https://www.linkedin.com/in/ada"}).json()
+    near_url = call(fake, "POST", "/persons/search", {"linkedin_url": "https://www.linkedin.com/in/ad"}).json()
+
+    assert [p["id"] for p in by_email["data"]] == [ada]
+    assert by_email["meta"] == {"total": 1, "offset": 0, "limit": 2}
+    assert [p["id"] for p in by_url["data"]] == [ada]
+    assert near_url["data"] == [] and near_url["meta"]["total"] == 0
+
+
+def test_search_limit_caps_the_page_but_not_the_total(fake):
+    for name in ("A", "B", "C"):
+        fake.add_person(name=name, emails=["shared@example.com"])
+    answer = call(fake, "POST", "/persons/search", {"email": "shared@example.com", "limit": 2}).json()
+    assert len(answer["data"]) == 2
+    assert answer["meta"]["total"] == 3
+
+
+def test_create_needs_name_and_linkedin_url_and_returns_the_id(fake):
+    assert call(fake, "POST", "/persons", {"linkedin_url": "https://www.linkedin.com/in/x"}).status_code == 400
+    assert call(fake, "POST", "/persons", {"name": "X"}).status_code == 400
+
+    answer = call(fake, "POST", "/persons", {
+        "name": "Grace Hopper", "linkedin_url": "https://www.linkedin.com/in/grace",
+        "emails": ["grace@navy.test"], "phone_numbers": ["+15555550101"],
+    })
+
+    assert answer.status_code == 201
+    created = answer.json()["data"]
+    stored = fake.person(created["id"])
+    assert stored["name"] == "Grace Hopper"
+    assert [e["value"] for e in stored["emails"]] == ["grace@navy.test"]
+    assert [p["value"] for p in stored["phones"]] == ["+15555550101"]
+    again = call(fake, "POST", "/persons", {"name": "Grace", "linkedin_url": "https://www.linkedin.com/in/grace"})
+    assert again.json()["data"]["id"] == created["id"]  # de-duplicated by LinkedIn URL
+
+
+def test_down_fail_next_and_the_request_log(fake):
+    fake.down = True
+    assert call(fake, "GET", "/persons/x").status_code == 503
+    fake.down = False
+    fake.fail_next(500, times=2, retry_after=3)
+    failed = [call(fake, "POST", "/persons/search", {"email": "a@b.test"}) for _ in range(2)]
+    assert [(a.status_code, a.headers["Retry-After"]) for a in failed] == [(500, "3"), (500, "3")]
+    assert failed[0].json()["statusCode"] == 500
+    assert call(fake, "POST", "/persons/search", {"email": "a@b.test"}).status_code == 200
+
+    method, path, body, headers = fake.requests[-1]
+    assert (method, path, body) == ("POST", "/v1/persons/search", {"email": "a@b.test"})
+    assert headers["Authorization"] == "Bearer fake-key"
+    assert len(fake.requests) == 4
+
+
+def test_unknown_route_is_a_fastify_404(fake):
+    answer = call(fake, "GET", "/jobs")
+    assert answer.status_code == 404
+    assert answer.json()["statusCode"] == 404
