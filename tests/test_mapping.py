@@ -1,0 +1,641 @@
+"""The mapping engine and the three built-in mappings.
+
+Expected updates are written out by hand from the fixtures, so a test fails when the engine or a
+mapping file changes what Stardex would receive.
+"""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jmespath
+import pytest
+
+from stardex_webhook import transforms
+from stardex_webhook.errors import ConfigurationError
+from stardex_webhook.mapping import (
+    BUILTIN_MAPPINGS_DIR,
+    MappedUpdate,
+    PersonRef,
+    compile_expression,
+    load_mappings,
+)
+from stardex_webhook.validation import validate_update
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture(name):
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def mappings():
+    return load_mappings(BUILTIN_MAPPINGS_DIR, None, None)
+
+
+# --- Greenhouse -------------------------------------------------------------------------------
+
+GREENHOUSE_UPDATE = {
+    "first_name": "Marta",
+    "last_name": "Quintal",
+    "name": "Marta Quintal",
+    "company_name": "Northwind Analytics",
+    "current_job_title": "Data Engineer",
+    "linkedin_url": "https://www.linkedin.com/in/marta-quintal-example",
+    "address": "Rua Exemplo 10\n1100-001 Lisboa",
+    "emails": [
+        {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
+        {"contact_data_type": "work", "value": "mquintal@northwind-example.com"},
+    ],
+    "phone_numbers": [{"contact_data_type": "mobile", "value": "+351910000111"}],
+}
+GREENHOUSE_PERSON = PersonRef(
+    id=None,
+    emails=["marta.quintal@example.org", "mquintal@northwind-example.com"],
+    linkedin_url="https://www.linkedin.com/in/marta-quintal-example",
+)
+
+
+def greenhouse_candidate():
+    return fixture("greenhouse_hire_candidate.json")["payload"]["application"]["candidate"]
+
+
+def greenhouse_with_candidate(candidate, action="hire_candidate"):
+    document = fixture("greenhouse_hire_candidate.json")
+    document["action"] = action
+    document["payload"]["application"]["candidate"] = candidate
+    return document
+
+
+def test_greenhouse_hire_candidate(mappings):
+    result = mappings["greenhouse"].apply(fixture("greenhouse_hire_candidate.json"))
+    assert result == MappedUpdate(update=GREENHOUSE_UPDATE, person=GREENHOUSE_PERSON, create=False)
+
+
+def test_greenhouse_update_is_valid_for_stardex(mappings):
+    validate_update(mappings["greenhouse"].apply(fixture("greenhouse_hire_candidate.json")).update)
+
+
+def test_greenhouse_update_candidate_shape(mappings):
+    """update_candidate carries the person at payload.candidate, without an application."""
+    payload = {"action": "update_candidate", "payload": {"candidate": greenhouse_candidate()}}
+    result = mappings["greenhouse"].apply(payload)
+    assert (result.update, result.person) == (GREENHOUSE_UPDATE, GREENHOUSE_PERSON)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["hire_candidate", "candidate_stage_change", "application_updated", "new_candidate_application",
+     "new_prospect_application", "update_candidate", "reject_candidate", "unreject_candidate", "unhire_candidate"],
+)
+def test_greenhouse_acts_on_every_event_that_carries_a_person(mappings, action):
+    assert mappings["greenhouse"].acts_on(action)
+
+
+@pytest.mark.parametrize("action", ["ping", "delete_candidate", "merge_candidate", "candidate_anonymized", None])
+def test_greenhouse_ignores_events_without_a_person(mappings, action):
+    assert not mappings["greenhouse"].acts_on(action)
+
+
+def test_greenhouse_falls_back_to_the_current_employment(mappings):
+    candidate = greenhouse_candidate()
+    del candidate["company"], candidate["title"]
+    candidate["employments"] = [
+        {"company_name": "Initech", "title": "Intern", "start_date": "01/01/2018", "end_date": "12/31/2020"},
+        {"company_name": "Northwind Analytics", "title": "Data Engineer", "start_date": "01/01/2021", "end_date": None},
+    ]
+    update = mappings["greenhouse"].apply(greenhouse_with_candidate(candidate)).update
+    assert (update["company_name"], update["current_job_title"]) == ("Northwind Analytics", "Data Engineer")
+
+
+def test_greenhouse_finds_linkedin_among_website_addresses(mappings):
+    candidate = greenhouse_candidate()
+    candidate["social_media_addresses"] = [{"value": "https://twitter.com/marta"}]
+    candidate["website_addresses"] = [
+        {"value": "https://marta.example.org", "type": "personal"},
+        {"value": "pt.linkedin.com/in/marta-q", "type": "other"},
+    ]
+    result = mappings["greenhouse"].apply(greenhouse_with_candidate(candidate))
+    assert result.update["linkedin_url"] == "https://pt.linkedin.com/in/marta-q"
+    assert result.person.linkedin_url == "https://pt.linkedin.com/in/marta-q"
+
+
+def test_greenhouse_contact_types_become_stardex_types(mappings):
+    candidate = greenhouse_candidate()
+    candidate["email_addresses"] = [
+        {"value": "marta@example.org", "type": "other"},
+        {"value": "MARTA@example.org ", "type": "work"},
+        {"value": "m.q@northwind-example.com", "type": "work"},
+    ]
+    candidate["phone_numbers"] = [
+        {"value": "+351 910 000 111", "type": "home"},
+        {"value": "+351910000111", "type": "mobile"},
+        {"value": "+351 213 000 222", "type": "work"},
+        {"value": "live:marta.q", "type": "skype"},
+        {"value": "+351 910 000 333", "type": "other"},
+    ]
+    update = mappings["greenhouse"].apply(greenhouse_with_candidate(candidate)).update
+    assert update["emails"] == [
+        {"contact_data_type": "personal", "value": "marta@example.org"},
+        {"contact_data_type": "work", "value": "m.q@northwind-example.com"},
+    ]
+    assert update["phone_numbers"] == [
+        {"contact_data_type": "mobile", "value": "+351910000111"},
+        {"contact_data_type": "work", "value": "+351213000222"},
+        {"contact_data_type": "mobile", "value": "live:marta.q"},
+        {"contact_data_type": "mobile", "value": "+351910000333"},
+    ]
+
+
+def test_greenhouse_sends_nothing_the_candidate_lacks(mappings):
+    candidate = {"first_name": "Marta", "last_name": "", "company": None, "email_addresses": [], "addresses": [{"value": " "}]}
+    result = mappings["greenhouse"].apply(greenhouse_with_candidate(candidate))
+    assert result.update == {"first_name": "Marta", "name": "Marta"}
+    assert result.person == PersonRef(id=None, emails=[], linkedin_url=None)
+
+
+def test_phone_default_region_reaches_the_mappings():
+    candidate = greenhouse_candidate()
+    candidate["phone_numbers"] = [{"value": "910 000 111", "type": "mobile"}]
+    regional = load_mappings(BUILTIN_MAPPINGS_DIR, None, "PT")
+    update = regional["greenhouse"].apply(greenhouse_with_candidate(candidate)).update
+    assert update["phone_numbers"] == [{"contact_data_type": "mobile", "value": "+351910000111"}]
+
+
+def test_without_region_a_national_number_is_sent_as_written(mappings):
+    candidate = greenhouse_candidate()
+    candidate["phone_numbers"] = [{"value": " 910 000 111 ", "type": "mobile"}]
+    update = mappings["greenhouse"].apply(greenhouse_with_candidate(candidate)).update
+    assert update["phone_numbers"] == [{"contact_data_type": "mobile", "value": "910 000 111"}]
+
+
+# --- Typeform ---------------------------------------------------------------------------------
+
+TYPEFORM_UPDATE = {
+    "first_name": "Chidi",
+    "last_name": "Okafor",
+    "name": "Chidi Okafor",
+    "company_name": "Globex",
+    "linkedin_url": "https://www.linkedin.com/in/chidi-okafor-example",
+    "emails": [{"contact_data_type": "personal", "value": "chidi.okafor@example.com"}],
+    "phone_numbers": [{"contact_data_type": "mobile", "value": "+14155550123"}],
+}
+
+
+def test_typeform_form_response_without_person_id(mappings):
+    """The fixture's hidden fields hold crm_person_id (empty), not stardex_person_id."""
+    result = mappings["typeform"].apply(fixture("typeform_form_response.json"))
+    assert result == MappedUpdate(
+        update=TYPEFORM_UPDATE,
+        person=PersonRef(
+            id=None,
+            emails=["chidi.okafor@example.com"],
+            linkedin_url="https://www.linkedin.com/in/chidi-okafor-example",
+        ),
+        create=False,
+    )
+
+
+def test_typeform_form_response_with_person_id(mappings):
+    document = fixture("typeform_form_response.json")
+    document["form_response"]["hidden"]["stardex_person_id"] = " 9d0c6b3e-2f4a-4e1b-8c7d-5a6b7c8d9e0f "
+    result = mappings["typeform"].apply(document)
+    assert result.person.id == "9d0c6b3e-2f4a-4e1b-8c7d-5a6b7c8d9e0f"
+    assert result.update == TYPEFORM_UPDATE
+
+
+def test_typeform_empty_person_id_is_no_id(mappings):
+    document = fixture("typeform_form_response.json")
+    document["form_response"]["hidden"]["stardex_person_id"] = ""
+    assert mappings["typeform"].apply(document).person.id is None
+
+
+def test_typeform_update_is_valid_for_stardex(mappings):
+    validate_update(mappings["typeform"].apply(fixture("typeform_form_response.json")).update)
+
+
+def test_typeform_acts_on_form_responses_only(mappings):
+    assert [mappings["typeform"].acts_on(event) for event in ("form_response", "form_response_partial", None)] == [
+        True, False, False,
+    ]
+
+
+def test_typeform_falls_back_to_answer_types_when_refs_are_unknown(mappings):
+    document = fixture("typeform_form_response.json")
+    document["form_response"]["answers"] = [
+        {"type": "text", "text": "Chidi", "field": {"id": "f1", "type": "short_text", "ref": "q1"}},
+        {"type": "url", "url": "https://chidi.example.com", "field": {"id": "f2", "type": "website", "ref": "q2"}},
+        {"type": "url", "url": "linkedin.com/in/chidi", "field": {"id": "f3", "type": "website", "ref": "q3"}},
+        {"type": "email", "email": "Chidi@Example.com", "field": {"id": "f4", "type": "email", "ref": "q4"}},
+        {"type": "email", "email": "referrer@example.com", "field": {"id": "f5", "type": "email", "ref": "q5"}},
+        {"type": "phone_number", "phone_number": "+44 20 7946 0018", "field": {"id": "f6", "type": "phone_number", "ref": "q6"}},
+    ]
+    assert mappings["typeform"].apply(document).update == {
+        "linkedin_url": "https://linkedin.com/in/chidi",
+        "emails": [{"contact_data_type": "personal", "value": "chidi@example.com"}],
+        "phone_numbers": [{"contact_data_type": "mobile", "value": "+442079460018"}],
+    }
+
+
+def test_typeform_ref_wins_over_answer_type(mappings):
+    document = fixture("typeform_form_response.json")
+    document["form_response"]["answers"] = [
+        {"type": "email", "email": "referrer@example.com", "field": {"id": "f1", "type": "email", "ref": "referrer"}},
+        {"type": "text", "text": "chidi@example.com", "field": {"id": "f2", "type": "short_text", "ref": "email"}},
+        {"type": "text", "text": "Chidi Okafor", "field": {"id": "f3", "type": "short_text", "ref": "name"}},
+        {"type": "text", "text": "Staff Engineer", "field": {"id": "f4", "type": "short_text", "ref": "job_title"}},
+    ]
+    assert mappings["typeform"].apply(document).update == {
+        "name": "Chidi Okafor",
+        "current_job_title": "Staff Engineer",
+        "emails": [{"contact_data_type": "personal", "value": "chidi@example.com"}],
+    }
+
+
+# --- generic ----------------------------------------------------------------------------------
+
+GENERIC_BODY = {
+    "type": "person.updated",
+    "stardex_person_id": "9d0c6b3e-2f4a-4e1b-8c7d-5a6b7c8d9e0f",
+    "email": " Ada@Example.com ",
+    "name": " Ada Lovelace ",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "linkedin_url": "https://www.linkedin.com/in/ada-example",
+    "current_job_title": "Analyst",
+    "company_name": "Analytical Engines Ltd",
+    "linkedin_location": "London",
+    "linkedin_headline": "Poet of numbers",
+    "address": "12 St James's Square, London",
+    "enrich_record": False,
+    "work_email": "ADA@engines.example.com",
+    "personal_email": "ada@example.com",
+    "mobile_phone": "+44 7911 123456",
+    "work_phone": "+44 20 7946 0018",
+    "job_id": 4711,
+    "custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": "Referral"}],
+    "emails": ["Ada@Example.com", {"contact_data_type": "work", "value": "ada@engines.example.com"}, {"value": "a@ex.example"}],
+    "phone_numbers": [{"contact_data_type": "work", "value": "+44 20 7946 0018"}, "+44 7911 123456", {"contact_data_type": "home", "value": "+44 7911 123457"}],
+    "favourite_colour": "not a Stardex field",
+}
+GENERIC_UPDATE = {
+    "name": "Ada Lovelace",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "linkedin_url": "https://www.linkedin.com/in/ada-example",
+    "current_job_title": "Analyst",
+    "company_name": "Analytical Engines Ltd",
+    "linkedin_location": "London",
+    "linkedin_headline": "Poet of numbers",
+    "address": "12 St James's Square, London",
+    "enrich_record": False,
+    "work_email": "ada@engines.example.com",
+    "personal_email": "ada@example.com",
+    "mobile_phone": "+447911123456",
+    "work_phone": "+442079460018",
+    "job_id": "4711",
+    "custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": "Referral"}],
+    "emails": [
+        {"contact_data_type": "personal", "value": "ada@example.com"},
+        {"contact_data_type": "work", "value": "ada@engines.example.com"},
+        {"contact_data_type": "personal", "value": "a@ex.example"},
+    ],
+    "phone_numbers": [
+        {"contact_data_type": "work", "value": "+442079460018"},
+        {"contact_data_type": "mobile", "value": "+447911123456"},
+        {"contact_data_type": "mobile", "value": "+447911123457"},
+    ],
+}
+
+
+def test_generic_body_with_every_field(mappings):
+    result = mappings["generic"].apply(copy.deepcopy(GENERIC_BODY))
+    assert result == MappedUpdate(
+        update=GENERIC_UPDATE,
+        person=PersonRef(
+            id="9d0c6b3e-2f4a-4e1b-8c7d-5a6b7c8d9e0f",
+            emails=["ada@example.com"],
+            linkedin_url="https://www.linkedin.com/in/ada-example",
+        ),
+        create=False,
+    )
+    validate_update(result.update)
+
+
+def test_generic_reads_the_standard_webhooks_data_object(mappings):
+    body = {"type": "person.updated", "timestamp": "2026-03-16T12:00:00Z", "data": copy.deepcopy(GENERIC_BODY)}
+    assert mappings["generic"].apply(body).update == GENERIC_UPDATE
+
+
+def test_generic_email_is_a_lookup_key_only(mappings):
+    result = mappings["generic"].apply({"email": "Ada@Example.com", "current_job_title": "Analyst"})
+    assert result.update == {"current_job_title": "Analyst"}
+    assert result.person == PersonRef(id=None, emails=["ada@example.com"], linkedin_url=None)
+
+
+def test_generic_without_email_looks_up_by_the_emails_sent(mappings):
+    result = mappings["generic"].apply({"emails": ["b@example.com", "a@example.com"], "work_email": "w@example.com"})
+    assert result.person.emails == ["b@example.com", "a@example.com", "w@example.com"]
+
+
+def test_generic_numeric_person_id_becomes_text(mappings):
+    assert mappings["generic"].apply({"stardex_person_id": 1234, "name": "Ada"}).person.id == "1234"
+
+
+def test_generic_passes_wrong_types_on_to_schema_validation(mappings):
+    """Fields mapped without transforms are sent as found, so the sender hears what was wrong."""
+    update = mappings["generic"].apply({"enrich_record": "yes", "custom_fields": {"a": 1}}).update
+    assert update == {"enrich_record": "yes", "custom_fields": {"a": 1}}
+
+
+def test_generic_update_does_not_share_objects_with_the_payload(mappings):
+    body = {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": "x"}]}
+    update = mappings["generic"].apply(body).update
+    update["custom_fields"][0]["value"] = "changed"
+    assert body["custom_fields"][0]["value"] == "x"
+
+
+@pytest.mark.parametrize("event_type", [None, "person.updated", "anything"])
+def test_generic_acts_on_every_event(mappings, event_type):
+    assert mappings["generic"].acts_on(event_type)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+MINIMAL = {"events": ["hire_candidate"], "fields": {"first_name": {"path": "payload.application.candidate.first_name"}}}
+
+
+def write(directory, name, content):
+    path = directory / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_builtin_mappings_are_named_after_their_files(mappings):
+    assert sorted(mappings) == ["generic", "greenhouse", "typeform"]
+    assert Path(BUILTIN_MAPPINGS_DIR).resolve() == REPO / "mappings"
+
+
+def test_override_dir_replaces_one_file_only(tmp_path, mappings):
+    write(tmp_path, "greenhouse.json", MINIMAL)
+    loaded = load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None)
+    assert loaded["greenhouse"].apply(fixture("greenhouse_hire_candidate.json")).update == {"first_name": "Marta"}
+    assert not loaded["greenhouse"].acts_on("update_candidate")
+    assert loaded["typeform"].apply(fixture("typeform_form_response.json")).update == TYPEFORM_UPDATE
+
+
+def test_override_dir_may_add_a_source(tmp_path):
+    write(tmp_path, "tally.json", {"events": "*", "fields": {"name": {"path": "data.name"}}})
+    write(tmp_path, "notes.txt", "not a mapping")
+    assert sorted(load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None)) == ["generic", "greenhouse", "tally", "typeform"]
+
+
+def test_constant_field_is_sent_on_every_event(tmp_path):
+    write(tmp_path, "x.json", {"events": "*", "fields": {"enrich_record": {"value": True}, "name": {"path": "n"}}})
+    assert load_mappings(str(tmp_path), None, None)["x"].apply({}).update == {"enrich_record": True}
+
+
+def test_person_create_and_custom_lookup_paths(tmp_path):
+    write(tmp_path, "x.json", {
+        "events": "*",
+        "root": "candidate",
+        "person": {"email": "lookup.emails", "linkedin_url": "links", "create": True},
+        "fields": {"name": {"path": "name"}, "emails": {"path": "mails", "default_type": "work"}},
+    })
+    payload = {"candidate": {"name": "Ada", "mails": ["ada@x.example"], "lookup": {"emails": ["L@x.example", " "]},
+                             "links": [{"value": "https://github.com/ada"}, {"url": "linkedin.com/in/ada"}]}}
+    assert load_mappings(str(tmp_path), None, None)["x"].apply(payload) == MappedUpdate(
+        update={"name": "Ada", "emails": [{"contact_data_type": "work", "value": "ada@x.example"}]},
+        person=PersonRef(id=None, emails=["l@x.example"], linkedin_url="https://linkedin.com/in/ada"),
+        create=True,
+    )
+
+
+def test_contact_types_match_ignoring_case(tmp_path):
+    write(tmp_path, "x.json", {"events": "*", "fields": {"phone_numbers": {
+        "path": "phones", "value": "number", "type": "kind", "types": {"Office": "work"}, "default_type": "mobile"}}})
+    payload = {"phones": [{"number": "+442079460018", "kind": " OFFICE "}, {"number": "+447911123456", "kind": 3}]}
+    assert load_mappings(str(tmp_path), None, None)["x"].apply(payload).update["phone_numbers"] == [
+        {"contact_data_type": "work", "value": "+442079460018"},
+        {"contact_data_type": "mobile", "value": "+447911123456"},
+    ]
+
+
+def test_contact_path_may_yield_a_single_string(tmp_path):
+    write(tmp_path, "x.json", {"events": "*", "fields": {"emails": {"path": "email", "default_type": "personal"}}})
+    assert load_mappings(str(tmp_path), None, None)["x"].apply({"email": "A@x.example"}).update == {
+        "emails": [{"contact_data_type": "personal", "value": "a@x.example"}]
+    }
+
+
+def test_event_without_type_matches_only_a_wildcard(tmp_path):
+    write(tmp_path, "x.json", MINIMAL)
+    assert not load_mappings(str(tmp_path), None, None)["x"].acts_on(None)
+
+
+def test_loading_mappings_does_not_import_phonenumbers():
+    probe = (
+        "import sys\n"
+        "from stardex_webhook.mapping import load_mappings, BUILTIN_MAPPINGS_DIR\n"
+        "load_mappings(BUILTIN_MAPPINGS_DIR, None, 'GB')\n"
+        "print('phonenumbers' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_mapping_schema_lists_every_update_field():
+    mapping_schema = json.loads((REPO / "schemas" / "mapping.schema.json").read_text())
+    update_schema = json.loads((REPO / "schemas" / "person_update.schema.json").read_text())
+    assert set(mapping_schema["properties"]["fields"]["properties"]) == set(update_schema["properties"])
+
+
+def test_mapping_schema_lists_every_transform():
+    mapping_schema = json.loads((REPO / "schemas" / "mapping.schema.json").read_text())
+    names = mapping_schema["$defs"]["field"]["properties"]["transforms"]["items"]["enum"]
+    assert set(names) == transforms.TRANSFORM_NAMES
+
+
+# --- broken mapping files: each stops the start, naming the file and the fault ----------------
+
+def load_broken(tmp_path, content, name="broken.json"):
+    path = write(tmp_path, name, content)
+    with pytest.raises(ConfigurationError) as caught:
+        load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None)
+    message = str(caught.value)
+    assert str(path) in message
+    return message
+
+
+def test_bad_json_names_the_line(tmp_path):
+    message = load_broken(tmp_path, '{\n  "events": "*",\n  "fields": {,}\n}')
+    assert "invalid JSON at line 3" in message
+
+
+def test_schema_violation_names_the_path(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"nickname": {"path": "nick"}}})
+    assert "$.fields" in message and "nickname" in message
+
+
+def test_missing_events_is_a_schema_violation(tmp_path):
+    assert "'events' is a required property" in load_broken(tmp_path, {"fields": {"name": {"path": "n"}}})
+
+
+def test_empty_event_list_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": [], "fields": {"name": {"path": "n"}}})
+    assert '$.events: must be "*" or a non-empty list' in message
+
+
+def test_field_with_both_path_and_value_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"name": {"path": "n", "value": "Ada"}}})
+    assert "$.fields.name: must have either `path`" in message
+
+
+def test_contact_type_outside_stardex_types_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"emails": {
+        "path": "e", "types": {"home": "home"}, "default_type": "personal"}}})
+    assert "$.fields.emails.types.home" in message
+
+
+def test_bad_jmespath_names_the_field(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"first_name": {"path": "candidate.first_name["}}})
+    assert "fields.first_name.path: invalid JMESPath expression" in message
+
+
+def test_bad_root_expression_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "root": "payload.||", "fields": {"name": {"path": "n"}}})
+    assert "root: invalid JMESPath expression" in message
+
+
+def test_bad_person_id_expression_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "person": {"id": "hidden.'x"}, "fields": {"name": {"path": "n"}}})
+    assert "person.id: invalid JMESPath expression" in message
+
+
+def test_unknown_jmespath_function_is_refused_at_load(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"name": {"path": "trim(name)"}}})
+    assert "fields.name.path: invalid JMESPath expression: unknown function trim()" in message
+
+
+def test_wrong_jmespath_argument_count_is_refused_at_load(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"name": {"path": "a || join(' ')"}}})
+    assert "join() takes 2 arguments, given 1" in message
+
+
+def test_unknown_transform_is_refused(tmp_path):
+    message = load_broken(tmp_path, {"events": "*", "fields": {"name": {"path": "n", "transforms": ["trim", "titlecase"]}}})
+    assert "$.fields.name.transforms[1]" in message and "titlecase" in message
+
+
+def test_broken_builtin_file_is_refused(tmp_path):
+    path = write(tmp_path, "greenhouse.json", "[")
+    with pytest.raises(ConfigurationError, match="greenhouse.json: invalid JSON at line 1"):
+        load_mappings(str(tmp_path), None, None)
+    assert path.exists()
+
+
+def test_missing_override_dir_is_refused(tmp_path):
+    with pytest.raises(ConfigurationError, match="MAPPINGS_DIR .*missing.*: not a directory"):
+        load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path / "missing"), None)
+
+
+# --- any payload shape: apply() never raises ----------------------------------------------------
+
+ODD_VALUES = [None, 0, 1, -2.5, True, False, "", "text", [], [None], [1, "a"], {}, {"value": None}, [[{}]]]
+
+
+def replacements(document):
+    """Every copy of ``document`` with one node (at any depth) replaced by one odd value."""
+    yield from (value for value in ODD_VALUES)
+
+    def paths(node, prefix):
+        yield prefix
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in children:
+            yield from paths(child, prefix + (key,))
+
+    for path in list(paths(document, ()))[1:]:
+        for value in ODD_VALUES:
+            variant = copy.deepcopy(document)
+            target = variant
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            yield variant
+
+
+@pytest.mark.parametrize(
+    "source, document",
+    [
+        ("greenhouse", fixture("greenhouse_hire_candidate.json")),
+        ("greenhouse", {"action": "update_candidate", "payload": {"candidate": greenhouse_candidate()}}),
+        ("typeform", fixture("typeform_form_response.json")),
+        ("generic", GENERIC_BODY),
+    ],
+)
+def test_no_payload_shape_makes_apply_raise(mappings, source, document):
+    mapping = mappings[source]
+    for variant in replacements(document):
+        result = mapping.apply(variant)
+        assert isinstance(result.update, dict) and isinstance(result.person.emails, list)
+
+
+@pytest.mark.parametrize("payload", [None, 7, "x", [], [{}], {"payload": []}, {"payload": {"application": [1]}},
+                                     {"form_response": {"answers": {"a": 1}, "hidden": []}}])
+@pytest.mark.parametrize("source", ["generic", "greenhouse", "typeform"])
+def test_malformed_top_level_shapes_yield_an_empty_update(mappings, source, payload):
+    assert mappings[source].apply(payload).update == {}
+
+
+def test_search_faults_at_request_time_yield_nothing(tmp_path):
+    """A function given the wrong types raises in jmespath; the engine turns that into nothing."""
+    write(tmp_path, "x.json", {"events": "*", "fields": {"name": {"path": "join(', ', names)"}, "address": {"path": "a"}}})
+    assert load_mappings(str(tmp_path), None, None)["x"].apply({"names": [1, 2], "a": "Lisboa"}).update == {"address": "Lisboa"}
+
+
+# --- the JMESPath compiler must agree with jmespath itself --------------------------------------
+
+EXPRESSIONS = [
+    "a", "a.b.c", "a[0]", "a[-1]", "a[1:3]", "a[::-1]", "a[*].b", "a[].b", "a[][]", "*.b", "a.*",
+    "a[?b == 'x'].c", "a[?b != 'x']", "a[?n == `1`]", "a[?n == `true`]", "a[?n > `1`]", "a[?s < 'b']",
+    "a[?!b]", "a || b", "a && b", "!a", "!n", "a | [0]", "[a, b]", "[a, b][]", "{x: a, y: b}", "a.[b, c]",
+    "a.{x: b}", "@", "`{\"k\": [1]}`", "'lit'", "length(a)", "join(' ', [a, b][?type(@) == 'string'])",
+    "sort_by(a, &n)", "max_by(a, &n).n", "map(&n, a)", "keys(@)", "to_string(n)", "contains(a, 'x')",
+    "(a[?b == 'x'] | [0]) || (a[?c] | [0])", "a[?b == 'x' || c == `2`].n", "a[?n >= `1` && n <= `2`]",
+]
+DOCUMENTS = [
+    None, 0, 1, "x", True, [], {},
+    {"a": "x", "b": "y", "n": 1, "s": "a"},
+    {"a": [{"b": "x", "c": 1, "n": 1}, {"b": "y", "c": 2, "n": 2, "s": "c"}, {"b": "x", "n": True}, 3, None, "x"]},
+    {"a": {"b": {"c": [1, 2]}}, "b": 0, "n": 0},
+    {"a": [[1, [2]], [3], 4], "b": []},
+    {"a": [{"n": "1"}, {"n": 2}], "n": False},
+    {"a": ["x", "y"], "b": "", "n": 2.0},
+]
+
+
+def outcome(run):
+    try:
+        return ("value", run())
+    except Exception as error:  # the comparison is about which error, if any
+        return ("error", type(error).__name__)
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_compiled_expressions_match_jmespath(expression):
+    compiled = compile_expression(jmespath.compile(expression).parsed)
+    for document in DOCUMENTS:
+        expected = outcome(lambda: jmespath.search(expression, copy.deepcopy(document)))
+        assert outcome(lambda: compiled(copy.deepcopy(document))) == expected, document
+
+
+def test_deeply_nested_values_yield_nothing(mappings):
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    result = mappings["generic"].apply({"custom_fields": deep, "emails": deep, "name": "Ada"})
+    assert result.update == {"name": "Ada"}

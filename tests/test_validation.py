@@ -1,0 +1,292 @@
+"""schemas/person_update.schema.json and validate_update: what Stardex may receive, and how a
+refusal is reported (every error, located by JSON path, never quoting personal data)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from stardex_webhook import validation
+from stardex_webhook.errors import Unprocessable
+from stardex_webhook.validation import (
+    FORMAT_CHECKS,
+    compile_fast_check,
+    format_checker,
+    json_path,
+    validate_update,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "person_update.schema.json"
+SEED_FIELDS = {
+    "linkedin_url", "emails", "phone_numbers", "name", "first_name", "last_name", "current_job_title",
+    "company_name", "linkedin_location", "linkedin_headline", "address", "enrich_record", "work_email",
+    "personal_email", "mobile_phone", "work_phone", "job_id",
+}
+
+# Every field of the seed's Update person body, plus custom_fields, with realistic values.
+FULL_BODY = {
+    "linkedin_url": "https://www.linkedin.com/in/marta-quintal-example",
+    "emails": [
+        {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
+        {"contact_data_type": "work", "value": "mquintal@northwind-example.com"},
+    ],
+    "phone_numbers": [
+        {"contact_data_type": "mobile", "value": "+351910000111"},
+        {"contact_data_type": "work", "value": "+351213000222"},
+    ],
+    "name": "Marta Quintal",
+    "first_name": "Marta",
+    "last_name": "Quintal",
+    "current_job_title": "Data Engineer",
+    "company_name": "Northwind Analytics",
+    "linkedin_location": "Lisbon, Portugal",
+    "linkedin_headline": "Data Engineer at Northwind Analytics",
+    "address": "Rua Exemplo 10\n1100-001 Lisboa",
+    "enrich_record": False,
+    "work_email": "mquintal@northwind-example.com",
+    "personal_email": "marta.quintal@example.org",
+    "mobile_phone": "+351910000111",
+    "work_phone": "+351213000222",
+    "job_id": "6f1c2a7e-1b7d-4d8a-9a57-0c3f5e2b9d10",
+    "custom_fields": [
+        {"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": "Referral"},
+        {"attribute_id": "1c0f4d2b-6e3a-4f9c-b7d8-2a3e4f5b6c7d", "add_values": ["Python", "Spark"], "remove_values": ["Java"]},
+        {"attribute_id": "2d1a5e3c-7f4b-4a0d-8e9f-3b4f5a6c7d8e", "add_team_member_ids": ["tm-1"], "remove_team_member_ids": ["tm-2"]},
+        {"attribute_id": "3e2b6f4d-8a5c-4b1e-9fa0-4c5a6b7d8e9f", "clear_all": True},
+        {"attribute_id": "4f3c7a5e-9b6d-4c2f-8ab1-5d6b7c8e9fa0", "value": 42},
+    ],
+}
+
+
+def errors_of(body):
+    with pytest.raises(Unprocessable) as caught:
+        validate_update(body)
+    assert caught.value.reason == "schema_invalid"
+    return caught.value.extra["errors"]
+
+
+def with_changes(**changes):
+    body = copy.deepcopy(FULL_BODY)
+    body.update(changes)
+    return body
+
+
+def test_schema_describes_every_seed_field_and_custom_fields():
+    properties = json.loads(SCHEMA_PATH.read_text())["properties"]
+    assert set(properties) == SEED_FIELDS | {"custom_fields"}
+    assert all(spec.get("description") for spec in properties.values())
+
+
+def test_schema_is_draft_2020_12():
+    assert json.loads(SCHEMA_PATH.read_text())["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_full_seed_body_is_accepted():
+    validate_update(copy.deepcopy(FULL_BODY))
+
+
+def test_a_single_field_is_accepted():
+    validate_update({"current_job_title": "Staff Engineer"})
+
+
+def test_unknown_property_is_refused():
+    assert errors_of(with_changes(nickname="Mar")) == [{"path": "$.nickname", "message": "is not an allowed property"}]
+
+
+def test_empty_body_is_refused():
+    assert errors_of({}) == [{"path": "$", "message": "is empty: an update needs at least one field"}]
+
+
+def test_wrong_type_is_refused():
+    assert errors_of(with_changes(enrich_record="yes")) == [
+        {"path": "$.enrich_record", "message": "must be a boolean (true or false)"}
+    ]
+
+
+def test_body_that_is_not_an_object_is_refused():
+    assert errors_of(["name"]) == [{"path": "$", "message": "must be an object"}]
+
+
+def test_bad_email_in_a_contact_is_refused():
+    body = with_changes(emails=[{"contact_data_type": "work", "value": "marta.quintal@"}])
+    assert errors_of(body) == [{"path": "$.emails[0].value", "message": "is not a valid email address"}]
+
+
+@pytest.mark.parametrize("field", ["work_email", "personal_email"])
+def test_bad_email_field_is_refused(field):
+    body = with_changes(**{field: "marta at example.org"})
+    assert errors_of(body) == [{"path": f"$.{field}", "message": "is not a valid email address"}]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["www.linkedin.com/in/marta", "ftp://www.linkedin.com/in/marta", "https://", "https:///in/marta",
+     "https://www.linkedin.com/in/marta quintal", "javascript:alert(1)"],
+)
+def test_bad_url_is_refused(url):
+    assert errors_of(with_changes(linkedin_url=url)) == [
+        {"path": "$.linkedin_url", "message": "is not a valid http(s) URL with a host"}
+    ]
+
+
+def test_missing_contact_data_type_is_refused():
+    body = with_changes(phone_numbers=[{"value": "+351910000111"}])
+    assert errors_of(body) == [{"path": "$.phone_numbers[0].contact_data_type", "message": "is required"}]
+
+
+def test_unknown_contact_data_type_is_refused():
+    body = with_changes(phone_numbers=[{"contact_data_type": "home", "value": "+351910000111"}])
+    assert errors_of(body) == [{"path": "$.phone_numbers[0].contact_data_type", "message": "must be one of: work, mobile"}]
+
+
+def test_extra_property_in_a_contact_is_refused():
+    body = with_changes(emails=[{"contact_data_type": "work", "value": "a@example.org", "primary": True}])
+    assert errors_of(body) == [{"path": "$.emails[0].primary", "message": "is not an allowed property"}]
+
+
+def test_empty_string_is_refused():
+    assert errors_of(with_changes(first_name="")) == [{"path": "$.first_name", "message": "must not be empty"}]
+
+
+def test_empty_list_is_refused():
+    """An empty list would make Stardex drop every email the person has."""
+    assert errors_of(with_changes(emails=[])) == [{"path": "$.emails", "message": "must not be an empty list"}]
+
+
+def test_custom_field_without_attribute_id_is_refused():
+    body = with_changes(custom_fields=[{"value": "Referral", "clear_all": False}])
+    assert errors_of(body) == [{"path": "$.custom_fields[0].attribute_id", "message": "is required"}]
+
+
+def test_custom_field_with_malformed_attribute_id_is_refused():
+    body = with_changes(custom_fields=[{"attribute_id": "source", "value": "Referral"}])
+    assert errors_of(body) == [{"path": "$.custom_fields[0].attribute_id", "message": "is not a valid UUID"}]
+
+
+def test_custom_field_that_changes_nothing_is_refused():
+    body = with_changes(custom_fields=[{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c"}])
+    assert errors_of(body) == [{"path": "$.custom_fields[0]", "message": "must have at least 2 properties"}]
+
+
+def test_every_error_is_listed_with_its_path():
+    body = {
+        "name": 7,
+        "emails": [{"value": "nobody@"}, {"contact_data_type": "work", "value": ""}],
+        "linkedin_url": "linkedin",
+        "custom_fields": [{"attribute_id": "x", "add_values": []}],
+        "favourite colour": "teal",
+    }
+    assert errors_of(body) == [
+        {"path": "$.custom_fields[0].add_values", "message": "must not be an empty list"},
+        {"path": "$.custom_fields[0].attribute_id", "message": "is not a valid UUID"},
+        {"path": "$.emails[0].contact_data_type", "message": "is required"},
+        {"path": "$.emails[0].value", "message": "is not a valid email address"},
+        {"path": "$.emails[1].value", "message": "is not a valid email address"},
+        {"path": "$.emails[1].value", "message": "must not be empty"},
+        {"path": "$.linkedin_url", "message": "is not a valid http(s) URL with a host"},
+        {"path": "$.name", "message": "must be a string"},
+        {"path": '$["favourite colour"]', "message": "is not an allowed property"},
+    ]
+
+
+def test_the_answer_counts_the_errors():
+    with pytest.raises(Unprocessable) as caught:
+        validate_update({"first_name": "", "last_name": ""})
+    assert caught.value.status_code == 422
+    assert "2 errors" in caught.value.message
+
+
+def test_errors_never_quote_the_values_sent():
+    personal = ["secret.person@", "Secreta Pessoa", "+351 999 SECRET", "secret-linkedin", "SECRETTYPE"]
+    body = {
+        "emails": [{"contact_data_type": "work", "value": personal[0]}],
+        "name": 1,
+        "first_name": [personal[1]],
+        "phone_numbers": [{"contact_data_type": personal[4], "value": personal[2]}],
+        "linkedin_url": personal[3],
+    }
+    with pytest.raises(Unprocessable) as caught:
+        validate_update(body)
+    answer = json.dumps(caught.value.body())
+    assert not [value for value in personal if value in answer]
+
+
+def test_validator_is_not_rebuilt_per_call(monkeypatch):
+    def no_new_validators(*args, **kwargs):
+        raise AssertionError("a validator was built during a request")
+
+    monkeypatch.setattr(validation, "Draft202012Validator", no_new_validators)
+    validate_update({"first_name": "Marta"})
+    with pytest.raises(Unprocessable):
+        validate_update({"first_name": ""})
+
+
+def test_json_path_quotes_names_that_are_not_identifiers():
+    assert json_path(["emails", 0, "value"]) == "$.emails[0].value"
+    assert json_path(["a b", 2]) == '$["a b"][2]'
+
+
+# The fast check must say exactly what jsonschema says: it decides alone when a body is valid.
+AGREEMENT_BODIES = [
+    FULL_BODY,
+    {},
+    [],
+    "name",
+    None,
+    {"name": "Marta"},
+    {"name": ""},
+    {"name": None},
+    {"name": 1},
+    {"enrich_record": 0},
+    {"enrich_record": True},
+    {"emails": []},
+    {"emails": {}},
+    {"emails": [None]},
+    {"emails": [{"contact_data_type": "work"}]},
+    {"emails": [{"contact_data_type": "mobile", "value": "a@example.org"}]},
+    {"emails": [{"contact_data_type": "work", "value": "a@example.org", "x": 1}]},
+    {"emails": [{"contact_data_type": "work", "value": 5}]},
+    {"phone_numbers": [{"contact_data_type": "work", "value": "+1"}]},
+    {"phone_numbers": [{"contact_data_type": "personal", "value": "+1"}]},
+    {"linkedin_url": "https://linkedin.com/in/a"},
+    {"linkedin_url": "linkedin.com/in/a"},
+    {"linkedin_url": 3},
+    {"work_email": "a@example.org"},
+    {"work_email": "a@"},
+    {"custom_fields": []},
+    {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": ""}]},
+    {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": 1.5}]},
+    {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "value": None}]},
+    {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "add_values": [""]}]},
+    {"custom_fields": [{"attribute_id": "0b9e3c1a-5d2f-4e8b-a6c7-1f2d3e4a5b6c", "clear_all": "yes"}]},
+    {"custom_fields": [{"attribute_id": 7, "clear_all": True}]},
+    {"unknown": 1},
+]
+
+
+@pytest.mark.parametrize("body", AGREEMENT_BODIES)
+def test_fast_check_agrees_with_jsonschema(body):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    reference = Draft202012Validator(schema, format_checker=format_checker())
+    fast = compile_fast_check(schema, FORMAT_CHECKS)
+    assert fast(body) == reference.is_valid(body)
+
+
+def test_fast_check_covers_the_shipped_schema():
+    """If the schema gains a keyword the fast check lacks, validation silently gets slow."""
+    assert compile_fast_check(json.loads(SCHEMA_PATH.read_text()), FORMAT_CHECKS) is not None
+
+
+def test_fast_check_steps_aside_for_keywords_it_does_not_know():
+    assert compile_fast_check({"type": "string", "pattern": "^a"}, FORMAT_CHECKS) is None
+
+
+def test_overlong_email_is_refused():
+    body = {"work_email": "a" * 400 + "@example.org"}
+    assert errors_of(body) == [{"path": "$.work_email", "message": "is not a valid email address"}]
+
+
+def test_json_path_cuts_overlong_names():
+    assert json_path(["x" * 100]) == '$["' + "x" * 64 + '..."]'
