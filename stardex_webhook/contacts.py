@@ -15,6 +15,9 @@ CONTACT_LISTS = ("emails", "phone_numbers")
 # Stardex answers with ``phones`` on reads but takes ``phone_numbers`` on updates.
 _READ_KEYS = {"emails": ("emails",), "phone_numbers": ("phones", "phone_numbers")}
 _DEFAULT_TYPES = {"emails": "personal", "phone_numbers": "mobile"}
+# The types Stardex documents (and our schema allows); a stored entry of any other type is sent
+# back with the default one, so the merged body still validates.
+_KNOWN_TYPES = {"emails": frozenset({"work", "personal"}), "phone_numbers": frozenset({"work", "mobile"})}
 
 
 def touches_contacts(update: dict[str, Any]) -> bool:
@@ -40,8 +43,10 @@ def _existing_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
             continue
         if not isinstance(value, str) or not value.strip():
             continue
-        if not isinstance(kind, str) or not kind.strip():
+        if not isinstance(kind, str) or kind.strip().lower() not in _KNOWN_TYPES[key]:
             kind = _DEFAULT_TYPES[key]
+        else:
+            kind = kind.strip().lower()
         entries.append({"contact_data_type": kind, "value": value})
     return entries
 

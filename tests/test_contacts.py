@@ -56,3 +56,12 @@ def test_touches_contacts_only_for_non_empty_lists():
     assert touches_contacts({"emails": [email("a@example.org")]})
     assert touches_contacts({"phone_numbers": [phone("+14155550123")]})
     assert not touches_contacts({"name": "A", "emails": []})
+
+
+def test_stored_types_stardex_does_not_document_become_the_default_type():
+    person = {"emails": [{"contact_data_type": "Other", "value": "x@example.org"}, {"contact_data_type": "WORK", "value": "w@example.org"}],
+              "phones": [{"contact_data_type": "home", "value": "+14155550100"}]}
+    update = {"emails": [email("new@example.org")], "phone_numbers": [phone("+14155550123")]}
+    merged = merge_contacts(update, person, digits_only)
+    assert merged["emails"][:2] == [email("x@example.org", "personal"), email("w@example.org", "work")]
+    assert merged["phone_numbers"][0] == phone("+14155550100", "mobile")

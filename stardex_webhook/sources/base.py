@@ -89,7 +89,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode a UTF-8 JSON object body, turning every failure into one ``BadRequest``."""
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise BadRequest("invalid_json", "the body must be a JSON object")
