@@ -1,0 +1,19 @@
+"""Cloud Functions entry point: wires the package together and does nothing else.
+
+Local run: functions-framework --source=main.py --target=handle_webhook --port=8080
+"""
+
+import functions_framework
+
+from stardex_webhook.app import WebhookApp
+
+# Built at import so that a broken mapping file or setting stops the instance at start, with a
+# message naming the fault, instead of failing requests one by one. Clients and secrets are not
+# made here: they come on first use, so a cold start stays fast.
+_app = WebhookApp.from_environment()
+
+
+@functions_framework.http
+def handle_webhook(request):
+    """Answer one webhook (POST /<source>) or health check (GET /healthz)."""
+    return _app.handle(request)

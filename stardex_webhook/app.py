@@ -1,0 +1,265 @@
+"""The HTTP side: routes, the one straight line per webhook, the CONTRACT's answers, the log line.
+
+request ─► route ─► size limit ─► adapter (handshake · verify · parse) ─► mapping ─► schema
+        ─► person resolver ─► contact merge ─► Stardex ─► answer
+
+Each stage returns plain values or raises one of the typed errors in ``errors``; ``handle`` is the
+one place that turns them into answers and writes the one log line.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from flask import Request, Response
+
+from . import __version__
+from .config import STARDEX_API_KEY, Settings, load_settings, signing_key_name
+from .contacts import merge_contacts, touches_contacts
+from .errors import (
+    ConfigurationError,
+    MethodNotAllowed,
+    NotFound,
+    RetryLater,
+    TooLarge,
+    Unauthorized,
+    WebhookError,
+)
+from .logs import JsonLog
+from .mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, load_mappings
+from .resolver import resolve_person, stardex_failure
+from .secrets import SecretProvider
+from .sources import SOURCES
+from .sources.base import Delivery, Headers, Source
+from .stardex import Deadline, RateLimiter, StardexClient, StardexError
+from .transforms import phone as normalise_phone
+from .validation import validate_update
+
+HEALTH_PATH = "healthz"
+_READ_CHUNK = 64 * 1024
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+
+class WebhookApp:
+    """One instance per process: settings, mappings and sources are fixed at start; the Stardex
+    client and secrets are made on first use so a cold start stays fast."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Mapping[str, Source],
+        mappings: Mapping[str, Any],
+        secrets: SecretProvider,
+        log: JsonLog,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        missing = sorted(name for name in sources if name not in mappings)
+        if missing:
+            raise ConfigurationError(f"no mapping file for source(s): {', '.join(missing)}")
+        self._settings = settings
+        self._sources = dict(sources)
+        self._mappings = dict(mappings)
+        self._secrets = secrets
+        self._log = log
+        self._wall_clock = wall_clock
+        self._client: StardexClient | None = None
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WebhookApp":
+        """Read the CONTRACT's variables and load every mapping; any fault stops the start."""
+        settings = load_settings(environ)
+        mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region)
+        secrets = SecretProvider(settings)
+        for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES)):
+            secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
+        return cls(settings, SOURCES, mappings, secrets, JsonLog(settings.log_level))
+
+    # ---- HTTP -----------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; never lets an exception escape as the framework's HTML 500."""
+        started = time.perf_counter()
+        record: dict[str, Any] = {}
+        path = request.path.strip("/")
+        try:
+            if path == HEALTH_PATH:
+                return self._respond(self._health(request.method))
+            status_code, body, headers = self._webhook(request, path, record)
+        except WebhookError as error:
+            status_code, body, headers = error.status_code, error.body(), error.headers()
+        except Exception as error:  # a bug: say so honestly, and keep the traceback out of the answer
+            status_code, body, headers = 500, {"status": "error", "reason": "internal_error"}, {}
+            record["error"] = type(error).__name__
+        self._log_webhook(status_code, body, record, started)
+        return self._respond((status_code, body, headers))
+
+    @staticmethod
+    def _respond(answer: Answer) -> Response:
+        status_code, body, headers = answer
+        payload = json.dumps(body, separators=(",", ":"))
+        if status_code == TooLarge.status_code:
+            # functions-framework reads the whole request body into memory after a non-streamed
+            # response; a streamed answer skips that, so a refused body is never buffered.
+            return Response(iter([payload]), status_code, headers, mimetype="application/json")
+        return Response(payload, status_code, headers, mimetype="application/json")
+
+    def _health(self, method: str) -> Answer:
+        if method not in ("GET", "HEAD"):
+            raise MethodNotAllowed("method_not_allowed", f"{method} is not allowed on /{HEALTH_PATH}", allow="GET")
+        return 200, {"status": "ok", "version": __version__, "sources": self.enabled_sources()}, {}
+
+    def enabled_sources(self) -> list[str]:
+        """Sources that can accept a delivery: a signing key is configured, or unsigned is allowed.
+        Judged from the settings' names alone: a health check never reads a secret."""
+        return sorted(
+            name
+            for name in self._sources
+            if self._settings.allow_unsigned or self._settings.has_setting(signing_key_name(name))
+        )
+
+    def _log_webhook(self, status_code: int, body: dict[str, Any], record: dict[str, Any], started: float) -> None:
+        if status_code >= 500 and body.get("reason") not in ("stardex_unavailable", "stardex_rate_limited"):
+            severity = "ERROR"
+        elif status_code >= 400:
+            severity = "WARNING"
+        else:
+            severity = "INFO"
+        outcome = body.get("status")
+        source = record.get("source") or "-"
+        self._log.write(
+            severity,
+            f"webhook {source} {record.get('event') or '-'}: {outcome}",
+            source=record.get("source"),
+            event=record.get("event"),
+            outcome=outcome,
+            status_code=status_code,
+            reason=body.get("reason"),
+            detail=body.get("message"),
+            person_id=body.get("person_id") or record.get("person_id"),
+            delivery_id=record.get("delivery_id"),
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            error=record.get("error"),
+        )
+
+    # ---- the straight line ---------------------------------------------------------------
+
+    def _webhook(self, request: Request, path: str, record: dict[str, Any]) -> Answer:
+        source = self._sources.get(path)
+        if source is None:
+            raise NotFound("unknown_source", "no webhook source is served at this path")
+        record["source"] = source.name
+        if request.method != "POST":
+            raise MethodNotAllowed("method_not_allowed", f"{request.method} is not allowed; webhooks are POSTed")
+        delivery = Delivery(
+            source=source.name,
+            method=request.method,
+            url=request.url,
+            headers=Headers(list(request.headers.items())),
+            query=request.args.to_dict(),
+            body=self._read_body(request),
+            received_at=self._wall_clock(),
+        )
+        handshake = source.handshake(delivery)
+        if handshake is not None:
+            return handshake.status_code, handshake.body, handshake.headers
+
+        self._verify(source, delivery)
+        event = source.parse(delivery)
+        record.update(event=event.event_type, delivery_id=event.delivery_id)
+        ok = source.success_status
+        if event.ignore_reason:
+            return ok, {"status": "ignored", "reason": event.ignore_reason}, {}
+        mapping = self._mappings[source.name]
+        if not mapping.acts_on(event.event_type):
+            return ok, {"status": "ignored", "reason": "event_not_mapped", "event": event.event_type}, {}
+
+        mapped: MappedUpdate = mapping.apply(event.payload)
+        validate_update(mapped.update)
+        if self._settings.dry_run:
+            answer = {"status": "dry_run", "body": mapped.update}
+            if mapped.person.id:
+                answer["person_id"] = mapped.person.id
+            return ok, answer, {}
+        return ok, self._deliver(mapped, record), {}
+
+    def _read_body(self, request: Request) -> bytes:
+        """Refuse an oversized body before reading it; read a body of unknown length only up to
+        the limit, so a huge chunked upload costs no more memory than an accepted one."""
+        limit = self._settings.max_body_bytes
+        too_large = TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        chunks, size = [], 0
+        while True:
+            chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+        return b"".join(chunks)
+
+    def _verify(self, source: Source, delivery: Delivery) -> None:
+        keys = self._secrets.get_keys(signing_key_name(source.name))
+        if keys:
+            source.verify(delivery, keys, delivery.received_at)
+        elif not self._settings.allow_unsigned:
+            raise Unauthorized("no_signing_key", f"{signing_key_name(source.name)} is not configured")
+
+    def _deliver(self, mapped: MappedUpdate, record: dict[str, Any]) -> dict[str, Any]:
+        """Find the person, merge contact lists, send the PATCH: the only stage that calls Stardex."""
+        client = self._stardex()
+        deadline = Deadline(self._settings.stardex_deadline_seconds)
+        resolution = resolve_person(client, deadline, mapped.person, mapped.update, mapped.create)
+        person_id = resolution.person_id
+        record["person_id"] = person_id
+        if resolution.created:
+            update = resolution.remaining_update or {}
+        else:
+            update = mapped.update
+            if touches_contacts(update):
+                try:
+                    person = client.get_person(deadline, person_id)
+                except StardexError as error:
+                    raise stardex_failure(error, "read the person's contacts") from None
+                update = merge_contacts(update, person if isinstance(person, dict) else {}, self._phone_key)
+                if update:
+                    validate_update(update)
+        if update:
+            try:
+                client.update_person(deadline, person_id, update)
+            except StardexError as error:
+                raise stardex_failure(error, "update the person") from None
+        elif not resolution.created:
+            return {"status": "ignored", "reason": "no_change", "person_id": person_id}
+        sent = sorted(mapped.update if resolution.created else update)
+        answer: dict[str, Any] = {"status": "updated", "person_id": person_id, "fields": sent}
+        if resolution.created:
+            answer["created"] = True
+        return answer
+
+    def _phone_key(self, number: str) -> str:
+        return normalise_phone(number, self._settings.phone_default_region) or number.strip()
+
+    # ---- clients made on first use -------------------------------------------------------
+
+    def _stardex(self) -> StardexClient:
+        if not self._settings.has_setting(STARDEX_API_KEY):
+            raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is not configured", retry_after=300)
+        with self._client_lock:
+            if self._client is None:
+                limiter = RateLimiter(self._settings.stardex_requests_per_minute)
+                self._client = StardexClient(self._settings.stardex_api_base, self._api_key, limiter)
+            return self._client
+
+    def _api_key(self, refresh: bool) -> str:
+        key = self._secrets.get(STARDEX_API_KEY, refresh=refresh)
+        if not key:
+            raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)
+        return key

@@ -1,0 +1,273 @@
+"""app: the CONTRACT's routes and answers, through the real function built in-process from main.py.
+
+Stardex is mocked with ``responses``; every answer is checked for its status code, its ``status``
+field and what reached (or did not reach) Stardex.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+from responses import matchers
+
+from tests.conftest import PERSON_ID, STARDEX_KEY, fixture_json, signed
+
+API = "https://stardex.test/v1"
+
+
+@pytest.fixture
+def stardex():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def post(client, source, body, **kwargs):
+    raw, headers = signed(source, body, **kwargs)
+    return client.post(f"/{source}", data=raw, headers=headers)
+
+
+def sent_json(call) -> dict:
+    return json.loads(call.request.body)
+
+
+def generic_update(**fields):
+    return {"stardex_person_id": PERSON_ID, **fields}
+
+
+# ---- routes -------------------------------------------------------------------------------
+
+
+def test_healthz_names_the_version_and_enabled_sources_and_no_secret(make_client):
+    answer = make_client().get("/healthz")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "ok"
+    assert body["version"]
+    assert body["sources"] == ["generic", "greenhouse", "typeform"]
+    assert STARDEX_KEY not in answer.get_data(as_text=True)
+
+
+def test_healthz_lists_only_sources_with_a_signing_key(make_client, base_env):
+    base_env.delenv("TYPEFORM_SIGNING_KEY")
+    assert make_client().get("/healthz").get_json()["sources"] == ["generic", "greenhouse"]
+
+
+def test_unknown_source_is_404(make_client):
+    answer = make_client().post("/nosuchsender", data=b"{}")
+    assert answer.status_code == 404
+    assert answer.get_json()["status"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_a_source_are_405(make_client, method):
+    answer = make_client().open("/greenhouse", method=method)
+    assert answer.status_code == 405
+    assert answer.get_json()["status"] == "method_not_allowed"
+    assert answer.headers["Allow"] == "POST"
+
+
+# ---- refusals before any work ---------------------------------------------------------------
+
+
+def test_oversized_body_is_413_before_verification(make_client, base_env, stardex):
+    base_env.setenv("MAX_BODY_BYTES", "100")
+    answer = make_client().post("/greenhouse", data=b"x" * 101, headers={"Signature": "sha256 00"})
+    assert answer.status_code == 413
+    assert answer.get_json()["status"] == "too_large"
+    assert len(stardex.calls) == 0
+
+
+def test_body_at_the_limit_is_read(make_client, base_env):
+    body = json.dumps(generic_update(current_job_title="CTO")).encode()
+    base_env.setenv("MAX_BODY_BYTES", str(len(body)))
+    base_env.setenv("DRY_RUN", "1")
+    assert post(make_client(), "generic", body).status_code == 200
+
+
+def test_bad_signature_is_401_and_stardex_is_not_called(make_client, stardex):
+    raw, headers = signed("greenhouse", fixture_json("greenhouse_hire_candidate.json"), key="not-the-key")
+    answer = make_client().post("/greenhouse", data=raw, headers=headers)
+    assert answer.status_code == 401
+    assert answer.get_json()["status"] == "unauthorized"
+    assert len(stardex.calls) == 0
+
+
+def test_a_source_without_a_signing_key_refuses_everything(make_client, base_env):
+    base_env.delenv("GREENHOUSE_SIGNING_KEY")
+    answer = post(make_client(), "greenhouse", fixture_json("greenhouse_hire_candidate.json"))
+    assert answer.status_code == 401
+    assert answer.get_json()["reason"] == "no_signing_key"
+
+
+def test_allow_unsigned_lets_a_source_without_a_key_through(make_client, base_env):
+    base_env.delenv("GENERIC_SIGNING_KEY")
+    base_env.setenv("ALLOW_UNSIGNED", "1")
+    base_env.setenv("DRY_RUN", "1")
+    answer = make_client().post("/generic", json=generic_update(current_job_title="CTO"))
+    assert answer.status_code == 200
+    assert answer.get_json()["status"] == "dry_run"
+
+
+def test_signed_but_unparseable_body_is_400(make_client):
+    answer = post(make_client(), "greenhouse", b"{not json")
+    assert answer.status_code == 400
+    assert answer.get_json()["status"] == "bad_request"
+
+
+# ---- answers that need no Stardex ------------------------------------------------------------
+
+
+def test_greenhouse_ping_is_200_ignored(make_client, stardex):
+    answer = post(make_client(), "greenhouse", {"action": "ping", "payload": {"web_hook_id": 1}})
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "ignored", "reason": "ping"}
+    assert len(stardex.calls) == 0
+
+
+def test_an_event_no_mapping_acts_on_is_200_ignored(make_client, stardex):
+    answer = post(make_client(), "greenhouse", {"action": "delete_candidate", "payload": {"person": {"id": 1}}})
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "ignored" and body["reason"] == "event_not_mapped"
+    assert len(stardex.calls) == 0
+
+
+def test_dry_run_answers_the_body_that_would_be_sent(make_client, base_env, stardex):
+    base_env.setenv("DRY_RUN", "1")
+    base_env.delenv("STARDEX_API_KEY")
+    answer = post(make_client(), "generic", generic_update(current_job_title="CTO", company_name="Initech"))
+    assert answer.status_code == 200
+    assert answer.get_json() == {
+        "status": "dry_run",
+        "body": {"current_job_title": "CTO", "company_name": "Initech"},
+        "person_id": PERSON_ID,
+    }
+    assert len(stardex.calls) == 0
+
+
+def test_schema_errors_are_422_listing_each_with_its_path(make_client):
+    update = generic_update(
+        linkedin_url="not a url",
+        emails=[{"contact_data_type": "work", "value": "not-an-email"}],
+    )
+    answer = post(make_client(), "generic", update)
+    assert answer.status_code == 422
+    body = answer.get_json()
+    assert body["status"] == "unprocessable"
+    paths = {error["path"] for error in body["errors"]}
+    assert {"$.linkedin_url", "$.emails[0].value"} <= paths
+    assert "not-an-email" not in json.dumps(body), "the answer does not echo personal data"
+
+
+def test_no_stardex_key_and_no_dry_run_is_503_so_the_sender_retries(make_client, base_env, stardex):
+    base_env.delenv("STARDEX_API_KEY")
+    answer = post(make_client(), "generic", generic_update(current_job_title="CTO"))
+    assert answer.status_code == 503
+    assert answer.get_json()["reason"] == "stardex_api_key_missing"
+    assert int(answer.headers["Retry-After"]) > 0
+    assert len(stardex.calls) == 0
+
+
+# ---- answers from Stardex ----------------------------------------------------------------
+
+
+def test_an_update_with_a_person_id_and_no_list_is_one_patch(make_client, stardex):
+    stardex.patch(
+        f"{API}/persons/{PERSON_ID}",
+        json={"success": True, "data": {"message": "Person updated successfully"}},
+        match=[matchers.header_matcher({"Authorization": f"Bearer {STARDEX_KEY}"})],
+    )
+    answer = post(make_client(), "generic", generic_update(current_job_title="CTO"))
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "updated", "person_id": PERSON_ID, "fields": ["current_job_title"]}
+    assert [call.request.method for call in stardex.calls] == ["PATCH"]
+    assert sent_json(stardex.calls[0]) == {"current_job_title": "CTO"}
+
+
+def test_a_list_update_reads_the_person_and_sends_the_union(make_client, stardex):
+    stardex.get(
+        f"{API}/persons/{PERSON_ID}",
+        json={"success": True, "data": {"id": PERSON_ID, "emails": [{"contact_data_type": "work", "value": "old@example.org"}], "phones": []}},
+    )
+    stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    update = generic_update(emails=[{"contact_data_type": "personal", "value": "New@Example.org"}])
+    answer = post(make_client(), "generic", update)
+    assert answer.status_code == 200
+    assert sent_json(stardex.calls[1]) == {
+        "emails": [
+            {"contact_data_type": "work", "value": "old@example.org"},
+            {"contact_data_type": "personal", "value": "new@example.org"},
+        ]
+    }
+
+
+def test_a_list_that_adds_nothing_new_sends_nothing(make_client, stardex):
+    stardex.get(
+        f"{API}/persons/{PERSON_ID}",
+        json={"success": True, "data": {"id": PERSON_ID, "emails": [{"contact_data_type": "work", "value": "same@example.org"}]}},
+    )
+    answer = post(make_client(), "generic", generic_update(emails=[{"contact_data_type": "work", "value": "same@example.org"}]))
+    assert answer.status_code == 200
+    assert answer.get_json()["status"] == "ignored" and answer.get_json()["reason"] == "no_change"
+    assert [call.request.method for call in stardex.calls] == ["GET"]
+
+
+def test_stardex_404_is_422_person_not_found(make_client, stardex):
+    stardex.patch(f"{API}/persons/{PERSON_ID}", status=404, json={"message": "Person not found", "error": "Not Found", "statusCode": 404})
+    answer = post(make_client(), "generic", generic_update(current_job_title="CTO"))
+    assert answer.status_code == 422
+    assert answer.get_json()["reason"] == "person_not_found"
+
+
+def test_stardex_400_is_422_rejected(make_client, stardex):
+    stardex.patch(
+        f"{API}/persons/{PERSON_ID}", status=400,
+        json={"success": False, "error": {"code": "VALIDATION_ERROR", "message": "bad job_id"}},
+    )
+    answer = post(make_client(), "generic", generic_update(job_id="nope"))
+    assert answer.status_code == 422
+    assert answer.get_json()["reason"] == "stardex_rejected"
+
+
+def test_stardex_unavailable_is_503_with_retry_after(make_client, stardex):
+    stardex.patch(f"{API}/persons/{PERSON_ID}", status=503, json={"message": "down"})
+    answer = post(make_client(), "generic", generic_update(current_job_title="CTO"))
+    assert answer.status_code == 503
+    assert answer.get_json()["status"] == "retry_later"
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert len(stardex.calls) >= 2, "server errors are retried before giving up"
+
+
+def test_a_person_found_by_email(make_client, stardex):
+    stardex.post(f"{API}/persons/search", json={"success": True, "data": [{"id": "p-9"}], "meta": {"total": 1, "offset": 0, "limit": 2}})
+    stardex.patch(f"{API}/persons/p-9", json={"success": True, "data": {"message": "ok"}})
+    answer = post(make_client(), "generic", {"email": "Sam@Example.org", "current_job_title": "CTO"})
+    assert answer.status_code == 200
+    assert answer.get_json()["person_id"] == "p-9"
+    assert sent_json(stardex.calls[0])["email"] == "sam@example.org"
+
+
+# ---- the log line --------------------------------------------------------------------------
+
+
+def test_one_json_log_line_per_webhook_without_personal_data(make_client, base_env, capsys):
+    base_env.setenv("DRY_RUN", "1")
+    client = make_client()
+    capsys.readouterr()
+    raw, headers = signed("greenhouse", fixture_json("greenhouse_hire_candidate.json"))
+    headers["Greenhouse-Event-ID"] = "evt-123"
+    assert client.post("/greenhouse", data=raw, headers=headers).status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["severity"] == "INFO"
+    assert entry["source"] == "greenhouse"
+    assert entry["event"] == "hire_candidate"
+    assert entry["outcome"] == "dry_run"
+    assert entry["delivery_id"] == "evt-123"
+    assert isinstance(entry["latency_ms"], float)
+    text = json.dumps(entry)
+    for personal in ("marta", "910 000", "Quintal", "gh-test-signing-key"):
+        assert personal not in text

@@ -1,0 +1,326 @@
+"""End to end: the real functions-framework server as a process, a loopback fake Stardex, and a
+loopback Secret Manager reached through the real google-cloud-secret-manager client.
+
+Every secret (the Stardex key and each signing key) comes from the fake Secret Manager, so these
+tests also prove the ``*_SECRET`` path the deployed function uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from stardex_webhook.send_sample import signed_request
+from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
+from tests.fakes.fake_secret_manager import FakeSecretManager
+from tests.fakes.fake_stardex import FakeStardex
+
+PROJECT = "projects/e2e"
+STARDEX_KEY = "e2e-stardex-key"
+SECRET_NAMES = {
+    "STARDEX_API_KEY": f"{PROJECT}/secrets/stardex-api-key",
+    "GREENHOUSE_SIGNING_KEY": f"{PROJECT}/secrets/greenhouse-signing-key",
+    "TYPEFORM_SIGNING_KEY": f"{PROJECT}/secrets/typeform-signing-key",
+    "GENERIC_SIGNING_KEY": f"{PROJECT}/secrets/generic-signing-key",
+}
+MAX_BODY_BYTES = 64 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **overrides: str):
+    """Start ``functions-framework --source=main.py --target=handle_webhook`` (gunicorn, as Cloud
+    Functions runs it) and wait until /healthz answers."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.endswith(("_SIGNING_KEY", "_API_KEY"))}
+    env.update(
+        {
+            "STARDEX_API_BASE": stardex.base_url,
+            "SECRET_MANAGER_ENDPOINT": secret_manager.endpoint,
+            "STARDEX_DEADLINE_SECONDS": "4",
+            "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+            "PHONE_DEFAULT_REGION": "PT",
+            "DRY_RUN": "0",
+            **{f"{name}_SECRET": f"{secret}/versions/latest" for name, secret in SECRET_NAMES.items()},
+            **overrides,
+        }
+    )
+    log = tempfile.NamedTemporaryFile(prefix="function-", suffix=".log", delete=False)
+    command = [sys.executable, "-m", "functions_framework", f"--source={ROOT / 'main.py'}",
+               "--target=handle_webhook", f"--port={port}"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the function exited at start:\n{Path(log.name).read_text()}")
+            try:
+                if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the function did not start:\n{Path(log.name).read_text()}")
+            time.sleep(0.1)
+        yield base_url, Path(log.name)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.unlink(log.name)
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    with FakeStardex(api_key=STARDEX_KEY) as stardex, FakeSecretManager() as secret_manager:
+        secret_manager.set(SECRET_NAMES["STARDEX_API_KEY"], STARDEX_KEY)
+        for source, key in SIGNING_KEYS.items():
+            secret_manager.set(SECRET_NAMES[f"{source.upper()}_SIGNING_KEY"], key)
+        yield stardex, secret_manager
+
+
+@pytest.fixture(scope="module")
+def server(fakes):
+    with function_server(*fakes) as (base_url, _log):
+        yield base_url
+
+
+@pytest.fixture
+def stardex(fakes):
+    fake = fakes[0]
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+def send(base_url: str, source: str, body: bytes | dict, key: str | None = None) -> requests.Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = signed_request(source, raw, key or SIGNING_KEYS[source])
+    return requests.post(f"{base_url}/{source}", data=raw, headers=headers, timeout=30)
+
+
+def typeform_body(person_id: str | None = None) -> dict:
+    body = fixture_json("typeform_form_response.json")
+    if person_id:
+        body["form_response"]["hidden"]["stardex_person_id"] = person_id
+    return body
+
+
+def patches(fake: FakeStardex) -> list:
+    return [request for request in fake.requests if request.method == "PATCH"]
+
+
+# ---- the happy paths ------------------------------------------------------------------------
+
+
+def test_a_greenhouse_hire_updates_the_person_found_by_email(server, stardex):
+    person_id = stardex.add_person(
+        name="Marta Q.", emails=[{"contact_data_type": "personal", "value": "marta.quintal@example.org"}]
+    )
+    answer = send(server, "greenhouse", fixture_bytes("greenhouse_hire_candidate.json"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "updated"
+    assert answer.json()["person_id"] == person_id
+
+    search, read, patch = stardex.requests
+    assert (search.method, search.path, search.json["email"]) == ("POST", "/v1/persons/search", "marta.quintal@example.org")
+    assert (read.method, read.path) == ("GET", f"/v1/persons/{person_id}")
+    assert (patch.method, patch.path) == ("PATCH", f"/v1/persons/{person_id}")
+    assert patch.headers.get("Authorization") == f"Bearer {STARDEX_KEY}"
+    assert patch.json == {
+        "first_name": "Marta",
+        "last_name": "Quintal",
+        "name": "Marta Quintal",
+        "company_name": "Northwind Analytics",
+        "current_job_title": "Data Engineer",
+        "linkedin_url": "https://www.linkedin.com/in/marta-quintal-example",
+        "address": "Rua Exemplo 10\n1100-001 Lisboa",
+        "emails": [
+            {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
+            {"contact_data_type": "work", "value": "mquintal@northwind-example.com"},
+        ],
+        "phone_numbers": [{"contact_data_type": "mobile", "value": "+351910000111"}],
+    }
+    stored = stardex.person(person_id)
+    assert stored["current_job_title"] == "Data Engineer"
+    assert sorted(answer.json()["fields"]) == sorted(patch.json)
+
+
+def test_a_typeform_answer_with_a_hidden_person_id_updates_that_person(server, stardex):
+    person_id = stardex.add_person(name="Chidi Okafor")
+    other_id = stardex.add_person(name="Someone Else", emails=["chidi.okafor@example.com"])
+    answer = send(server, "typeform", typeform_body(person_id))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["person_id"] == person_id
+    assert not any(request.path.endswith("/search") for request in stardex.requests), "the id needs no search"
+    stored = stardex.person(person_id)
+    assert [email["value"] for email in stored["emails"]] == ["chidi.okafor@example.com"]
+    assert [phone["value"] for phone in stored["phones"]] == ["+14155550123"]
+    assert stored["current_company_name"] == "Globex"
+    assert stardex.person(other_id)["emails"] == [{"contact_data_type": "work", "value": "chidi.okafor@example.com"}]
+
+
+def test_a_typeform_answer_without_an_id_is_matched_by_email(server, stardex):
+    person_id = stardex.add_person(name="Chidi Okafor", emails=["Chidi.Okafor@example.com"])
+    answer = send(server, "typeform", typeform_body())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["person_id"] == person_id
+    assert stardex.requests[0].json["email"] == "chidi.okafor@example.com"
+
+
+def test_existing_emails_and_phones_survive_an_update(server, stardex):
+    existing_emails = [
+        {"contact_data_type": "work", "value": "c.okafor@globex-example.com"},
+        {"contact_data_type": "personal", "value": "CHIDI.OKAFOR@example.com"},
+    ]
+    existing_phones = [{"contact_data_type": "work", "value": "+351 21 000 0000"}]
+    person_id = stardex.add_person(name="Chidi Okafor", emails=existing_emails, phones=existing_phones)
+    assert send(server, "typeform", typeform_body(person_id)).status_code == 200
+    stored = stardex.person(person_id)
+    assert stored["emails"] == existing_emails, "nothing new: the same address differs only in case"
+    assert stored["phones"] == existing_phones + [{"contact_data_type": "mobile", "value": "+14155550123"}]
+
+
+# ---- answers without Stardex -----------------------------------------------------------------
+
+
+def test_a_greenhouse_ping_answers_200(server, stardex):
+    answer = send(server, "greenhouse", {"action": "ping", "payload": {"web_hook_id": 42}})
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ignored"
+    assert stardex.requests == []
+
+
+def test_a_bad_signature_is_401_and_stardex_is_never_called(server, stardex):
+    stardex.add_person(name="Marta", emails=["marta.quintal@example.org"])
+    answer = send(server, "greenhouse", fixture_bytes("greenhouse_hire_candidate.json"), key="wrong-key")
+    assert answer.status_code == 401
+    assert answer.json()["status"] == "unauthorized"
+    assert stardex.requests == []
+
+
+def test_an_oversized_body_is_413(server, stardex):
+    body = b"{" + b" " * MAX_BODY_BYTES + b"}"
+    answer = send(server, "greenhouse", body)
+    assert answer.status_code == 413
+    assert answer.json()["status"] == "too_large"
+    assert stardex.requests == []
+
+
+def test_an_oversized_chunked_body_is_413(server, stardex):
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b" " * 1024
+
+    answer = requests.post(f"{server}/greenhouse", data=chunks(), headers={"Signature": "sha256 00"}, timeout=30)
+    assert answer.status_code == 413
+    assert stardex.requests == []
+
+
+def test_healthz_names_the_sources_and_never_a_secret(server):
+    answer = requests.get(f"{server}/healthz", timeout=5)
+    assert answer.status_code == 200
+    assert answer.json()["sources"] == ["generic", "greenhouse", "typeform"]
+    for secret in (STARDEX_KEY, *SIGNING_KEYS.values()):
+        assert secret not in answer.text
+
+
+# ---- when Stardex fails ------------------------------------------------------------------------
+
+
+def test_stardex_down_is_503_with_retry_after(server, stardex):
+    person_id = stardex.add_person(name="Chidi Okafor")
+    stardex.down = True
+    answer = send(server, "typeform", typeform_body(person_id))
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "retry_later"
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert len(stardex.requests) >= 2, "a 503 is retried within the deadline before giving up"
+
+
+def test_stardex_404_is_422(server, stardex):
+    answer = send(server, "typeform", typeform_body("00000000-0000-4000-8000-000000000000"))
+    assert answer.status_code == 422
+    assert answer.json()["reason"] == "person_not_found"
+
+
+def test_a_429_is_waited_out_and_the_update_lands(server, stardex):
+    person_id = stardex.add_person(name="Chidi Okafor")
+    stardex.fail_next(429, retry_after=1)
+    answer = send(server, "typeform", typeform_body(person_id))
+    assert answer.status_code == 200, answer.text
+    assert len(patches(stardex)) == 1
+
+
+def test_a_rotated_stardex_key_is_read_again_after_a_401(server, fakes, stardex):
+    _, secret_manager = fakes
+    person_id = stardex.add_person(name="Chidi Okafor")
+    assert send(server, "typeform", typeform_body(person_id)).status_code == 200  # the old key is cached
+    rotated = "e2e-stardex-key-rotated"
+    secret_manager.set(SECRET_NAMES["STARDEX_API_KEY"], rotated)
+    stardex.api_key = rotated
+    try:
+        answer = send(server, "typeform", typeform_body(person_id))
+        assert answer.status_code == 200, answer.text
+        assert patches(stardex)[-1].headers.get("Authorization") == f"Bearer {rotated}"
+    finally:
+        secret_manager.set(SECRET_NAMES["STARDEX_API_KEY"], STARDEX_KEY)
+        stardex.api_key = STARDEX_KEY
+
+
+# ---- Secret Manager and start-up ---------------------------------------------------------------
+
+
+def test_secret_manager_down_is_503_not_500(fakes, stardex):
+    stardex_fake, secret_manager = fakes
+    with function_server(stardex_fake, secret_manager, SECRET_TTL_SECONDS="0") as (base_url, _log):
+        secret_manager.down = True
+        try:
+            answer = send(base_url, "greenhouse", fixture_bytes("greenhouse_hire_candidate.json"))
+        finally:
+            secret_manager.down = False
+    assert answer.status_code == 503
+    assert answer.json()["reason"] == "secret_unavailable"
+    assert stardex_fake.requests == []
+
+
+def test_a_broken_mapping_stops_the_function_at_start_naming_the_file(fakes, tmp_path):
+    (tmp_path / "greenhouse.json").write_text('{"events": ["hire_candidate"], "fields": {')
+    with pytest.raises(RuntimeError, match="greenhouse.json"):
+        with function_server(*fakes, MAPPINGS_DIR=str(tmp_path)):
+            pass
+
+
+def test_the_log_has_one_line_per_webhook_and_no_personal_data(fakes, stardex):
+    stardex_fake, secret_manager = fakes
+    stardex_fake.add_person(name="Marta", emails=["marta.quintal@example.org"])
+    with function_server(stardex_fake, secret_manager) as (base_url, log_path):
+        assert send(base_url, "greenhouse", fixture_bytes("greenhouse_hire_candidate.json")).status_code == 200
+        assert send(base_url, "greenhouse", b"{}", key="wrong").status_code == 401
+        time.sleep(0.2)
+        text = log_path.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    webhook_lines = [line for line in lines if line.get("source") == "greenhouse"]
+    assert [line["outcome"] for line in webhook_lines] == ["updated", "unauthorized"]
+    for personal in ("marta.quintal@example.org", "910 000 111", "+351910000111", STARDEX_KEY, SIGNING_KEYS["greenhouse"]):
+        assert personal not in text
