@@ -12,7 +12,7 @@ import pytest
 import responses
 from responses import matchers
 
-from tests.conftest import PERSON_ID, STARDEX_KEY, fixture_json, signed
+from tests.conftest import PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
 
 API = "https://stardex.test/v1"
 
@@ -271,3 +271,44 @@ def test_one_json_log_line_per_webhook_without_personal_data(make_client, base_e
     text = json.dumps(entry)
     for personal in ("marta", "910 000", "Quintal", "gh-test-signing-key"):
         assert personal not in text
+
+
+def test_a_mapping_that_opts_in_creates_a_person_not_found(make_client, base_env, stardex, tmp_path):
+    mapping = json.loads((ROOT / "mappings" / "generic.json").read_text())
+    mapping["person"]["create"] = True
+    (tmp_path / "generic.json").write_text(json.dumps(mapping))
+    base_env.setenv("MAPPINGS_DIR", str(tmp_path))
+    empty = {"success": True, "data": [], "meta": {"total": 0, "offset": 0, "limit": 2}}
+    stardex.post(f"{API}/persons/search", json=empty)
+    stardex.post(f"{API}/persons", status=201, json={"success": True, "data": {"id": "new-1", "name": "Ada Lovelace"}})
+    stardex.patch(f"{API}/persons/new-1", json={"success": True, "data": {"message": "ok"}})
+    update = {
+        "email": "ada@example.org",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "linkedin_url": "https://www.linkedin.com/in/ada-example",
+        "linkedin_headline": "Analyst",
+        "emails": [{"contact_data_type": "personal", "value": "ada@example.org"}],
+    }
+    answer = post(make_client(), "generic", update)
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["status"] == "updated" and body["created"] is True and body["person_id"] == "new-1"
+    methods = [(call.request.method, call.request.url.removeprefix(API)) for call in stardex.calls]
+    assert methods == [
+        ("POST", "/persons/search"), ("POST", "/persons/search"), ("POST", "/persons"), ("PATCH", "/persons/new-1"),
+    ]
+    created = sent_json(stardex.calls[2])
+    assert created["name"] == "Ada Lovelace"
+    assert created["linkedin_url"] == "https://www.linkedin.com/in/ada-example"
+    assert created["emails"] == ["ada@example.org"], "create takes plain strings"
+    assert sent_json(stardex.calls[3]) == {"linkedin_headline": "Analyst"}, "what create does not take follows in a PATCH"
+
+
+def test_without_the_opt_in_a_person_not_found_is_422_and_nothing_is_created(make_client, stardex):
+    empty = {"success": True, "data": [], "meta": {"total": 0, "offset": 0, "limit": 2}}
+    stardex.post(f"{API}/persons/search", json=empty)
+    answer = post(make_client(), "generic", {"email": "ada@example.org", "linkedin_url": "https://www.linkedin.com/in/ada-example"})
+    assert answer.status_code == 422
+    assert answer.get_json()["reason"] == "person_not_found"
+    assert all(call.request.url.endswith("/persons/search") for call in stardex.calls)
