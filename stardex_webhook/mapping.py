@@ -66,17 +66,6 @@ class MappedUpdate:
     create: bool
 
 
-def _is_blank(value: Any) -> bool:
-    """Values never sent to Stardex: null, blank strings, empty lists and objects."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, dict)):
-        return not value
-    return False
-
-
 class _Path:
     """A compiled JMESPath expression whose search answers None instead of raising."""
 
@@ -449,7 +438,7 @@ class Mapping:
         update: dict[str, Any] = {}
         for field in self.fields:
             value = field.entries(root) if isinstance(field, _ContactList) else field.value(root)
-            if not _is_blank(value):
+            if not transform_functions.is_blank(value):
                 update[field.name] = value
         return MappedUpdate(update=update, person=self._person(root, update), create=self.create)
 

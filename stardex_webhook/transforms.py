@@ -143,7 +143,8 @@ def linkedin(value: Any) -> str | None:
     return None
 
 
-def _is_empty(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """Values never sent to Stardex: null, blank strings, empty lists and objects."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -157,8 +158,8 @@ def first(value: Any) -> Any:
     """The first non-empty item of a list (a blank string counts as empty); a non-list value is
     treated as a list of one, so the transform can follow a path that sometimes yields a scalar."""
     if isinstance(value, list):
-        return next((item for item in value if not _is_empty(item)), None)
-    return None if _is_empty(value) else value
+        return next((item for item in value if not is_blank(item)), None)
+    return None if is_blank(value) else value
 
 
 _REGIONLESS: dict[str, Transform] = {

@@ -7,10 +7,12 @@ and its delivery id. It knows nothing of Stardex or of mappings.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..errors import BadRequest
+from .. import signatures
+from ..errors import BadRequest, Unauthorized
 
 
 class Headers(Mapping[str, str]):
@@ -94,3 +96,29 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise BadRequest("invalid_json", "the body must be a JSON object")
     return document
+
+
+def verify_body_hmac(
+    delivery: Delivery,
+    keys: Sequence[str],
+    header: str,
+    pattern: re.Pattern[str],
+    decode: Callable[[str], bytes],
+    expected_form: str,
+) -> None:
+    """The most common scheme: one header carrying an HMAC-SHA256 of the raw body.
+
+    ``pattern`` must match the whole header and capture the encoded digest in group 1; ``decode``
+    turns it into bytes (hex or base64). Any key may match, so a secret can be rotated.
+    """
+    usable_keys = signatures.require_keys(keys)
+    value = delivery.headers.get(header, "")
+    if not value.strip():
+        raise Unauthorized("missing_signature", f"the {header} header is missing")
+    match = pattern.fullmatch(value)
+    if match is None:
+        raise Unauthorized("malformed_signature", f"the {header} header is not '{expected_form}'")
+    given = decode(match.group(1))
+    expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
+    if not signatures.any_signature_matches(expected, [given]):
+        raise Unauthorized("bad_signature", "the signature does not match the body")

@@ -13,8 +13,8 @@ import re
 from typing import Sequence
 
 from .. import signatures
-from ..errors import BadRequest, Unauthorized
-from .base import Delivery, Event, Handshake, parse_json_object
+from ..errors import BadRequest
+from .base import Delivery, Event, Handshake, parse_json_object, verify_body_hmac
 
 SIGNATURE_HEADER = "Signature"
 EVENT_ID_HEADER = "Greenhouse-Event-ID"
@@ -33,17 +33,7 @@ class GreenhouseSource:
         return None
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
-        usable_keys = signatures.require_keys(keys)
-        header = delivery.headers.get(SIGNATURE_HEADER, "")
-        if not header.strip():
-            raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} header is missing")
-        match = _SIGNATURE.fullmatch(header)
-        if match is None:
-            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not 'sha256 <hex>'")
-        given = signatures.decode_hex(match.group(1))
-        expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
-        if not signatures.any_signature_matches(expected, [given]):
-            raise Unauthorized("bad_signature", "the signature does not match the body")
+        verify_body_hmac(delivery, keys, SIGNATURE_HEADER, _SIGNATURE, signatures.decode_hex, "sha256 <hex>")
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)

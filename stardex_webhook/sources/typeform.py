@@ -12,8 +12,8 @@ import re
 from typing import Sequence
 
 from .. import signatures
-from ..errors import BadRequest, Unauthorized
-from .base import Delivery, Event, Handshake, parse_json_object
+from ..errors import BadRequest
+from .base import Delivery, Event, Handshake, parse_json_object, verify_body_hmac
 
 SIGNATURE_HEADER = "Typeform-Signature"
 
@@ -31,17 +31,7 @@ class TypeformSource:
         return None
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
-        usable_keys = signatures.require_keys(keys)
-        header = delivery.headers.get(SIGNATURE_HEADER, "")
-        if not header.strip():
-            raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} header is missing")
-        match = _SIGNATURE.fullmatch(header)
-        if match is None:
-            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not 'sha256=<base64>'")
-        given = signatures.decode_base64(match.group(1))
-        expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
-        if not signatures.any_signature_matches(expected, [given]):
-            raise Unauthorized("bad_signature", "the signature does not match the body")
+        verify_body_hmac(delivery, keys, SIGNATURE_HEADER, _SIGNATURE, signatures.decode_base64, "sha256=<base64>")
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
