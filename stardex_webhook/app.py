@@ -10,8 +10,10 @@ one place that turns them into answers and writes the one log line.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+import traceback
 from typing import Any, Callable, Mapping
 
 from flask import Request, Response
@@ -94,7 +96,9 @@ class WebhookApp:
             status_code, body, headers = error.status_code, error.body(), error.headers()
         except Exception as error:  # a bug: say so honestly, and keep the traceback out of the answer
             status_code, body, headers = 500, {"status": "error", "reason": "internal_error"}, {}
-            record["error"] = type(error).__name__
+            # Where it broke, without the exception's text (which may quote the payload).
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            record["error"] = f"{type(error).__name__} at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
         self._log_webhook(status_code, body, record, started)
         return self._respond((status_code, body, headers))
 

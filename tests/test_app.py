@@ -312,3 +312,31 @@ def test_without_the_opt_in_a_person_not_found_is_422_and_nothing_is_created(mak
     assert answer.status_code == 422
     assert answer.get_json()["reason"] == "person_not_found"
     assert all(call.request.url.endswith("/persons/search") for call in stardex.calls)
+
+
+def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
+    """No input may cause this; if code breaks anyway, the sender gets JSON and the log says where."""
+    import flask
+
+    from stardex_webhook.app import WebhookApp
+    from stardex_webhook.config import load_settings
+    from stardex_webhook.logs import JsonLog
+    from stardex_webhook.secrets import SecretProvider
+
+    class BrokenSource:
+        name = "broken"
+        success_status = 200
+
+        def handshake(self, delivery):
+            raise KeyError("secret-looking payload value")
+
+    settings = load_settings({"ALLOW_UNSIGNED": "1"})
+    app = WebhookApp(settings, {"broken": BrokenSource()}, {"broken": object()}, SecretProvider(settings), JsonLog())
+    with flask.Flask(__name__).test_request_context("/broken", method="POST", data=b"{}"):
+        answer = app.handle(flask.request)
+    assert answer.status_code == 500
+    assert answer.get_json() == {"status": "error", "reason": "internal_error"}
+    entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert entry["severity"] == "ERROR"
+    assert entry["error"].startswith("KeyError at test_app.py:")
+    assert "secret-looking" not in json.dumps(entry)
