@@ -340,3 +340,38 @@ def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
     assert entry["severity"] == "ERROR"
     assert entry["error"].startswith("KeyError at test_app.py:")
     assert "secret-looking" not in json.dumps(entry)
+
+
+def _random_json(rng, depth=0):
+    """A random JSON value that leans towards the keys our mappings read, so paths hit odd shapes."""
+    keys = ["action", "payload", "application", "candidate", "first_name", "email_addresses", "value", "type",
+            "form_response", "answers", "field", "ref", "hidden", "stardex_person_id", "emails", "phone_numbers",
+            "linkedin_url", "data", "email", "name", "custom_fields", "text", "url", "event_type"]
+    choice = rng.random()
+    if depth > 4 or choice < 0.3:
+        return rng.choice([None, True, False, 0, -1, 1.5, 10**20, "", " ", "x", "a@b.co", "+1 415 555 0123",
+                           "https://www.linkedin.com/in/x", "hire_candidate", "form_response", "ping"])
+    if choice < 0.6:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
+
+
+@pytest.mark.parametrize("source", ["greenhouse", "typeform", "generic"])
+def test_signed_payloads_of_any_shape_never_cause_a_500(make_client, base_env, source):
+    import random
+
+    base_env.setenv("DRY_RUN", "1")
+    client = make_client()
+    rng = random.Random(f"shapes-{source}")
+    seen = set()
+    for _ in range(300):
+        body = {"action": rng.choice(["hire_candidate", "update_candidate", "ping", 7])} if source == "greenhouse" else {}
+        extra = _random_json(rng)
+        body.update(extra if isinstance(extra, dict) else {"payload": extra})
+        if source == "typeform" and rng.random() < 0.7:
+            body["form_response"] = {"answers": _random_json(rng), "hidden": _random_json(rng)}
+        answer = post(client, source, body)
+        assert answer.status_code in (200, 400, 422), answer.get_json()
+        assert answer.get_json()["status"]
+        seen.add(answer.status_code)
+    assert len(seen) >= 2, "the random shapes reach more than one kind of answer"
