@@ -1,0 +1,59 @@
+"""serve and send_sample: the local run's safe defaults and the shipped sample sender."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from stardex_webhook.send_sample import SAMPLES_DIR, local_signing_key, main as send_sample
+from stardex_webhook.serve import local_environment
+from stardex_webhook.sources import SOURCES
+
+
+def test_no_stardex_key_means_dry_run_and_demo_signing_keys():
+    env, notes = local_environment({})
+    assert env["DRY_RUN"] == "1"
+    for source in SOURCES:
+        assert env[f"{source.upper().replace('-', '_')}_SIGNING_KEY"] == local_signing_key(source)
+    assert any("DRY_RUN" in note for note in notes)
+
+
+def test_settings_the_user_gave_are_kept():
+    given = {"STARDEX_API_KEY": "k", "GREENHOUSE_SIGNING_KEY_SECRET": "projects/p/secrets/s/versions/1"}
+    env, _ = local_environment(given)
+    assert "DRY_RUN" not in env, "with a key, the local run calls Stardex"
+    assert "GREENHOUSE_SIGNING_KEY" not in env, "a key in Secret Manager is not shadowed by a demo key"
+    assert env["TYPEFORM_SIGNING_KEY"] == local_signing_key("typeform")
+
+
+def test_every_source_ships_a_sample_that_is_json():
+    for source in SOURCES:
+        assert isinstance(json.loads((SAMPLES_DIR / f"{source}.json").read_text()), dict)
+
+
+def test_send_sample_posts_the_sample_to_the_source_path(capsys):
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"])), dict(self.headers)))
+            body = b'{"status": "dry_run"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = send_sample(["typeform", "--url", f"http://127.0.0.1:{server.server_port}", "--key", "k"])
+    finally:
+        server.shutdown()
+    assert code == 0
+    path, body, headers = received[0]
+    assert path == "/typeform"
+    assert body == (SAMPLES_DIR / "typeform.json").read_bytes()
+    assert headers["Typeform-Signature"].startswith("sha256=")
+    assert "HTTP 200" in capsys.readouterr().out
