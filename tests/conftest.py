@@ -9,6 +9,7 @@ import functions_framework
 import pytest
 
 from stardex_webhook.send_sample import signed_request
+from stardex_webhook.sources.base import Delivery, Headers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -34,6 +35,19 @@ def signed(source: str, body: bytes | dict, key: str | None = None, now: int | N
     """The body and the headers its sender would send, signed with the test key."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return raw, signed_request(source, raw, key or SIGNING_KEYS[source], now)
+
+
+def make_delivery(source: str, body: bytes, received_at: float, **headers: str) -> Delivery:
+    """A delivery as the app hands it to an adapter; header names use ``_`` for ``-``."""
+    return Delivery(
+        source=source,
+        method="POST",
+        url=f"https://example.test/{source}",
+        headers=Headers({name.replace("_", "-"): value for name, value in headers.items()}),
+        query={},
+        body=body,
+        received_at=received_at,
+    )
 
 
 @pytest.fixture

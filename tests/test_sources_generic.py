@@ -17,6 +17,7 @@ import pytest
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
+from tests.conftest import make_delivery
 from stardex_webhook.sources.generic import StandardWebhooksSource
 
 # The vector of the standard-webhooks libraries' test suites ("sign function works").
@@ -41,15 +42,7 @@ def sign(message_id: str, timestamp: int | str, body: bytes, key_bytes: bytes = 
 
 
 def delivery(body: bytes = BODY, **headers: str) -> Delivery:
-    return Delivery(
-        source="generic",
-        method="POST",
-        url="https://example.test/generic",
-        headers=Headers({name.replace("_", "-"): value for name, value in headers.items()}),
-        query={},
-        body=body,
-        received_at=NOW,
-    )
+    return make_delivery("generic", body, NOW, **headers)
 
 
 def signed(body: bytes = BODY, timestamp: int = NOW, key_bytes: bytes = KEY_BYTES, message_id: str = MESSAGE_ID):

@@ -14,7 +14,8 @@ import pytest
 
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
+from stardex_webhook.sources.base import Delivery
+from tests.conftest import make_delivery
 from stardex_webhook.sources.greenhouse import GreenhouseSource
 
 KEY = "greenhouse-secret-key"
@@ -28,15 +29,7 @@ def sign(body: bytes, key: str = KEY) -> str:
 
 
 def delivery(body: bytes = BODY, **headers: str) -> Delivery:
-    return Delivery(
-        source="greenhouse",
-        method="POST",
-        url="https://example.test/greenhouse",
-        headers=Headers(headers),
-        query={},
-        body=body,
-        received_at=NOW,
-    )
+    return make_delivery("greenhouse", body, NOW, **headers)
 
 
 def signed(body: bytes = BODY, key: str = KEY, event_id: str = "evt-1") -> Delivery:

@@ -15,7 +15,8 @@ import pytest
 
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
+from stardex_webhook.sources.base import Delivery
+from tests.conftest import make_delivery
 from stardex_webhook.sources.typeform import TypeformSource
 
 KEY = "typeform-webhook-secret"
@@ -29,15 +30,7 @@ def sign(body: bytes, key: str = KEY) -> str:
 
 
 def delivery(body: bytes = BODY, **headers: str) -> Delivery:
-    return Delivery(
-        source="typeform",
-        method="POST",
-        url="https://example.test/typeform",
-        headers=Headers({name.replace("_", "-"): value for name, value in headers.items()}),
-        query={},
-        body=body,
-        received_at=NOW,
-    )
+    return make_delivery("typeform", body, NOW, **headers)
 
 
 def signed(body: bytes = BODY, key: str = KEY) -> Delivery:
