@@ -23,6 +23,8 @@ from typing import Any, Callable
 from .config import Settings
 from .errors import ConfigurationError, RetryLater
 
+# Detail for debugging only (INFO, no handler by default): the webhook's one JSON log line carries
+# the outcome, so nothing here may add a second line per request.
 log = logging.getLogger(__name__)
 
 SECRET_SUFFIX = "_SECRET"
@@ -164,7 +166,7 @@ class SecretProvider:
                     try:
                         self._client = self._client_factory(self._settings)
                     except Exception as exc:
-                        log.warning("secret manager client could not be created: %s", type(exc).__name__)
+                        log.info("secret manager client could not be created: %s", type(exc).__name__)
                         raise RetryLater(
                             "secret_unavailable",
                             f"Secret Manager client could not be created to read {setting} ({type(exc).__name__})",
@@ -182,7 +184,7 @@ class SecretProvider:
             declared_crc = payload.data_crc32c if "data_crc32c" in payload else None
         except Exception as exc:
             # The exception text may quote the request or the server's words; only its type is kept.
-            log.warning("secret %s could not be read: %s", setting, type(exc).__name__)
+            log.info("secret %s could not be read: %s", setting, type(exc).__name__)
             raise RetryLater(
                 "secret_unavailable", f"{setting} could not be read from Secret Manager ({type(exc).__name__})"
             ) from None
@@ -190,7 +192,7 @@ class SecretProvider:
             import google_crc32c
 
             if google_crc32c.value(data) != declared_crc:
-                log.warning("secret %s failed its CRC32C check", setting)
+                log.info("secret %s failed its CRC32C check", setting)
                 raise RetryLater("secret_unavailable", f"{setting}: the payload read failed its CRC32C check")
         try:
             text = data.decode("utf-8")
