@@ -52,13 +52,12 @@ SIGNERS: dict[str, Callable[[bytes, str, int], dict[str, str]]] = {
     "typeform": _typeform,
     "generic": _standard_webhooks,
 }
-_STANDARD_WEBHOOKS = {"generic"}
 
 
 def local_signing_key(source: str) -> str:
     """The demo key for local runs only: published here, so never for a deployed function."""
     raw = f"local-{source}-signing-key"
-    if source in _STANDARD_WEBHOOKS:
+    if SIGNERS.get(source) is _standard_webhooks:
         return "whsec_" + base64.b64encode(raw.encode()).decode()
     return raw
 
