@@ -1,0 +1,241 @@
+locals {
+  # Every sender the function knows (stardex_webhook/sources/__init__.py), and whether the sender's
+  # own API key is needed to read the person behind an id-only webhook. Adding a sender is one line
+  # here; a test keeps this map in step with the code.
+  known_sources = {
+    greenhouse = { api_key = false }
+    typeform   = { api_key = false }
+    generic    = { api_key = false }
+  }
+
+  sources = var.sources == null ? sort(keys(local.known_sources)) : distinct(var.sources)
+
+  # Setting name => Secret Manager secret ID. The function reads each as NAME_SECRET (CONTRACT).
+  secrets = merge(
+    { STARDEX_API_KEY = "${var.name}-stardex-api-key" },
+    { for s in local.sources : "${upper(replace(s, "-", "_"))}_SIGNING_KEY" => "${var.name}-${s}-signing-key" },
+    { for s in local.sources : "${upper(replace(s, "-", "_"))}_API_KEY" => "${var.name}-${s}-api-key" if local.known_sources[s].api_key },
+  )
+
+  # What the deployed function needs, and nothing else: no tests, infra, bench, CI or VCS files.
+  repo_root = "${path.module}/.."
+  source_files = sort([
+    for f in setunion(
+      fileset(local.repo_root, "main.py"),
+      fileset(local.repo_root, "requirements.txt"),
+      fileset(local.repo_root, "stardex_webhook/**/*.{py,json}"),
+      fileset(local.repo_root, "schemas/*.json"),
+      fileset(local.repo_root, "mappings/*.json"),
+    ) : f if length(regexall("(^|/)__pycache__/", f)) == 0
+  ])
+  # Named by the hash of what it holds, so any code change uploads a new object and redeploys.
+  source_hash = sha256(join("\n", [for f in local.source_files : "${f} ${filesha256("${local.repo_root}/${f}")}"]))
+
+  # Stardex's limit is per API key; every instance paces itself, so each gets an equal share.
+  requests_per_minute_per_instance = max(1, floor(var.stardex_requests_per_minute / var.max_instances))
+
+  environment = merge(
+    {
+      STARDEX_API_BASE            = var.stardex_api_base
+      DRY_RUN                     = var.dry_run ? "1" : "0"
+      ALLOW_UNSIGNED              = "0"
+      MAX_BODY_BYTES              = tostring(var.max_body_bytes)
+      LOG_LEVEL                   = var.log_level
+      STARDEX_DEADLINE_SECONDS    = tostring(min(20, var.timeout_seconds - 10))
+      STARDEX_REQUESTS_PER_MINUTE = tostring(local.requests_per_minute_per_instance)
+      SECRET_TTL_SECONDS          = tostring(var.secret_ttl_seconds)
+      # functions-framework's gunicorn runs one worker with THREADS threads: one per concurrent request.
+      THREADS = tostring(var.concurrency)
+    },
+    var.phone_default_region == null ? {} : { PHONE_DEFAULT_REGION = var.phone_default_region },
+    { for name, secret in google_secret_manager_secret.this : "${name}_SECRET" => "${secret.id}/versions/latest" },
+  )
+
+  apis = [
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+
+  # What Cloud Build needs to turn the source into the function's image.
+  build_roles = [
+    "roles/artifactregistry.writer",
+    "roles/logging.logWriter",
+    "roles/storage.objectAdmin",
+  ]
+
+  labels = merge(var.labels, { app = "stardex-webhook" })
+}
+
+resource "google_project_service" "apis" {
+  for_each = toset(local.apis)
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# ---- The code ------------------------------------------------------------------------------
+
+data "archive_file" "source" {
+  type        = "zip"
+  output_path = "${path.module}/.build/${var.name}-${substr(local.source_hash, 0, 16)}.zip"
+
+  dynamic "source" {
+    for_each = toset(local.source_files)
+    content {
+      filename = source.value
+      content  = file("${local.repo_root}/${source.value}")
+    }
+  }
+}
+
+resource "google_storage_bucket" "source" {
+  # checkov:skip=CKV_GCP_62: Holds only the source archives Terraform itself uploads; Cloud Audit Logs already record who changed it, and an access-log bucket would log Cloud Build's reads alone.
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.name}-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  # Objects are named by content hash, so an old one is never overwritten: keep a few days of them.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_object" "source" {
+  bucket = google_storage_bucket.source.name
+  name   = "${var.name}-${local.source_hash}.zip"
+  source = data.archive_file.source.output_path
+}
+
+# ---- Identities ----------------------------------------------------------------------------
+
+resource "google_service_account" "runtime" {
+  project      = var.project_id
+  account_id   = var.name
+  display_name = "${var.name} runtime: reads its own secrets, nothing else"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "${var.name}-build"
+  display_name = "${var.name} build: Cloud Build for the function's image"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(local.build_roles)
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# ---- Secrets: the resources only; values go in with the gcloud commands the outputs print -----
+
+resource "google_secret_manager_secret" "this" {
+  for_each = local.secrets
+
+  project   = var.project_id
+  secret_id = each.value
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret_iam_member" "runtime" {
+  for_each = google_secret_manager_secret.this
+
+  project   = var.project_id
+  secret_id = each.value.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# Only when the user opts in through secret_values (values then live in the Terraform state).
+resource "google_secret_manager_secret_version" "opt_in" {
+  for_each = nonsensitive(toset(keys(var.secret_values)))
+
+  secret      = google_secret_manager_secret.this[each.value].id
+  secret_data = var.secret_values[each.value]
+}
+
+# ---- The function --------------------------------------------------------------------------
+
+resource "google_cloudfunctions2_function" "webhook" {
+  # checkov:skip=CKV_GCP_124: Webhook senders call from the public internet and cannot authenticate to Google; every request's signature is verified in the code before any work.
+  project     = var.project_id
+  name        = var.name
+  location    = var.region
+  description = "Verifies ATS and form webhooks and updates people in Stardex."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "handle_webhook"
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.memory
+    available_cpu                    = var.cpu
+    timeout_seconds                  = var.timeout_seconds
+    min_instance_count               = var.min_instances
+    max_instance_count               = var.max_instances
+    max_instance_request_concurrency = var.concurrency
+    service_account_email            = google_service_account.runtime.email
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    environment_variables            = local.environment
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_project_iam_member.build,
+    google_secret_manager_secret_iam_member.runtime,
+  ]
+}
+
+# Senders cannot authenticate to Google: anyone may call the URL, and each sender's signature
+# (checked in the code, constant-time) is the guard.
+resource "google_cloud_run_v2_service_iam_member" "public" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.webhook.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

@@ -1,0 +1,203 @@
+variable "project_id" {
+  description = "The Google Cloud project to deploy into."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6 to 30 lowercase letters, digits or hyphens, starting with a letter), not a project name or number."
+  }
+}
+
+variable "region" {
+  description = "The region of the function and its source bucket, e.g. europe-west1."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Cloud region such as us-central1 or europe-west1, not a zone."
+  }
+}
+
+variable "name" {
+  description = "Name of the function; also the prefix of its service accounts, secrets and bucket."
+  type        = string
+  default     = "stardex-webhook"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,22}[a-z0-9]$", var.name))
+    error_message = "name must be 6 to 24 lowercase letters, digits or hyphens, starting with a letter (it prefixes service account IDs, which allow 30)."
+  }
+}
+
+variable "sources" {
+  description = "Senders to enable (path segments such as greenhouse or typeform). Each gets a webhook URL and a signing-key secret. null enables every sender the code knows."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.sources == null || alltrue([for s in coalesce(var.sources, []) : contains(keys(local.known_sources), s)])
+    error_message = "Every entry of sources must be a sender the function knows: see known_sources in main.tf."
+  }
+
+  validation {
+    condition     = var.sources == null || length(coalesce(var.sources, [])) > 0
+    error_message = "sources must name at least one sender, or be null for all of them."
+  }
+}
+
+variable "memory" {
+  description = "Memory of each instance."
+  type        = string
+  default     = "512Mi"
+
+  validation {
+    condition     = contains(["512Mi", "1Gi", "2Gi", "4Gi"], var.memory)
+    error_message = "memory must be one of 512Mi, 1Gi, 2Gi, 4Gi (at least 512Mi, since more than one request per instance needs a whole CPU)."
+  }
+}
+
+variable "cpu" {
+  description = "vCPUs of each instance. Serving more than one request at a time needs at least 1."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = contains(["1", "2", "4"], var.cpu)
+    error_message = "cpu must be 1, 2 or 4."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Longest a webhook may take. The function's Stardex deadline is kept 10 seconds shorter, so a slow Stardex gets a 503 (retry) instead of a cut connection."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.timeout_seconds >= 30 && var.timeout_seconds <= 3600 && floor(var.timeout_seconds) == var.timeout_seconds
+    error_message = "timeout_seconds must be a whole number from 30 to 3600."
+  }
+}
+
+variable "min_instances" {
+  description = "Instances kept warm. 0 costs nothing when idle; 1 removes cold starts."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_instances >= 0 && var.min_instances <= 10 && floor(var.min_instances) == var.min_instances
+    error_message = "min_instances must be a whole number from 0 to 10."
+  }
+}
+
+variable "max_instances" {
+  description = "Upper bound on instances. Stardex allows 60 requests a minute per key and each instance paces itself, so the per-instance pace is stardex_requests_per_minute divided by this."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.max_instances >= 1 && var.max_instances <= 20 && floor(var.max_instances) == var.max_instances
+    error_message = "max_instances must be a whole number from 1 to 20: more instances cannot go faster than Stardex's rate limit."
+  }
+}
+
+variable "concurrency" {
+  description = "Requests one instance serves at once (more than 1: webhooks mostly wait on Stardex)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.concurrency >= 2 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency
+    error_message = "concurrency must be a whole number from 2 to 1000."
+  }
+}
+
+variable "log_level" {
+  description = "Lowest severity logged: DEBUG, INFO, WARNING or ERROR."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "dry_run" {
+  description = "Map and validate every webhook but never call Stardex (answers show the body that would have been sent)."
+  type        = bool
+  default     = false
+}
+
+variable "stardex_api_base" {
+  description = "Stardex API base URL."
+  type        = string
+  default     = "https://api.stardex.ai/v1"
+
+  validation {
+    condition     = can(regex("^https://[^/]+", var.stardex_api_base))
+    error_message = "stardex_api_base must be an https:// URL."
+  }
+}
+
+variable "stardex_requests_per_minute" {
+  description = "Stardex requests per minute this deployment may make in all, shared out evenly between max_instances."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.stardex_requests_per_minute >= 1 && floor(var.stardex_requests_per_minute) == var.stardex_requests_per_minute
+    error_message = "stardex_requests_per_minute must be a whole number of at least 1."
+  }
+}
+
+variable "max_body_bytes" {
+  description = "Largest webhook body accepted, in bytes; larger ones get 413."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 33554432 && floor(var.max_body_bytes) == var.max_body_bytes
+    error_message = "max_body_bytes must be a whole number from 1024 to 33554432 (Cloud Run's 32 MiB request limit)."
+  }
+}
+
+variable "phone_default_region" {
+  description = "ISO 3166 alpha-2 region (e.g. GB) for phone numbers written without a country code; null sends them as written."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.phone_default_region == null || can(regex("^[A-Z]{2}$", coalesce(var.phone_default_region, "-")))
+    error_message = "phone_default_region must be two capital letters such as GB or US, or null."
+  }
+}
+
+variable "secret_ttl_seconds" {
+  description = "How long an instance keeps a secret value before reading it again, so a new version is picked up without a redeploy."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.secret_ttl_seconds >= 0 && var.secret_ttl_seconds <= 86400
+    error_message = "secret_ttl_seconds must be from 0 to 86400."
+  }
+}
+
+variable "secret_values" {
+  description = "Opt-in: secret values to store from Terraform, keyed by setting name (STARDEX_API_KEY, GREENHOUSE_SIGNING_KEY, ...). They end up in the Terraform state; leave empty and use the printed gcloud commands to keep them out."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+
+  validation {
+    condition     = alltrue([for k in keys(var.secret_values) : contains(keys(local.secrets), k)])
+    error_message = "secret_values keys must be settings this deployment has a secret for: STARDEX_API_KEY, or <SOURCE>_SIGNING_KEY of an enabled source."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes them."
+  type        = map(string)
+  default     = {}
+}

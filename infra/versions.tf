@@ -1,0 +1,15 @@
+terraform {
+  # 1.9 is the first release whose variable validations may refer to locals (the known senders).
+  required_version = ">= 1.9.0, < 2.0.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.0.0, < 7.0.0"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = ">= 2.4.0, < 3.0.0"
+    }
+  }
+}

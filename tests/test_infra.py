@@ -1,0 +1,471 @@
+"""The Terraform module (infra/) cross-checked against the code it deploys.
+
+No Terraform binary or provider can run here, so two readers stand in: python-hcl2 parses every
+``.tf`` file as written, and tfparse evaluates the module (variables, locals, ``for_each``) the way
+``terraform plan`` would, minus the provider. Resource attributes that only Google knows after
+apply (a secret's ``id``) come out of tfparse as opaque tokens that are still equal wherever the
+same resource is referenced, which is what the secret-to-reader checks compare.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import hcl2
+import pytest
+import tfparse
+
+from stardex_webhook import send_sample
+from stardex_webhook.config import STARDEX_API_KEY, signing_key_name
+from stardex_webhook.secrets import check_version_name
+from stardex_webhook.sources import SOURCES
+
+REPO = Path(__file__).resolve().parent.parent
+INFRA = REPO / "infra"
+EXAMPLE_TFVARS = INFRA / "examples" / "terraform.tfvars"
+CONTRACT = REPO.parent / "shared" / "CONTRACT.md"
+TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
+VAR_FILES = [None, EXAMPLE_TFVARS]  # the module's defaults, and the example a user copies
+SECRET_SUFFIX = "_SECRET"
+# Local tools that are not part of the deployed request path.
+LOCAL_TOOLS = {"serve.py", "send_sample.py"}
+
+
+# ---- readers ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def parsed(path: Path) -> dict:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
+def literal(value):
+    """python-hcl2 keeps a string literal's quotes; drop them so it reads as the value."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def blocks(path: Path, kind: str) -> dict[str, dict]:
+    """``variable "x" {...}`` blocks of one file by name."""
+    found = {}
+    for block in parsed(path).get(kind, []):
+        for name, body in block.items():
+            found[literal(name)] = body
+    return found
+
+
+@lru_cache(maxsize=None)
+def evaluated(var_file: Path | None) -> dict:
+    return tfparse.load_from_path(str(INFRA), vars_paths=[str(var_file.relative_to(INFRA))] if var_file else [])
+
+
+def locals_of(model: dict) -> dict:
+    merged = {}
+    for block in model["locals"]:
+        merged.update({k: v for k, v in block.items() if k not in ("__tfmeta", "id")})
+    return merged
+
+
+def the_function(model: dict) -> dict:
+    (function,) = model["google_cloudfunctions2_function"]
+    return function
+
+
+def environment(model: dict) -> dict[str, str]:
+    return the_function(model)["service_config"]["environment_variables"]
+
+
+def variable_default(name: str, model: dict):
+    (block,) = [v for v in model["variable"] if v["__tfmeta"]["label"] == name]
+    return block.get("default")
+
+
+def by_tfvars(func):
+    return pytest.mark.parametrize("var_file", VAR_FILES, ids=["defaults", "example-tfvars"])(func)
+
+
+# ---- what the code reads -----------------------------------------------------------------------
+
+_ENV_READ = re.compile(r"""(?:\benv(?:iron)?\.get|_flag|_number)\(\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]+)["']""")
+
+
+def settings_read_by_code() -> set[str]:
+    """Every variable the deployed code reads by a fixed name (config.py and friends)."""
+    names = set()
+    for path in (REPO / "stardex_webhook").rglob("*.py"):
+        if path.name not in LOCAL_TOOLS:
+            names.update(_ENV_READ.findall(path.read_text()))
+    return names
+
+
+def secret_settings(sources: list[str]) -> set[str]:
+    """Settings read through the secret provider, for the given enabled sources."""
+    return {STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
+
+
+def contract_defaults() -> dict[str, str]:
+    """Variables of the CONTRACT's configuration table that have a default, with that default."""
+    if not CONTRACT.exists():
+        pytest.skip(f"{CONTRACT} is not beside the checkout")
+    text = CONTRACT.read_text()
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    defaults = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z_<>]+)`", cells[0])
+        is_secret = any(n.endswith(SECRET_SUFFIX) for n in names)
+        if not is_secret:  # a secret has no default: without it the feature refuses to work
+            defaults.update(dict.fromkeys(names, cells[2]))
+    return defaults
+
+
+# ---- the files themselves ----------------------------------------------------------------------
+
+
+def test_module_has_the_standard_layout():
+    for name in ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "README.md"):
+        assert (INFRA / name).is_file(), name
+    assert EXAMPLE_TFVARS.is_file()
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=[str(p.relative_to(INFRA)) for p in TF_FILES])
+def test_every_tf_file_parses(path):
+    assert parsed(path), f"{path} is empty"
+
+
+def test_terraform_and_provider_versions_are_pinned_to_a_range():
+    (terraform,) = parsed(INFRA / "versions.tf")["terraform"]
+    bounded = re.compile(r"^>=\s*\d+\.\d+\.\d+,\s*<\s*\d+\.\d+\.\d+$")
+    assert bounded.match(literal(terraform["required_version"]))
+    (providers,) = terraform["required_providers"]
+    assert "google" in providers
+    for name, spec in providers.items():
+        if name.startswith("__"):
+            continue
+        assert literal(spec["source"]).startswith("hashicorp/"), name
+        assert bounded.match(literal(spec["version"])), f"{name} provider is not pinned to a range"
+
+
+def test_every_variable_is_typed_and_described():
+    for name, body in blocks(INFRA / "variables.tf", "variable").items():
+        assert body.get("type"), f"variable {name} has no type"
+        assert len(literal(body.get("description", ""))) > 10, f"variable {name} has no description"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["project_id", "region", "sources", "memory", "timeout_seconds", "min_instances", "max_instances", "concurrency", "log_level"],
+)
+def test_variables_where_a_wrong_value_is_likely_are_validated(name):
+    assert blocks(INFRA / "variables.tf", "variable")[name].get("validation"), name
+
+
+def test_every_output_is_described():
+    for name, body in blocks(INFRA / "outputs.tf", "output").items():
+        assert len(literal(body.get("description", ""))) > 10, f"output {name} has no description"
+
+
+# ---- the function against the code -----------------------------------------------------------
+
+
+@by_tfvars
+def test_entry_point_and_runtime_match_main_py(var_file):
+    build = the_function(evaluated(var_file))["build_config"]
+    assert build["runtime"] == "python312"
+    tree = ast.parse((REPO / "main.py").read_text())
+    http_functions = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any(ast.unparse(d) == "functions_framework.http" for d in node.decorator_list)
+    }
+    assert build["entry_point"] in http_functions
+
+
+def test_known_sources_are_exactly_the_code_s_sources():
+    known = locals_of(evaluated(None))["known_sources"]
+    assert set(known) == set(SOURCES), "infra/main.tf known_sources and stardex_webhook/sources disagree"
+
+
+@by_tfvars
+def test_enabled_sources_are_sources_the_code_knows(var_file):
+    enabled = locals_of(evaluated(var_file))["sources"]
+    assert enabled and set(enabled) <= set(SOURCES)
+
+
+def test_no_sources_means_every_sender_the_code_knows():
+    assert variable_default("sources", evaluated(None)) is None
+    assert sorted(locals_of(evaluated(None))["sources"]) == sorted(SOURCES)
+
+
+def test_the_settings_scan_finds_what_config_reads():
+    # Guards the scan below: if it found nothing, every env-var check would pass vacuously.
+    assert {"DRY_RUN", "MAX_BODY_BYTES", "STARDEX_API_BASE", "LOG_LEVEL"} <= settings_read_by_code()
+
+
+@by_tfvars
+def test_every_setting_the_code_reads_is_set_or_has_a_contract_default(var_file):
+    model = evaluated(var_file)
+    env = environment(model)
+    defaults = contract_defaults()
+    enabled = locals_of(model)["sources"]
+    missing = sorted(
+        name
+        for name in settings_read_by_code() | secret_settings(enabled)
+        if name not in env and f"{name}{SECRET_SUFFIX}" not in env and name not in defaults
+    )
+    assert not missing, f"read by the code, not set by infra/ and without a CONTRACT default: {missing}"
+
+
+@by_tfvars
+def test_every_enabled_source_and_the_stardex_key_come_from_secret_manager(var_file):
+    model = evaluated(var_file)
+    env = environment(model)
+    for name in secret_settings(locals_of(model)["sources"]):
+        assert f"{name}{SECRET_SUFFIX}" in env, name
+        assert name not in env, f"{name} would carry the value itself in the function's settings"
+
+
+@by_tfvars
+def test_every_secret_setting_names_a_secret_the_runtime_account_can_read(var_file):
+    model = evaluated(var_file)
+    secrets = {s["id"]: s for s in model["google_secret_manager_secret"]}
+    readable = {
+        m["secret_id"]
+        for m in model["google_secret_manager_secret_iam_member"]
+        if m["role"] == "roles/secretmanager.secretAccessor"
+        and m["member"] == "serviceAccount:${google_service_account.runtime.email}"
+    }
+    secret_env = {k: v for k, v in environment(model).items() if k.endswith(SECRET_SUFFIX)}
+    assert secret_env
+    for name, value in secret_env.items():
+        secret_ref, _, version = value.partition("/versions/")
+        assert secret_ref in secrets, f"{name} does not point at a secret this module creates"
+        assert secret_ref in readable, f"the runtime account cannot read the secret behind {name}"
+        # The provider's id is projects/P/secrets/S: the value must be a name the code accepts.
+        real = f"projects/{variable_default('project_id', model) or 'p'}/secrets/{secrets[secret_ref]['secret_id']}"
+        assert check_version_name(name, f"{real}/versions/{version}")
+
+
+@by_tfvars
+def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(var_file):
+    model = evaluated(var_file)
+    runtime_member = "serviceAccount:${google_service_account.runtime.email}"
+    grants = [
+        (kind, block.get("role"))
+        for kind, resources in model.items()
+        if kind.endswith(("_iam_member", "_iam_binding", "_iam_policy"))
+        for block in resources
+        if runtime_member in json.dumps(block)
+    ]
+    assert grants
+    assert set(grants) == {("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor")}
+    secret_count = len(model["google_secret_manager_secret"])
+    assert len(grants) == secret_count
+
+
+@by_tfvars
+def test_one_secret_per_setting_and_no_more(var_file):
+    model = evaluated(var_file)
+    expected = secret_settings(locals_of(model)["sources"])
+    assert set(locals_of(model)["secrets"]) == expected
+    assert len(model["google_secret_manager_secret"]) == len(expected)
+
+
+@by_tfvars
+def test_function_serves_concurrently_with_bounded_instances(var_file):
+    model = evaluated(var_file)
+    service = the_function(model)["service_config"]
+    assert service["max_instance_request_concurrency"] > 1
+    assert 1 <= service["max_instance_count"] <= 20
+    assert service["service_account_email"]["__attribute__"] == "google_service_account.runtime.email"
+    # Timeout and memory come from the variables, and gunicorn's threads match the concurrency.
+    variables = {v["__tfmeta"]["label"]: v for v in model["variable"]}
+    assert "timeout_seconds" in variables and "memory" in variables
+    assert int(environment(model)["THREADS"]) == service["max_instance_request_concurrency"]
+    assert float(environment(model)["STARDEX_DEADLINE_SECONDS"]) < service["timeout_seconds"]
+
+
+@by_tfvars
+def test_instances_together_stay_under_stardex_s_rate_limit(var_file):
+    model = evaluated(var_file)
+    per_instance = int(environment(model)["STARDEX_REQUESTS_PER_MINUTE"])
+    assert per_instance * the_function(model)["service_config"]["max_instance_count"] <= 60
+
+
+def test_anyone_may_invoke_the_function_and_the_signature_is_the_guard():
+    model = evaluated(EXAMPLE_TFVARS)
+    (invoker,) = model["google_cloud_run_v2_service_iam_member"]
+    assert invoker["role"] == "roles/run.invoker" and invoker["member"] == "allUsers"
+    assert the_function(model)["service_config"]["ingress_settings"] == "ALLOW_ALL"
+    assert environment(model)["ALLOW_UNSIGNED"] == "0"
+
+
+# ---- the source archive ------------------------------------------------------------------------
+
+
+def archived_files() -> list[str]:
+    return locals_of(evaluated(None))["source_files"]
+
+
+def test_archive_holds_the_code_and_data_the_function_loads():
+    files = set(archived_files())
+    assert {"main.py", "requirements.txt"} <= files
+    for folder, pattern in (("stardex_webhook", "*.py"), ("schemas", "*.json"), ("mappings", "*.json")):
+        for path in (REPO / folder).rglob(pattern):
+            if "__pycache__" not in path.parts:
+                assert str(path.relative_to(REPO)) in files, path
+
+
+def test_archive_leaves_out_tests_infra_and_vcs_files():
+    for path in archived_files():
+        top = path.split("/", 1)[0]
+        assert top not in {"tests", "infra", "bench", ".ci", ".git", ".venv"}, path
+        assert "__pycache__" not in path and not path.endswith(".pyc"), path
+
+
+def test_archive_alone_is_enough_to_start_the_function(tmp_path):
+    for path in archived_files():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / path, tmp_path / path)
+    started = subprocess.run(
+        [sys.executable, "-c", "import main; print(main.handle_webhook.__name__)"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "handle_webhook"
+
+
+def test_archive_object_is_named_by_the_content_hash():
+    main_tf = blocks(INFRA / "main.tf", "resource")
+    (obj,) = [body for name, body in main_tf.items() if name == "google_storage_bucket_object"]
+    assert "local.source_hash" in obj['"source"']["name"]
+    (local_block,) = parsed(INFRA / "main.tf")["locals"]
+    assert "filesha256" in local_block["source_hash"] and "local.source_files" in local_block["source_hash"]
+
+
+# ---- secrets stay out of the files and the state -----------------------------------------------
+
+_KEY_SHAPES = [
+    re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"),
+    re.compile(r"\b[0-9a-f]{32,}\b"),
+    re.compile(r"\b[A-Za-z0-9+/]{40,}={0,2}"),
+    re.compile(r"\bsk_(live|test)_\w+"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+]
+
+
+def infra_text_files() -> list[Path]:
+    return [p for p in INFRA.rglob("*") if p.is_file() and p.suffix in {".tf", ".tfvars"} and ".terraform" not in p.parts]
+
+
+def test_no_key_or_secret_value_appears_in_any_tf_file():
+    demo_keys = {send_sample.local_signing_key(source) for source in SOURCES}
+    for path in infra_text_files():
+        text = path.read_text()
+        for shape in _KEY_SHAPES:
+            assert not shape.search(text), f"{path}: {shape.pattern} looks like a key"
+        for key in demo_keys:
+            assert key not in text, f"{path} holds a demo signing key"
+
+
+def test_secret_values_enter_only_through_the_sensitive_opt_in():
+    variables = blocks(INFRA / "variables.tf", "variable")
+    assert variables["secret_values"]["sensitive"] is True
+    assert variables["secret_values"]["default"] == {}
+    for path in TF_FILES:
+        for resource in parsed(path).get("resource", []):
+            for kind, instances in resource.items():
+                for body in instances.values():
+                    if "secret_data" in body:
+                        assert kind == '"google_secret_manager_secret_version"'
+                        assert body["secret_data"] == "${var.secret_values[each.value]}"
+    example = hcl2.load(EXAMPLE_TFVARS.open())
+    assert "secret_values" not in example
+
+
+def test_without_the_opt_in_no_secret_version_is_created():
+    assert "google_secret_manager_secret_version" not in evaluated(EXAMPLE_TFVARS)
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+def outputs(model: dict) -> dict:
+    return {o["__tfmeta"]["label"]: o.get("value") for o in model["output"]}
+
+
+def test_outputs_give_the_urls_the_account_and_a_command_per_secret():
+    model = evaluated(EXAMPLE_TFVARS)
+    values = outputs(model)
+    assert {"url", "webhook_urls", "service_account_email", "secret_commands"} <= set(values)
+    secret_ids = {s["secret_id"] for s in model["google_secret_manager_secret"]}
+    commands = values["secret_commands"]
+    assert set(commands) == set(locals_of(model)["secrets"])
+    for name, command in commands.items():
+        secret_id = locals_of(model)["secrets"][name]
+        assert secret_id in secret_ids
+        assert f"gcloud secrets versions add {secret_id} --project=my-search-firm-prod --data-file=-" in command
+    body = blocks(INFRA / "outputs.tf", "output")["webhook_urls"]["value"]
+    assert "local.sources" in body and "/${s}" in body
+
+
+# ---- docs kept in step -------------------------------------------------------------------------
+
+
+def render_default(body: dict) -> str:
+    if "default" not in body:
+        return "required"
+    value = literal(body["default"])
+    if value is None:
+        return "`null`"
+    if isinstance(value, (dict, list)):
+        return f"`{json.dumps(value)}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def expected_tables() -> str:
+    lines = ["| Input | Type | Default | Description |", "|---|---|---|---|"]
+    for name, body in blocks(INFRA / "variables.tf", "variable").items():
+        kind = literal(body["type"]).replace("${", "").replace("}", "")
+        lines.append(f"| `{name}` | `{kind}` | {render_default(body)} | {literal(body['description'])} |")
+    lines += ["", "| Output | Description |", "|---|---|"]
+    for name, body in blocks(INFRA / "outputs.tf", "output").items():
+        lines.append(f"| `{name}` | {literal(body['description'])} |")
+    return "\n".join(lines)
+
+
+def test_infra_readme_tables_match_variables_and_outputs():
+    readme = (INFRA / "README.md").read_text()
+    expected = expected_tables()
+    assert expected in readme, "infra/README.md's tables are out of date; they should read:\n\n" + expected
+
+
+def test_main_readme_deploy_section_uses_the_module_s_real_names():
+    readme = (REPO / "README.md").read_text()
+    deploy = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
+    for needed in ("terraform init", "terraform apply", "secret_commands", "webhook_urls", "terraform destroy"):
+        assert needed in deploy, needed
+    for name in re.findall(r"terraform output -raw (\w+)|terraform output (\w+)", deploy):
+        assert set(filter(None, name)) <= set(blocks(INFRA / "outputs.tf", "output")), name
+
+
+if __name__ == "__main__":
+    print(expected_tables())
