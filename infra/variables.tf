@@ -88,6 +88,11 @@ variable "min_instances" {
     condition     = var.min_instances >= 0 && var.min_instances <= 10 && floor(var.min_instances) == var.min_instances
     error_message = "min_instances must be a whole number from 0 to 10."
   }
+
+  validation {
+    condition     = var.min_instances <= var.max_instances
+    error_message = "min_instances cannot be more than max_instances."
+  }
 }
 
 variable "max_instances" {
