@@ -9,6 +9,7 @@ one place that turns them into answers and writes the one log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ import traceback
 from typing import Any, Callable, Mapping
 
 from flask import Request, Response
+from werkzeug.sansio.utils import get_current_url
 
 from . import __version__
 from .config import STARDEX_API_KEY, Settings, load_settings, signing_key_name
@@ -42,6 +44,8 @@ from .validation import validate_update
 
 HEALTH_PATH = "healthz"
 _READ_CHUNK = 64 * 1024
+# Longest host or path whose URL is remembered (see _request_url): a sender cannot fill memory.
+_LONGEST_REMEMBERED_URL_PART = 256
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -162,9 +166,9 @@ class WebhookApp:
         delivery = Delivery(
             source=source.name,
             method=request.method,
-            url=request.url,
+            url=_request_url(request),
             headers=Headers(list(request.headers.items())),
-            query=request.args.to_dict(),
+            query=request.args.to_dict() if request.query_string else {},
             body=self._read_body(request),
             received_at=self._wall_clock(),
         )
@@ -195,9 +199,9 @@ class WebhookApp:
         """Refuse an oversized body before reading it; read a body of unknown length only up to
         the limit, so a huge chunked upload costs no more memory than an accepted one."""
         limit = self._settings.max_body_bytes
-        too_large = TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
-        if request.content_length is not None and request.content_length > limit:
-            raise too_large
+        length = request.content_length
+        if length is not None and length > limit:
+            raise _too_large(limit)
         chunks, size = [], 0
         while True:
             chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
@@ -206,7 +210,9 @@ class WebhookApp:
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
+            if size == length:
+                break  # the stream ends at Content-Length: one read less
         return b"".join(chunks)
 
     def _verify(self, source: Source, delivery: Delivery) -> None:
@@ -267,3 +273,26 @@ class WebhookApp:
         if not key:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)
         return key
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
+
+
+def _request_url(request: Request) -> str:
+    """``request.url``, remembered per scheme, host, root path and path.
+
+    Werkzeug builds it anew for every request (percent-quoting, then decoding to an IRI), which
+    costs more than verifying a signature, while a sender posts to the same URL every time. The
+    same function on the same parts gives the same string; a query string, or an overlong host or
+    path, is not remembered (a sender must not be able to fill memory).
+    """
+    host, root_path, path = request.host, request.root_path, request.path
+    if request.query_string or max(len(host), len(root_path), len(path)) > _LONGEST_REMEMBERED_URL_PART:
+        return request.url
+    return _url_without_query(request.scheme, host, root_path, path)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_without_query(scheme: str, host: str, root_path: str, path: str) -> str:
+    return get_current_url(scheme, host, root_path, path)

@@ -16,19 +16,20 @@ import numbers
 import operator
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.functions import Functions
 # _Expression: jmespath's functions (sort_by, max_by, map...) recognise an expression argument by this class.
 from jmespath.visitor import TreeInterpreter, _Expression
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.exceptions import best_match
 
 from . import transforms as transform_functions
 from .errors import ConfigurationError
-from .validation import SCHEMAS_DIR, json_path, load_schema
+from .validation import SCHEMAS_DIR, Check, LazyValidator, compile_fast_check, json_path, read_schema
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 BUILTIN_MAPPINGS_DIR = os.path.join(os.path.dirname(__file__), "..", "mappings")
 MAPPING_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "mapping.schema.json")
@@ -43,7 +44,11 @@ _FUNCTIONS = Functions()
 # deep structures in comparisons); each is "nothing found" to the engine.
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 
-_mapping_validator: Draft202012Validator | None = None
+# The mapping schema, read on first use (only at start, when files are loaded): a compiled fast
+# check that passes a valid file without importing jsonschema, and jsonschema (imported only when
+# a file fails that check, or when the schema uses a keyword the check does not know) for the
+# messages that name each fault.
+_mapping_schema: tuple[LazyValidator, Check | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -240,7 +245,10 @@ def _compile_node(node: dict[str, Any]) -> Search:
 def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
     base_of = _compile_node(children[0])
     each = _compile_node(children[1])
-    keep = _compile_node(children[2]) if kind == "filter_projection" else None
+    equality = _equality_test(children[2]) if kind == "filter_projection" else None
+    if equality is not None:
+        return _compile_equality_filter(base_of, each, *equality)
+    keep = _compile_condition(children[2]) if kind == "filter_projection" else None
 
     def projection(value: Any) -> Any:
         base = base_of(value)
@@ -252,7 +260,7 @@ def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
             return None
         collected = []
         for element in base:
-            if keep is not None and _is_false(keep(element)):
+            if keep is not None and not keep(element):
                 continue
             current = each(element)
             if current is not None:
@@ -260,6 +268,83 @@ def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
         return collected
 
     return projection
+
+
+def _compile_equality_filter(base_of: Search, each: Search, keys: list[str], texts: frozenset[str]) -> Search:
+    """``list[?path == 'a' || path == 'b'].each`` with the test inline: the filter every mapping
+    uses to pick answers (``answers[?field.ref == 'email']``) runs once per element."""
+
+    def projection(value: Any) -> Any:
+        base = base_of(value)
+        if not isinstance(base, list):
+            return None
+        collected = []
+        for element in base:
+            found = element
+            for key in keys:
+                found = found.get(key) if isinstance(found, dict) else None
+            if isinstance(found, str) and found in texts:
+                current = each(element)
+                if current is not None:
+                    collected.append(current)
+        return collected
+
+    return projection
+
+
+def _equality_test(node: dict[str, Any]) -> tuple[list[str], frozenset[str]] | None:
+    """For ``path == 'a'``, or ``path == 'a' || path == 'b' ...`` on one plain field path: the
+    path's keys and the texts. Such a test holds exactly when the path yields a string that is one
+    of the texts (a string never equals a non-string)."""
+    if node["type"] == "comparator" and node["value"] == "eq":
+        left, right = node["children"]
+        keys = _field_keys(left)
+        if keys is not None and right["type"] == "literal" and isinstance(right["value"], str):
+            return keys, frozenset([right["value"]])
+    if node["type"] == "or_expression":
+        first, second = (_equality_test(child) for child in node["children"])
+        if first is not None and second is not None and first[0] == second[0]:
+            return first[0], first[1] | second[1]
+    return None
+
+
+def _field_keys(node: dict[str, Any]) -> list[str] | None:
+    """The keys of a plain field path (``a`` or ``a.b.c``); None for any other expression."""
+    if node["type"] == "field":
+        return [node["value"]]
+    if node["type"] == "subexpression" and all(child["type"] == "field" for child in node["children"]):
+        return [child["value"] for child in node["children"]]
+    return None
+
+
+def _compile_condition(node: dict[str, Any]) -> Callable[[Any], bool]:
+    """A filter's condition as a yes/no test of one element, i.e. ``not _is_false(condition(element))``.
+
+    Filters run once per list element, and mappings are mostly ``answers[?field.ref == 'email']``:
+    that comparison (and ``||`` / ``&&`` of such) is looked up inline here instead of through three
+    nested closures per element; the answer is the same (a field path yields None as soon as it
+    meets a non-object, and a string never equals a non-string).
+    """
+    kind = node["type"]
+    if kind == "comparator" and node["value"] in ("eq", "ne"):
+        left, right = node["children"]
+        keys = _field_keys(left)
+        if keys is not None and right["type"] == "literal" and isinstance(right["value"], str):
+            literal, negate = right["value"], node["value"] == "ne"
+
+            def compare(element: Any) -> bool:
+                for key in keys:
+                    element = element.get(key) if isinstance(element, dict) else None
+                return (element == literal) is not negate
+
+            return compare
+    if kind in ("or_expression", "and_expression"):
+        first, second = (_compile_condition(child) for child in node["children"])
+        if kind == "or_expression":
+            return lambda element: first(element) or second(element)
+        return lambda element: first(element) and second(element)
+    condition = _compile_node(node)
+    return lambda element: not _is_false(condition(element))
 
 
 def _compile_comparator(operation: str, left: Search, right: Search, literal: Any) -> Search:
@@ -462,16 +547,26 @@ class Mapping:
         return PersonRef(id=person_id, emails=emails, linkedin_url=linkedin_url)
 
 
-def _schema_validator() -> Draft202012Validator:
-    """The mapping schema's validator, built on first use (only at start, when files are loaded)."""
-    global _mapping_validator
-    if _mapping_validator is None:
-        _mapping_validator = Draft202012Validator(load_schema(MAPPING_SCHEMA_PATH))
-    return _mapping_validator
+def _mapping_schema_checks() -> tuple[LazyValidator, Check | None]:
+    global _mapping_schema
+    if _mapping_schema is None:
+        schema = read_schema(MAPPING_SCHEMA_PATH)
+        _mapping_schema = (LazyValidator(schema), compile_fast_check(schema, {}))
+    return _mapping_schema
+
+
+def _schema_faults(document: Any) -> list[str]:
+    """Every fault of a mapping document against the mapping schema, sorted; none when it is valid."""
+    validator, fast_check = _mapping_schema_checks()
+    if fast_check is not None and fast_check(document):
+        return []
+    return sorted(_schema_message(error) for error in validator.get().iter_errors(document))
 
 
 def _schema_message(error: ValidationError) -> str:
     """One schema fault in the mapping file, located by its JSON path."""
+    from jsonschema.exceptions import best_match
+
     where = json_path(error.absolute_path)
     if error.validator in ("oneOf", "anyOf") and "errorMessage" in error.schema:
         return f"{where}: {error.schema['errorMessage']}"
@@ -495,7 +590,7 @@ def load_mapping_file(name: str, file_path: str, phone_default_region: str | Non
         raise ConfigurationError(
             f"mapping file {file_path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
-    faults = sorted(_schema_message(error) for error in _schema_validator().iter_errors(document))
+    faults = _schema_faults(document)
     if faults:
         raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
     try:

@@ -4,6 +4,11 @@ A body that fails is answered 422 with every error and its JSON path, so the sen
 wrote the mapping) can fix all of them at once. Messages are written here per schema keyword and
 never quote the offending value: values are personal data (emails, phones, names) and end up in
 answers and logs.
+
+jsonschema is the authority, but it is imported only when a document fails the fast check below
+(to list its errors), or at start when a schema uses a keyword the fast check does not know:
+importing it and checking a schema costs a cold start about 60 milliseconds, and a valid body
+never needs it.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import functools
 import json
 import os
 import re
-from typing import Any, Callable, Iterable
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
-
 from .errors import Unprocessable
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schemas")
 PERSON_UPDATE_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "person_update.schema.json")
@@ -85,22 +92,25 @@ FORMAT_CHECKS: dict[str, Check] = {"email": is_email, "uri": is_http_url, "uuid"
 def format_checker() -> FormatChecker:
     """A checker that asserts only our formats, each with a real check (jsonschema's defaults
     either accept almost anything or depend on optional packages)."""
+    from jsonschema import FormatChecker
+
     checker = FormatChecker(formats=())
     for name, check in FORMAT_CHECKS.items():
         checker.checks(name)(check)
     return checker
 
 
-def load_schema(path: str) -> dict[str, Any]:
-    """Read a JSON schema file and check that it is itself a valid Draft 2020-12 schema."""
+def read_schema(path: str) -> dict[str, Any]:
+    """Read a JSON schema file. It is checked against the Draft 2020-12 metaschema when jsonschema
+    first needs it (``LazyValidator``), not here: that check alone would import jsonschema."""
     with open(path, encoding="utf-8") as handle:
-        schema = json.load(handle)
-    Draft202012Validator.check_schema(schema)
-    return schema
+        return json.load(handle)
 
 
-# Keywords that only annotate; they never make a document invalid.
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default"})
+# Keywords that only annotate; they never make a document invalid. ``errorMessage`` is not a JSON
+# Schema keyword (validators ignore it): the mapping schema keeps its messages there.
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default",
+                          "errorMessage"})
 _TYPE_CHECKS: dict[str, Check] = {
     "object": lambda value: isinstance(value, dict),
     "array": lambda value: isinstance(value, list),
@@ -123,7 +133,8 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
     jsonschema takes about 100 microseconds per update body, a third of the pipeline's budget; the
     compiled closures take a few. jsonschema stays the authority: it builds the error list when this
     check fails. A schema that uses any keyword not handled here gets ``None`` (jsonschema alone),
-    so editing the schema can never make the fast check silently more lenient.
+    so editing the schema can never make the fast check silently more lenient. The same check
+    passes valid mapping files at start, so that a cold start never imports jsonschema.
     """
     definitions = schema.get("$defs", {})
     compiled_definitions: dict[str, Check] = {}
@@ -133,7 +144,9 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
         name = target[len(prefix):]
         if not target.startswith(prefix) or name not in definitions:
             raise _Unsupported(target)
-        return lambda value: compiled_definitions[name](value)
+        if name in compiled_definitions:  # already compiled: no lookup per call
+            return compiled_definitions[name]
+        return lambda value: compiled_definitions[name](value)  # defined later (or recursive)
 
     def build(node: Any) -> Check:
         if node is True:
@@ -180,13 +193,23 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
             known = frozenset(node.get("properties", {}))
             if "patternProperties" in node:
                 raise _Unsupported(keyword)
+            if argument is False:
+                return lambda value: not isinstance(value, dict) or known.issuperset(value)
             extra_check = build(argument)
             return lambda value: not isinstance(value, dict) or all(
                 extra_check(item) for name, item in value.items() if name not in known
             )
         if keyword == "required":
             names = tuple(argument)
-            return lambda value: not isinstance(value, dict) or all(name in value for name in names)
+
+            def check_required(value: Any) -> bool:
+                if isinstance(value, dict):
+                    for name in names:
+                        if name not in value:
+                            return False
+                return True
+
+            return check_required
         if keyword == "minProperties":
             return lambda value: not isinstance(value, dict) or len(value) >= argument
         if keyword == "minLength":
@@ -195,7 +218,15 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
             return lambda value: not isinstance(value, list) or len(value) >= argument
         if keyword == "items":
             item_check = build(argument)
-            return lambda value: not isinstance(value, list) or all(item_check(item) for item in value)
+
+            def check_items(value: Any) -> bool:
+                if isinstance(value, list):
+                    for item in value:
+                        if not item_check(item):
+                            return False
+                return True
+
+            return check_items
         if keyword == "enum":
             if not all(isinstance(option, str) for option in argument):
                 raise _Unsupported(keyword)
@@ -204,6 +235,29 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
         if keyword == "format":
             # Like jsonschema, a format with no registered check asserts nothing.
             return formats.get(argument, lambda value: True)
+        if keyword == "const":
+            if not isinstance(argument, str):
+                raise _Unsupported(keyword)
+            return lambda value: isinstance(value, str) and value == argument
+        if keyword == "uniqueItems":
+            if argument is False:
+                return lambda value: True
+            # Only beside "items" of type string: then a list holding anything but strings fails
+            # "items" anyway, so answering False for it is exact, and strings compare as in JSON.
+            items = node.get("items")
+            if argument is not True or not isinstance(items, dict) or items.get("type") != "string":
+                raise _Unsupported(keyword)
+            return lambda value: not isinstance(value, list) or (
+                all(isinstance(item, str) for item in value) and len(set(value)) == len(value)
+            )
+        if keyword in ("oneOf", "anyOf"):
+            branches = [build(subschema) for subschema in argument]
+            if keyword == "anyOf":
+                return lambda value: any(branch(value) for branch in branches)
+            return lambda value: sum(1 for branch in branches if branch(value)) == 1
+        if keyword == "not":
+            negated = build(argument)
+            return lambda value: not negated(value)
         raise _Unsupported(keyword)
 
     try:
@@ -214,11 +268,36 @@ def compile_fast_check(schema: dict[str, Any], formats: dict[str, Check]) -> Che
         return None
 
 
-# Built once at import: a broken schema file stops the function at start, and no request pays for
-# reading or compiling it.
-_SCHEMA = load_schema(PERSON_UPDATE_SCHEMA_PATH)
-_VALIDATOR = Draft202012Validator(_SCHEMA, format_checker=format_checker())
+class LazyValidator:
+    """jsonschema's validator for one schema, made on first use (importing jsonschema, checking the
+    schema against the metaschema), once per process even when threads ask at the same time."""
+
+    def __init__(self, schema: dict[str, Any], make_format_checker: Callable[[], FormatChecker] | None = None) -> None:
+        self.schema = schema
+        self._make_format_checker = make_format_checker
+        self._validator: Draft202012Validator | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Draft202012Validator:
+        if self._validator is None:
+            with self._lock:
+                if self._validator is None:
+                    from jsonschema import Draft202012Validator
+
+                    Draft202012Validator.check_schema(self.schema)
+                    checker = self._make_format_checker() if self._make_format_checker else None
+                    self._validator = Draft202012Validator(self.schema, format_checker=checker)
+        return self._validator
+
+
+# Read and compiled once at import: no request pays for reading or compiling the schema. jsonschema
+# is needed at start only when the fast check cannot be built (then a broken schema still stops
+# the start); otherwise on the first body that fails the fast check.
+_SCHEMA = read_schema(PERSON_UPDATE_SCHEMA_PATH)
 _FAST_CHECK = compile_fast_check(_SCHEMA, FORMAT_CHECKS)
+_VALIDATOR = LazyValidator(_SCHEMA, format_checker)
+if _FAST_CHECK is None:
+    _VALIDATOR.get()
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -277,7 +356,7 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
 def schema_errors(body: Any) -> list[dict[str, str]]:
     """Every error of ``body`` as ``{"path", "message"}``, sorted by path, each reported once."""
     seen: set[tuple[str, str]] = set()
-    for error in _VALIDATOR.iter_errors(body):
+    for error in _VALIDATOR.get().iter_errors(body):
         for parts, message in _describe(error):
             seen.add((json_path(parts), message))
     return [{"path": path, "message": message} for path, message in sorted(seen)]
