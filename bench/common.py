@@ -1,0 +1,212 @@
+"""What every part of the bench shares: the webhook bodies, their signatures, the environment the
+function runs with, and starting / stopping / probing a functions-framework server.
+
+Imports only the standard library and ``stardex_webhook.send_sample`` (the senders' signers,
+standard library only), so that the orchestrator never imports the function it measures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+MAIN_PY = ROOT / "main.py"
+FLOOR_PY = BENCH / "floor.py"
+SAMPLES = ROOT / "stardex_webhook" / "samples"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from stardex_webhook.send_sample import signed_request  # noqa: E402  (standard library only)
+
+# Keys for the bench only; the signing keys follow each sender's documented form.
+STARDEX_KEY = "bench-stardex-key"
+SIGNING_KEYS = {
+    "greenhouse": "bench-greenhouse-signing-key",
+    "typeform": "bench-typeform-signing-key",
+    "generic": "whsec_YmVuY2gtZ2VuZXJpYy1zaWduaW5nLWtleQ==",
+}
+# The per-instance client-side limiter would hold the load at 60 requests a minute (its job in
+# production); for a throughput measurement it is lifted far out of the way, and the report says so.
+BENCH_REQUESTS_PER_MINUTE = "100000000"
+
+SOURCES = ("greenhouse", "typeform", "generic")
+
+# The two kinds of webhook the served runs send.
+#   patch: names the Stardex person and touches no contact list -> one PATCH.
+#   merge: names the person and carries an email (and a phone) -> GET the person, then PATCH the union.
+KINDS = ("patch", "merge")
+KIND_SOURCE = {"patch": "generic", "merge": "typeform"}
+EXPECTED_CALLS = {
+    "patch": {"GET /v1/persons/{id}": 0, "PATCH /v1/persons/{id}": 1, "POST /v1/persons/search": 0},
+    "merge": {"GET /v1/persons/{id}": 1, "PATCH /v1/persons/{id}": 1, "POST /v1/persons/search": 0},
+}
+KIND_DESCRIPTION = {
+    "patch": "generic sample without emails/phone_numbers: person id, no list -> PATCH",
+    "merge": "typeform sample as shipped: person id (hidden field), email + phone -> GET + PATCH",
+}
+
+
+def sample_body(source: str) -> bytes:
+    """A source's example body exactly as shipped."""
+    return (SAMPLES / f"{source}.json").read_bytes()
+
+
+def kind_body(kind: str) -> bytes:
+    """The body sent for a kind of webhook (see KINDS)."""
+    if kind == "merge":
+        return sample_body("typeform")
+    document = json.loads(sample_body("generic"))
+    document.pop("emails", None)
+    document.pop("phone_numbers", None)
+    return json.dumps(document, indent=2).encode()
+
+
+def signed_headers(source: str, body: bytes) -> dict[str, str]:
+    """The headers the sender would send, signed now (Standard Webhooks' timestamp is then valid
+    for five minutes: sign again for each run)."""
+    return signed_request(source, body, SIGNING_KEYS[source])
+
+
+def raw_request(path: str, body: bytes, headers: dict[str, str], port: int) -> bytes:
+    """One HTTP/1.1 keep-alive POST, as bytes ready to write to a socket."""
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}",
+             "Connection: keep-alive", "User-Agent: bench"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def function_environment(stardex_base: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment both functions run with: real keys (plain values, no Secret Manager), the
+    loopback fake as Stardex, DRY_RUN off, the limiter lifted; functions-framework's own settings
+    (WORKERS, THREADS, ...) left unset so its production defaults apply."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.endswith(("_SIGNING_KEY", "_SIGNING_KEY_SECRET", "_API_KEY", "_API_KEY_SECRET"))
+           and key not in ("DRY_RUN", "ALLOW_UNSIGNED", "MAPPINGS_DIR", "WORKERS", "THREADS", "DEBUG",
+                           "STARDEX_REQUESTS_PER_MINUTE", "STARDEX_API_BASE", "LOG_LEVEL", "PYTHONPATH")}
+    env.update({
+        "STARDEX_API_KEY": STARDEX_KEY,
+        "STARDEX_API_BASE": stardex_base,
+        "STARDEX_REQUESTS_PER_MINUTE": BENCH_REQUESTS_PER_MINUTE,
+        "STARDEX_DEADLINE_SECONDS": "20",
+        "DRY_RUN": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **{f"{source.upper()}_SIGNING_KEY": key for source, key in SIGNING_KEYS.items()},
+    })
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(source: Path, port: int) -> list[str]:
+    """functions-framework's CLI without --debug: the gunicorn server Cloud Functions runs."""
+    return [sys.executable, "-m", "functions_framework", f"--source={source}", "--target=handle_webhook",
+            "--host=127.0.0.1", f"--port={port}"]
+
+
+def start_server(source: Path, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    try:
+        return subprocess.Popen(server_command(source, port), cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def exchange(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send one raw request on a new connection; the status code and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the answer's headers")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the answer's body")
+            body += chunk
+        return status, body
+
+
+def get_json(port: int, path: str) -> dict:
+    status, body = exchange(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    if status != 200:
+        raise RuntimeError(f"GET {path} answered {status}")
+    return json.loads(body)
+
+
+def wait_for_200(port: int, request: bytes, process: subprocess.Popen, timeout: float = 60.0,
+                 poll_seconds: float = 0.005) -> float:
+    """Send ``request`` until it is answered 200; the perf_counter time of that answer."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before answering")
+        try:
+            status, body = exchange(port, request, timeout=timeout)
+        except OSError:
+            status, body = 0, b""
+        if status == 200:
+            return time.perf_counter()
+        if status:
+            raise RuntimeError(f"the server answered {status}: {body[:300]!r}")
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the server did not answer in time")
+        time.sleep(poll_seconds)
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """gunicorn's worker processes: the children of the master."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:
+            children.append(int(entry))
+    return sorted(children)
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` size field (VmHWM, VmRSS...) in KiB."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
