@@ -300,3 +300,48 @@ def test_overlong_email_is_refused():
 
 def test_json_path_cuts_overlong_names():
     assert json_path(["x" * 100]) == '$["' + "x" * 64 + '..."]'
+
+
+def _generated_addresses(count: int) -> list[str]:
+    """Addresses built from the pieces most likely to trip a syntax check: dots, hyphens, digits,
+    `--` runs, special-use and numeric top-level domains, long labels, stray characters."""
+    import random
+
+    rng = random.Random(20261127)
+    local_chars = "abcXYZ019._%+-!#'~\"@ é"
+    label_chars = "abcXYZ019-_ é"
+    tlds = ["com", "org", "io", "co", "uk", "test", "local", "localhost", "onion", "arpa", "invalid",
+            "c0m", "123", "x", "museum", "xn--p1ai", "COM", "a" * 63, "a" * 64]
+    found = []
+    for n in range(count):
+        # Half from the full alphabets (mostly invalid), half from the shortcut's own alphabet
+        # (mostly near-valid, so the edges of what it accepts are exercised).
+        lc, dc = (local_chars, label_chars) if n % 2 else ("aZ09._%+-", "aZ09-")
+        local = "".join(rng.choice(lc) for _ in range(rng.choice([1, 2, 5, 20, 64, 65])))
+        labels = ["".join(rng.choice(dc) for _ in range(rng.choice([1, 2, 4, 10, 63, 64])))
+                  for _ in range(rng.choice([0, 1, 2, 3]))]
+        found.append(f"{local}@{'.'.join(labels + [rng.choice(tlds)])}")
+    return found
+
+
+def test_everyday_email_shortcut_never_accepts_what_email_validator_refuses():
+    from email_validator import EmailNotValidError, validate_email
+
+    from stardex_webhook.validation import is_everyday_email
+
+    shortcut_taken = 0
+    for address in _generated_addresses(20000) + ["a@1.com", "x--y@ab--cd.com", "a@abc--d.org"]:
+        if is_everyday_email(address):
+            shortcut_taken += 1
+            try:
+                validate_email(address, check_deliverability=False)
+            except EmailNotValidError as error:
+                raise AssertionError(f"{address!r} passed the shortcut but email-validator says: {error}")
+    assert shortcut_taken > 500  # the shortcut is exercised, not vacuously safe
+
+
+@pytest.mark.parametrize("address", ["ann.lee@example.com", "A_B%C+tag@Sub.Domain.ORG", "j@x.io"])
+def test_everyday_addresses_take_the_shortcut(address):
+    from stardex_webhook.validation import is_everyday_email
+
+    assert is_everyday_email(address)
