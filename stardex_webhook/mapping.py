@@ -245,9 +245,6 @@ def _compile_node(node: dict[str, Any]) -> Search:
 def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
     base_of = _compile_node(children[0])
     each = _compile_node(children[1])
-    equality = _equality_test(children[2]) if kind == "filter_projection" else None
-    if equality is not None:
-        return _compile_equality_filter(base_of, each, *equality)
     keep = _compile_condition(children[2]) if kind == "filter_projection" else None
 
     def projection(value: Any) -> Any:
@@ -268,44 +265,6 @@ def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
         return collected
 
     return projection
-
-
-def _compile_equality_filter(base_of: Search, each: Search, keys: list[str], texts: frozenset[str]) -> Search:
-    """``list[?path == 'a' || path == 'b'].each`` with the test inline: the filter every mapping
-    uses to pick answers (``answers[?field.ref == 'email']``) runs once per element."""
-
-    def projection(value: Any) -> Any:
-        base = base_of(value)
-        if not isinstance(base, list):
-            return None
-        collected = []
-        for element in base:
-            found = element
-            for key in keys:
-                found = found.get(key) if isinstance(found, dict) else None
-            if isinstance(found, str) and found in texts:
-                current = each(element)
-                if current is not None:
-                    collected.append(current)
-        return collected
-
-    return projection
-
-
-def _equality_test(node: dict[str, Any]) -> tuple[list[str], frozenset[str]] | None:
-    """For ``path == 'a'``, or ``path == 'a' || path == 'b' ...`` on one plain field path: the
-    path's keys and the texts. Such a test holds exactly when the path yields a string that is one
-    of the texts (a string never equals a non-string)."""
-    if node["type"] == "comparator" and node["value"] == "eq":
-        left, right = node["children"]
-        keys = _field_keys(left)
-        if keys is not None and right["type"] == "literal" and isinstance(right["value"], str):
-            return keys, frozenset([right["value"]])
-    if node["type"] == "or_expression":
-        first, second = (_equality_test(child) for child in node["children"])
-        if first is not None and second is not None and first[0] == second[0]:
-            return first[0], first[1] | second[1]
-    return None
 
 
 def _field_keys(node: dict[str, Any]) -> list[str] | None:
