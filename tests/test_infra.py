@@ -291,8 +291,8 @@ def test_function_serves_concurrently_with_bounded_instances(var_file):
     assert 1 <= service["max_instance_count"] <= 20
     assert service["service_account_email"]["__attribute__"] == "google_service_account.runtime.email"
     # Timeout and memory come from the variables, and gunicorn's threads match the concurrency.
-    variables = {v["__tfmeta"]["label"]: v for v in model["variable"]}
-    assert "timeout_seconds" in variables and "memory" in variables
+    assert service["timeout_seconds"] == variable_default("timeout_seconds", model)
+    assert service["available_memory"] == variable_default("memory", model)
     assert int(environment(model)["THREADS"]) == service["max_instance_request_concurrency"]
     assert float(environment(model)["STARDEX_DEADLINE_SECONDS"]) < service["timeout_seconds"]
 
