@@ -38,7 +38,8 @@ from .resolver import resolve_person, stardex_failure
 from .secrets import SecretProvider
 from .sources import SOURCES
 from .sources.base import Delivery, Headers, Source
-from .stardex import Deadline, RateLimiter, StardexClient, StardexError
+from .deadline import Deadline
+from .stardex import RateLimiter, StardexClient, StardexError
 from .transforms import phone as normalise_phone
 from .validation import validate_update
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RetryLater, Unprocessable
-from .stardex import Deadline, StardexClient, StardexError
+from .deadline import Deadline
+from .stardex import StardexClient, StardexError
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
 CREATE_FIELDS = frozenset(

@@ -32,11 +32,11 @@ from urllib.parse import quote
 import requests
 
 from . import __version__
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline  # noqa: F401  (re-exported)
 from .errors import RetryLater
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEADLINE_SECONDS = 20.0
 # What we tell the sender when Stardex gave no Retry-After of its own.
 DEFAULT_RETRY_AFTER_SECONDS = 30
 # Not worth starting a request with less time than this left: it could not finish.
@@ -52,22 +52,6 @@ _RETRYABLE_EXCEPTIONS = (
 _EMAIL_PATTERN = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 _PHONE_PATTERN = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")
 _MAX_MESSAGE_CHARS = 300
-
-
-class Deadline:
-    """The time one webhook may spend on Stardex, shared by all the calls it makes."""
-
-    def __init__(self, seconds: float = DEFAULT_DEADLINE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.expires_at = clock() + seconds
-
-    def remaining(self) -> float:
-        """Seconds left, never negative."""
-        return max(0.0, self.expires_at - self._clock())
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
 
 
 class RateLimiter:

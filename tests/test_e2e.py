@@ -24,7 +24,7 @@ import requests
 from stardex_webhook.send_sample import signed_request
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
 from tests.fakes.fake_secret_manager import FakeSecretManager
-from tests.fakes.fake_stardex import FakeStardex
+from stardex_webhook.fake_stardex import FakeStardex
 
 PROJECT = "projects/e2e"
 STARDEX_KEY = "e2e-stardex-key"

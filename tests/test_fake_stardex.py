@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.fakes.fake_stardex import FakeStardex
+from stardex_webhook.fake_stardex import FakeStardex
 
 
 @pytest.fixture(scope="module")

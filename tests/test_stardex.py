@@ -24,7 +24,7 @@ from stardex_webhook.stardex import (
     StardexClient,
     StardexError,
 )
-from tests.fakes.fake_stardex import FakeStardex
+from stardex_webhook.fake_stardex import FakeStardex
 
 BASE = "https://stardex.test/v1"
 KEY = "ats-SECRET-key-0123456789"

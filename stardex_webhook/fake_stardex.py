@@ -1,6 +1,6 @@
 """A loopback fake of the Stardex v1 persons API, for tests that run the real function over HTTP.
 
-It follows the documented API (shared/reference/stardex-api.md), including its hazards, so that
+It follows the documented API (Stardex's published v1 reference), including its hazards, so that
 tests catch the mistakes the real API would punish:
 
 * success envelopes ``{"success": true, "data": ...}`` (lists with ``meta``); error envelope
