@@ -40,7 +40,6 @@ from .sources import SOURCES
 from .sources.base import Delivery, Headers, Source
 from .deadline import Deadline
 from .stardex import RateLimiter, StardexClient, StardexError
-from .transforms import phone as normalise_phone
 from .validation import validate_update
 
 HEALTH_PATH = "healthz"
@@ -80,7 +79,7 @@ class WebhookApp:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WebhookApp":
         """Read the CONTRACT's variables and load every mapping; any fault stops the start."""
         settings = load_settings(environ)
-        mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region)
+        mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
         secrets = SecretProvider(settings)
         for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
@@ -239,9 +238,8 @@ class WebhookApp:
                     person = client.get_person(deadline, person_id)
                 except StardexError as error:
                     raise stardex_failure(error, "read the person's contacts") from None
-                update = merge_contacts(update, person if isinstance(person, dict) else {}, self._phone_key)
-                if update:
-                    validate_update(update)
+                # The sender's entries were validated with the update; stored ones go back as stored.
+                update = merge_contacts(update, person if isinstance(person, dict) else {}, self._settings.phone_default_region)
         if update:
             try:
                 client.update_person(deadline, person_id, update)
@@ -254,9 +252,6 @@ class WebhookApp:
         if resolution.created:
             answer["created"] = True
         return answer
-
-    def _phone_key(self, number: str) -> str:
-        return normalise_phone(number, self._settings.phone_default_region) or number.strip()
 
     # ---- clients made on first use -------------------------------------------------------
 
