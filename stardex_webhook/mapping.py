@@ -11,9 +11,8 @@ an update that schema validation then refuses.
 from __future__ import annotations
 
 import copy
+import functools
 import json
-import numbers
-import operator
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -21,34 +20,24 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.functions import Functions
-# _Expression: jmespath's functions (sort_by, max_by, map...) recognise an expression argument by this class.
-from jmespath.visitor import TreeInterpreter, _Expression
 
 from . import transforms as transform_functions
+from .contacts import CONTACT_LISTS, add_new, contact_matcher
 from .errors import ConfigurationError
-from .validation import SCHEMAS_DIR, Check, LazyValidator, compile_fast_check, json_path, read_schema
+from .validation import SCHEMAS_DIR, json_path, read_schema
 
 if TYPE_CHECKING:
-    from jsonschema import ValidationError
+    from jsonschema import Draft202012Validator, ValidationError
 
 BUILTIN_MAPPINGS_DIR = os.path.join(os.path.dirname(__file__), "..", "mappings")
 MAPPING_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "mapping.schema.json")
 ALL_EVENTS = "*"
-CONTACT_LISTS = ("emails", "phone_numbers")
 
-# jmespath's own evaluator, for what the compiler below leaves to it (exprefs, node kinds it does
-# not know). It holds no per-search state, so one instance serves every thread.
-_INTERPRETER = TreeInterpreter()
+# jmespath's function table, to check names and argument counts at load.
 _FUNCTIONS = Functions()
 # What a JMESPath search may raise on a payload of an unexpected shape (type errors in functions,
 # deep structures in comparisons); each is "nothing found" to the engine.
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
-
-# The mapping schema, read on first use (only at start, when files are loaded): a compiled fast
-# check that passes a valid file without importing jsonschema, and jsonschema (imported only when
-# a file fails that check, or when the schema uses a keyword the check does not know) for the
-# messages that name each fault.
-_mapping_schema: tuple[LazyValidator, Check | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,258 +61,23 @@ class MappedUpdate:
 
 
 class _Path:
-    """A compiled JMESPath expression whose search answers None instead of raising."""
+    """A JMESPath expression compiled once at load; its search answers None instead of raising."""
 
-    __slots__ = ("source", "_search")
+    __slots__ = ("source", "_expression")
 
     def __init__(self, source: str, where: str) -> None:
         self.source = source
         try:
-            parsed = jmespath.compile(source)
+            self._expression = jmespath.compile(source)
         except JMESPathError as error:
             raise ValueError(f"{where}: invalid JMESPath expression: {_jmespath_message(error)}") from None
-        _check_functions(parsed.parsed, where)
-        self._search = compile_expression(parsed.parsed)
+        _check_functions(self._expression.parsed, where)
 
     def find(self, document: Any) -> Any:
         try:
-            return self._search(document)
+            return self._expression.search(document)
         except _SEARCH_FAULTS:
             return None
-
-
-Search = Callable[[Any], Any]
-_ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
-
-
-def _is_false(value: Any) -> bool:
-    """JMESPath's falsiness: null, false, and empty strings, lists and objects."""
-    return value is None or value is False or (isinstance(value, (str, list, dict)) and not value)
-
-
-def _is_number(value: Any) -> bool:
-    """A JSON number (Python's booleans are ints, JMESPath's are not)."""
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
-def _equals(left: Any, right: Any) -> bool:
-    """JMESPath equality: unlike Python, 0 and 1 never equal false and true."""
-    if _is_number(left) and left in (0, 1) and isinstance(right, bool):
-        return False
-    if _is_number(right) and right in (0, 1) and isinstance(left, bool):
-        return False
-    return left == right
-
-
-def compile_expression(ast: dict[str, Any]) -> Search:
-    """Turn a parsed JMESPath expression into nested Python closures.
-
-    jmespath's tree interpreter re-dispatches on every node of every search; a mapping like
-    Typeform's (a dozen filters over the answers) then costs over 200 microseconds per payload.
-    The closures follow ``jmespath.visitor.TreeInterpreter`` node for node (same results, same
-    errors) at a fraction of the cost; a node kind they do not know is left to the interpreter.
-    """
-    try:
-        return _compile_node(ast)
-    except _UnknownNode:
-        return lambda value: _INTERPRETER.visit(ast, value)
-
-
-class _UnknownNode(Exception):
-    """An AST node kind the compiler does not handle."""
-
-
-def _compile_node(node: dict[str, Any]) -> Search:
-    kind = node["type"]
-    children = node.get("children", [])
-    if kind == "field":
-        key = node["value"]
-        return lambda value: value.get(key) if isinstance(value, dict) else None
-    if kind == "subexpression" and all(child["type"] == "field" for child in children):
-        keys = [child["value"] for child in children]
-
-        def fields(value: Any) -> Any:
-            for key in keys:
-                if not isinstance(value, dict):
-                    return None
-                value = value.get(key)
-            return value
-
-        return fields
-    if kind in ("subexpression", "index_expression", "pipe"):
-        steps = [_compile_node(child) for child in children]
-
-        def chain(value: Any) -> Any:
-            for step in steps:
-                value = step(value)
-            return value
-
-        return chain
-    if kind in ("current", "identity"):
-        return lambda value: value
-    if kind == "literal":
-        constant = node["value"]
-        return lambda value: constant
-    if kind == "index":
-        position = node["value"]
-
-        def index(value: Any) -> Any:
-            if not isinstance(value, list):
-                return None
-            try:
-                return value[position]
-            except IndexError:
-                return None
-
-        return index
-    if kind == "slice":
-        bounds = slice(*children)
-        return lambda value: value[bounds] if isinstance(value, list) else None
-    if kind in ("projection", "value_projection", "filter_projection"):
-        return _compile_projection(kind, children)
-    if kind == "flatten":
-        base_of = _compile_node(children[0])
-
-        def flatten(value: Any) -> Any:
-            base = base_of(value)
-            if not isinstance(base, list):
-                return None
-            merged: list[Any] = []
-            for element in base:
-                if isinstance(element, list):
-                    merged.extend(element)
-                else:
-                    merged.append(element)
-            return merged
-
-        return flatten
-    if kind == "multi_select_list":
-        items = [_compile_node(child) for child in children]
-        return lambda value: None if value is None else [item(value) for item in items]
-    if kind == "multi_select_dict":
-        pairs = [(child["value"], _compile_node(child["children"][0])) for child in children]
-        return lambda value: None if value is None else {key: item(value) for key, item in pairs}
-    if kind == "or_expression":
-        left, right = (_compile_node(child) for child in children)
-
-        def either(value: Any) -> Any:
-            matched = left(value)
-            return right(value) if _is_false(matched) else matched
-
-        return either
-    if kind == "and_expression":
-        left, right = (_compile_node(child) for child in children)
-
-        def both(value: Any) -> Any:
-            matched = left(value)
-            return matched if _is_false(matched) else right(value)
-
-        return both
-    if kind == "not_expression":
-        operand = _compile_node(children[0])
-
-        def negation(value: Any) -> Any:
-            result = operand(value)
-            if _is_number(result) and result == 0:
-                return False  # !0 is false in JMESPath: 0 is not a false value
-            return not result
-
-        return negation
-    if kind == "comparator":
-        literal = children[1]["value"] if children[1]["type"] == "literal" else None
-        return _compile_comparator(node["value"], *(_compile_node(child) for child in children), literal)
-    if kind == "function_expression":
-        name = node["value"]
-        arguments = [_compile_node(child) for child in children]
-        return lambda value: _FUNCTIONS.call_function(name, [argument(value) for argument in arguments])
-    if kind == "expref":
-        expression = children[0]
-        return lambda value: _Expression(expression, _INTERPRETER)
-    raise _UnknownNode(kind)
-
-
-def _compile_projection(kind: str, children: list[dict[str, Any]]) -> Search:
-    base_of = _compile_node(children[0])
-    each = _compile_node(children[1])
-    keep = _compile_condition(children[2]) if kind == "filter_projection" else None
-
-    def projection(value: Any) -> Any:
-        base = base_of(value)
-        if kind == "value_projection":
-            if not isinstance(base, dict):
-                return None
-            base = list(base.values())
-        elif not isinstance(base, list):
-            return None
-        collected = []
-        for element in base:
-            if keep is not None and not keep(element):
-                continue
-            current = each(element)
-            if current is not None:
-                collected.append(current)
-        return collected
-
-    return projection
-
-
-def _field_keys(node: dict[str, Any]) -> list[str] | None:
-    """The keys of a plain field path (``a`` or ``a.b.c``); None for any other expression."""
-    if node["type"] == "field":
-        return [node["value"]]
-    if node["type"] == "subexpression" and all(child["type"] == "field" for child in node["children"]):
-        return [child["value"] for child in node["children"]]
-    return None
-
-
-def _compile_condition(node: dict[str, Any]) -> Callable[[Any], bool]:
-    """A filter's condition as a yes/no test of one element, i.e. ``not _is_false(condition(element))``.
-
-    Filters run once per list element, and mappings are mostly ``answers[?field.ref == 'email']``:
-    that comparison (and ``||`` / ``&&`` of such) is looked up inline here instead of through three
-    nested closures per element; the answer is the same (a field path yields None as soon as it
-    meets a non-object, and a string never equals a non-string).
-    """
-    kind = node["type"]
-    if kind == "comparator" and node["value"] in ("eq", "ne"):
-        left, right = node["children"]
-        keys = _field_keys(left)
-        if keys is not None and right["type"] == "literal" and isinstance(right["value"], str):
-            literal, negate = right["value"], node["value"] == "ne"
-
-            def compare(element: Any) -> bool:
-                for key in keys:
-                    element = element.get(key) if isinstance(element, dict) else None
-                return (element == literal) is not negate
-
-            return compare
-    if kind in ("or_expression", "and_expression"):
-        first, second = (_compile_condition(child) for child in node["children"])
-        if kind == "or_expression":
-            return lambda element: first(element) or second(element)
-        return lambda element: first(element) and second(element)
-    condition = _compile_node(node)
-    return lambda element: not _is_false(condition(element))
-
-
-def _compile_comparator(operation: str, left: Search, right: Search, literal: Any) -> Search:
-    if operation in ("eq", "ne"):
-        negate = operation == "ne"
-        if isinstance(literal, str):
-            # The common `field == 'text'`: jmespath's special case (0/1 against true/false)
-            # cannot apply to a string, so plain equality gives the same answer.
-            return lambda value: (left(value) == literal) is not negate
-        return lambda value: _equals(left(value), right(value)) is not negate
-    ordering = _ORDERING[operation]
-
-    def compare(value: Any) -> Any:
-        first, second = left(value), right(value)
-        # Like jmespath, ordering is defined between numbers and between strings; anything else is null.
-        if not all(_is_number(item) or isinstance(item, str) for item in (first, second)):
-            return None
-        return ordering(first, second)
-
-    return compare
 
 
 def _jmespath_message(error: JMESPathError) -> str:
@@ -394,11 +148,13 @@ class _Field:
 
 
 class _ContactList:
-    """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised and de-duplicated."""
+    """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised, each once
+    (compared as the contact merge compares them)."""
 
-    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise")
+    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "same")
 
-    def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None]) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None],
+                 phone_region: str | None) -> None:
         where = f"fields.{name}"
         self.name = name
         self.path = _Path(spec["path"], f"{where}.path")
@@ -407,12 +163,12 @@ class _ContactList:
         self.types = {sender_type.strip().lower(): ours for sender_type, ours in spec.get("types", {}).items()}
         self.default_type = spec["default_type"]
         self.normalise = normalise
+        self.same = contact_matcher(name, phone_region)
 
     def entries(self, root: Any) -> list[dict[str, str]]:
         found = self.path.find(root)
         items = found if isinstance(found, list) else [found]
         entries: list[dict[str, str]] = []
-        seen: set[str] = set()
         for item in items:
             sender_type = None
             if isinstance(item, dict):
@@ -423,10 +179,8 @@ class _ContactList:
             else:
                 continue
             value = self.normalise(raw)
-            if not value or value in seen:
-                continue
-            seen.add(value)
-            entries.append({"contact_data_type": self._stardex_type(sender_type), "value": value})
+            if value:
+                add_new(entries, [{"contact_data_type": self._stardex_type(sender_type), "value": value}], self.same)
         return entries
 
     def _stardex_type(self, sender_type: Any) -> str:
@@ -444,14 +198,14 @@ def _unique(values: Iterable[Any]) -> list[str]:
     return result
 
 
-class Mapping:
+class SourceMapping:
     """One source's mapping file, compiled: which events it acts on and how a payload becomes a
     ``MappedUpdate``."""
 
-    def __init__(self, name: str, document: dict[str, Any], phone_default_region: str | None) -> None:
+    def __init__(self, name: str, document: dict[str, Any], phone_region: str | None) -> None:
         """Compile a document already validated against the mapping schema; a fault raises
         ``ValueError`` with the location inside the document."""
-        transforms = transform_functions.make_transforms(phone_default_region)
+        transforms = transform_functions.make_transforms(phone_region)
         self.name = name
         events = document["events"]
         self.all_events = events == ALL_EVENTS
@@ -468,7 +222,7 @@ class Mapping:
         self.fields: list[_Field | _ContactList] = []
         for field_name, spec in document["fields"].items():
             if field_name in CONTACT_LISTS:
-                self.fields.append(_ContactList(field_name, spec, normalisers[field_name]))
+                self.fields.append(_ContactList(field_name, spec, normalisers[field_name], phone_region))
             else:
                 self.fields.append(_Field(field_name, spec, transforms))
 
@@ -506,20 +260,17 @@ class Mapping:
         return PersonRef(id=person_id, emails=emails, linkedin_url=linkedin_url)
 
 
-def _mapping_schema_checks() -> tuple[LazyValidator, Check | None]:
-    global _mapping_schema
-    if _mapping_schema is None:
-        schema = read_schema(MAPPING_SCHEMA_PATH)
-        _mapping_schema = (LazyValidator(schema), compile_fast_check(schema, {}))
-    return _mapping_schema
+@functools.cache
+def _mapping_validator() -> Draft202012Validator:
+    """jsonschema's validator for mapping files, built on first use (at start) and kept."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(read_schema(MAPPING_SCHEMA_PATH))
 
 
 def _schema_faults(document: Any) -> list[str]:
     """Every fault of a mapping document against the mapping schema, sorted; none when it is valid."""
-    validator, fast_check = _mapping_schema_checks()
-    if fast_check is not None and fast_check(document):
-        return []
-    return sorted(_schema_message(error) for error in validator.get().iter_errors(document))
+    return sorted(_schema_message(error) for error in _mapping_validator().iter_errors(document))
 
 
 def _schema_message(error: ValidationError) -> str:
@@ -535,7 +286,7 @@ def _schema_message(error: ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def load_mapping_file(name: str, file_path: str, phone_default_region: str | None) -> Mapping:
+def load_mapping_file(name: str, file_path: str, phone_region: str | None) -> SourceMapping:
     """Read, validate and compile one mapping file; any fault raises ``ConfigurationError``
     naming the file."""
     try:
@@ -553,7 +304,7 @@ def load_mapping_file(name: str, file_path: str, phone_default_region: str | Non
     if faults:
         raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
     try:
-        return Mapping(name, document, phone_default_region)
+        return SourceMapping(name, document, phone_region)
     except ValueError as error:
         raise ConfigurationError(f"mapping file {file_path}: {error}") from None
 
@@ -569,10 +320,21 @@ def _mapping_files(directory: str, setting: str) -> dict[str, str]:
     }
 
 
-def load_mappings(builtin_dir: str, override_dir: str | None, phone_default_region: str | None) -> dict[str, Mapping]:
+def load_mappings(
+    builtin_dir: str, override_dir: str | None, phone_region: str | None, source_names: Iterable[str]
+) -> dict[str, SourceMapping]:
     """Every source's compiled mapping, keyed by file name without ``.json``. A file in
-    ``override_dir`` (MAPPINGS_DIR) replaces the built-in file of the same name; the others stay."""
+    ``override_dir`` (MAPPINGS_DIR) replaces the built-in file of the same name; one that names
+    no source (a typo such as ``greenhose.json``) stops the start rather than being ignored."""
     files = _mapping_files(builtin_dir, "built-in mappings directory")
     if override_dir:
-        files.update(_mapping_files(override_dir, "MAPPINGS_DIR"))
-    return {name: load_mapping_file(name, path, phone_default_region) for name, path in files.items()}
+        overrides = _mapping_files(override_dir, "MAPPINGS_DIR")
+        known = sorted(source_names)
+        for name, path in overrides.items():
+            if name not in known:
+                raise ConfigurationError(
+                    f"mapping file {path}: names no source (a mapping file is named <source>.json, "
+                    f"one of: {', '.join(known)})"
+                )
+        files.update(overrides)
+    return {name: load_mapping_file(name, path, phone_region) for name, path in files.items()}

@@ -110,6 +110,17 @@ def last_name(value: Any) -> str | None:
     return " ".join(words[1:]) or None
 
 
+def full_name(value: Any) -> str | None:
+    """A whole name, trimmed and with single spaces: from a string, or from a list of parts
+    (first and last name) only when every part is there, so that a partial name never replaces
+    a whole one."""
+    parts = value if isinstance(value, list) else [value]
+    words = [part.split() if isinstance(part, str) else [] for part in parts]
+    if not parts or not all(words):
+        return None
+    return " ".join(word for part in words for word in part)
+
+
 def _linkedin_url(text: str) -> str | None:
     """``text`` as an http(s) URL if its host is linkedin.com or a subdomain of it."""
     text = text.strip()
@@ -169,6 +180,7 @@ _REGIONLESS: dict[str, Transform] = {
     "email": email,
     "first_name": first_name,
     "last_name": last_name,
+    "full_name": full_name,
     "linkedin": linkedin,
     "first": first,
 }

@@ -17,7 +17,7 @@ from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery
 from tests.conftest import make_delivery
-from stardex_webhook.sources.typeform import TypeformSource
+from stardex_webhook.sources.typeform import TypeformSource, index_answers
 
 KEY = "typeform-webhook-secret"
 NOW = 1_773_000_000.0
@@ -119,8 +119,22 @@ def test_parse_form_response():
     assert event.source == "typeform"
     assert event.event_type == "form_response"
     assert event.delivery_id == document["event_id"]
-    assert event.payload == document
     assert event.ignore_reason is None
+    answers = document["form_response"]["answers"]
+    assert event.payload == {**document, "form_response": {
+        **document["form_response"],
+        "answers": {answer["field"]["ref"]: answer for answer in answers},
+        "answers_by_type": {"text": [answers[0], answers[1], answers[5]], "email": [answers[2]],
+                            "phone_number": [answers[3]], "url": [answers[4]]},
+    }}
+
+
+def test_answers_are_indexed_by_ref_and_type_the_first_winning_and_odd_items_left_out():
+    first = {"type": "email", "email": "a@example.org", "field": {"ref": "email"}}
+    second = {"type": "email", "email": "b@example.org", "field": {"ref": "email"}}
+    odd = [None, "x", {"type": 3, "field": "email"}, {"field": {"ref": ""}}]
+    assert index_answers([first, *odd, second]) == {"answers": {"email": first}, "answers_by_type": {"email": [first, second]}}
+    assert index_answers({"email": first}) == {"answers": {}, "answers_by_type": {}}
 
 
 def test_delivery_id_falls_back_to_response_token():

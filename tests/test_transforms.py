@@ -12,6 +12,7 @@ from stardex_webhook.transforms import (
     email,
     first,
     first_name,
+    full_name,
     last_name,
     linkedin,
     lower,
@@ -112,6 +113,17 @@ def test_single_word_name_is_a_first_name_only():
     assert (first_name("Cher"), last_name("Cher")) == ("Cher", None)
 
 
+@pytest.mark.parametrize("value, expected", [
+    ("  Aisha   Bello ", "Aisha Bello"),
+    (["  Aisha ", "Bello"], "Aisha Bello"),
+    (["Aisha", None], None),  # a partial name never stands for the whole one
+    (["Aisha", "  "], None),
+    (["Aisha", 3], None),
+])
+def test_full_name_is_whole_trimmed_and_single_spaced(value, expected):
+    assert full_name(value) == expected
+
+
 def test_linkedin_accepts_a_profile_url():
     assert linkedin("https://www.linkedin.com/in/marta") == "https://www.linkedin.com/in/marta"
 
@@ -168,7 +180,7 @@ def test_first_treats_a_scalar_as_a_list_of_one():
     assert first("Lisboa") == "Lisboa"
 
 
-@pytest.mark.parametrize("name", ["trim", "lower", "email", "first_name", "last_name", "linkedin"])
+@pytest.mark.parametrize("name", ["trim", "lower", "email", "first_name", "last_name", "full_name", "linkedin"])
 @pytest.mark.parametrize("value", [None, 3, 2.5, True, [], {}, {"a": "b"}])
 def test_text_transforms_yield_none_for_wrong_types(name, value):
     assert make_transforms(None)[name](value) is None

@@ -3,13 +3,14 @@
 ``Typeform-Signature: sha256=<base64>`` is the HMAC-SHA256 of the raw body keyed with the
 webhook's secret; base64, not hex, and no timestamp. The envelope is
 ``{"event_id", "event_type", "form_response": {...}}``; ``event_id`` (else the response's
-``token``) identifies the delivery.
+``token``) identifies the delivery. The answers reach the mapping indexed (``index_answers``), so a
+mapping reads ``answers.email.text`` instead of filtering the list.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from .. import signatures
 from ..errors import BadRequest
@@ -45,8 +46,36 @@ class TypeformSource:
             source=self.name,
             event_type=event_type,
             delivery_id=_text(body.get("event_id")) or _text(form_response.get("token")),
-            payload=body,
+            payload={**body, "form_response": {**form_response, **index_answers(form_response.get("answers"))}},
         )
+
+
+def index_answers(
+    answers: Any,
+    key_of: Callable[[dict[str, Any]], Any] = lambda answer: _field(answer).get("ref"),
+    type_of: Callable[[dict[str, Any]], Any] = lambda answer: answer.get("type"),
+) -> dict[str, dict[str, Any]]:
+    """A form's answer list as ``answers`` (each answer under its question's stable key, the first
+    one winning) and ``answers_by_type`` (the answers of each type, in form order), so mappings
+    name what they read instead of filtering. Made for any form sender: pass how its answers name
+    their key and type (total functions of an answer object); items that are not objects, and keys
+    or types that are not text, are left out."""
+    by_key: dict[str, Any] = {}
+    by_type: dict[str, list[Any]] = {}
+    for answer in answers if isinstance(answers, list) else ():
+        if not isinstance(answer, dict):
+            continue
+        key, kind = _text(key_of(answer)), _text(type_of(answer))
+        if key is not None:
+            by_key.setdefault(key, answer)
+        if kind is not None:
+            by_type.setdefault(kind, []).append(answer)
+    return {"answers": by_key, "answers_by_type": by_type}
+
+
+def _field(answer: dict[str, Any]) -> dict[str, Any]:
+    field = answer.get("field")
+    return field if isinstance(field, dict) else {}
 
 
 def _text(value: object) -> str | None:
