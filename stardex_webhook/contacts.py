@@ -9,7 +9,7 @@ every later update), then the new ones that are not already there.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 CONTACT_LISTS = ("emails", "phone_numbers")
 
@@ -55,38 +55,38 @@ def _phone_id(number: str, region: str | None) -> PhoneId:
     return str(parsed.country_code), phonenumbers.national_significant_number(parsed)
 
 
-def same_phone(first: PhoneId, second: PhoneId) -> bool:
-    """One number written twice: the same country code and national number, or a number without a
-    country code whose digits are the other's national number (or its code and national number)."""
-    if first[0] is not None and second[0] is not None:
-        return first == second
-    if first[0] is not None:
-        first, second = second, first
-    country, national = second
-    return first[1] in (national, f"{country}{national}") if country else first[1] == national
+class SeenContacts:
+    """The values of one list (``emails`` or ``phone_numbers``) seen so far, answering in constant
+    time whether another value is one of them: emails ignoring case; phone numbers by ``phone_id``,
+    a number without a country code being the one whose national number (or code and national
+    number) its digits are. Constant time matters: the mapping meets a list before the schema's
+    bound does."""
 
+    def __init__(self, key: str, phone_region: str | None) -> None:
+        self._phones = key == "phone_numbers"
+        self._region = phone_region
+        self._exact: set[PhoneId | str] = set()
+        self._national_forms: set[str] = set()  # what a number without a country code may equal
+        self._bare: set[str] = set()  # numbers without a country code
 
-def _email_key(value: str) -> str:
-    return value.strip().casefold()
+    def add(self, value: str) -> bool:
+        """Remember ``value``; True when it is none of the values seen before."""
+        if not self._phones:
+            return self._add_exact(value.strip().casefold())
+        country, national = phone_id(value, self._region)
+        if country is None:
+            new = national not in self._bare and national not in self._national_forms
+            self._bare.add(national)
+            return new
+        forms = (national, country + national)
+        new = self._add_exact((country, national)) and not any(form in self._bare for form in forms)
+        self._national_forms.update(forms)
+        return new
 
-
-def contact_matcher(key: str, phone_region: str | None) -> Callable[[str, str], bool]:
-    """Whether two values of the ``key`` list (``emails`` or ``phone_numbers``) are one: emails
-    ignoring case, phone numbers by their digits (``same_phone``)."""
-    if key == "emails":
-        return lambda first, second: _email_key(first) == _email_key(second)
-    return lambda first, second: same_phone(phone_id(first, phone_region), phone_id(second, phone_region))
-
-
-def add_new(union: list[dict[str, str]], entries: Iterable[dict[str, str]], same: Callable[[str, str], bool]) -> bool:
-    """Append to ``union`` each entry that matches none already there; True when one was added.
-    Lists are bounded by the update schema, so comparing pairwise stays cheap."""
-    added = False
-    for entry in entries:
-        if not any(same(entry["value"], kept["value"]) for kept in union):
-            union.append(entry)
-            added = True
-    return added
+    def _add_exact(self, marker: PhoneId | str) -> bool:
+        new = marker not in self._exact
+        self._exact.add(marker)
+        return new
 
 
 def _existing_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
@@ -128,8 +128,12 @@ def merge_contacts(update: dict[str, Any], person: dict[str, Any], phone_region:
         if not new_entries:
             continue
         union = _existing_entries(person, key)
-        if add_new(union, new_entries, contact_matcher(key, phone_region)):
-            merged[key] = union
+        seen = SeenContacts(key, phone_region)
+        for entry in union:
+            seen.add(entry["value"])
+        added = [entry for entry in new_entries if seen.add(entry["value"])]
+        if added:
+            merged[key] = union + added
         else:
             del merged[key]
     return merged

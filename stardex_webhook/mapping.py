@@ -22,7 +22,7 @@ from jmespath.exceptions import JMESPathError
 from jmespath.functions import Functions
 
 from . import transforms as transform_functions
-from .contacts import CONTACT_LISTS, add_new, contact_matcher
+from .contacts import CONTACT_LISTS, SeenContacts
 from .errors import ConfigurationError
 from .validation import SCHEMAS_DIR, json_path, read_schema
 
@@ -33,6 +33,9 @@ BUILTIN_MAPPINGS_DIR = os.path.join(os.path.dirname(__file__), "..", "mappings")
 MAPPING_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "mapping.schema.json")
 ALL_EVENTS = "*"
 
+# Distinct contacts collected per list at most: far beyond the update schema's maxItems, so a longer
+# list is still refused there (422), without normalising thousands of numbers first.
+_MOST_CONTACTS = 1000
 # jmespath's function table, to check names and argument counts at load.
 _FUNCTIONS = Functions()
 # What a JMESPath search may raise on a payload of an unexpected shape (type errors in functions,
@@ -151,7 +154,7 @@ class _ContactList:
     """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised, each once
     (compared as the contact merge compares them)."""
 
-    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "same")
+    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "phone_region")
 
     def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None],
                  phone_region: str | None) -> None:
@@ -163,12 +166,13 @@ class _ContactList:
         self.types = {sender_type.strip().lower(): ours for sender_type, ours in spec.get("types", {}).items()}
         self.default_type = spec["default_type"]
         self.normalise = normalise
-        self.same = contact_matcher(name, phone_region)
+        self.phone_region = phone_region
 
     def entries(self, root: Any) -> list[dict[str, str]]:
         found = self.path.find(root)
         items = found if isinstance(found, list) else [found]
         entries: list[dict[str, str]] = []
+        seen = SeenContacts(self.name, self.phone_region)
         for item in items:
             sender_type = None
             if isinstance(item, dict):
@@ -179,8 +183,10 @@ class _ContactList:
             else:
                 continue
             value = self.normalise(raw)
-            if value:
-                add_new(entries, [{"contact_data_type": self._stardex_type(sender_type), "value": value}], self.same)
+            if value and seen.add(value):
+                entries.append({"contact_data_type": self._stardex_type(sender_type), "value": value})
+                if len(entries) > _MOST_CONTACTS:
+                    break
         return entries
 
     def _stardex_type(self, sender_type: Any) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stardex_webhook import transforms
-from stardex_webhook.errors import ConfigurationError
+from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, PersonRef, load_mappings
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.validation import validate_update
@@ -630,3 +630,12 @@ def test_deeply_nested_values_yield_nothing(mappings):
         deep = [deep]
     result = mappings["generic"].apply({"custom_fields": deep, "emails": deep, "name": "Ada"})
     assert result.update == {"name": "Ada"}
+
+
+def test_a_contact_list_far_beyond_the_schema_bound_is_still_refused(mappings):
+    """The mapping stops collecting long before thousands of numbers are normalised, yet keeps
+    enough for the update schema to refuse the event (422) rather than sending part of it."""
+    update = mappings["generic"].apply({"phone_numbers": [f"+1415555{n:04d}" for n in range(5000)]}).update
+    with pytest.raises(Unprocessable) as caught:
+        validate_update(update)
+    assert caught.value.extra["errors"] == [{"path": "$.phone_numbers", "message": "must have at most 20 items"}]
