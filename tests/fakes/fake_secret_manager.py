@@ -34,6 +34,8 @@ class FakeSecretManager:
       - ``down``: every request answers 503 UNAVAILABLE.
       - ``corrupt_crc``: the payload's dataCrc32c is off by one.
       - ``delay``: seconds to wait before answering (a slow or hung endpoint).
+      - ``drip``: seconds between the bytes of the answer (a read timeout restarts at each byte).
+      - ``redirect_to``: a base URL; every request answers 302 to the same path there.
     ``requests`` counts accesses per requested version name (e.g. ``.../versions/latest``).
     """
 
@@ -41,6 +43,8 @@ class FakeSecretManager:
         self.down = False
         self.corrupt_crc = False
         self.delay = 0.0
+        self.drip = 0.0
+        self.redirect_to: str | None = None
         self.requests: collections.Counter[str] = collections.Counter()
         self._versions: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
@@ -137,12 +141,20 @@ def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             status, document = fake._answer(self.path)
-            body = json.dumps(document).encode("utf-8")
-            self.send_response(status)
+            body = b"" if fake.redirect_to else json.dumps(document).encode("utf-8")
+            self.send_response(302 if fake.redirect_to else status)
+            if fake.redirect_to:
+                self.send_header("Location", fake.redirect_to + self.path)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            step = 1 if fake.drip else max(1, len(body))
+            for start in range(0, len(body), step):
+                if fake._server is None:
+                    return  # stopped: a dripping answer ends with the fake
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(fake.drip)
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: test output stays readable."""
