@@ -19,8 +19,9 @@ from typing import Any, TextIO
 # The local part starts where a run of local-part characters starts (the look-behind), so a long
 # run without an "@" is scanned once, not once per character.
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@")
-# A run of digits, spaces, dots, dashes and brackets, from a digit (or "+" or "(") to a digit.
-_DIGITS = re.compile(r"\+?\(?\d[\d\s().-]*\d")
+# A run of digits, spaces, dots, dashes and brackets, from a digit (or "+" or "(") to a digit, not
+# inside a word: the digits of an id such as "msg_3b37055602a6" are no phone number.
+_DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]*\d(?![A-Za-z0-9])")
 _SEPARATOR = re.compile(r"\d[\s().-]+\d")
 
 # Fields that may carry text from outside, and the length each is cut to.

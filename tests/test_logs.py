@@ -29,7 +29,9 @@ def test_mask_hides_phone_numbers_but_keeps_the_last_two_digits(text, masked):
 
 
 @pytest.mark.parametrize(
-    "text", ["the body is over the 1048576-byte limit", "HTTP 404 after 3 tries", "Retry-After: 86400 (capped at 60)"]
+    "text",
+    ["the body is over the 1048576-byte limit", "HTTP 404 after 3 tries", "Retry-After: 86400 (capped at 60)",
+     "delivery msg_3b37055602a6a8499fbf"],
 )
 def test_numbers_that_are_not_phone_numbers_stay(text):
     assert mask(text) == text
