@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,6 @@ ROTATED = "gh-signing-value-rotated-91c2"
 TTL = 60
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def fake():
     with FakeSecretManager() as running:
@@ -46,7 +39,10 @@ def fake():
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    """A clock that moves only when the test moves it (``clock.now += 10``)."""
+    clock = lambda: clock.now  # noqa: E731
+    clock.now = 1000.0
+    return clock
 
 
 @pytest.fixture
@@ -57,7 +53,7 @@ def log_stream():
 def provider_for(fake, clock=None, log_stream=None, factory=secret_manager_client, **environ) -> SecretProvider:
     environ = environ or {f"{NAME}_SECRET": LATEST}
     settings = load_settings({"SECRET_MANAGER_ENDPOINT": fake.endpoint, "SECRET_TTL_SECONDS": str(TTL), **environ})
-    return SecretProvider(settings, factory, clock or FakeClock(), log=JsonLog(stream=log_stream or io.StringIO()))
+    return SecretProvider(settings, factory, clock or time.monotonic, log=JsonLog(stream=log_stream or io.StringIO()))
 
 
 def assert_unavailable(provider: SecretProvider, name: str = NAME, **kwargs) -> RetryLater:

@@ -49,7 +49,6 @@ class FakeSecretManager:
         self._versions: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -76,25 +75,21 @@ class FakeSecretManager:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle: serves from a daemon thread; also a context manager ------------------------
 
     def start(self) -> "FakeSecretManager":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-secret-manager", daemon=True
-        )
-        self._thread.start()
+        self._server = server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-secret-manager", daemon=True).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
-    def __enter__(self) -> "FakeSecretManager":
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
