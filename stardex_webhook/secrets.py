@@ -1,22 +1,17 @@
 """Secret settings: ``NAME_SECRET`` from Secret Manager (cached per instance) or ``NAME`` as a plain value.
 
-Why read on first use and cache: a cold start must stay fast and must not fail because Secret
-Manager blinked, and a rotated key must be picked up without a redeploy. So a value is read on
-first use, kept for ``SECRET_TTL_SECONDS``, then read again; ``refresh=True`` (Stardex just
-refused the key: it may have been rotated) reads it at once.
+Read on first use and cached for ``SECRET_TTL_SECONDS``: a cold start stays fast and cannot fail
+because Secret Manager blinked, and a rotated key is picked up without a redeploy (at once with
+``refresh=True``, when Stardex has just refused the key). A read runs in a daemon thread, one at a
+time per secret: the caller waits at most the time its webhook has left, whatever Secret Manager
+does (hang, drip), others share that read, and a hung read holds one thread, not one per request.
+When a refresh fails, the last good value is served (logged at WARNING) for up to
+``STALE_SECONDS`` past its TTL, so an outage does not stop webhooks; a forced refresh never is.
 
-Why a worker thread, one read in flight per secret: the caller waits at most the time its webhook
-has left (a hung or dripping Secret Manager cannot hold a request past its deadline), callers that
-arrive meanwhile share that read, and a hung read holds one thread, never one per request.
-
-Why serve a stale value: when a refresh fails, the last good value is still the right one in all
-likelihood, so it is served (logged at WARNING) for up to ``STALE_SECONDS`` past its TTL and an
-outage of Secret Manager does not stop the webhooks. A forced refresh never gets a stale value.
-
-Every other failure (malformed name, Secret Manager down or too slow, secret missing, no
-permission, a redirect, checksum mismatch, client cannot be built) is
-``RetryLater("secret_unavailable")`` naming the setting: the operator can fix each, and the
-sender's retry then succeeds. No value ever reaches a log line or an exception.
+Every failure (malformed name, Secret Manager down or too slow, secret missing, no permission, a
+redirect, checksum mismatch, client cannot be built) is ``RetryLater("secret_unavailable")``
+naming the setting: the operator can fix each, and the sender's retry then succeeds. No value
+ever reaches a log line or an exception.
 """
 
 from __future__ import annotations
