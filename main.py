@@ -6,11 +6,16 @@ Local run: functions-framework --source=main.py --target=handle_webhook --port=8
 import functions_framework
 
 from stardex_webhook.app import WebhookApp
+from stardex_webhook.errors import ConfigurationError
 
 # Built at import so that a broken mapping file or setting stops the instance at start, with a
 # message naming the fault, instead of failing requests one by one. Clients and secrets are not
 # made here: they come on first use, so a cold start stays fast.
-_app = WebhookApp.from_environment()
+try:
+    _app = WebhookApp.from_environment()
+except ConfigurationError as error:
+    # The fault alone on stderr, exit status 1: not buried under the framework's traceback.
+    raise SystemExit(f"stardex-webhook cannot start: {error}") from None
 
 
 @functions_framework.http

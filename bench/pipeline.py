@@ -108,7 +108,7 @@ def build_app():
     from stardex_webhook.logs import JsonLog
     from stardex_webhook.stardex import RateLimiter, StardexClient
 
-    env = common.function_environment("http://stardex.invalid/v1")
+    env = common.function_environment("https://stardex.invalid/v1")
     app = WebhookApp.from_environment(env)
     session = InMemorySession()
     limiter = RateLimiter(int(common.BENCH_REQUESTS_PER_MINUTE))

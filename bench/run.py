@@ -167,7 +167,7 @@ PIPELINE_RUNS = (("shipped", False), ("shipped", True), ("plain-jmespath", False
 
 def run_pipeline(settings: Settings) -> dict:
     results = {}
-    env = serving_environment("http://stardex.invalid/v1")
+    env = serving_environment("https://stardex.invalid/v1")
     for variant, uncached in PIPELINE_RUNS:
         command = [sys.executable, str(common.BENCH / "pipeline.py"), "--variant", variant,
                    "--iterations", str(settings.pipeline_iterations), "--warmup", str(settings.pipeline_warmup),

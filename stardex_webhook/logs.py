@@ -2,8 +2,10 @@
 
 Cloud Logging turns a JSON line on stdout into a structured entry: ``severity`` and ``message``
 are recognised, every other key lands in ``jsonPayload``. Nothing personal leaves here unmasked:
-the free-text fields (the message, an error's detail) are scrubbed of email addresses and
-phone-number-like digit runs; identifiers (person id, delivery id) are written as they are.
+every field whose text may come from outside (the message, an error's detail, the sender's event
+name and delivery id) is scrubbed of email addresses and phone numbers and cut to a length, so a
+sender can neither put personal data in the log nor fill it. Our own identifiers (source, reason,
+person id) are written as they are.
 """
 
 from __future__ import annotations
@@ -14,50 +16,58 @@ import sys
 import threading
 from typing import Any, TextIO
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# Seven or more digits, possibly split by spaces, dots, dashes or brackets, possibly with a leading +.
-_PHONE = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")
+# The local part starts where a run of local-part characters starts (the look-behind), so a long
+# run without an "@" is scanned once, not once per character.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@")
+# A run of digits, spaces, dots, dashes and brackets, from a digit (or "+" or "(") to a digit, not
+# inside a word: the digits of an id such as "msg_3b37055602a6" are no phone number.
+_DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]*\d(?![A-Za-z0-9])")
+_SEPARATOR = re.compile(r"\d[\s().-]+\d")
 
-# Fields that may carry text from outside (an upstream error message): always masked.
-FREE_TEXT_FIELDS = frozenset({"detail", "error"})
+# Fields that may carry text from outside, and the length each is cut to.
+OUTSIDE_TEXT = {"message": 1024, "detail": 1024, "error": 1024, "event": 128, "delivery_id": 128}
 
 _SEVERITIES = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+_WRITE_LOCK = threading.Lock()  # one for every JsonLog: lines from concurrent requests stay whole
+
+
+def _phone(match: re.Match) -> str:
+    """A phone number keeps its last two digits. One is seven or more digits written with a
+    leading "+" or a separator between digits ("+351 910 000 111", "(415) 555-0123"), or ten or
+    more digits in a row ("4155550123"); other numbers ("1048576-byte", "HTTP 404") stay."""
+    text = match.group(0)
+    digits = re.sub(r"\D", "", text)
+    phone_like = text.startswith("+") or _SEPARATOR.search(text) or len(digits) >= 10
+    return "***" + digits[-2:] if len(digits) >= 7 and phone_like else text
 
 
 def mask(text: str) -> str:
     """Hide email addresses (keep the first letter and the domain) and phone numbers (keep the
     last two digits), so a log line still says what kind of value was there."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group(0))[-2:], text)
+    return _DIGITS.sub(_phone, _EMAIL.sub(r"\1***@", text))
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(item) for item in value]
-    return value
+def _outside(value: Any, limit: int) -> str:
+    text = mask(str(value))
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class JsonLog:
-    """Writes one JSON object per line; a lock keeps lines from concurrent requests whole."""
+    """Writes one JSON object per line, at or above ``level``."""
 
     def __init__(self, level: str = "INFO", stream: TextIO | None = None) -> None:
         self._threshold = _SEVERITIES.get(level, 20)
         self._stream = stream
-        self._lock = threading.Lock()
 
     def write(self, severity: str, message: str, **fields: Any) -> None:
         if _SEVERITIES.get(severity, 20) < self._threshold:
             return
-        entry = {"severity": severity, "message": mask(message)}
-        for key, value in fields.items():
+        entry = {"severity": severity}
+        for key, value in {"message": message, **fields}.items():
             if value is not None:
-                entry[key] = _masked(value) if key in FREE_TEXT_FIELDS else value
+                entry[key] = _outside(value, OUTSIDE_TEXT[key]) if key in OUTSIDE_TEXT else value
         line = json.dumps(entry, separators=(",", ":"), default=str)
         stream = self._stream or sys.stdout
-        with self._lock:
+        with _WRITE_LOCK:
             stream.write(line + "\n")
             stream.flush()

@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import requests  # imported here so --help stays instant
 
-    body = (args.body or SAMPLES_DIR / f"{args.source}.json").read_bytes()
+    try:
+        body = (args.body or SAMPLES_DIR / f"{args.source}.json").read_bytes()
+    except OSError as error:
+        parser.error(f"--body {args.body}: {error.strerror}")
     key = args.key or os.environ.get(signing_key_name(args.source)) or local_signing_key(args.source)
     url = f"{args.url.rstrip('/')}/{args.source}"
     try:

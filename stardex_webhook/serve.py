@@ -1,16 +1,18 @@
-"""Run the function locally with safe defaults: ``python -m stardex_webhook.serve``.
+"""Run the function locally with safe defaults: ``python -m stardex_webhook.serve [--host H] [--port P]``.
 
 - No Stardex key configured → ``DRY_RUN=1``: webhooks are verified, mapped and validated, and the
   answer shows the body that would have been sent; Stardex is never called.
 - A source without a signing key gets the published local demo key, so
   ``python -m stardex_webhook.send_sample <source>`` works at once. Real keys in the environment win.
 
-Then it starts the same server Cloud Functions runs:
-``functions-framework --source=main.py --target=handle_webhook --port=$PORT`` (PORT defaults to 8080).
+The settings are checked first (a bad one is named and nothing starts); then it runs the same
+server Cloud Functions runs, ``functions-framework --source=main.py --target=handle_webhook``, on
+127.0.0.1 (only this machine can reach it; ``--host 0.0.0.0`` opens it) and ``$PORT`` or 8080.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -37,18 +39,30 @@ def local_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str
     return env, notes
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=os.environ.get("PORT", "8080"), help="default: $PORT or 8080")
+    args = parser.parse_args(argv)
     env, notes = local_environment(dict(os.environ))
-    port = env.get("PORT", "8080")
+
+    from .app import WebhookApp
+    from .errors import ConfigurationError
+
+    try:
+        WebhookApp.from_environment(env)  # the same checks as the server's start, before any promise
+    except ConfigurationError as error:
+        print(f"serve: cannot start: {error}", file=sys.stderr)
+        return 2
     for note in notes:
         print(f"serve: {note}", file=sys.stderr)
-    print(f"serve: webhooks at http://127.0.0.1:{port}/<source>, health at /healthz", file=sys.stderr)
+    print(f"serve: webhooks at http://{args.host}:{args.port}/<source>, health at /healthz", file=sys.stderr)
     command = [
-        sys.executable, "-m", "functions_framework",
-        f"--source={MAIN_PY}", "--target=handle_webhook", f"--port={port}",
+        sys.executable, "-m", "functions_framework", f"--source={MAIN_PY}", "--target=handle_webhook",
+        f"--host={args.host}", f"--port={args.port}",
     ]
     os.execvpe(sys.executable, command, env)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

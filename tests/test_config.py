@@ -1,6 +1,12 @@
 """config: the CONTRACT's variables, read once, with clear faults for bad values."""
 
+import os
+import subprocess
+import sys
+
 import pytest
+
+from tests.conftest import ROOT
 
 from stardex_webhook.config import env_prefix, load_settings, signing_key_name
 from stardex_webhook.errors import ConfigurationError
@@ -29,12 +35,39 @@ def test_values_are_read_and_normalised():
 
 @pytest.mark.parametrize(
     "variable, value",
-    [("DRY_RUN", "maybe"), ("MAX_BODY_BYTES", "lots"), ("MAX_BODY_BYTES", "0"), ("PHONE_DEFAULT_REGION", "GBR"),
-     ("STARDEX_API_BASE", "ftp://x"), ("LOG_LEVEL", "LOUD")],
+    [("DRY_RUN", "maybe"), ("MAX_BODY_BYTES", "0"), ("PHONE_DEFAULT_REGION", "GBR"), ("PHONE_DEFAULT_REGION", "XX"),
+     ("STARDEX_API_BASE", "ftp://x"), ("STARDEX_API_BASE", "http://api.stardex.ai/v1"), ("STARDEX_API_BASE", "https://"),
+     ("STARDEX_API_BASE", "http://127.0.0.1.example.com/v1"), ("LOG_LEVEL", "LOUD")],
 )
 def test_bad_values_name_the_variable(variable, value):
     with pytest.raises(ConfigurationError, match=variable):
         load_settings({variable: value})
+
+
+@pytest.mark.parametrize("variable, expected", [("MAX_BODY_BYTES", "expected a whole number"),
+                                                ("SECRET_TTL_SECONDS", "expected a number")])
+def test_a_number_that_is_not_one_says_what_is_expected(variable, expected):
+    with pytest.raises(ConfigurationError, match=f"{variable}='lots': {expected}$"):
+        load_settings({variable: "lots"})
+
+
+@pytest.mark.parametrize("base", ["http://localhost:9/v1", "http://[::1]:9", "http://127.0.0.2:9", "https://stardex.test/v1"])
+def test_clear_http_only_to_this_machine(base):
+    assert load_settings({"STARDEX_API_BASE": base}).stardex_api_base == base
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "functions_framework", f"--source={ROOT / 'main.py'}", "--target=handle_webhook"], ["-m", "stardex_webhook.serve"]],
+    ids=["functions-framework", "serve"],
+)
+@pytest.mark.parametrize("variable, value", [("PHONE_DEFAULT_REGION", "XX"), ("STARDEX_API_BASE", "http://stardex.example")])
+def test_a_bad_setting_is_named_first_and_nothing_starts(command, variable, value):
+    result = subprocess.run([sys.executable, *command, "--port=0"], cwd=ROOT, env={**os.environ, variable: value},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert variable in result.stderr.splitlines()[0]
+    assert "Traceback" not in result.stderr and "webhooks at" not in result.stderr
 
 
 def test_source_names_become_variable_prefixes():

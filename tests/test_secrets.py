@@ -1,11 +1,12 @@
-"""SecretProvider with the REAL Secret Manager client against the loopback fake.
+"""SecretProvider with the REAL Secret Manager client (REST, anonymous) against the loopback fake.
 
 Each failure test also checks that the secret's value appears in no exception and no log line.
 """
 
 from __future__ import annotations
 
-import logging
+import io
+import json
 import subprocess
 import sys
 import threading
@@ -15,128 +16,111 @@ from pathlib import Path
 import pytest
 
 from stardex_webhook.config import load_settings
+from stardex_webhook.deadline import Deadline
 from stardex_webhook.errors import ConfigurationError, RetryLater
-from stardex_webhook.secrets import SecretProvider, secret_manager_client
+from stardex_webhook.logs import JsonLog
+from stardex_webhook.secrets import STALE_SECONDS, SecretProvider, secret_manager_client
 from tests.fakes.fake_secret_manager import FakeSecretManager
 
 SECRET = "projects/test-project/secrets/greenhouse-key"
+LATEST = f"{SECRET}/versions/latest"
+NAME = "GREENHOUSE_SIGNING_KEY"
 VALUE = "gh-signing-value-7f3a"
 ROTATED = "gh-signing-value-rotated-91c2"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+TTL = 60
 
 
 @pytest.fixture
 def fake():
     with FakeSecretManager() as running:
+        running.set(SECRET, VALUE)
         yield running
 
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    """A clock that moves only when the test moves it (``clock.now += 10``)."""
+    clock = lambda: clock.now  # noqa: E731
+    clock.now = 1000.0
+    return clock
 
 
-def provider_for(fake: FakeSecretManager, clock=time.monotonic, **environ: str) -> SecretProvider:
-    settings = load_settings({"SECRET_MANAGER_ENDPOINT": fake.endpoint, "SECRET_TTL_SECONDS": "60", **environ})
-    return SecretProvider(settings, clock=clock)
+@pytest.fixture
+def log_stream():
+    return io.StringIO()
 
 
-def latest(secret: str = SECRET) -> str:
-    return f"{secret}/versions/latest"
+def provider_for(fake, clock=None, log_stream=None, factory=secret_manager_client, **environ) -> SecretProvider:
+    environ = environ or {f"{NAME}_SECRET": LATEST}
+    settings = load_settings({"SECRET_MANAGER_ENDPOINT": fake.endpoint, "SECRET_TTL_SECONDS": str(TTL), **environ})
+    return SecretProvider(settings, factory, clock or time.monotonic, log=JsonLog(stream=log_stream or io.StringIO()))
 
 
-def assert_unavailable(provider: SecretProvider, name: str, *secret_values: str) -> RetryLater:
+def assert_unavailable(provider: SecretProvider, name: str = NAME, **kwargs) -> RetryLater:
     with pytest.raises(RetryLater) as caught:
-        provider.get(name)
+        provider.get(name, **kwargs)
     failure = caught.value
     assert failure.reason == "secret_unavailable"
     assert f"{name}_SECRET" in failure.message
     assert failure.headers()["Retry-After"]
-    for value in secret_values:
-        assert value not in str(failure)
-        assert value not in repr(failure.body())
+    assert VALUE not in str(failure) and VALUE not in repr(failure.body())
     return failure
 
 
 def test_value_read_with_the_real_client(fake):
     fake.set(SECRET, VALUE + "\n")  # `echo value | gcloud secrets versions add` leaves a newline
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
-    assert fake.requests[latest()] == 1
+    assert provider_for(fake).get(NAME) == VALUE
+    assert fake.requests[LATEST] == 1
 
 
 def test_pinned_version_is_read(fake):
-    first = fake.set(SECRET, VALUE)
     fake.set(SECRET, ROTATED)
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=first)
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    assert provider_for(fake, **{f"{NAME}_SECRET": f"{SECRET}/versions/1"}).get(NAME) == VALUE
 
 
-def test_cached_within_ttl(fake, clock):
-    fake.set(SECRET, VALUE)
-    provider = provider_for(fake, clock, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    for _ in range(5):
-        assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
-        clock.now += 10
-    assert fake.requests[latest()] == 1
-
-
-def test_refetched_after_ttl(fake, clock):
-    fake.set(SECRET, VALUE)
-    provider = provider_for(fake, clock, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+def test_cached_within_the_ttl_and_read_again_after_it(fake, clock):
+    provider = provider_for(fake, clock)
+    assert provider.get(NAME) == VALUE
     fake.set(SECRET, ROTATED)
-    clock.now += 59
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    clock.now += TTL - 1
+    assert provider.get(NAME) == VALUE
+    assert fake.requests[LATEST] == 1
     clock.now += 2
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == ROTATED
-    assert fake.requests[latest()] == 2
+    assert provider.get(NAME) == ROTATED
+    assert fake.requests[LATEST] == 2
 
 
 def test_refresh_bypasses_the_cache(fake, clock):
-    fake.set(SECRET, VALUE)
-    provider = provider_for(fake, clock, STARDEX_API_KEY_SECRET=latest())
-    assert provider.get("STARDEX_API_KEY") == VALUE
+    provider = provider_for(fake, clock)
+    assert provider.get(NAME) == VALUE
     fake.set(SECRET, ROTATED)
-    assert provider.get("STARDEX_API_KEY", refresh=True) == ROTATED
-    assert provider.get("STARDEX_API_KEY") == ROTATED
-    assert fake.requests[latest()] == 2
+    assert provider.get(NAME, refresh=True) == ROTATED
+    assert provider.get(NAME) == ROTATED
+    assert fake.requests[LATEST] == 2
 
 
 def test_secret_setting_wins_over_plain_value(fake):
-    fake.set(SECRET, VALUE)
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY=ROTATED, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    assert provider_for(fake, **{NAME: ROTATED, f"{NAME}_SECRET": LATEST}).get(NAME) == VALUE
 
 
-def test_plain_value_needs_no_client():
+def test_plain_values_need_no_client():
     def no_client(settings):
         raise AssertionError("a plain value must not build a Secret Manager client")
 
-    settings = load_settings({"GREENHOUSE_SIGNING_KEY": f" {VALUE} ", "TYPEFORM_SIGNING_KEY": "  "})
+    settings = load_settings({NAME: f" {VALUE} ", "TYPEFORM_SIGNING_KEY": "  ", "GENERIC_SIGNING_KEY": "a\tb\n c"})
     provider = SecretProvider(settings, client_factory=no_client)
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    assert provider.get(NAME) == VALUE
     assert provider.get("TYPEFORM_SIGNING_KEY") is None
-    assert provider.get("STARDEX_API_KEY") is None
     assert provider.get_keys("STARDEX_API_KEY") == []
+    assert provider.get_keys("GENERIC_SIGNING_KEY") == ["a", "b", "c"]
 
 
-def test_get_keys_splits_on_whitespace(fake):
+def test_get_keys_splits_a_rotation(fake):
     fake.set(SECRET, "key-old key-new\n")
-    provider = provider_for(fake, GENERIC_SIGNING_KEY_SECRET=latest(), TYPEFORM_SIGNING_KEY="a\tb\n c")
-    assert provider.get_keys("GENERIC_SIGNING_KEY") == ["key-old", "key-new"]
-    assert provider.get_keys("TYPEFORM_SIGNING_KEY") == ["a", "b", "c"]
+    assert provider_for(fake).get_keys(NAME) == ["key-old", "key-new"]
 
 
 def test_client_is_created_once(fake):
-    fake.set(SECRET, VALUE)
     fake.set("projects/test-project/secrets/stardex", ROTATED)
     created = []
 
@@ -144,28 +128,17 @@ def test_client_is_created_once(fake):
         created.append(1)
         return secret_manager_client(settings)
 
-    settings = load_settings(
-        {
-            "SECRET_MANAGER_ENDPOINT": fake.endpoint,
-            "GREENHOUSE_SIGNING_KEY_SECRET": latest(),
-            "STARDEX_API_KEY_SECRET": latest("projects/test-project/secrets/stardex"),
-        }
-    )
-    provider = SecretProvider(settings, client_factory=counting_factory)
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    environ = {f"{NAME}_SECRET": LATEST, "STARDEX_API_KEY_SECRET": "projects/test-project/secrets/stardex/versions/1"}
+    provider = provider_for(fake, factory=counting_factory, **environ)
+    assert provider.get(NAME) == VALUE
     assert provider.get("STARDEX_API_KEY", refresh=True) == ROTATED
-    assert provider.get("GREENHOUSE_SIGNING_KEY", refresh=True) == VALUE
+    assert provider.get(NAME, refresh=True) == VALUE
     assert len(created) == 1
 
 
-def test_crc_mismatch_is_retry_later(fake, caplog):
-    fake.set(SECRET, VALUE)
+def test_checksum_mismatch_is_retry_later(fake):
     fake.corrupt_crc = True
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    with caplog.at_level(logging.DEBUG):
-        failure = assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY", VALUE)
-    assert "CRC32C" in failure.message
-    assert VALUE not in caplog.text
+    assert "CRC32C" in assert_unavailable(provider_for(fake)).message
 
 
 def test_checksum_is_optional(fake):
@@ -180,93 +153,74 @@ def test_checksum_is_optional(fake):
             del response.payload.data_crc32c
             return response
 
-    fake.set(SECRET, VALUE)
     fake.corrupt_crc = True
-    settings = load_settings({"SECRET_MANAGER_ENDPOINT": fake.endpoint, "GREENHOUSE_SIGNING_KEY_SECRET": latest()})
-    provider = SecretProvider(settings, client_factory=lambda s: NoChecksumClient(secret_manager_client(s)))
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
+    assert provider_for(fake, factory=lambda s: NoChecksumClient(secret_manager_client(s))).get(NAME) == VALUE
 
 
-def test_down_is_retry_later_quickly(fake, caplog):
-    fake.set(SECRET, VALUE)
+def test_down_is_retry_later_without_a_client_side_retry_and_recovers(fake):
     fake.down = True
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    started = time.monotonic()
-    with caplog.at_level(logging.DEBUG):
-        assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY", VALUE)
-    assert time.monotonic() - started < 2
-    assert fake.requests[latest()] == 1  # no client-side retry loop eating the request's deadline
-    assert VALUE not in caplog.text
-
-
-def test_recovers_after_an_outage(fake):
-    fake.set(SECRET, VALUE)
-    fake.down = True
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY", VALUE)
+    provider = provider_for(fake)
+    assert "ServiceUnavailable" in assert_unavailable(provider).message
+    assert fake.requests[LATEST] == 1
     fake.down = False
-    assert provider.get("GREENHOUSE_SIGNING_KEY") == VALUE
-
-
-def test_hung_endpoint_times_out(fake):
-    fake.set(SECRET, VALUE)
-    fake.delay = 3
-    settings = load_settings({"SECRET_MANAGER_ENDPOINT": fake.endpoint, "GREENHOUSE_SIGNING_KEY_SECRET": latest()})
-    provider = SecretProvider(settings, access_timeout=0.3)
-    started = time.monotonic()
-    assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY", VALUE)
-    assert time.monotonic() - started < 2
-
-
-def test_unknown_secret_is_retry_later(fake):
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest("projects/test-project/secrets/nope"))
-    failure = assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY")
-    assert "NotFound" in failure.message
-
-
-def test_unreachable_endpoint_is_retry_later():
-    settings = load_settings(
-        {"SECRET_MANAGER_ENDPOINT": "http://127.0.0.1:9", "GREENHOUSE_SIGNING_KEY_SECRET": latest()}
-    )
-    assert_unavailable(SecretProvider(settings), "GREENHOUSE_SIGNING_KEY")
-
-
-def test_client_that_cannot_be_built_is_retry_later():
-    def broken_factory(settings):
-        raise RuntimeError("no default credentials")
-
-    settings = load_settings({"GREENHOUSE_SIGNING_KEY_SECRET": latest()})
-    assert_unavailable(SecretProvider(settings, client_factory=broken_factory), "GREENHOUSE_SIGNING_KEY")
+    assert provider.get(NAME) == VALUE
 
 
 @pytest.mark.parametrize(
-    "reference",
+    "environ, expected",
     [
-        "greenhouse-key",
-        "projects/test-project/secrets/greenhouse-key",
-        "projects/test-project/secrets/greenhouse-key/versions/",
-        "projects/p/secrets/s/versions/1/extra",
-        "https://secretmanager.googleapis.com/v1/projects/p/secrets/s/versions/1",
+        ({f"{NAME}_SECRET": "projects/test-project/secrets/nope/versions/1"}, "NotFound"),
+        ({f"{NAME}_SECRET": LATEST, "SECRET_MANAGER_ENDPOINT": "http://127.0.0.1:9"}, "could not be read"),
     ],
 )
-def test_malformed_secret_name(fake, reference):
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=reference)
-    assert_unavailable(provider, "GREENHOUSE_SIGNING_KEY")
-    with pytest.raises(ConfigurationError, match="GREENHOUSE_SIGNING_KEY_SECRET"):
-        provider.check("GREENHOUSE_SIGNING_KEY")
-    assert fake.access_count == 0
+def test_unknown_secret_or_unreachable_endpoint_is_retry_later(fake, environ, expected):
+    assert expected in assert_unavailable(provider_for(fake, **environ)).message
 
 
-def test_check_accepts_well_formed_names(fake):
-    provider = provider_for(
-        fake,
-        GREENHOUSE_SIGNING_KEY_SECRET="projects/123456789/secrets/greenhouse-key/versions/3",
-        STARDEX_API_KEY_SECRET="projects/example.com:proj/secrets/stardex_api/versions/latest",
-    )
-    provider.check("GREENHOUSE_SIGNING_KEY")
-    provider.check("STARDEX_API_KEY")
-    provider.check("TYPEFORM_SIGNING_KEY")  # not set at all: nothing to check
-    assert fake.access_count == 0
+def test_client_that_cannot_be_built_is_retry_later(fake):
+    def broken_factory(settings):
+        raise RuntimeError("no default credentials")
+
+    assert "RuntimeError" in assert_unavailable(provider_for(fake, factory=broken_factory)).message
+
+
+def test_a_redirect_is_not_followed(fake):
+    with FakeSecretManager() as elsewhere:
+        elsewhere.set(SECRET, ROTATED)
+        fake.redirect_to = elsewhere.endpoint
+        assert "TooManyRedirects" in assert_unavailable(provider_for(fake)).message
+        assert elsewhere.access_count == 0
+
+
+@pytest.mark.parametrize("switch", [{"drip": 0.2}, {"delay": 3.0}])
+def test_a_dripping_or_hung_answer_ends_at_the_deadline_with_one_read_in_flight(fake, switch):
+    for name, value in switch.items():
+        setattr(fake, name, value)
+    provider = provider_for(fake)
+    for _ in range(3):
+        assert_unavailable(provider, deadline=Deadline(0.3))
+    assert fake.access_count == 1, "a read in flight is shared, never started again per request"
+
+
+def test_an_expired_deadline_reads_nothing_more(fake):
+    fake.delay = 1.0
+    assert "in time" in assert_unavailable(provider_for(fake), deadline=Deadline(0)).message
+
+
+def test_an_outage_after_the_ttl_serves_the_last_good_value_with_a_warning(fake, clock, log_stream):
+    provider = provider_for(fake, clock, log_stream)
+    assert provider.get(NAME) == VALUE
+    fake.down = True
+    clock.now += TTL + 10
+    assert provider.get(NAME) == VALUE
+    warning = json.loads(log_stream.getvalue())
+    assert warning["severity"] == "WARNING" and f"{NAME}_SECRET" in warning["message"]
+    assert VALUE not in log_stream.getvalue()
+    assert_unavailable(provider, refresh=True)  # a refused key is never answered from memory
+    clock.now += STALE_SECONDS
+    assert_unavailable(provider)  # stale, but not forever
+    fake.down = False
+    assert provider.get(NAME) == VALUE
 
 
 def run_together(count: int, work) -> list:
@@ -289,37 +243,58 @@ def run_together(count: int, work) -> list:
     return outcomes
 
 
-def test_concurrent_gets_share_one_access(fake):
-    fake.set(SECRET, VALUE)
-    fake.delay = 0.3  # every thread arrives while the first fetch is in flight
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    outcomes = run_together(8, lambda: provider.get("GREENHOUSE_SIGNING_KEY"))
-    assert outcomes == [VALUE] * 8
-    assert fake.requests[latest()] == 1
+@pytest.mark.parametrize("refresh", [False, True])
+def test_concurrent_reads_share_one_access(fake, refresh):
+    fake.delay = 0.3  # every thread arrives while the first read is in flight
+    provider = provider_for(fake)
+    assert run_together(8, lambda: provider.get(NAME, refresh=refresh)) == [VALUE] * 8
+    assert fake.requests[LATEST] == 1
 
 
-def test_concurrent_refreshes_share_one_access(fake):
-    fake.set(SECRET, VALUE)
-    provider = provider_for(fake, STARDEX_API_KEY_SECRET=latest())
-    assert provider.get("STARDEX_API_KEY") == VALUE
-    fake.set(SECRET, ROTATED)
-    fake.delay = 0.3
-    outcomes = run_together(8, lambda: provider.get("STARDEX_API_KEY", refresh=True))
-    assert outcomes == [ROTATED] * 8
-    assert fake.requests[latest()] == 2
-
-
-def test_concurrent_gets_during_an_outage_share_one_failure(fake):
-    fake.set(SECRET, VALUE)
-    fake.down = True
-    fake.delay = 0.3
-    provider = provider_for(fake, GREENHOUSE_SIGNING_KEY_SECRET=latest())
-    started = time.monotonic()
-    outcomes = run_together(8, lambda: provider.get("GREENHOUSE_SIGNING_KEY"))
+def test_concurrent_reads_during_an_outage_share_one_failure(fake):
+    fake.down, fake.delay = True, 0.3
+    provider = provider_for(fake)
+    outcomes = run_together(8, lambda: provider.get(NAME))
     assert all(isinstance(outcome, RetryLater) and outcome.reason == "secret_unavailable" for outcome in outcomes)
-    assert fake.requests[latest()] == 1
-    assert time.monotonic() - started < 2
-    assert not any(VALUE in str(outcome) for outcome in outcomes)
+    assert fake.requests[LATEST] == 1
+
+
+def test_while_a_refresh_hangs_the_others_get_the_last_good_value(fake, clock):
+    provider = provider_for(fake, clock)
+    assert provider.get(NAME) == VALUE
+    fake.delay = 3.0
+    clock.now += TTL + 1
+    assert run_together(8, lambda: provider.get(NAME, deadline=Deadline(0.5))) == [VALUE] * 8
+    assert fake.requests[LATEST] == 2
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "greenhouse-key",
+        SECRET,
+        f"{SECRET}/versions/",
+        "projects/p/secrets/s/versions/1/extra",
+        "https://secretmanager.googleapis.com/v1/projects/p/secrets/s/versions/1",
+    ],
+)
+def test_malformed_secret_name(fake, reference):
+    provider = provider_for(fake, **{f"{NAME}_SECRET": reference})
+    assert_unavailable(provider)
+    with pytest.raises(ConfigurationError, match=f"{NAME}_SECRET"):
+        provider.check(NAME)
+    assert fake.access_count == 0
+
+
+def test_check_accepts_well_formed_names(fake):
+    provider = provider_for(
+        fake,
+        GREENHOUSE_SIGNING_KEY_SECRET="projects/123456789/secrets/greenhouse-key/versions/3",
+        STARDEX_API_KEY_SECRET="projects/example.com:proj/secrets/stardex_api/versions/latest",
+    )
+    for name in (NAME, "STARDEX_API_KEY", "TYPEFORM_SIGNING_KEY"):  # the last is not set: nothing to check
+        provider.check(name)
+    assert fake.access_count == 0
 
 
 def test_import_does_not_load_the_client_library():

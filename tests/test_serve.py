@@ -1,9 +1,13 @@
 """serve and send_sample: the local run's safe defaults and the shipped sample sender."""
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
+from stardex_webhook import serve
 from stardex_webhook.send_sample import SAMPLES_DIR, local_signing_key, main as send_sample
 from stardex_webhook.serve import local_environment
 from stardex_webhook.sources import SOURCES
@@ -57,3 +61,28 @@ def test_send_sample_posts_the_sample_to_the_source_path(capsys):
     assert body == (SAMPLES_DIR / "typeform.json").read_bytes()
     assert headers["Typeform-Signature"].startswith("sha256=")
     assert "HTTP 200" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, port_variable, address", [([], None, "127.0.0.1:8080"), ([], "9001", "127.0.0.1:9001"),
+                                     (["--host", "0.0.0.0", "--port", "7000"], "9001", "0.0.0.0:7000")]
+)
+def test_serve_listens_where_it_says_on_loopback_by_default(base_env, monkeypatch, capsys, argv, port_variable, address):
+    if port_variable:
+        monkeypatch.setenv("PORT", port_variable)
+    else:
+        monkeypatch.delenv("PORT", raising=False)
+    started = []
+    monkeypatch.setattr(os, "execvpe", lambda file, command, env: started.append(command))
+    serve.main(argv)
+    host, port = address.split(":")
+    assert f"--host={host}" in started[0] and f"--port={port}" in started[0]
+    assert f"http://{address}/<source>" in capsys.readouterr().err
+
+
+def test_send_sample_names_a_missing_body(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        send_sample(["greenhouse", "--body", str(tmp_path / "missing.json")])
+    assert exit_status.value.code != 0
+    error = capsys.readouterr().err
+    assert "missing.json" in error and "No such file" in error and "Traceback" not in error

@@ -34,6 +34,8 @@ class FakeSecretManager:
       - ``down``: every request answers 503 UNAVAILABLE.
       - ``corrupt_crc``: the payload's dataCrc32c is off by one.
       - ``delay``: seconds to wait before answering (a slow or hung endpoint).
+      - ``drip``: seconds between the bytes of the answer (a read timeout restarts at each byte).
+      - ``redirect_to``: a base URL; every request answers 302 to the same path there.
     ``requests`` counts accesses per requested version name (e.g. ``.../versions/latest``).
     """
 
@@ -41,11 +43,12 @@ class FakeSecretManager:
         self.down = False
         self.corrupt_crc = False
         self.delay = 0.0
+        self.drip = 0.0
+        self.redirect_to: str | None = None
         self.requests: collections.Counter[str] = collections.Counter()
         self._versions: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -72,25 +75,21 @@ class FakeSecretManager:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle: serves from a daemon thread; also a context manager ------------------------
 
     def start(self) -> "FakeSecretManager":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-secret-manager", daemon=True
-        )
-        self._thread.start()
+        self._server = server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-secret-manager", daemon=True).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
-    def __enter__(self) -> "FakeSecretManager":
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -137,12 +136,20 @@ def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             status, document = fake._answer(self.path)
-            body = json.dumps(document).encode("utf-8")
-            self.send_response(status)
+            body = b"" if fake.redirect_to else json.dumps(document).encode("utf-8")
+            self.send_response(302 if fake.redirect_to else status)
+            if fake.redirect_to:
+                self.send_header("Location", fake.redirect_to + self.path)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            step = 1 if fake.drip else max(1, len(body))
+            for start in range(0, len(body), step):
+                if fake._server is None:
+                    return  # stopped: a dripping answer ends with the fake
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(fake.drip)
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: test output stays readable."""
