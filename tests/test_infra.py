@@ -30,7 +30,6 @@ from stardex_webhook.sources import SOURCES
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"
 EXAMPLE_TFVARS = INFRA / "examples" / "terraform.tfvars"
-CONTRACT = REPO.parent / "shared" / "CONTRACT.md"
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
 VAR_FILES = [None, EXAMPLE_TFVARS]  # the module's defaults, and the example a user copies
 SECRET_SUFFIX = "_SECRET"
@@ -112,22 +111,20 @@ def secret_settings(sources: list[str]) -> set[str]:
     return {STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
 
 
-def contract_defaults() -> dict[str, str]:
-    """Variables of the CONTRACT's configuration table that have a default, with that default."""
-    # shared/ lies beside every checkout, CI's included; without it this check cannot be made.
-    assert CONTRACT.exists(), f"{CONTRACT} is not beside the checkout"
-    text = CONTRACT.read_text()
-    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    defaults = {}
+def documented_settings() -> set[str]:
+    """Non-secret variables of the README's Configuration table: each has a default there."""
+    text = (REPO / "README.md").read_text()
+    assert "\n## Configuration\n" in text, "README.md has no Configuration section"
+    table = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names = set()
     for row in table.splitlines():
         cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        if len(cells) != 3 or not cells[0].startswith("`"):
-            continue
-        names = re.findall(r"`([A-Z_<>]+)`", cells[0])
-        is_secret = any(n.endswith(SECRET_SUFFIX) for n in names)
-        if not is_secret:  # a secret has no default: without it the feature refuses to work
-            defaults.update(dict.fromkeys(names, cells[2]))
-    return defaults
+        if len(cells) == 3 and cells[0].startswith("`"):
+            found = re.findall(r"`([A-Z_<>]+)`", cells[0])
+            if not any(n.endswith(SECRET_SUFFIX) for n in found):  # a secret has no default
+                names.update(found)
+    assert {"STARDEX_API_BASE", "DRY_RUN"} <= names, "README.md's Configuration table was not found or not read"
+    return names
 
 
 # ---- the files themselves ----------------------------------------------------------------------
@@ -215,17 +212,17 @@ def test_the_settings_scan_finds_what_config_reads():
 
 
 @by_tfvars
-def test_every_setting_the_code_reads_is_set_or_has_a_contract_default(var_file):
+def test_every_setting_the_code_reads_is_set_or_has_a_documented_default(var_file):
     model = evaluated(var_file)
     env = environment(model)
-    defaults = contract_defaults()
+    defaults = documented_settings()
     enabled = locals_of(model)["sources"]
     missing = sorted(
         name
         for name in settings_read_by_code() | secret_settings(enabled)
         if name not in env and f"{name}{SECRET_SUFFIX}" not in env and name not in defaults
     )
-    assert not missing, f"read by the code, not set by infra/ and without a CONTRACT default: {missing}"
+    assert not missing, f"read by the code, not set by infra/ and without a default in README.md: {missing}"
 
 
 @by_tfvars
@@ -333,6 +330,27 @@ def test_archive_leaves_out_tests_infra_and_vcs_files():
         top = path.split("/", 1)[0]
         assert top not in {"tests", "infra", "bench", ".ci", ".git", ".venv"}, path
         assert "__pycache__" not in path and not path.endswith(".pyc"), path
+
+
+def test_the_infra_tests_pass_in_a_fresh_clone_with_nothing_beside_it(tmp_path):
+    """A user's clone has no ``../shared``: these tests may read the repository only."""
+    clone = tmp_path / "clone" / "stardex-webhook"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for path in filter(None, tracked):
+        if (REPO / path).is_file():
+            (clone / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / path, clone / path)
+    (clone / ".ci" / ".tools").symlink_to(REPO / ".ci" / ".tools")  # the download cache only
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_infra.py", "-k", "not fresh_clone"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
 
 def test_archive_alone_is_enough_to_start_the_function(tmp_path):
