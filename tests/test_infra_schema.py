@@ -43,14 +43,16 @@ def infra_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
         ("main.tf", 'resource "google_storage_bucket" ', 'resource "google_storage_buckets" ', "unknown resource type 'google_storage_buckets'"),
         ("main.tf", "  location                    = var.region\n", "", "google_storage_bucket.source: missing required argument 'location'"),
         ("main.tf", "max_instance_count               = var.max_instances", 'max_instance_count = "many"', "max_instance_count expects number, got string"),
+        ("main.tf", "    timeout_seconds                  = var.timeout_seconds", "    timeout_seconds = var.sources", "timeout_seconds expects number, got list '${var.sources}'"),
         ("main.tf", "versioning {", "versioning = {", "versioning is a block"),
         ("main.tf", "    dynamic \"replicas\" {", "    dynamic \"replica\" {", "unknown block 'replica'"),
         ("main.tf", '  type        = "zip"', '  kind        = "zip"', "data.archive_file.source: unknown argument or block 'kind'"),
         ("versions.tf", ">= 6.50.0, < 7.0.0", ">= 6.0.0, < 7.0.0", "provider google constraint must be '>= 6.50.0, < 7.0.0'"),
         ("examples/basic/main.tf", "  region                   = var.region", "  regoin = var.region", "module.stardex_webhook: unknown argument or block 'regoin'"),
         ("examples/basic/main.tf", "  project_id               = var.project_id", "", "module.stardex_webhook: missing required argument 'project_id'"),
+        ("examples/basic/main.tf", "  dry_run                  = var.dry_run", "  dry_run = var.labels", "module.stardex_webhook: dry_run expects bool, got map"),
     ],
-    ids=["misspelt-argument", "unknown-type", "missing-required", "wrong-type", "block-as-argument", "dynamic-block", "archive-provider", "constraint", "module-input", "module-required"],
+    ids=["misspelt-argument", "unknown-type", "missing-required", "wrong-type", "wrong-variable-type", "block-as-argument", "dynamic-block", "archive-provider", "constraint", "module-input", "module-required", "module-input-type"],
 )
 def test_a_mistake_in_a_copy_of_infra_fails_the_check(tmp_path, capsys, file, old, new, reported):
     assert schema_check.main([str(infra_copy(tmp_path, file, old, new))]) == 1

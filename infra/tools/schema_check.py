@@ -5,8 +5,9 @@ run. The providers' schemas are published on PyPI as the prebuilt CDKTF bindings
 names each argument's Terraform name (in its registry link), its type and whether it is optional.
 This reads the assembly once, keeps only what a check needs (``.ci/.tools/provider-schemas/``), and
 reports, per block: an unknown resource or data source type, an unknown argument or nested block, a
-missing required one, an argument written as a block or the other way round, a literal of the wrong
-type, and a ``versions.tf`` constraint that does not start at the version checked.
+missing required one, an argument written as a block or the other way round, a literal or a
+variable of the wrong type, and a ``versions.tf`` constraint that does not start at the version
+checked. Other expressions are left to the first ``terraform plan``.
 
     python infra/tools/schema_check.py [folder ...]     # default: infra/
 """
@@ -137,8 +138,21 @@ def _is_block(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
 
 
-def _literal_type(value):
-    """The type of a literal value as written, or None for an expression whose type is not known here."""
+_VARIABLE = re.compile(r"\$\{var\.(\w+)\}")
+# A variable's declared type, as a literal of it would be written; a string variable's content is
+# not known, so it counts as a template (Terraform converts "60" to a number when it runs).
+_DECLARED = {"string": "template", "number": "number", "bool": "bool", "list": "list", "set": "list", "tuple": "list", "map": "map", "object": "map"}
+
+
+def _declared_type(spec: dict) -> str | None:
+    declared = _name(str(spec.get("type", ""))).removeprefix("${").removesuffix("}")
+    return _DECLARED.get(declared.split("(", 1)[0].strip())
+
+
+def _literal_type(value, variables: dict[str, str | None]):
+    """The type of a value as written (a literal, or a bare var.NAME), or None when it is not known here."""
+    if isinstance(value, str) and (ref := _VARIABLE.fullmatch(value)):
+        return variables.get(ref.group(1))
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -152,8 +166,8 @@ def _literal_type(value):
     return None
 
 
-def _type_error(expected: str, value) -> str | None:
-    written = _literal_type(value)
+def _type_error(expected: str, value, variables: dict[str, str | None]) -> str | None:
+    written = _literal_type(value, variables)
     if written is None or expected == "any" or written == expected:
         return None
     if expected == "string" and written in {"number", "bool", "template"}:
@@ -171,6 +185,7 @@ class Checker:
     def __init__(self, schemas: dict[str, dict]):
         self.schemas = schemas
         self.errors: list[str] = []
+        self.variables: dict[str, str | None] = {}  # the folder's variables and their types
 
     def error(self, where: str, message: str) -> None:
         self.errors.append(f"{where}: {message}")
@@ -210,7 +225,7 @@ class Checker:
             elif key in node["args"]:
                 if _is_block(value):
                     self.error(where, f"{key} is an argument ({key} = ...), not a block")
-                elif problem := _type_error(node["args"][key], value):
+                elif problem := _type_error(node["args"][key], value, self.variables):
                     self.error(where, f"{key} {problem}")
             else:
                 self.unknown(where, "argument or block", key, {**node["args"], **node["blocks"]})
@@ -247,15 +262,13 @@ class Checker:
         if not source.startswith(".") or not target.is_dir():
             self.error(where, f"module source {source!r} is not a local folder this check can read")
             return
-        variables = {}
-        for path in sorted(target.glob("*.tf")):
-            for block in hcl2.load(path.open()).get("variable", []):
-                for name, spec in block.items():
-                    variables[_name(name)] = spec
-        node = {"args": {n: "any" for n in variables}, "blocks": {}, "required": [n for n, s in variables.items() if "default" not in s]}
+        variables = _variables(target)
+        expected = {n: {"template": "string", None: "any"}.get(t, t) for n, t in ((n, _declared_type(s)) for n, s in variables.items())}
+        node = {"args": expected, "blocks": {}, "required": [n for n, s in variables.items() if "default" not in s]}
         self.body(body, node, where, META["module"])
 
     def folder(self, folder: Path) -> None:
+        self.variables = {name: _declared_type(spec) for name, spec in _variables(folder).items()}
         for path in sorted(folder.glob("*.tf")):
             parsed = hcl2.load(path.open())
             rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
@@ -277,6 +290,15 @@ class Checker:
                     self.module(folder, _name(label), body, f"{rel}: module.{_name(label)}")
             for terraform in parsed.get("terraform", []):
                 self.versions(terraform, f"{rel}: terraform")
+
+
+def _variables(folder: Path) -> dict[str, dict]:
+    found = {}
+    for path in sorted(folder.glob("*.tf")):
+        with path.open() as handle:
+            for block in hcl2.load(handle).get("variable", []):
+                found.update({_name(name): spec for name, spec in block.items()})
+    return found
 
 
 def check(root: Path, cache: Path = CACHE) -> list[str]:
