@@ -31,8 +31,12 @@ locals {
   # Named by the hash of what it holds, so any code change uploads a new object and redeploys.
   source_hash = sha256(join("\n", [for f in local.source_files : "${f} ${filesha256("${local.repo_root}/${f}")}"]))
 
-  # Stardex's limit is per API key; every instance paces itself, so each gets an equal share.
-  requests_per_minute_per_instance = max(1, floor(var.stardex_requests_per_minute / var.max_instances))
+  # Stardex's limit is per API key; every instance paces itself, so each gets an equal share
+  # (max_instances may not exceed stardex_requests_per_minute, so the share is at least 1).
+  requests_per_minute_per_instance = floor(var.stardex_requests_per_minute / var.max_instances)
+
+  # The runtime identity: the account the user names, or one this module creates.
+  runtime_email = var.runtime_service_account_email != null ? var.runtime_service_account_email : google_service_account.runtime[0].email
 
   environment = merge(
     {
@@ -57,19 +61,17 @@ locals {
     "cloudfunctions.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
   ]
 
-  # What Cloud Build needs to turn the source into the function's image.
-  build_roles = [
-    "roles/artifactregistry.writer",
-    "roles/logging.logWriter",
-    "roles/storage.objectAdmin",
-  ]
-
   labels = merge(var.labels, { app = "stardex-webhook" })
+
+  # The uptime check calls <url>/healthz: the function's URL is https://HOST/NAME.
+  function_host = split("/", trimprefix(google_cloudfunctions2_function.webhook.url, "https://"))[0]
+  function_path = trimprefix(google_cloudfunctions2_function.webhook.url, "https://${local.function_host}")
 }
 
 resource "google_project_service" "apis" {
@@ -131,11 +133,19 @@ resource "google_storage_bucket_object" "source" {
 # ---- Identities ----------------------------------------------------------------------------
 
 resource "google_service_account" "runtime" {
+  count = var.runtime_service_account_email == null ? 1 : 0
+
   project      = var.project_id
   account_id   = var.name
   display_name = "${var.name} runtime: reads its own secrets, nothing else"
 
   depends_on = [google_project_service.apis]
+}
+
+# Deployments made before runtime_service_account_email existed keep their account.
+moved {
+  from = google_service_account.runtime
+  to   = google_service_account.runtime[0]
 }
 
 resource "google_service_account" "build" {
@@ -146,12 +156,56 @@ resource "google_service_account" "build" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_project_iam_member" "build" {
-  for_each = toset(local.build_roles)
+# What Cloud Build needs to turn the source into the function's image, each on the one resource
+# it is used on: read the source archive, push the image to this function's registry, write the
+# build's log (Cloud Logging grants that per project only; it lets the account write, not read).
+resource "google_storage_bucket_iam_member" "build_reads_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
 
+resource "google_artifact_registry_repository_iam_member" "build_pushes_image" {
+  project    = var.project_id
+  location   = var.region
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_project_iam_member" "build_writes_logs" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/logging.logWriter"
   member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# The function's images, apart from any other function's, so the build account can push here only.
+resource "google_artifact_registry_repository" "images" {
+  # checkov:skip=CKV_GCP_84: Holds only images built from this public code, no data; Google-managed encryption is enough and a KMS key would cost more than the rest of the deployment.
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.name
+  format        = "DOCKER"
+  description   = "Images of the ${var.name} function, built by Cloud Build."
+  labels        = local.labels
+
+  # Every deploy builds an image: keep the last few (for a rollback) and delete the rest after a week.
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 5
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "604800s"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
 }
 
 # ---- Secrets: the resources only; values go in with the gcloud commands the outputs print -----
@@ -163,8 +217,23 @@ resource "google_secret_manager_secret" "this" {
   secret_id = each.value
   labels    = local.labels
 
+  # Google chooses where the value is kept, unless secret_replica_locations names the regions.
   replication {
-    auto {}
+    dynamic "auto" {
+      for_each = var.secret_replica_locations == null ? [1] : []
+      content {}
+    }
+    dynamic "user_managed" {
+      for_each = var.secret_replica_locations == null ? [] : [1]
+      content {
+        dynamic "replicas" {
+          for_each = toset(coalesce(var.secret_replica_locations, []))
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
   }
 
   depends_on = [google_project_service.apis]
@@ -176,7 +245,7 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   project   = var.project_id
   secret_id = each.value.id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.runtime.email}"
+  member    = "serviceAccount:${local.runtime_email}"
 }
 
 # Only when the user opts in through secret_values (values then live in the Terraform state).
@@ -198,9 +267,10 @@ resource "google_cloudfunctions2_function" "webhook" {
   labels      = local.labels
 
   build_config {
-    runtime         = "python312"
-    entry_point     = "handle_webhook"
-    service_account = google_service_account.build.id
+    runtime           = "python312"
+    entry_point       = "handle_webhook"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.images.id
 
     source {
       storage_source {
@@ -217,7 +287,7 @@ resource "google_cloudfunctions2_function" "webhook" {
     min_instance_count               = var.min_instances
     max_instance_count               = var.max_instances
     max_instance_request_concurrency = var.concurrency
-    service_account_email            = google_service_account.runtime.email
+    service_account_email            = local.runtime_email
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
     environment_variables            = local.environment
@@ -225,7 +295,9 @@ resource "google_cloudfunctions2_function" "webhook" {
 
   depends_on = [
     google_project_service.apis,
-    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_reads_source,
+    google_artifact_registry_repository_iam_member.build_pushes_image,
+    google_project_iam_member.build_writes_logs,
     google_secret_manager_secret_iam_member.runtime,
   ]
 }
@@ -238,4 +310,68 @@ resource "google_cloud_run_v2_service_iam_member" "public" {
   name     = google_cloudfunctions2_function.webhook.service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# ---- Is it up? -----------------------------------------------------------------------------
+
+# GET /healthz from three regions every five minutes; the alert fires when the check has failed
+# for ten minutes and notifies the channels in notification_channels (none by default: the
+# incident then shows in the console only).
+resource "google_monitoring_uptime_check_config" "healthz" {
+  count = var.uptime_check ? 1 : 0
+
+  project          = var.project_id
+  display_name     = "${var.name} /healthz"
+  timeout          = "10s"
+  period           = "300s"
+  selected_regions = ["EUROPE", "USA", "ASIA_PACIFIC"]
+  user_labels      = local.labels
+
+  http_check {
+    path         = "${local.function_path}/healthz"
+    port         = 443
+    use_ssl      = true
+    validate_ssl = true
+  }
+
+  monitored_resource {
+    type = "uptime_url"
+    labels = {
+      project_id = var.project_id
+      host       = local.function_host
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_alert_policy" "healthz" {
+  count = var.uptime_check ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "${var.name} is down"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "GET /healthz fails"
+    condition_threshold {
+      filter          = "metric.type=\"monitoring.googleapis.com/uptime_check/check_passed\" AND metric.label.check_id=\"${google_monitoring_uptime_check_config.healthz[0].uptime_check_id}\" AND resource.type=\"uptime_url\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 1
+      duration        = "600s"
+      aggregations {
+        alignment_period     = "1200s"
+        per_series_aligner   = "ALIGN_NEXT_OLDER"
+        cross_series_reducer = "REDUCE_COUNT_FALSE"
+        group_by_fields      = ["resource.label.*"]
+      }
+    }
+  }
+
+  documentation {
+    content   = "GET ${google_cloudfunctions2_function.webhook.url}/healthz has failed from more than one region for ten minutes: webhooks are not being received. Senders retry, but Greenhouse disables a webhook after repeated failures."
+    mime_type = "text/markdown"
+  }
 }

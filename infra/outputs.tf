@@ -10,7 +10,7 @@ output "webhook_urls" {
 
 output "service_account_email" {
   description = "The runtime service account; it can read the function's secrets and nothing else."
-  value       = google_service_account.runtime.email
+  value       = local.runtime_email
 }
 
 output "secrets" {
@@ -19,9 +19,14 @@ output "secrets" {
 }
 
 output "secret_commands" {
-  description = "One command per secret that prompts for the value (not echoed, not in shell history) and stores it as a new version; run it again to rotate."
-  value = {
-    for name, secret in google_secret_manager_secret.this :
-    name => "read -rsp '${name}: ' VALUE && printf '%s' \"$VALUE\" | gcloud secrets versions add ${secret.secret_id} --project=${var.project_id} --data-file=- && unset VALUE"
-  }
+  description = "Print with terraform output -raw secret_commands and paste into bash: it asks for each secret in turn (not echoed, not in shell history; Enter skips one) and stores it as a new version. Paste it again to rotate."
+  # One brace group, so that bash reads all of it before the first prompt reads a value.
+  value = join("\n", concat(
+    ["{"],
+    [
+      for name, secret_id in local.secrets :
+      "  read -rsp '${name} (Enter skips): ' VALUE && echo && { [ -z \"$VALUE\" ] || printf '%s' \"$VALUE\" | gcloud secrets versions add ${secret_id} --project=${var.project_id} --data-file=- ; }"
+    ],
+    ["  unset VALUE", "}", ""],
+  ))
 }

@@ -96,13 +96,18 @@ variable "min_instances" {
 }
 
 variable "max_instances" {
-  description = "Upper bound on instances. Stardex allows 60 requests a minute per key and each instance paces itself, so the per-instance pace is stardex_requests_per_minute divided by this."
+  description = "Upper bound on instances. Webhooks are delivered synchronously and Stardex allows 60 requests a minute per key; each instance paces itself at floor(stardex_requests_per_minute / max_instances). 1 (the default) gives the one instance the whole rate, and concurrency lets it serve many webhooks at once; more instances add CPU and availability during a burst, but each then runs at its share only (3 => 20 a minute each) even when it is the only one awake."
   type        = number
-  default     = 3
+  default     = 1
 
   validation {
     condition     = var.max_instances >= 1 && var.max_instances <= 20 && floor(var.max_instances) == var.max_instances
     error_message = "max_instances must be a whole number from 1 to 20: more instances cannot go faster than Stardex's rate limit."
+  }
+
+  validation {
+    condition     = var.max_instances <= var.stardex_requests_per_minute
+    error_message = "max_instances cannot be more than stardex_requests_per_minute: each instance needs at least one request a minute."
   }
 }
 
@@ -202,7 +207,46 @@ variable "secret_values" {
 }
 
 variable "labels" {
-  description = "Labels added to every resource that takes them."
+  description = "Labels added to every resource that takes them (with app = stardex-webhook)."
   type        = map(string)
   default     = {}
+}
+
+variable "runtime_service_account_email" {
+  description = "An existing service account for the function to run as; null creates one. The module grants it read access to the function's secrets, and nothing else."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.runtime_service_account_email == null || can(regex("^[^@\\s]+@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", coalesce(var.runtime_service_account_email, "-")))
+    error_message = "runtime_service_account_email must be a service account's email (NAME@PROJECT.iam.gserviceaccount.com), or null."
+  }
+}
+
+variable "secret_replica_locations" {
+  description = "Regions to keep the secret values in (user-managed replication, e.g. [\"europe-west1\", \"europe-west4\"] for EU data residency); null lets Google choose (automatic replication). Changing it replaces the secrets: store their values again."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.secret_replica_locations == null || length(coalesce(var.secret_replica_locations, [])) > 0
+    error_message = "secret_replica_locations must name at least one region, or be null."
+  }
+}
+
+variable "uptime_check" {
+  description = "Create an uptime check on GET <url>/healthz (every 5 minutes from 3 regions) and an alert policy that fires when it fails."
+  type        = bool
+  default     = true
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) the alert policy notifies; none by default, so an incident shows in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Every notification channel must be a full name: projects/P/notificationChannels/ID."
+  }
 }

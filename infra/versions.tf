@@ -5,11 +5,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0.0, < 7.0.0"
+      version = ">= 6.50.0, < 7.0.0"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.4.0, < 3.0.0"
+      version = ">= 2.7.1, < 3.0.0"
     }
   }
 }

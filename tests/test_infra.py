@@ -10,6 +10,7 @@ same resource is referenced, which is what the secret-to-reader checks compare.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import shutil
@@ -29,14 +30,30 @@ from stardex_webhook.sources import SOURCES
 
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"
-EXAMPLE_TFVARS = INFRA / "examples" / "terraform.tfvars"
-CONTRACT = REPO.parent / "shared" / "CONTRACT.md"
+EXAMPLE = INFRA / "examples" / "basic"
+EXAMPLE_TFVARS = EXAMPLE / "terraform.tfvars.example"
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
-VAR_FILES = [None, EXAMPLE_TFVARS]  # the module's defaults, and the example a user copies
+# The module alone with its defaults; the example root module with the values a user copies; the
+# module with an account of the user's own (tfparse reads var files relative to the folder).
+CASES = {
+    "defaults": (INFRA, None),
+    "example": (EXAMPLE, EXAMPLE_TFVARS.name),
+    "existing-account": (INFRA, "../tests/fixtures/infra_existing_account.tfvars"),
+}
 SECRET_SUFFIX = "_SECRET"
 # Local tools that are not part of the deployed request path.
 LOCAL_TOOLS = {"serve.py", "send_sample.py"}
 
+
+def _tool(name: str):
+    """A script of infra/tools/, imported as a module (infra/ is not a package: it is not deployed)."""
+    spec = importlib.util.spec_from_file_location(name, INFRA / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+docs = _tool("docs")
 
 # ---- readers ---------------------------------------------------------------------------------
 
@@ -64,8 +81,9 @@ def blocks(path: Path, kind: str) -> dict[str, dict]:
 
 
 @lru_cache(maxsize=None)
-def evaluated(var_file: Path | None) -> dict:
-    return tfparse.load_from_path(str(INFRA), vars_paths=[str(var_file.relative_to(INFRA))] if var_file else [])
+def evaluated(case: str = "defaults") -> dict:
+    folder, var_file = CASES[case]
+    return tfparse.load_from_path(str(folder), vars_paths=[var_file] if var_file else [])
 
 
 def locals_of(model: dict) -> dict:
@@ -84,13 +102,24 @@ def environment(model: dict) -> dict[str, str]:
     return the_function(model)["service_config"]["environment_variables"]
 
 
+def _module_blocks(model: dict, kind: str) -> dict[str, dict]:
+    """The module's own variables or outputs by name (through the example, its root has some too)."""
+    nested = [b for b in model[kind] if b["__tfmeta"]["path"].startswith("module.stardex_webhook.")]
+    return {b["__tfmeta"]["label"]: b for b in (nested or model[kind])}
+
+
 def variable_default(name: str, model: dict):
-    (block,) = [v for v in model["variable"] if v["__tfmeta"]["label"] == name]
-    return block.get("default")
+    return _module_blocks(model, "variable")[name].get("default")
 
 
-def by_tfvars(func):
-    return pytest.mark.parametrize("var_file", VAR_FILES, ids=["defaults", "example-tfvars"])(func)
+def runtime_member(model: dict) -> str:
+    """The IAM member of the account the function runs as, however the module names it."""
+    email = the_function(model)["service_config"]["service_account_email"]
+    return f"serviceAccount:{email if isinstance(email, str) else '${' + email['__attribute__'] + '}'}"
+
+
+def by_case(func):
+    return pytest.mark.parametrize("case", list(CASES))(func)
 
 
 # ---- what the code reads -----------------------------------------------------------------------
@@ -112,30 +141,29 @@ def secret_settings(sources: list[str]) -> set[str]:
     return {STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
 
 
-def contract_defaults() -> dict[str, str]:
-    """Variables of the CONTRACT's configuration table that have a default, with that default."""
-    # shared/ lies beside every checkout, CI's included; without it this check cannot be made.
-    assert CONTRACT.exists(), f"{CONTRACT} is not beside the checkout"
-    text = CONTRACT.read_text()
-    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    defaults = {}
+def documented_settings() -> set[str]:
+    """Non-secret variables of the README's Configuration table: each has a default there."""
+    text = (REPO / "README.md").read_text()
+    assert "\n## Configuration\n" in text, "README.md has no Configuration section"
+    table = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names = set()
     for row in table.splitlines():
         cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        if len(cells) != 3 or not cells[0].startswith("`"):
-            continue
-        names = re.findall(r"`([A-Z_<>]+)`", cells[0])
-        is_secret = any(n.endswith(SECRET_SUFFIX) for n in names)
-        if not is_secret:  # a secret has no default: without it the feature refuses to work
-            defaults.update(dict.fromkeys(names, cells[2]))
-    return defaults
+        if len(cells) == 3 and cells[0].startswith("`"):
+            found = re.findall(r"`([A-Z_<>]+)`", cells[0])
+            if not any(n.endswith(SECRET_SUFFIX) for n in found):  # a secret has no default
+                names.update(found)
+    assert {"STARDEX_API_BASE", "DRY_RUN"} <= names, "README.md's Configuration table was not found or not read"
+    return names
 
 
 # ---- the files themselves ----------------------------------------------------------------------
 
 
-def test_module_has_the_standard_layout():
+@pytest.mark.parametrize("folder", [INFRA, EXAMPLE], ids=["module", "example"])
+def test_module_and_example_have_the_standard_layout(folder):
     for name in ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "README.md"):
-        assert (INFRA / name).is_file(), name
+        assert (folder / name).is_file(), name
     assert EXAMPLE_TFVARS.is_file()
 
 
@@ -144,17 +172,11 @@ def test_every_tf_file_parses(path):
     assert parsed(path), f"{path} is empty"
 
 
-def test_terraform_and_provider_versions_are_pinned_to_a_range():
-    (terraform,) = parsed(INFRA / "versions.tf")["terraform"]
-    bounded = re.compile(r"^>=\s*\d+\.\d+\.\d+,\s*<\s*\d+\.\d+\.\d+$")
-    assert bounded.match(literal(terraform["required_version"]))
-    (providers,) = terraform["required_providers"]
-    assert "google" in providers
-    for name, spec in providers.items():
-        if name.startswith("__"):
-            continue
-        assert literal(spec["source"]).startswith("hashicorp/"), name
-        assert bounded.match(literal(spec["version"])), f"{name} provider is not pinned to a range"
+@pytest.mark.parametrize("folder", [INFRA, EXAMPLE], ids=["module", "example"])
+def test_the_terraform_version_is_pinned_to_a_range(folder):
+    # Provider constraints are the schema check's: they must start at the version it checks.
+    (terraform,) = parsed(folder / "versions.tf")["terraform"]
+    assert re.fullmatch(r">= 1\.9\.\d+, < 2\.0\.0", literal(terraform["required_version"]))
 
 
 def test_every_variable_is_typed_and_described():
@@ -179,9 +201,9 @@ def test_every_output_is_described():
 # ---- the function against the code -----------------------------------------------------------
 
 
-@by_tfvars
-def test_entry_point_and_runtime_match_main_py(var_file):
-    build = the_function(evaluated(var_file))["build_config"]
+@by_case
+def test_entry_point_and_runtime_match_main_py(case):
+    build = the_function(evaluated(case))["build_config"]
     assert build["runtime"] == "python312"
     tree = ast.parse((REPO / "main.py").read_text())
     http_functions = {
@@ -194,19 +216,19 @@ def test_entry_point_and_runtime_match_main_py(var_file):
 
 
 def test_known_sources_are_exactly_the_code_s_sources():
-    known = locals_of(evaluated(None))["known_sources"]
+    known = locals_of(evaluated())["known_sources"]
     assert set(known) == set(SOURCES), "infra/main.tf known_sources and stardex_webhook/sources disagree"
 
 
-@by_tfvars
-def test_enabled_sources_are_sources_the_code_knows(var_file):
-    enabled = locals_of(evaluated(var_file))["sources"]
+@by_case
+def test_enabled_sources_are_sources_the_code_knows(case):
+    enabled = locals_of(evaluated(case))["sources"]
     assert enabled and set(enabled) <= set(SOURCES)
 
 
 def test_no_sources_means_every_sender_the_code_knows():
-    assert variable_default("sources", evaluated(None)) is None
-    assert sorted(locals_of(evaluated(None))["sources"]) == sorted(SOURCES)
+    assert variable_default("sources", evaluated()) is None
+    assert sorted(locals_of(evaluated())["sources"]) == sorted(SOURCES)
 
 
 def test_the_settings_scan_finds_what_config_reads():
@@ -214,38 +236,38 @@ def test_the_settings_scan_finds_what_config_reads():
     assert {"DRY_RUN", "MAX_BODY_BYTES", "STARDEX_API_BASE", "LOG_LEVEL"} <= settings_read_by_code()
 
 
-@by_tfvars
-def test_every_setting_the_code_reads_is_set_or_has_a_contract_default(var_file):
-    model = evaluated(var_file)
+@by_case
+def test_every_setting_the_code_reads_is_set_or_has_a_documented_default(case):
+    model = evaluated(case)
     env = environment(model)
-    defaults = contract_defaults()
+    defaults = documented_settings()
     enabled = locals_of(model)["sources"]
     missing = sorted(
         name
         for name in settings_read_by_code() | secret_settings(enabled)
         if name not in env and f"{name}{SECRET_SUFFIX}" not in env and name not in defaults
     )
-    assert not missing, f"read by the code, not set by infra/ and without a CONTRACT default: {missing}"
+    assert not missing, f"read by the code, not set by infra/ and without a default in README.md: {missing}"
 
 
-@by_tfvars
-def test_every_enabled_source_and_the_stardex_key_come_from_secret_manager(var_file):
-    model = evaluated(var_file)
+@by_case
+def test_every_enabled_source_and_the_stardex_key_come_from_secret_manager(case):
+    model = evaluated(case)
     env = environment(model)
     for name in secret_settings(locals_of(model)["sources"]):
         assert f"{name}{SECRET_SUFFIX}" in env, name
         assert name not in env, f"{name} would carry the value itself in the function's settings"
 
 
-@by_tfvars
-def test_every_secret_setting_names_a_secret_the_runtime_account_can_read(var_file):
-    model = evaluated(var_file)
+@by_case
+def test_every_secret_setting_names_a_secret_the_runtime_account_can_read(case):
+    model = evaluated(case)
     secrets = {s["id"]: s for s in model["google_secret_manager_secret"]}
     readable = {
         m["secret_id"]
         for m in model["google_secret_manager_secret_iam_member"]
         if m["role"] == "roles/secretmanager.secretAccessor"
-        and m["member"] == "serviceAccount:${google_service_account.runtime.email}"
+        and m["member"] == runtime_member(model)
     }
     secret_env = {k: v for k, v in environment(model).items() if k.endswith(SECRET_SUFFIX)}
     assert secret_env
@@ -258,16 +280,16 @@ def test_every_secret_setting_names_a_secret_the_runtime_account_can_read(var_fi
         assert check_version_name(name, f"{real}/versions/{version}")
 
 
-@by_tfvars
-def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(var_file):
-    model = evaluated(var_file)
-    runtime_member = "serviceAccount:${google_service_account.runtime.email}"
+@by_case
+def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(case):
+    model = evaluated(case)
+    member = runtime_member(model)
     grants = [
         (kind, block.get("role"))
         for kind, resources in model.items()
         if kind.endswith(("_iam_member", "_iam_binding", "_iam_policy"))
         for block in resources
-        if runtime_member in json.dumps(block)
+        if member in json.dumps(block)
     ]
     assert grants
     assert set(grants) == {("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor")}
@@ -275,21 +297,20 @@ def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(var_file):
     assert len(grants) == secret_count
 
 
-@by_tfvars
-def test_one_secret_per_setting_and_no_more(var_file):
-    model = evaluated(var_file)
+@by_case
+def test_one_secret_per_setting_and_no_more(case):
+    model = evaluated(case)
     expected = secret_settings(locals_of(model)["sources"])
     assert set(locals_of(model)["secrets"]) == expected
     assert len(model["google_secret_manager_secret"]) == len(expected)
 
 
-@by_tfvars
-def test_function_serves_concurrently_with_bounded_instances(var_file):
-    model = evaluated(var_file)
+@by_case
+def test_function_serves_concurrently_with_bounded_instances(case):
+    model = evaluated(case)
     service = the_function(model)["service_config"]
     assert service["max_instance_request_concurrency"] > 1
     assert 1 <= service["max_instance_count"] <= 20
-    assert service["service_account_email"]["__attribute__"] == "google_service_account.runtime.email"
     # Timeout and memory come from the variables, and gunicorn's threads match the concurrency.
     assert service["timeout_seconds"] == variable_default("timeout_seconds", model)
     assert service["available_memory"] == variable_default("memory", model)
@@ -297,15 +318,62 @@ def test_function_serves_concurrently_with_bounded_instances(var_file):
     assert float(environment(model)["STARDEX_DEADLINE_SECONDS"]) < service["timeout_seconds"]
 
 
-@by_tfvars
-def test_instances_together_stay_under_stardex_s_rate_limit(var_file):
-    model = evaluated(var_file)
-    per_instance = int(environment(model)["STARDEX_REQUESTS_PER_MINUTE"])
-    assert per_instance * the_function(model)["service_config"]["max_instance_count"] <= 60
+@by_case
+def test_each_instance_paces_itself_at_its_exact_share_of_stardex_s_rate(case):
+    model = evaluated(case)
+    instances = the_function(model)["service_config"]["max_instance_count"]
+    assert int(environment(model)["STARDEX_REQUESTS_PER_MINUTE"]) == 60 // instances
+
+
+def test_one_instance_by_default_has_the_whole_rate():
+    assert variable_default("max_instances", evaluated()) == 1
+    assert environment(evaluated())["STARDEX_REQUESTS_PER_MINUTE"] == "60"
+
+
+def test_the_build_account_may_read_the_source_push_to_its_registry_and_write_logs_only():
+    model = evaluated("example")
+    build = "serviceAccount:${google_service_account.build.email}"
+    def target(block):
+        value = block.get("bucket") or block.get("repository") or block.get("project")
+        return value if isinstance(value, str) else value["__attribute__"]
+
+    grants = sorted(
+        (kind, block["role"], target(block))
+        for kind, resources in model.items()
+        if kind.endswith(("_iam_member", "_iam_binding", "_iam_policy"))
+        for block in resources
+        if block.get("member") == build
+    )
+    (bucket,) = model["google_storage_bucket"]
+    (registry,) = model["google_artifact_registry_repository"]
+    assert grants == [
+        ("google_artifact_registry_repository_iam_member", "roles/artifactregistry.writer", "google_artifact_registry_repository.images.name"),
+        ("google_project_iam_member", "roles/logging.logWriter", "my-search-firm-prod"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectViewer", bucket["name"]),
+    ]
+    assert the_function(model)["build_config"]["docker_repository"] == registry["id"]
+
+
+def test_an_existing_runtime_account_is_used_instead_of_a_new_one():
+    model = evaluated("existing-account")
+    (only,) = model["google_service_account"]
+    assert only["account_id"].endswith("-build")
+    assert the_function(model)["service_config"]["service_account_email"] == "webhooks@my-search-firm-prod.iam.gserviceaccount.com"
+
+
+def test_the_uptime_check_calls_healthz_and_alerts_the_channels_named():
+    model = evaluated("example")
+    (check,) = model["google_monitoring_uptime_check_config"]
+    assert check["http_check"]["path"] == "${local.function_path}/healthz" and check["http_check"]["use_ssl"] is True
+    (policy,) = model["google_monitoring_alert_policy"]
+    assert policy["notification_channels"] == [] and variable_default("notification_channels", evaluated()) == []
+    condition = policy["conditions"]["condition_threshold"]
+    assert "monitoring.googleapis.com/uptime_check/check_passed" in condition["filter"]
+    assert "google_monitoring_uptime_check_config.healthz[0].uptime_check_id" in condition["filter"]
 
 
 def test_anyone_may_invoke_the_function_and_the_signature_is_the_guard():
-    model = evaluated(EXAMPLE_TFVARS)
+    model = evaluated("example")
     (invoker,) = model["google_cloud_run_v2_service_iam_member"]
     assert invoker["role"] == "roles/run.invoker" and invoker["member"] == "allUsers"
     assert the_function(model)["service_config"]["ingress_settings"] == "ALLOW_ALL"
@@ -316,7 +384,7 @@ def test_anyone_may_invoke_the_function_and_the_signature_is_the_guard():
 
 
 def archived_files() -> list[str]:
-    return locals_of(evaluated(None))["source_files"]
+    return locals_of(evaluated())["source_files"]
 
 
 def test_archive_holds_the_code_and_data_the_function_loads():
@@ -333,6 +401,27 @@ def test_archive_leaves_out_tests_infra_and_vcs_files():
         top = path.split("/", 1)[0]
         assert top not in {"tests", "infra", "bench", ".ci", ".git", ".venv"}, path
         assert "__pycache__" not in path and not path.endswith(".pyc"), path
+
+
+def test_the_infra_tests_pass_in_a_fresh_clone_with_nothing_beside_it(tmp_path):
+    """A user's clone has no ``../shared``: these tests may read the repository only."""
+    clone = tmp_path / "clone" / "stardex-webhook"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for path in filter(None, tracked):
+        if (REPO / path).is_file():
+            (clone / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / path, clone / path)
+    (clone / ".ci" / ".tools").symlink_to(REPO / ".ci" / ".tools")  # the download cache only
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_infra.py", "-k", "not fresh_clone"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
 
 def test_archive_alone_is_enough_to_start_the_function(tmp_path):
@@ -371,7 +460,7 @@ _KEY_SHAPES = [
 
 
 def infra_text_files() -> list[Path]:
-    return [p for p in INFRA.rglob("*") if p.is_file() and p.suffix in {".tf", ".tfvars"} and ".terraform" not in p.parts]
+    return [p for p in INFRA.rglob("*") if p.is_file() and p.name.endswith((".tf", ".tfvars", ".tfvars.example")) and ".terraform" not in p.parts]
 
 
 def test_no_key_or_secret_value_appears_in_any_tf_file():
@@ -400,62 +489,81 @@ def test_secret_values_enter_only_through_the_sensitive_opt_in():
 
 
 def test_without_the_opt_in_no_secret_version_is_created():
-    assert "google_secret_manager_secret_version" not in evaluated(EXAMPLE_TFVARS)
+    assert "google_secret_manager_secret_version" not in evaluated("example")
 
 
 # ---- outputs ------------------------------------------------------------------------------------
 
 
 def outputs(model: dict) -> dict:
-    return {o["__tfmeta"]["label"]: o.get("value") for o in model["output"]}
+    return {name: o.get("value") for name, o in _module_blocks(model, "output").items()}
 
 
-def test_outputs_give_the_urls_the_account_and_a_command_per_secret():
-    model = evaluated(EXAMPLE_TFVARS)
-    values = outputs(model)
+GCLOUD_STUB = """#!/usr/bin/env bash
+# Records each call: its arguments on one line, then exactly what it read on stdin.
+printf '%s\\n' "$*" >> "$GCLOUD_LOG"
+cat >> "$GCLOUD_LOG"
+printf '\\n--\\n' >> "$GCLOUD_LOG"
+"""
+
+
+def test_the_secret_commands_pasted_into_bash_store_each_value_exactly_as_typed(tmp_path):
+    model = evaluated("example")
+    script = outputs(model)["secret_commands"]  # what `terraform output -raw secret_commands` prints
+    secret_ids = locals_of(model)["secrets"]
+    prompts = re.findall(r"read -rsp '(\w+) ", script)
+    assert sorted(prompts) == sorted(secret_ids)
+    # A value with quotes, spaces and a $; one prompt answered with Enter, which skips that secret.
+    typed = {name: f"""it's "{name.lower()}" $HOME \\n %s""" for name in prompts[1:]} | {prompts[0]: ""}
+    (tmp_path / "gcloud").write_text(GCLOUD_STUB)
+    (tmp_path / "gcloud").chmod(0o755)
+    log = tmp_path / "calls.log"
+    # Pasting into a terminal: bash reads the text as commands, then each prompt reads the next line.
+    pasted = script + "".join(f"{typed[name]}\n" for name in prompts)
+    run = subprocess.run(
+        ["bash"],
+        input=pasted,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "GCLOUD_LOG": str(log), "HOME": "/nowhere"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    calls = [c.split("\n", 1) for c in log.read_text().split("\n--\n") if c]
+    expected = [
+        [f"secrets versions add {secret_ids[name]} --project=my-search-firm-prod --data-file=-", typed[name]]
+        for name in prompts
+        if typed[name]
+    ]
+    assert calls == expected
+    assert "$HOME" not in run.stdout + run.stderr and "nowhere" not in log.read_text()
+
+
+def test_outputs_give_the_urls_and_the_account():
+    values = outputs(evaluated("example"))
     assert {"url", "webhook_urls", "service_account_email", "secret_commands"} <= set(values)
-    secret_ids = {s["secret_id"] for s in model["google_secret_manager_secret"]}
-    commands = values["secret_commands"]
-    assert set(commands) == set(locals_of(model)["secrets"])
-    for name, command in commands.items():
-        secret_id = locals_of(model)["secrets"][name]
-        assert secret_id in secret_ids
-        assert f"gcloud secrets versions add {secret_id} --project=my-search-firm-prod --data-file=-" in command
     body = blocks(INFRA / "outputs.tf", "output")["webhook_urls"]["value"]
     assert "local.sources" in body and "/${s}" in body
+    example = blocks(EXAMPLE / "outputs.tf", "output")
+    assert {"url", "webhook_urls", "secret_commands"} <= set(example)
 
 
 # ---- docs kept in step -------------------------------------------------------------------------
 
 
-def render_default(body: dict) -> str:
-    if "default" not in body:
-        return "required"
-    value = literal(body["default"])
-    if value is None:
-        return "`null`"
-    if isinstance(value, (dict, list)):
-        return f"`{json.dumps(value)}`"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
+def test_readme_tables_are_what_the_docs_script_writes():
+    for folder in docs.FOLDERS:
+        current, wanted = docs.rendered(folder)
+        assert current == wanted, f"{folder / 'README.md'} is out of date: run python infra/tools/docs.py"
 
 
-def expected_tables() -> str:
-    lines = ["| Input | Type | Default | Description |", "|---|---|---|---|"]
-    for name, body in blocks(INFRA / "variables.tf", "variable").items():
-        kind = literal(body["type"]).replace("${", "").replace("}", "")
-        lines.append(f"| `{name}` | `{kind}` | {render_default(body)} | {literal(body['description'])} |")
-    lines += ["", "| Output | Description |", "|---|---|"]
-    for name, body in blocks(INFRA / "outputs.tf", "output").items():
-        lines.append(f"| `{name}` | {literal(body['description'])} |")
-    return "\n".join(lines)
-
-
-def test_infra_readme_tables_match_variables_and_outputs():
-    readme = (INFRA / "README.md").read_text()
-    expected = expected_tables()
-    assert expected in readme, "infra/README.md's tables are out of date; they should read:\n\n" + expected
+def test_the_docs_script_notices_a_new_variable(tmp_path):
+    module = tmp_path / "infra"
+    shutil.copytree(INFRA, module, ignore=shutil.ignore_patterns("examples", "tools"))
+    with (module / "variables.tf").open("a") as handle:
+        handle.write('\nvariable "extra" {\n  description = "Added after the tables were written."\n  type        = string\n}\n')
+    current, wanted = docs.rendered(module)
+    assert current != wanted and "| `extra` | `string` | required | Added after the tables were written. |" in wanted
 
 
 def test_main_readme_deploy_section_uses_the_module_s_real_names():
@@ -464,8 +572,4 @@ def test_main_readme_deploy_section_uses_the_module_s_real_names():
     for needed in ("terraform init", "terraform apply", "secret_commands", "webhook_urls", "terraform destroy"):
         assert needed in deploy, needed
     for name in re.findall(r"terraform output -raw (\w+)|terraform output (\w+)", deploy):
-        assert set(filter(None, name)) <= set(blocks(INFRA / "outputs.tf", "output")), name
-
-
-if __name__ == "__main__":
-    print(expected_tables())
+        assert set(filter(None, name)) <= set(blocks(EXAMPLE / "outputs.tf", "output")), name
