@@ -35,7 +35,8 @@ class WebhookError(Exception):
 
 
 class BadRequest(WebhookError):
-    """The body cannot be parsed for that source (bad JSON, bad form encoding, wrong shape)."""
+    """The body cannot be read or parsed for that source (broken chunked encoding, bad JSON, bad
+    form encoding, wrong shape)."""
 
     status_code = 400
     status = "bad_request"
@@ -67,6 +68,13 @@ class MethodNotAllowed(WebhookError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": self.allow}
+
+
+class RequestTimeout(WebhookError):
+    """The body did not arrive in time: the sender may send it again."""
+
+    status_code = 408
+    status = "request_timeout"
 
 
 class TooLarge(WebhookError):

@@ -7,12 +7,17 @@ field and what reached (or did not reach) Stardex.
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timezone
+from unittest.mock import ANY
 
 import pytest
 import responses
+import svix.webhooks
 from responses import matchers
 
-from tests.conftest import PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
+from stardex_webhook.deadline import Deadline
+from tests.conftest import GENERIC_KEY, PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
 
 API = "https://stardex.test/v1"
 
@@ -110,10 +115,59 @@ def test_allow_unsigned_lets_a_source_without_a_key_through(make_client, base_en
     assert answer.get_json()["status"] == "dry_run"
 
 
-def test_signed_but_unparseable_body_is_400(make_client):
-    answer = post(make_client(), "greenhouse", b"{not json")
+@pytest.mark.parametrize("body", [b"{not json", b'{"current_job_title": NaN}', b'{"custom_fields": [Infinity]}', b'{"x": 1e999}'])
+def test_signed_but_unparseable_body_is_400(make_client, base_env, body):
+    """NaN and Infinity are not JSON: taken, they would reach the answer and the PATCH."""
+    base_env.setenv("DRY_RUN", "1")
+    answer = post(make_client(), "generic", b'{"stardex_person_id": "p-1", ' + body[1:])
     assert answer.status_code == 400
-    assert answer.get_json()["status"] == "bad_request"
+    assert answer.get_json() == {"status": "bad_request", "reason": "invalid_json", "message": ANY}
+    json.loads(answer.get_data(), parse_constant=pytest.fail)
+
+
+@pytest.mark.parametrize("names", ["webhook", "svix"])
+def test_a_utf8_webhook_id_signed_by_the_svix_library_is_accepted(make_client, base_env, names):
+    """The svix client signs the id's UTF-8 bytes; WSGI hands them over decoded as Latin-1."""
+    base_env.setenv("DRY_RUN", "1")
+    body, message_id, now = json.dumps(generic_update(current_job_title="CTO")).encode(), "msg_\u00e9\u4e2d", int(time.time())
+    signature = svix.webhooks.Webhook(GENERIC_KEY).sign(message_id, datetime.fromtimestamp(now, tz=timezone.utc), body.decode())
+    headers = {f"{names}-id": message_id, f"{names}-timestamp": str(now), f"{names}-signature": f"v1,!!!! {signature}"}
+    svix.webhooks.Webhook(GENERIC_KEY).verify(body, headers)
+    wsgi_headers = {**headers, f"{names}-id": message_id.encode().decode("latin-1")}
+    answer = make_client().post("/generic", data=body, headers=wsgi_headers)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "dry_run"
+
+
+@pytest.fixture
+def secret_reads(base_env):
+    """Every (method, name, deadline) the app asks of its SecretProvider."""
+    from stardex_webhook.secrets import SecretProvider
+
+    seen = []
+    for method in ("get", "get_keys"):
+        def recording(provider, name, refresh=False, deadline=None, _real=getattr(SecretProvider, method), _method=method):
+            seen.append((_method, name, deadline))
+            return _real(provider, name, refresh=refresh, deadline=deadline)
+
+        base_env.setattr(SecretProvider, method, recording)
+    return seen
+
+
+def test_the_webhooks_deadline_starts_with_its_body_and_bounds_the_signing_key_read(make_client, base_env, secret_reads):
+    base_env.setenv("DRY_RUN", "1")
+    assert post(make_client(), "generic", generic_update(current_job_title="CTO")).status_code == 200
+    method, name, deadline = secret_reads[0]
+    assert (method, name) == ("get_keys", "GENERIC_SIGNING_KEY")
+    assert isinstance(deadline, Deadline) and 0 < deadline.remaining() <= 2  # STARDEX_DEADLINE_SECONDS in base_env
+
+
+def test_the_stardex_key_read_shares_the_webhooks_deadline(make_client, secret_reads, stardex):
+    stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    assert post(make_client(), "generic", generic_update(current_job_title="CTO")).status_code == 200
+    deadlines = {(method, name): deadline for method, name, deadline in secret_reads}
+    assert isinstance(deadlines["get", "STARDEX_API_KEY"], Deadline)
+    assert deadlines["get", "STARDEX_API_KEY"] is deadlines["get_keys", "GENERIC_SIGNING_KEY"]
 
 
 # ---- answers that need no Stardex ------------------------------------------------------------

@@ -8,7 +8,7 @@ tests also prove the ``*_SECRET`` path the deployed function uses.
 from __future__ import annotations
 
 import contextlib
-import copy
+import http.client
 import json
 import os
 import socket
@@ -82,11 +82,10 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **o
         yield base_url, Path(log.name)
     finally:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.kill()  # nothing when it has exited
+        process.wait()
         os.unlink(log.name)
 
 
@@ -147,20 +146,7 @@ def test_a_greenhouse_hire_updates_the_person_found_by_email(server, stardex):
     assert (read.method, read.path) == ("GET", f"/v1/persons/{person_id}")
     assert (patch.method, patch.path) == ("PATCH", f"/v1/persons/{person_id}")
     assert patch.headers.get("Authorization") == f"Bearer {STARDEX_KEY}"
-    assert patch.json == {
-        "first_name": "Marta",
-        "last_name": "Quintal",
-        "name": "Marta Quintal",
-        "company_name": "Northwind Analytics",
-        "current_job_title": "Data Engineer",
-        "linkedin_url": "https://www.linkedin.com/in/marta-quintal-example",
-        "address": "Rua Exemplo 10\n1100-001 Lisboa",
-        "emails": [
-            {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
-            {"contact_data_type": "work", "value": "mquintal@northwind-example.com"},
-        ],
-        "phone_numbers": [{"contact_data_type": "mobile", "value": "+351910000111"}],
-    }
+    assert patch.json == fixture_json("greenhouse_hire_candidate.update.json")
     stored = stardex.person(person_id)
     assert stored["current_job_title"] == "Data Engineer"
     assert sorted(answer.json()["fields"]) == sorted(patch.json)
@@ -324,3 +310,88 @@ def test_the_log_has_one_line_per_webhook_and_no_personal_data(fakes, stardex):
     assert [line["outcome"] for line in webhook_lines] == ["updated", "unauthorized"]
     for personal in ("marta.quintal@example.org", "910 000 111", "+351910000111", STARDEX_KEY, SIGNING_KEYS["greenhouse"]):
         assert personal not in text
+
+
+# ---- hostile senders, against the real server ----------------------------------------------------
+
+
+def raw_post(base_url: str, head: str, body: bytes = b"", half_close: bool = False) -> tuple[int, dict]:
+    """Send ``head`` (the headers after the request line) and ``body`` byte for byte; read the answer."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST /greenhouse HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode() + body)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, json.loads(answer.read())
+
+
+@pytest.mark.parametrize(
+    "body, half_close",
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", False),  # a chunk size that is not hex
+        (b"2\r\n{}XX\r\n0\r\n\r\n", False),  # a chunk without its CRLF
+        (b"10\r\n{}", True),  # the connection ends inside a chunk
+    ],
+)
+def test_a_broken_chunked_body_is_400_without_a_signature(server, stardex, body, half_close):
+    status, answer = raw_post(server, "Transfer-Encoding: chunked\r\nSignature: sha256 00\r\n", body, half_close)
+    assert (status, answer["status"], answer["reason"]) == (400, "bad_request", "unreadable_body")
+    assert stardex.requests == []
+
+
+def test_a_body_shorter_than_its_content_length_is_400(server):
+    status, answer = raw_post(server, "Content-Length: 100\r\n", b"{}", half_close=True)
+    assert (status, answer["reason"]) == (400, "unreadable_body")
+
+
+def test_slow_uploads_get_408_and_do_not_starve_a_valid_webhook(server):
+    """More slow senders than the server has threads, each declaring 1,000 bytes and sending one."""
+    host, port = server.removeprefix("http://").split(":")
+    slow = []
+    for _ in range(12):
+        sock = socket.create_connection((host, int(port)), timeout=60)
+        sock.sendall(f"POST /greenhouse HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{".encode())
+        slow.append(sock)
+    try:
+        answer = send(server, "greenhouse", {"action": "ping", "payload": {"web_hook_id": 1}})
+        assert answer.status_code == 200, answer.text
+        for sock in slow:
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            assert (reply.status, json.loads(reply.read())["reason"]) == (408, "body_timeout")
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_signature_header_sent_twice_is_accepted_when_one_matches(server, twice):
+    body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
+    good = signed_request("greenhouse", body, SIGNING_KEYS["greenhouse"])["Signature"]
+    connection = http.client.HTTPConnection(server.removeprefix("http://"), timeout=30)
+    connection.putrequest("POST", "/greenhouse")
+    for value in (["sha256 " + "00" * 32, good] if twice else ["sha256 !!!!, " + good]):
+        connection.putheader("Signature", value)
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    answer = connection.getresponse()
+    assert (answer.status, json.loads(answer.read())["status"]) == (200, "ignored")
+    connection.close()
+
+
+def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
+    """The answer comes within STARDEX_DEADLINE_SECONDS, not after Secret Manager's own 5 s timeout."""
+    stardex_fake, secret_manager = fakes
+    with function_server(stardex_fake, secret_manager, SECRET_TTL_SECONDS="0", STARDEX_DEADLINE_SECONDS="1") as (base_url, _log):
+        secret_manager.delay = 8
+        try:
+            raw = fixture_bytes("greenhouse_hire_candidate.json")
+            answer = requests.post(f"{base_url}/greenhouse", data=raw, timeout=4,
+                                   headers=signed_request("greenhouse", raw, SIGNING_KEYS["greenhouse"]))
+        finally:
+            secret_manager.delay = 0
+    assert answer.status_code == 503
+    assert answer.json()["reason"] == "secret_unavailable"
+    assert stardex_fake.requests == []

@@ -189,22 +189,3 @@ def test_inline_filters_answer_what_jmespath_answers(expression):
     for document in FILTER_DOCUMENTS:
         assert compiled(copy.deepcopy(document)) == jmespath.search(expression, copy.deepcopy(document)), document
 
-
-URLS = [
-    ("/generic", {}), ("/typeform", {"query_string": "a=1&b=%20x"}), ("/caf\u00e9/x y", {}), ("/a%2Fb", {}),
-    ("/generic", {"base_url": "https://hooks.example.org:8443/root/"}), ("/x", {"base_url": "http://[::1]:8080"}),
-    ("/" + "p" * 300, {}), ("/generic", {"base_url": "http://" + ".".join(["h" * 60] * 5) + ".example"}),
-    ("/generic", {"headers": {"Host": "other.example:81"}}), ("/%E2%82%AC?", {}), ("", {}),
-]
-
-
-@pytest.mark.parametrize("path, options", URLS)
-def test_the_remembered_request_url_is_werkzeugs(path, options):
-    from flask import Request
-    from werkzeug.test import EnvironBuilder
-
-    from stardex_webhook.app import _request_url
-
-    for _ in range(2):  # the second time from the cache
-        environ = EnvironBuilder(path=path, method="POST", data=b"{}", **options).get_environ()
-        assert _request_url(Request(environ)) == Request(environ).url
