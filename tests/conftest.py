@@ -40,7 +40,7 @@ def signed(source: str, body: bytes | dict, key: str | None = None, now: int | N
 
 def make_delivery(body: bytes, received_at: float, **headers: str) -> Delivery:
     """A delivery as the app hands it to an adapter; header names use ``_`` for ``-``."""
-    return Delivery(Headers({name.replace("_", "-"): value for name, value in headers.items()}), body, received_at)
+    return Delivery(Headers((name.replace("_", "-"), value) for name, value in headers.items()), body, received_at)
 
 
 def refusal(source, delivery: Delivery, keys, now: float) -> str:

@@ -10,17 +10,17 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 
 
 class Headers(Mapping[str, str]):
-    """Case-insensitive, read-only request headers (a header sent twice keeps its first value)."""
+    """Case-insensitive, read-only request headers. A header sent twice reaches the app joined into
+    one value by the server (with a comma); given twice here, the first value is kept."""
 
-    def __init__(self, items: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._items: dict[str, str] = {}
         for key, value in pairs:
             self._items.setdefault(key.lower(), value)
@@ -33,9 +33,6 @@ class Headers(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._items
 
 
 @dataclass(frozen=True)
