@@ -16,10 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import requests
+import svix.webhooks
 
 from stardex_webhook.send_sample import signed_request
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
@@ -315,11 +317,12 @@ def test_the_log_has_one_line_per_webhook_and_no_personal_data(fakes, stardex):
 # ---- hostile senders, against the real server ----------------------------------------------------
 
 
-def raw_post(base_url: str, head: str, body: bytes = b"", half_close: bool = False) -> tuple[int, dict]:
-    """Send ``head`` (the headers after the request line) and ``body`` byte for byte; read the answer."""
+def raw_post(base_url: str, head: str, body: bytes = b"", half_close: bool = False, path: str = "/greenhouse"):
+    """Send ``head`` (the headers after the request line, in UTF-8) and ``body`` byte for byte;
+    answer the status code and the JSON answer."""
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(f"POST /greenhouse HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode() + body)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode() + body)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         answer = http.client.HTTPResponse(sock)
@@ -367,6 +370,21 @@ def test_a_signature_header_sent_twice_is_accepted_when_one_matches(server, valu
     good = signed_request("greenhouse", body, SIGNING_KEYS["greenhouse"])["Signature"]
     head = "".join(f"Signature: {value.format(good=good)}\r\n" for value in values) + f"Content-Length: {len(body)}\r\n"
     assert raw_post(server, head, body) == (200, {"status": "ignored", "reason": "ping"})
+
+
+@pytest.mark.parametrize("names", ["webhook", "svix"])
+def test_a_utf8_id_signed_by_the_svix_client_is_accepted(server, stardex, names):
+    """The svix client signs the id's UTF-8 bytes, beside an entry no library can read."""
+    person_id = stardex.add_person(name="Ada Lovelace")
+    body = json.dumps({"stardex_person_id": person_id, "current_job_title": "CTO"}).encode()
+    message_id, now, key = "msg_\u00e9\u4e2d", int(time.time()), SIGNING_KEYS["generic"]
+    signature = svix.webhooks.Webhook(key).sign(message_id, datetime.fromtimestamp(now, tz=timezone.utc), body.decode())
+    headers = {f"{names}-id": message_id, f"{names}-timestamp": str(now), f"{names}-signature": f"v1,!!!! {signature}"}
+    svix.webhooks.Webhook(key).verify(body, headers)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + f"Content-Length: {len(body)}\r\n"
+    status, answer = raw_post(server, head, body, path="/generic")
+    assert (status, answer["status"]) == (200, "updated"), answer
+    assert stardex.person(person_id)["current_job_title"] == "CTO"
 
 
 def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
