@@ -82,15 +82,12 @@ class Source(Protocol):
 
 
 def _finite(text: str) -> float:
-    """A JSON number as a float, refusing what JSON has no way to write (``1e999`` is infinite)."""
+    """A number JSON can write: not ``NaN`` or ``Infinity`` (which Python's decoder takes), nor a
+    ``1e999`` that is infinite as a float."""
     number = float(text)
     if not math.isfinite(number):
         raise ValueError("not a finite number")
     return number
-
-
-def _not_json(constant: str) -> float:
-    raise ValueError(f"{constant} is not JSON")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -99,7 +96,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     Python's decoder takes ``NaN`` and ``Infinity``, which are not JSON: refused here, so they never
     reach an answer or a PATCH."""
     try:
-        document = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_not_json)
+        document = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
