@@ -55,10 +55,11 @@ class StandardWebhooksSource:
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         usable_keys = signatures.require_keys(keys)
-        message_id, timestamp_text, signature_header = (_header(delivery, name) for name in ("id", "timestamp", "signature"))
-        for name, value in (("id", message_id), ("timestamp", timestamp_text), ("signature", signature_header)):
+        parts = {name: _header(delivery, name) for name in ("id", "timestamp", "signature")}
+        for name, value in parts.items():
             if not value:
-                raise Unauthorized("missing_signature", f"the webhook-{name} header is missing")
+                raise Unauthorized("missing_signature", f"the webhook-{name} (or svix-{name}) header is missing")
+        message_id, timestamp_text, signature_header = parts.values()
 
         timestamp = signatures.parse_unix_seconds(timestamp_text)
         signatures.check_timestamp(timestamp, now)
