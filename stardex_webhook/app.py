@@ -1,7 +1,10 @@
 """The HTTP side: routes, the one straight line per webhook, the CONTRACT's answers, the log line.
 
-request ─► route ─► size limit ─► adapter (handshake · verify · parse) ─► mapping ─► schema
-        ─► person resolver ─► contact merge ─► Stardex ─► answer
+request ─► route ─► body (size limit, 5 s) ─► adapter (handshake · verify · parse) ─► mapping
+        ─► schema ─► person resolver ─► contact merge ─► Stardex ─► answer
+
+One Deadline per webhook starts once its body is read; the signing-key read and every Stardex
+call share it.
 
 Each stage returns plain values or raises one of the typed errors in ``errors``; ``handle`` is the
 one place that turns them into answers and writes the one log line.
