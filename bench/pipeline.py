@@ -150,6 +150,7 @@ class Body:
 
 
 def measure_stages(app, session, body: Body, record: bool, uncached: bool) -> None:
+    from stardex_webhook.deadline import Deadline
     from stardex_webhook.sources.base import Delivery, Headers
     from stardex_webhook.validation import validate_update
 
@@ -157,8 +158,7 @@ def measure_stages(app, session, body: Body, record: bool, uncached: bool) -> No
     if uncached:
         clear_caches()
     session.calls.clear()
-    delivery = Delivery(source=body.source_name, method="POST", url=f"http://127.0.0.1/{body.source_name}",
-                        headers=Headers(body.header_items), query={}, body=body.body, received_at=time.time())
+    delivery = Delivery(headers=Headers(body.header_items), body=body.body, received_at=time.time())
     t0 = now()
     body.source.verify(delivery, app._secrets.get_keys(body.key_name), delivery.received_at)
     t1 = now()
@@ -168,7 +168,7 @@ def measure_stages(app, session, body: Body, record: bool, uncached: bool) -> No
     t3 = now()
     validate_update(mapped.update)
     t4 = now()
-    answer = app._deliver(mapped, {})
+    answer = app._deliver(mapped, {}, Deadline(app._settings.stardex_deadline_seconds))
     t5 = now()
     if record:
         for stage, start, end in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):

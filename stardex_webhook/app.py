@@ -1,7 +1,10 @@
 """The HTTP side: routes, the one straight line per webhook, the CONTRACT's answers, the log line.
 
-request ─► route ─► size limit ─► adapter (handshake · verify · parse) ─► mapping ─► schema
-        ─► person resolver ─► contact merge ─► Stardex ─► answer
+request ─► route ─► body (size limit, 5 s) ─► adapter (handshake · verify · parse) ─► mapping
+        ─► schema ─► person resolver ─► contact merge ─► Stardex ─► answer
+
+One Deadline per webhook starts once its body is read; the signing-key read and every Stardex
+call share it.
 
 Each stage returns plain values or raises one of the typed errors in ``errors``; ``handle`` is the
 one place that turns them into answers and writes the one log line.
@@ -9,24 +12,25 @@ one place that turns them into answers and writes the one log line.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
+import socket
 import threading
 import time
 import traceback
 from typing import Any, Callable, Mapping
 
 from flask import Request, Response
-from werkzeug.sansio.utils import get_current_url
 
 from . import __version__
 from .config import STARDEX_API_KEY, Settings, load_settings, signing_key_name
 from .contacts import merge_contacts, touches_contacts
 from .errors import (
+    BadRequest,
     ConfigurationError,
     MethodNotAllowed,
     NotFound,
+    RequestTimeout,
     RetryLater,
     TooLarge,
     Unauthorized,
@@ -44,8 +48,9 @@ from .validation import validate_update
 
 HEALTH_PATH = "healthz"
 _READ_CHUNK = 64 * 1024
-# Longest host or path whose URL is remembered (see _request_url): a sender cannot fill memory.
-_LONGEST_REMEMBERED_URL_PART = 256
+# The time a sender has to send the whole body: a slow upload must not hold one of the server's
+# few threads (a dozen of them would starve every other webhook).
+BODY_READ_SECONDS = 5.0
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -94,7 +99,7 @@ class WebhookApp:
         path = request.path.strip("/")
         try:
             if path == HEALTH_PATH:
-                return self._respond(self._health(request.method))
+                return self._respond(self._health(request.method), streamed=False)
             status_code, body, headers = self._webhook(request, path, record)
         except WebhookError as error:
             status_code, body, headers = error.status_code, error.body(), error.headers()
@@ -104,15 +109,15 @@ class WebhookApp:
             frame = traceback.extract_tb(error.__traceback__)[-1]
             record["error"] = f"{type(error).__name__} at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
         self._log_webhook(status_code, body, record, started)
-        return self._respond((status_code, body, headers))
+        return self._respond((status_code, body, headers), streamed="body_read" not in record)
 
     @staticmethod
-    def _respond(answer: Answer) -> Response:
+    def _respond(answer: Answer, streamed: bool) -> Response:
+        """``streamed`` when the body was refused or never read: functions-framework reads the
+        whole request body after a non-streamed answer, and would read it after all (or fail on it)."""
         status_code, body, headers = answer
-        payload = json.dumps(body, separators=(",", ":"))
-        if status_code == TooLarge.status_code:
-            # functions-framework reads the whole request body into memory after a non-streamed
-            # response; a streamed answer skips that, so a refused body is never buffered.
+        payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        if streamed:
             return Response(iter([payload]), status_code, headers, mimetype="application/json")
         return Response(payload, status_code, headers, mimetype="application/json")
 
@@ -163,20 +168,16 @@ class WebhookApp:
         record["source"] = source.name
         if request.method != "POST":
             raise MethodNotAllowed("method_not_allowed", f"{request.method} is not allowed; webhooks are POSTed")
-        delivery = Delivery(
-            source=source.name,
-            method=request.method,
-            url=_request_url(request),
-            headers=Headers(list(request.headers.items())),
-            query=request.args.to_dict() if request.query_string else {},
-            body=self._read_body(request),
-            received_at=self._wall_clock(),
-        )
+        body = self._read_body(request)
+        record["body_read"] = True  # for _respond; not a logged field
+        deadline = Deadline(self._settings.stardex_deadline_seconds)
+        headers = Headers([(name, _header_text(value)) for name, value in request.headers.items()])
+        delivery = Delivery(headers, body, self._wall_clock())
         handshake = source.handshake(delivery)
         if handshake is not None:
             return handshake.status_code, handshake.body, handshake.headers
 
-        self._verify(source, delivery)
+        self._verify(source, delivery, deadline)
         event = source.parse(delivery)
         record.update(event=event.event_type, delivery_id=event.delivery_id)
         ok = source.success_status
@@ -193,39 +194,55 @@ class WebhookApp:
             if mapped.person.id:
                 answer["person_id"] = mapped.person.id
             return ok, answer, {}
-        return ok, self._deliver(mapped, record), {}
+        return ok, self._deliver(mapped, record, deadline), {}
 
     def _read_body(self, request: Request) -> bytes:
         """Refuse an oversized body before reading it; read a body of unknown length only up to
-        the limit, so a huge chunked upload costs no more memory than an accepted one."""
+        the limit, so a huge chunked upload costs no more memory than an accepted one.
+
+        The sender has ``BODY_READ_SECONDS`` for the whole body: under gunicorn (``gunicorn.socket``
+        in the WSGI environ) a timer then shuts the socket for reading, which ends a read blocked on
+        a slow sender however it drips (a socket timeout restarts with every byte). A body the
+        server cannot decode (a broken chunked encoding, a connection closed early) is a 400."""
         limit = self._settings.max_body_bytes
         length = request.content_length
         if length is not None and length > limit:
             raise _too_large(limit)
+        reading = Deadline(BODY_READ_SECONDS)
+        sock = request.environ.get("gunicorn.socket")
+        timer = threading.Timer(BODY_READ_SECONDS, _stop_reading, (sock,))
+        if sock is not None:
+            timer.start()
         chunks, size = [], 0
-        while True:
-            chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            if size == length:
-                break  # the stream ends at Content-Length: one read less
+        try:
+            while size <= limit and size != length:  # at Content-Length the stream ends: one read less
+                chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except Exception:  # gunicorn's InvalidChunkSize, ChunkMissingTerminator, NoMoreData...
+            size = -1
+        finally:
+            timer.cancel()
+        if size > limit:
+            raise _too_large(limit)
+        if size < 0 or (length is not None and size < length):
+            if reading.expired:
+                raise RequestTimeout("body_timeout", f"the body did not arrive within {BODY_READ_SECONDS:g} seconds")
+            raise BadRequest("unreadable_body", "the body could not be read: broken chunked encoding or cut short")
         return b"".join(chunks)
 
-    def _verify(self, source: Source, delivery: Delivery) -> None:
-        keys = self._secrets.get_keys(signing_key_name(source.name))
+    def _verify(self, source: Source, delivery: Delivery, deadline: Deadline) -> None:
+        keys = self._secrets.get_keys(signing_key_name(source.name), deadline=deadline)
         if keys:
             source.verify(delivery, keys, delivery.received_at)
         elif not self._settings.allow_unsigned:
             raise Unauthorized("no_signing_key", f"{signing_key_name(source.name)} is not configured")
 
-    def _deliver(self, mapped: MappedUpdate, record: dict[str, Any]) -> dict[str, Any]:
+    def _deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """Find the person, merge contact lists, send the PATCH: the only stage that calls Stardex."""
         client = self._stardex()
-        deadline = Deadline(self._settings.stardex_deadline_seconds)
         resolution = resolve_person(client, deadline, mapped.person, mapped.update, mapped.create)
         person_id = resolution.person_id
         record["person_id"] = person_id
@@ -264,8 +281,8 @@ class WebhookApp:
                 self._client = StardexClient(self._settings.stardex_api_base, self._api_key, limiter)
             return self._client
 
-    def _api_key(self, refresh: bool) -> str:
-        key = self._secrets.get(STARDEX_API_KEY, refresh=refresh)
+    def _api_key(self, refresh: bool, deadline: Deadline | None = None) -> str:
+        key = self._secrets.get(STARDEX_API_KEY, refresh=refresh, deadline=deadline)
         if not key:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)
         return key
@@ -275,20 +292,19 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
 
 
-def _request_url(request: Request) -> str:
-    """``request.url``, remembered per scheme, host, root path and path.
-
-    Werkzeug builds it anew for every request (percent-quoting, then decoding to an IRI), which
-    costs more than verifying a signature, while a sender posts to the same URL every time. The
-    same function on the same parts gives the same string; a query string, or an overlong host or
-    path, is not remembered (a sender must not be able to fill memory).
-    """
-    host, root_path, path = request.host, request.root_path, request.path
-    if request.query_string or max(len(host), len(root_path), len(path)) > _LONGEST_REMEMBERED_URL_PART:
-        return request.url
-    return _url_without_query(request.scheme, host, root_path, path)
+def _stop_reading(sock: socket.socket) -> None:
+    """Shut the socket for reading: a read blocked on it returns at once; the answer can still be sent."""
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass  # already closed by the sender
 
 
-@functools.lru_cache(maxsize=64)
-def _url_without_query(scheme: str, host: str, root_path: str, path: str) -> str:
-    return get_current_url(scheme, host, root_path, path)
+def _header_text(value: str) -> str:
+    """A header as the sender wrote it: WSGI hands over its bytes decoded as Latin-1; a UTF-8
+    header (a non-ASCII ``webhook-id``) becomes its text again, undecodable bytes kept as surrogate
+    escapes, so ``signatures.utf8_bytes`` gives back exactly the bytes that were signed."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # not a WSGI string (a test client's text): already text
+        return value

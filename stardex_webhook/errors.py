@@ -14,8 +14,7 @@ from typing import Any
 class WebhookError(Exception):
     """Base of the errors that map to one answer of the CONTRACT."""
 
-    status_code = 500
-    status = "error"
+    status_code, status = 500, "error"
 
     def __init__(self, reason: str, message: str = "", **extra: Any) -> None:
         super().__init__(message or reason)
@@ -35,31 +34,28 @@ class WebhookError(Exception):
 
 
 class BadRequest(WebhookError):
-    """The body cannot be parsed for that source (bad JSON, bad form encoding, wrong shape)."""
+    """The body cannot be read or parsed for that source (broken chunked encoding, bad JSON, bad
+    form encoding, wrong shape)."""
 
-    status_code = 400
-    status = "bad_request"
+    status_code, status = 400, "bad_request"
 
 
 class Unauthorized(WebhookError):
     """Signature or token missing, wrong, malformed, or outside the replay window."""
 
-    status_code = 401
-    status = "unauthorized"
+    status_code, status = 401, "unauthorized"
 
 
 class NotFound(WebhookError):
     """No such source."""
 
-    status_code = 404
-    status = "not_found"
+    status_code, status = 404, "not_found"
 
 
 class MethodNotAllowed(WebhookError):
     """A method other than POST on a source."""
 
-    status_code = 405
-    status = "method_not_allowed"
+    status_code, status = 405, "method_not_allowed"
 
     def __init__(self, reason: str, message: str = "", allow: str = "POST", **extra: Any) -> None:
         super().__init__(reason, message, **extra)
@@ -69,25 +65,28 @@ class MethodNotAllowed(WebhookError):
         return {"Allow": self.allow}
 
 
+class RequestTimeout(WebhookError):
+    """The body did not arrive in time: the sender may send it again."""
+
+    status_code, status = 408, "request_timeout"
+
+
 class TooLarge(WebhookError):
     """The body is over MAX_BODY_BYTES; refused before it is read."""
 
-    status_code = 413
-    status = "too_large"
+    status_code, status = 413, "too_large"
 
 
 class Unprocessable(WebhookError):
     """Authentic and parsed, but no valid update can be made (schema errors, person not found...)."""
 
-    status_code = 422
-    status = "unprocessable"
+    status_code, status = 422, "unprocessable"
 
 
 class RetryLater(WebhookError):
     """Stardex or Secret Manager is unavailable, rate limited or slow: the sender should retry."""
 
-    status_code = 503
-    status = "retry_later"
+    status_code, status = 503, "retry_later"
 
     def __init__(self, reason: str, message: str = "", retry_after: float = 30, **extra: Any) -> None:
         super().__init__(reason, message, **extra)

@@ -1,11 +1,13 @@
 """Signature primitives shared by every sender adapter; they know nothing of any sender.
 
-Two habits keep verification safe and the answers clean:
+Three habits keep verification safe and the answers clean:
 - digests are compared in constant time (``hmac.compare_digest``), against every active key and
   every signature sent, so a key rotation on either side never drops a delivery;
-- every parse error (bad hex, bad base64, a timestamp that is not a number) becomes one
-  ``Unauthorized("malformed_signature")``, as stripe-python's webhook module does: a forged or
-  garbled header gets a 401, never another exception (and never a 500).
+- any one valid signature is enough: an entry that cannot be parsed (bad hex, bad base64) is
+  skipped, as the Standard Webhooks libraries skip it, and only a header with no parseable entry
+  at all is ``Unauthorized("malformed_signature")``;
+- every other parse error (a timestamp that is not a number) is that same 401, as stripe-python's
+  webhook module does: a forged or garbled header gets a 401, never another exception (or a 500).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .errors import Unauthorized
 
@@ -48,15 +50,22 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    """Compare without leaking, through timing, how many leading bytes match."""
-    return hmac.compare_digest(a, b)
-
-
 def any_signature_matches(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
     """True when any given signature equals any expected one (one per active key)."""
     expected = list(expected)
-    return any(constant_time_equal(want, got) for got in given for want in expected)
+    return any(hmac.compare_digest(want, got) for got in given for want in expected)
+
+
+def decoded_entries(pattern: re.Pattern[str], decode: Callable[[str], bytes | None], entries: Iterable[str]) -> list[bytes]:
+    """The digests of the entries that ``pattern`` matches whole (the encoded digest in group 1)
+    and ``decode`` can read; the others are skipped."""
+    digests = []
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        digest = decode(match.group(1)) if match else None
+        if digest:
+            digests.append(digest)
+    return digests
 
 
 def check_timestamp(timestamp: float, now: float, tolerance: float = REPLAY_TOLERANCE_SECONDS) -> None:
@@ -68,22 +77,17 @@ def check_timestamp(timestamp: float, now: float, tolerance: float = REPLAY_TOLE
         )
 
 
-def decode_hex(text: str) -> bytes:
-    """Strict hex (either case, even length, nothing else) or ``Unauthorized("malformed_signature")``."""
-    if not _HEX.fullmatch(text) or len(text) % 2:
-        raise Unauthorized("malformed_signature", "the signature is not hexadecimal")
-    return bytes.fromhex(text)
+def decode_hex(text: str) -> bytes | None:
+    """Strict hex (either case, even length, nothing else), or None."""
+    return bytes.fromhex(text) if _HEX.fullmatch(text) and not len(text) % 2 else None
 
 
-def decode_base64(text: str) -> bytes:
-    """Strict standard base64 (padded, no stray characters) or ``Unauthorized("malformed_signature")``."""
+def decode_base64(text: str) -> bytes | None:
+    """Strict standard base64 (padded, no stray characters) of at least one byte, or None."""
     try:
-        decoded = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True) or None
     except (binascii.Error, ValueError):
-        raise Unauthorized("malformed_signature", "the signature is not base64") from None
-    if not decoded:
-        raise Unauthorized("malformed_signature", "the signature is empty")
-    return decoded
+        return None
 
 
 def parse_unix_seconds(text: str) -> int:

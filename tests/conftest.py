@@ -8,6 +8,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 
+from stardex_webhook.errors import Unauthorized
 from stardex_webhook.send_sample import signed_request
 from stardex_webhook.sources.base import Delivery, Headers
 
@@ -37,17 +38,16 @@ def signed(source: str, body: bytes | dict, key: str | None = None, now: int | N
     return raw, signed_request(source, raw, key or SIGNING_KEYS[source], now)
 
 
-def make_delivery(source: str, body: bytes, received_at: float, **headers: str) -> Delivery:
+def make_delivery(body: bytes, received_at: float, **headers: str) -> Delivery:
     """A delivery as the app hands it to an adapter; header names use ``_`` for ``-``."""
-    return Delivery(
-        source=source,
-        method="POST",
-        url=f"https://example.test/{source}",
-        headers=Headers({name.replace("_", "-"): value for name, value in headers.items()}),
-        query={},
-        body=body,
-        received_at=received_at,
-    )
+    return Delivery(Headers((name.replace("_", "-"), value) for name, value in headers.items()), body, received_at)
+
+
+def refusal(source, delivery: Delivery, keys, now: float) -> str:
+    """The reason ``source`` refuses ``delivery`` (the test fails if it accepts it)."""
+    with pytest.raises(Unauthorized) as caught:
+        source.verify(delivery, list(keys), now)
+    return caught.value.reason
 
 
 @pytest.fixture

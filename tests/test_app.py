@@ -7,11 +7,13 @@ field and what reached (or did not reach) Stardex.
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import pytest
 import responses
 from responses import matchers
 
+from stardex_webhook.deadline import Deadline
 from tests.conftest import PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
 
 API = "https://stardex.test/v1"
@@ -110,10 +112,45 @@ def test_allow_unsigned_lets_a_source_without_a_key_through(make_client, base_en
     assert answer.get_json()["status"] == "dry_run"
 
 
-def test_signed_but_unparseable_body_is_400(make_client):
-    answer = post(make_client(), "greenhouse", b"{not json")
+@pytest.mark.parametrize("body", [b"{not json", b'{"current_job_title": NaN}', b'{"custom_fields": [Infinity]}', b'{"x": 1e999}'])
+def test_signed_but_unparseable_body_is_400(make_client, base_env, body):
+    """NaN and Infinity are not JSON: taken, they would reach the answer and the PATCH."""
+    base_env.setenv("DRY_RUN", "1")
+    answer = post(make_client(), "generic", b'{"stardex_person_id": "p-1", ' + body[1:])
     assert answer.status_code == 400
-    assert answer.get_json()["status"] == "bad_request"
+    assert answer.get_json() == {"status": "bad_request", "reason": "invalid_json", "message": ANY}
+    json.loads(answer.get_data(), parse_constant=pytest.fail)
+
+
+@pytest.fixture
+def secret_reads(base_env):
+    """Every (method, name, deadline) the app asks of its SecretProvider."""
+    from stardex_webhook.secrets import SecretProvider
+
+    seen = []
+    for method in ("get", "get_keys"):
+        def recording(provider, name, refresh=False, deadline=None, _real=getattr(SecretProvider, method), _method=method):
+            seen.append((_method, name, deadline))
+            return _real(provider, name, refresh=refresh, deadline=deadline)
+
+        base_env.setattr(SecretProvider, method, recording)
+    return seen
+
+
+def test_the_webhooks_deadline_starts_with_its_body_and_bounds_the_signing_key_read(make_client, base_env, secret_reads):
+    base_env.setenv("DRY_RUN", "1")
+    assert post(make_client(), "generic", generic_update(current_job_title="CTO")).status_code == 200
+    method, name, deadline = secret_reads[0]
+    assert (method, name) == ("get_keys", "GENERIC_SIGNING_KEY")
+    assert isinstance(deadline, Deadline) and 0 < deadline.remaining() <= 2  # STARDEX_DEADLINE_SECONDS in base_env
+
+
+def test_the_stardex_key_read_shares_the_webhooks_deadline(make_client, secret_reads, stardex):
+    stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    assert post(make_client(), "generic", generic_update(current_job_title="CTO")).status_code == 200
+    deadlines = {(method, name): deadline for method, name, deadline in secret_reads}
+    assert isinstance(deadlines["get", "STARDEX_API_KEY"], Deadline)
+    assert deadlines["get", "STARDEX_API_KEY"] is deadlines["get_keys", "GENERIC_SIGNING_KEY"]
 
 
 # ---- answers that need no Stardex ------------------------------------------------------------
@@ -349,8 +386,8 @@ def _random_json(rng, depth=0):
             "linkedin_url", "data", "email", "name", "custom_fields", "text", "url", "event_type"]
     choice = rng.random()
     if depth > 4 or choice < 0.3:
-        return rng.choice([None, True, False, 0, -1, 1.5, 10**20, "", " ", "x", "a@b.co", "+1 415 555 0123",
-                           "https://www.linkedin.com/in/x", "hire_candidate", "form_response", "ping"])
+        return rng.choice([None, True, False, 0, -1, 1.5, 10**20, float("nan"), float("-inf"), "", " ", "x", "a@b.co",
+                           "+1 415 555 0123", "https://www.linkedin.com/in/x", "hire_candidate", "form_response", "ping"])
     if choice < 0.6:
         return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
     return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
@@ -372,6 +409,6 @@ def test_signed_payloads_of_any_shape_never_cause_a_500(make_client, base_env, s
             body["form_response"] = {"answers": _random_json(rng), "hidden": _random_json(rng)}
         answer = post(client, source, body)
         assert answer.status_code in (200, 400, 422), answer.get_json()
-        assert answer.get_json()["status"]
+        assert json.loads(answer.get_data(), parse_constant=pytest.fail)["status"], "an answer is strict JSON"
         seen.add(answer.status_code)
     assert len(seen) >= 2, "the random shapes reach more than one kind of answer"

@@ -8,7 +8,7 @@ tests also prove the ``*_SECRET`` path the deployed function uses.
 from __future__ import annotations
 
 import contextlib
-import copy
+import http.client
 import json
 import os
 import socket
@@ -16,10 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import requests
+import svix.webhooks
 
 from stardex_webhook.send_sample import signed_request
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
@@ -82,11 +84,10 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **o
         yield base_url, Path(log.name)
     finally:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.kill()  # nothing when it has exited
+        process.wait()
         os.unlink(log.name)
 
 
@@ -147,20 +148,7 @@ def test_a_greenhouse_hire_updates_the_person_found_by_email(server, stardex):
     assert (read.method, read.path) == ("GET", f"/v1/persons/{person_id}")
     assert (patch.method, patch.path) == ("PATCH", f"/v1/persons/{person_id}")
     assert patch.headers.get("Authorization") == f"Bearer {STARDEX_KEY}"
-    assert patch.json == {
-        "first_name": "Marta",
-        "last_name": "Quintal",
-        "name": "Marta Quintal",
-        "company_name": "Northwind Analytics",
-        "current_job_title": "Data Engineer",
-        "linkedin_url": "https://www.linkedin.com/in/marta-quintal-example",
-        "address": "Rua Exemplo 10\n1100-001 Lisboa",
-        "emails": [
-            {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
-            {"contact_data_type": "work", "value": "mquintal@northwind-example.com"},
-        ],
-        "phone_numbers": [{"contact_data_type": "mobile", "value": "+351910000111"}],
-    }
+    assert patch.json == fixture_json("greenhouse_hire_candidate.update.json")
     stored = stardex.person(person_id)
     assert stored["current_job_title"] == "Data Engineer"
     assert sorted(answer.json()["fields"]) == sorted(patch.json)
@@ -324,3 +312,92 @@ def test_the_log_has_one_line_per_webhook_and_no_personal_data(fakes, stardex):
     assert [line["outcome"] for line in webhook_lines] == ["updated", "unauthorized"]
     for personal in ("marta.quintal@example.org", "910 000 111", "+351910000111", STARDEX_KEY, SIGNING_KEYS["greenhouse"]):
         assert personal not in text
+
+
+# ---- hostile senders, against the real server ----------------------------------------------------
+
+
+def raw_post(base_url: str, head: str, body: bytes = b"", half_close: bool = False, path: str = "/greenhouse"):
+    """Send ``head`` (the headers after the request line, in UTF-8) and ``body`` byte for byte;
+    answer the status code and the JSON answer."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode() + body)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, json.loads(answer.read())
+
+
+@pytest.mark.parametrize(
+    "head, body",
+    [
+        ("Transfer-Encoding: chunked", b"zz\r\n{}\r\n0\r\n\r\n"),  # a chunk size that is not hex
+        ("Transfer-Encoding: chunked", b"2\r\n{}XX\r\n0\r\n\r\n"),  # a chunk without its CRLF
+        ("Transfer-Encoding: chunked", b"10\r\n{}"),  # the connection ends inside a chunk
+        ("Content-Length: 100", b"{}"),  # ... or before Content-Length
+    ],
+)
+def test_a_body_that_cannot_be_read_is_400_without_a_signature(server, stardex, head, body):
+    status, answer = raw_post(server, f"{head}\r\nSignature: sha256 00\r\n", body, half_close=True)
+    assert (status, answer["status"], answer["reason"]) == (400, "bad_request", "unreadable_body")
+    assert stardex.requests == []
+
+
+def test_slow_uploads_get_408_and_do_not_starve_a_valid_webhook(fakes):
+    """More slow senders than the server has threads, each declaring 1,000 bytes and sending one."""
+    with function_server(*fakes, THREADS="4") as (base_url, _log):
+        host, port = base_url.removeprefix("http://").split(":")
+        slow = [socket.create_connection((host, int(port)), timeout=60) for _ in range(6)]
+        try:
+            for sock in slow:
+                sock.sendall(f"POST /greenhouse HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{".encode())
+            answer = send(base_url, "greenhouse", {"action": "ping", "payload": {"web_hook_id": 1}})
+            assert answer.status_code == 200, answer.text
+            for sock in slow:
+                reply = http.client.HTTPResponse(sock)
+                reply.begin()
+                assert (reply.status, json.loads(reply.read())["reason"]) == (408, "body_timeout")
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+@pytest.mark.parametrize("values", [["sha256 " + "00" * 32, "{good}"], ["sha256 !!!!, {good}"]])
+def test_a_signature_header_sent_twice_is_accepted_when_one_matches(server, values):
+    body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
+    good = signed_request("greenhouse", body, SIGNING_KEYS["greenhouse"])["Signature"]
+    head = "".join(f"Signature: {value.format(good=good)}\r\n" for value in values) + f"Content-Length: {len(body)}\r\n"
+    assert raw_post(server, head, body) == (200, {"status": "ignored", "reason": "ping"})
+
+
+@pytest.mark.parametrize("names", ["webhook", "svix"])
+def test_a_utf8_id_signed_by_the_svix_client_is_accepted(server, stardex, names):
+    """The svix client signs the id's UTF-8 bytes, beside an entry no library can read."""
+    person_id = stardex.add_person(name="Ada Lovelace")
+    body = json.dumps({"stardex_person_id": person_id, "current_job_title": "CTO"}).encode()
+    message_id, now, key = "msg_\u00e9\u4e2d", int(time.time()), SIGNING_KEYS["generic"]
+    signature = svix.webhooks.Webhook(key).sign(message_id, datetime.fromtimestamp(now, tz=timezone.utc), body.decode())
+    headers = {f"{names}-id": message_id, f"{names}-timestamp": str(now), f"{names}-signature": f"v1,!!!! {signature}"}
+    svix.webhooks.Webhook(key).verify(body, headers)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + f"Content-Length: {len(body)}\r\n"
+    status, answer = raw_post(server, head, body, path="/generic")
+    assert (status, answer["status"]) == (200, "updated"), answer
+    assert stardex.person(person_id)["current_job_title"] == "CTO"
+
+
+def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
+    """The answer comes within STARDEX_DEADLINE_SECONDS, not after Secret Manager's own 5 s timeout."""
+    stardex_fake, secret_manager = fakes
+    with function_server(stardex_fake, secret_manager, SECRET_TTL_SECONDS="0", STARDEX_DEADLINE_SECONDS="1") as (base_url, _log):
+        secret_manager.delay = 8
+        try:
+            raw = fixture_bytes("greenhouse_hire_candidate.json")
+            answer = requests.post(f"{base_url}/greenhouse", data=raw, timeout=4,
+                                   headers=signed_request("greenhouse", raw, SIGNING_KEYS["greenhouse"]))
+        finally:
+            secret_manager.delay = 0
+    assert answer.status_code == 503
+    assert answer.json()["reason"] == "secret_unavailable"
+    assert stardex_fake.requests == []

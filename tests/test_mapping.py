@@ -29,7 +29,7 @@ def fixture(name):
 
 def typeform(document):
     """The payload as the Typeform adapter hands it to the mapping (answers indexed)."""
-    return SOURCES["typeform"].parse(make_delivery("typeform", json.dumps(document).encode(), 0)).payload
+    return SOURCES["typeform"].parse(make_delivery(json.dumps(document).encode(), 0)).payload
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def sign(body: bytes, key: str = KEY) -> str:
 
 
 def delivery(body: bytes = BODY, **headers: str) -> Delivery:
-    return make_delivery("typeform", body, NOW, **headers)
+    return make_delivery(body, NOW, **headers)
 
 
 def signed(body: bytes = BODY, key: str = KEY) -> Delivery:

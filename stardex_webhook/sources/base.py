@@ -7,19 +7,20 @@ and its delivery id. It knows nothing of Stardex or of mappings.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 
 
 class Headers(Mapping[str, str]):
-    """Case-insensitive, read-only request headers (a header sent twice keeps its first value)."""
+    """Case-insensitive, read-only request headers. A header sent twice reaches the app joined into
+    one value by the server (with a comma); given twice here, the first value is kept."""
 
-    def __init__(self, items: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._items: dict[str, str] = {}
         for key, value in pairs:
             self._items.setdefault(key.lower(), value)
@@ -33,19 +34,12 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._items
-
 
 @dataclass(frozen=True)
 class Delivery:
     """One HTTP request as received, body already read within the size limit."""
 
-    source: str
-    method: str
-    url: str
     headers: Headers
-    query: Mapping[str, str]
     body: bytes
     received_at: float  # unix seconds, when the request arrived
 
@@ -87,10 +81,22 @@ class Source(Protocol):
         """Parse the verified body into an ``Event``; raise ``BadRequest`` if it cannot be parsed."""
 
 
+def _finite(text: str) -> float:
+    """A number JSON can write: not ``NaN`` or ``Infinity`` (which Python's decoder takes), nor a
+    ``1e999`` that is infinite as a float."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Decode a UTF-8 JSON object body, turning every failure into one ``BadRequest``."""
+    """Decode a UTF-8 JSON object body, turning every failure into one ``BadRequest``.
+
+    Python's decoder takes ``NaN`` and ``Infinity``, which are not JSON: refused here, so they never
+    reach an answer or a PATCH."""
     try:
-        document = json.loads(body.decode("utf-8"))
+        document = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
@@ -103,22 +109,39 @@ def verify_body_hmac(
     keys: Sequence[str],
     header: str,
     pattern: re.Pattern[str],
-    decode: Callable[[str], bytes],
+    decode: Callable[[str], bytes | None],
     expected_form: str,
 ) -> None:
     """The most common scheme: one header carrying an HMAC-SHA256 of the raw body.
 
-    ``pattern`` must match the whole header and capture the encoded digest in group 1; ``decode``
-    turns it into bytes (hex or base64). Any key may match, so a secret can be rotated.
+    ``pattern`` must match one whole entry and capture the encoded digest in group 1; ``decode``
+    turns it into bytes (hex or base64). A header sent twice arrives joined with commas: each entry
+    is tried, one that cannot be parsed is skipped, and any entry may match any key (rotation).
     """
     usable_keys = signatures.require_keys(keys)
     value = delivery.headers.get(header, "")
     if not value.strip():
         raise Unauthorized("missing_signature", f"the {header} header is missing")
-    match = pattern.fullmatch(value)
-    if match is None:
+    given = signatures.decoded_entries(pattern, decode, value.split(","))
+    if not given:
         raise Unauthorized("malformed_signature", f"the {header} header is not '{expected_form}'")
-    given = decode(match.group(1))
     expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
-    if not signatures.any_signature_matches(expected, [given]):
+    if not signatures.any_signature_matches(expected, given):
         raise Unauthorized("bad_signature", "the signature does not match the body")
+
+
+class BodyHmacSource:
+    """A sender that signs its raw body in one header and needs no handshake (Greenhouse): set the
+    header, the pattern of one entry, how its digest is decoded, and write ``parse``."""
+
+    success_status = 200
+    signature_header: str
+    entry: re.Pattern[str]
+    decode: Callable[[str], bytes | None]
+    expected_form: str
+
+    def handshake(self, delivery: Delivery) -> Handshake | None:
+        return None
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        verify_body_hmac(delivery, keys, self.signature_header, self.entry, self.decode, self.expected_form)

@@ -1,10 +1,13 @@
 """Standard Webhooks (https://www.standardwebhooks.com/): any sender that signs the standard way,
-including the Apps Script the project ships for Google Forms.
+including the Apps Script the project ships for Google Forms, and senders that deliver through Svix.
 
 Headers: ``webhook-id``, ``webhook-timestamp`` (unix seconds) and ``webhook-signature``, a
-space-separated list of ``v1,<base64>`` (other versions, such as the asymmetric ``v1a``, are
-skipped). The signed content is ``{id}.{timestamp}.{raw body}``, HMAC-SHA256 keyed with the secret's
-bytes. A timestamp more than 5 minutes from now, either way, is refused.
+space-separated list of ``v1,<base64>``; Svix sends the same three as ``svix-id``,
+``svix-timestamp`` and ``svix-signature``, which win over the ``webhook-*`` ones, as in the svix
+library. Any one valid ``v1`` signature is enough: other versions (such as the asymmetric ``v1a``)
+and entries that cannot be parsed are skipped. The signed content is
+``{id}.{timestamp}.{raw body}`` (the id's UTF-8 bytes), HMAC-SHA256 keyed with the secret's bytes.
+A timestamp more than 5 minutes from now, either way, is refused.
 
 Keys: the standard form is ``whsec_<base64>``, whose base64 part is decoded to the key bytes. A key
 without the prefix is taken as base64 too when it decodes (what the standard's own libraries do),
@@ -21,9 +24,7 @@ from .. import signatures
 from ..errors import Unauthorized
 from .base import Delivery, Event, Handshake, parse_json_object
 
-ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
+HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"
 
 
@@ -54,13 +55,11 @@ class StandardWebhooksSource:
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         usable_keys = signatures.require_keys(keys)
-        message_id = delivery.headers.get(ID_HEADER, "").strip()
-        timestamp_text = delivery.headers.get(TIMESTAMP_HEADER, "").strip()
-        signature_header = delivery.headers.get(SIGNATURE_HEADER, "").strip()
-        present = {ID_HEADER: message_id, TIMESTAMP_HEADER: timestamp_text, SIGNATURE_HEADER: signature_header}
-        for header, value in present.items():
+        parts = {name: _header(delivery, name) for name in ("id", "timestamp", "signature")}
+        for name, value in parts.items():
             if not value:
-                raise Unauthorized("missing_signature", f"the {header} header is missing")
+                raise Unauthorized("missing_signature", f"the webhook-{name} (or svix-{name}) header is missing")
+        message_id, timestamp_text, signature_header = parts.values()
 
         timestamp = signatures.parse_unix_seconds(timestamp_text)
         signatures.check_timestamp(timestamp, now)
@@ -80,19 +79,26 @@ class StandardWebhooksSource:
         return Event(
             source=self.name,
             event_type=event_type if isinstance(event_type, str) and event_type else None,
-            delivery_id=delivery.headers.get(ID_HEADER, "").strip() or None,
+            delivery_id=_header(delivery, "id") or None,
             payload=body,
         )
 
 
+def _header(delivery: Delivery, name: str) -> str:
+    """``svix-<name>`` if sent, else ``webhook-<name>``, stripped ("" when neither is)."""
+    for prefix in HEADER_PREFIXES:
+        value = delivery.headers.get(prefix + name, "").strip()
+        if value:
+            return value
+    return ""
+
+
 def _v1_signatures(header: str) -> list[bytes]:
-    """Decode every ``v1,<base64>`` of the header; any token that is not ``version,signature``
-    makes the whole header malformed."""
-    decoded = []
-    for token in header.split():
-        version, comma, signature = token.partition(",")
-        if not comma or not version or not signature:
-            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not 'v1,<base64> ...'")
-        if version == "v1":
-            decoded.append(signatures.decode_base64(signature))
-    return decoded
+    """Every ``v1,<base64>`` of the header that decodes; ``malformed_signature`` when no entry at
+    all is ``version,signature`` with a readable signature."""
+    tokens = [token.partition(",") for token in header.split()]
+    versioned = [(version, signature) for version, comma, signature in tokens if version and comma and signature]
+    v1 = [digest for version, sig in versioned if version == "v1" and (digest := signatures.decode_base64(sig))]
+    if not v1 and not any(version != "v1" for version, _ in versioned):
+        raise Unauthorized("malformed_signature", "the webhook-signature header has no 'v1,<base64>' entry")
+    return v1
