@@ -478,12 +478,7 @@ class FakeStardex:
         return True
 
     def _create(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise _invalid("body must be a JSON object")
-        unknown = sorted(set(body) - CREATE_FIELDS)
-        if unknown:
-            raise _invalid(f"unknown fields: {', '.join(unknown)}")
-        self._check_strings(body, CREATE_STRING_FIELDS)
+        self._check_body(body, CREATE_FIELDS, CREATE_STRING_FIELDS)
         if not isinstance(body.get("name"), str) or not body["name"].strip():
             raise _invalid("name is required")
         if not isinstance(body.get("linkedin_url"), str) or not _is_http_url(body["linkedin_url"]):
@@ -521,12 +516,7 @@ class FakeStardex:
         })
 
     def _patch(self, person_id: str, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise _invalid("body must be a JSON object")
-        unknown = sorted(set(body) - PATCH_FIELDS)
-        if unknown:
-            raise _invalid(f"unknown fields: {', '.join(unknown)}")
-        self._check_strings(body, PATCH_STRING_FIELDS)
+        self._check_body(body, PATCH_FIELDS, PATCH_STRING_FIELDS)
         for key in ("emails", "phone_numbers"):
             if key in body:
                 self._check_contact_items(key, body[key])
@@ -558,7 +548,12 @@ class FakeStardex:
         return 200, {"success": True, "data": {"message": "Person updated successfully"}}
 
     @staticmethod
-    def _check_strings(body: dict[str, Any], string_fields: frozenset[str]) -> None:
+    def _check_body(body: Any, fields: frozenset[str], string_fields: frozenset[str]) -> None:
+        if not isinstance(body, dict):
+            raise _invalid("body must be a JSON object")
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise _invalid(f"unknown fields: {', '.join(unknown)}")
         for key in string_fields & set(body):
             if not isinstance(body[key], str):
                 raise _invalid(f"{key} must be a string")

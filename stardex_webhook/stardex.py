@@ -51,9 +51,10 @@ MIN_REQUEST_SECONDS = 0.25
 # The longest wait we honour or pass on: Stardex's window frees every slot within it.
 MAX_WAIT_SECONDS = 60.0
 
-# Everything a request can raise that is not our bug: requests' own errors, and the urllib3,
-# http.client and socket errors that reach us unwrapped (RequestException is an OSError too).
-_TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
+# Everything a request can raise that is not our bug: requests' own errors, the urllib3,
+# http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
+# a key that cannot be encoded in a header.
+_TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, UnicodeError)
 _ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 
 
@@ -181,13 +182,18 @@ class _Watchdog:
                     self._watches.discard(watch)
                     watch.fired = True
                     for cut in watch.cuts:
-                        with contextlib.suppress(Exception):  # already closed, or released
-                            cut()  # the reading thread sees the end of the stream
+                        _cut(cut)
                 soonest = min((watch.expires_at for watch in self._watches), default=None)
                 self._cond.wait(None if soonest is None else soonest - now)
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _cut(shutdown: Callable[[], Any]) -> None:
+    """Shut a socket down under the thread reading it, which then sees the end of the stream."""
+    with contextlib.suppress(Exception):  # already closed, or released to the pool
+        shutdown()
 
 
 class _WatchedPool:
@@ -202,7 +208,7 @@ class _WatchedPool:
         response = super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
         watch.cuts.append(response.shutdown)
         if watch.fired:  # the deadline passed as the headers came: no body read may start
-            response.shutdown()
+            _cut(response.shutdown)
         return response
 
 
@@ -289,7 +295,6 @@ class StardexClient:
         read_timeout: float = 10.0,
         max_attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
         backoff_base: float = 0.5,
@@ -314,7 +319,6 @@ class StardexClient:
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
         self._sleep = sleep
-        self._clock = clock
         self._rng = rng
         self._wall_clock = wall_clock
         self.backoff_base = backoff_base
