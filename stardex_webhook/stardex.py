@@ -161,11 +161,12 @@ class _Watchdog:
     def watch(self, seconds: float) -> Iterator[_Watch]:
         watch = _Watch(time.monotonic() + seconds)
         with self._cond:
-            self._watches.add(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stardex-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if all(watch.expires_at < other.expires_at for other in self._watches):
+                self._cond.notify()  # it expires first: the watchdog must wake earlier than planned
+            self._watches.add(watch)
         self.current.watch = watch
         try:
             yield watch
