@@ -136,6 +136,8 @@ class OutcomeUnknown(RetryLater):
 
 
 class _Watch:
+    """One call under watch: when it must end, and how to cut what it is reading from."""
+
     __slots__ = ("expires_at", "cuts", "fired")
 
     def __init__(self, expires_at: float) -> None:
@@ -220,6 +222,8 @@ _WATCHED_POOLS = {
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with watched pools (direct connections; a proxy's pools are not)."""
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS

@@ -1,8 +1,8 @@
-"""The Stardex client: envelopes, retries, backoff, deadline, limiter, key rotation, error shapes.
+"""The Stardex client: envelopes, retries, backoff, deadline, limiter, key rotation, redirects, error codes.
 
-Time is faked (one clock shared by the deadline, the limiter and the client; ``sleep`` advances
+Time is faked (one clock shared by the deadline and the limiter; ``sleep`` advances
 it and records each wait), so no test sleeps for real except the few that run real threads or a
-real socket against the loopback fake, for a fraction of a second.
+real socket against the loopback fake, for about a second.
 """
 
 from __future__ import annotations
