@@ -74,7 +74,7 @@ class InMemorySession:
         self._patch = _Answer({"success": True, "data": {"id": STORED_PERSON["id"]}})
         self._search = _Answer({"success": True, "data": [{"id": STORED_PERSON["id"]}]})
 
-    def request(self, method, url, data=None, headers=None, timeout=None):
+    def request(self, method, url, data=None, headers=None, timeout=None, **_):
         self.calls.append(method)
         if method == "GET":
             return self._get

@@ -281,7 +281,7 @@ class WebhookApp:
                 self._client = StardexClient(self._settings.stardex_api_base, self._api_key, limiter)
             return self._client
 
-    def _api_key(self, refresh: bool, deadline: Deadline | None = None) -> str:
+    def _api_key(self, refresh: bool, deadline: Deadline) -> str:
         key = self._secrets.get(STARDEX_API_KEY, refresh=refresh, deadline=deadline)
         if not key:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)

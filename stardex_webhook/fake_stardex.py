@@ -15,24 +15,55 @@ tests catch the mistakes the real API would punish:
   takes plain string lists; GET does not return ``linkedin_url`` (only ``linkedin_public_id``).
 
 Switches for tests: ``add_person``, ``person``, ``down``, ``fail_next``, ``delay_seconds``,
-``rate_limit``, ``window_seconds``, ``api_key``, ``requests``, ``reset()``. Standard library only.
+``rate_limit``, ``window_seconds``, ``api_key``, ``requests``, ``reset()``, and ``misbehave``: one of
+``MISBEHAVIOURS``, the ways real servers and proxies go wrong (a redirect to ``redirect_to``, a
+redirect loop, an answer dripped one byte every ``drip_seconds`` from its status line or after its
+headers, an absurd ``Retry-After``, HTML or broken JSON with 200, a bad gzip body, a reset in the
+middle of the answer). Standard library only.
+
+As a command, for trying the function against it (seeded with ``SAMPLE_PEOPLE``, the persons the
+shipped samples find)::
+
+    python -m stardex_webhook.fake_stardex [--host 127.0.0.1] [--port 8090] [--api-key KEY]
+                                           [--people FILE.json] [--misbehave MODE]
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import copy
 import json
 import math
+import socket
+import struct
+import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
 API_PREFIX = "/v1"
 DEFAULT_API_KEY = "test-stardex-key"
+# Redirects answer before the request is processed (as a moved endpoint would); the others mangle
+# the answer of a request that was processed (as a slow or broken server or proxy would).
+_REDIRECTS = {"redirect-302": 302, "redirect-303": 303, "redirect-307": 307, "redirect-loop": 301}
+_ODD_RETRY_AFTER = {"retry-after-day": lambda: "86400", "retry-after-negative": lambda: "-30",
+                    "retry-after-date": lambda: formatdate(time.time() + 86400, usegmt=True)}
+MISBEHAVIOURS = (*_REDIRECTS, *_ODD_RETRY_AFTER, "drip-headers", "drip-body", "html", "bad-json",
+                 "bad-gzip", "reset")
+# What the command serves unless --people says otherwise: the typeform and generic samples name
+# the first by id, the greenhouse sample finds the second by email.
+SAMPLE_PEOPLE = [
+    {"id": "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42", "name": "Chidi Okafor", "emails": ["chidi.okafor@example.com"],
+     "linkedin_url": "https://www.linkedin.com/in/chidi-okafor-example"},
+    {"name": "Marta Quintal", "emails": [{"contact_data_type": "personal", "value": "marta.quintal@example.org"}]},
+    {"name": "Ada Lovelace", "emails": ["ada@example.com"], "phones": ["+442079460958"],
+     "linkedin_url": "https://www.linkedin.com/in/ada-lovelace-example", "current_job_title": "Analyst"},
+]
 
 # PATCH /v1/persons/{id} body fields (docs' update-person page, newer version with custom_fields).
 PATCH_STRING_FIELDS = frozenset(
@@ -128,12 +159,17 @@ def _is_http_url(value: str) -> bool:
 class FakeStardex:
     """The fake server. Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/v1``."""
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, rate_limit: int = 60, window_seconds: float = 60.0) -> None:
+    def __init__(self, api_key: str = DEFAULT_API_KEY, rate_limit: int = 60, window_seconds: float = 60.0,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
+        self.address = (host, port)
         self.down = False
         self.delay_seconds = 0.0
+        self.misbehave: str | None = None
+        self.redirect_to = "http://127.0.0.1:9"  # another origin (the discard port)
+        self.drip_seconds = 2.0
         self.requests: list[RecordedRequest] = []
         self._persons: dict[str, dict[str, Any]] = {}
         self._failures: collections.deque[tuple[int, float | None]] = collections.deque()
@@ -147,7 +183,7 @@ class FakeStardex:
 
     def start(self) -> "FakeStardex":
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(self.address, self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-stardex", daemon=True
@@ -175,7 +211,8 @@ class FakeStardex:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{API_PREFIX}"
 
     # -- test switches -----------------------------------------------------------------------
 
@@ -226,6 +263,7 @@ class FakeStardex:
             self.requests.clear()
         self.down = False
         self.delay_seconds = 0.0
+        self.misbehave = None
 
     # -- request handling --------------------------------------------------------------------
 
@@ -272,7 +310,7 @@ class FakeStardex:
             return
         rate_headers: dict[str, str] = {}
         try:
-            self._refuse_if_failing()
+            self._refuse_if_failing(path)
             self._check_key(handler.headers.get("Authorization", ""))
             rate_headers = self._count_request(handler.headers["Authorization"])
             if body_error:
@@ -284,21 +322,44 @@ class FakeStardex:
         self._send(handler, status, answer, rate_headers)
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
-        payload = json.dumps(body).encode("utf-8")
+        payload, mode = json.dumps(body).encode("utf-8"), self.misbehave
+        headers = {"Content-Type": "application/json; charset=utf-8", **headers}
+        if mode == "html":
+            headers["Content-Type"], payload = "text/html", b"<html><body>Down for maintenance</body></html>"
+        elif mode == "bad-json":
+            payload = payload[:-3]
+        elif mode == "bad-gzip":
+            headers["Content-Encoding"], payload = "gzip", b"this is not gzip at all"
+        head = f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Length: {len(payload)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "Connection: close\r\n\r\n"
         try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
+            if mode == "reset":  # half the answer, then a TCP reset
+                handler.wfile.write(head.encode() + payload[: len(payload) // 2])
+                handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                handler.connection.close()
+            elif mode in ("drip-headers", "drip-body"):
+                answer = head.encode() + payload
+                start = 0 if mode == "drip-headers" else len(head)
+                handler.wfile.write(answer[:start])
+                for index in range(start, len(answer)):
+                    if self._stopping.wait(self.drip_seconds):
+                        return
+                    handler.wfile.write(answer[index:index + 1])
+            else:
+                handler.wfile.write(head.encode() + payload)
+        except OSError:
             pass  # the client gave up (a deadline test): nothing to answer
 
-    def _refuse_if_failing(self) -> None:
+    def _refuse_if_failing(self, path: str) -> None:
         if self.down:
             raise _envelope_error(503, "Service temporarily unavailable")
+        if self.misbehave in _REDIRECTS:
+            origin = self.base_url[: -len(API_PREFIX)] if self.misbehave == "redirect-loop" else self.redirect_to
+            raise _Answer(_REDIRECTS[self.misbehave], {"message": "Moved"}, {"Location": origin + path})
+        if self.misbehave in _ODD_RETRY_AFTER:
+            answer = _envelope_error(429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED")
+            answer.headers["Retry-After"] = _ODD_RETRY_AFTER[self.misbehave]()
+            raise answer
         with self._lock:
             injected = self._failures.popleft() if self._failures else None
         if injected is None:
@@ -417,12 +478,7 @@ class FakeStardex:
         return True
 
     def _create(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise _invalid("body must be a JSON object")
-        unknown = sorted(set(body) - CREATE_FIELDS)
-        if unknown:
-            raise _invalid(f"unknown fields: {', '.join(unknown)}")
-        self._check_strings(body, CREATE_STRING_FIELDS)
+        self._check_body(body, CREATE_FIELDS, CREATE_STRING_FIELDS)
         if not isinstance(body.get("name"), str) or not body["name"].strip():
             raise _invalid("name is required")
         if not isinstance(body.get("linkedin_url"), str) or not _is_http_url(body["linkedin_url"]):
@@ -460,12 +516,7 @@ class FakeStardex:
         })
 
     def _patch(self, person_id: str, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise _invalid("body must be a JSON object")
-        unknown = sorted(set(body) - PATCH_FIELDS)
-        if unknown:
-            raise _invalid(f"unknown fields: {', '.join(unknown)}")
-        self._check_strings(body, PATCH_STRING_FIELDS)
+        self._check_body(body, PATCH_FIELDS, PATCH_STRING_FIELDS)
         for key in ("emails", "phone_numbers"):
             if key in body:
                 self._check_contact_items(key, body[key])
@@ -497,7 +548,12 @@ class FakeStardex:
         return 200, {"success": True, "data": {"message": "Person updated successfully"}}
 
     @staticmethod
-    def _check_strings(body: dict[str, Any], string_fields: frozenset[str]) -> None:
+    def _check_body(body: Any, fields: frozenset[str], string_fields: frozenset[str]) -> None:
+        if not isinstance(body, dict):
+            raise _invalid("body must be a JSON object")
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise _invalid(f"unknown fields: {', '.join(unknown)}")
         for key in string_fields & set(body):
             if not isinstance(body[key], str):
                 raise _invalid(f"{key} must be a string")
@@ -525,3 +581,36 @@ class FakeStardex:
             existing = {(item.get("value") or "").casefold() for item in person[list_key]}
             if value.casefold() not in existing:
                 person[list_key].append({"contact_data_type": contact_type, "value": value})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake until interrupted, and say how to point the function at it."""
+    parser = argparse.ArgumentParser(prog="python -m stardex_webhook.fake_stardex", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--people", type=argparse.FileType("r"), help="a JSON list of persons to start with")
+    parser.add_argument("--misbehave", choices=MISBEHAVIOURS, help="answer every request this broken way")
+    args = parser.parse_args(argv)
+    fake = FakeStardex(api_key=args.api_key, host=args.host, port=args.port)
+    fake.misbehave = args.misbehave
+    try:
+        people = json.load(args.people) if args.people else SAMPLE_PEOPLE
+        for person in people:
+            fake.add_person(**person)
+    except (ValueError, TypeError, AttributeError) as error:
+        parser.error(f"--people {args.people.name}: not a JSON list of persons ({error})")
+    try:
+        fake.start()
+    except OSError as error:
+        parser.error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
+    print(f"fake Stardex at {fake.base_url} with {len(people)} persons; run the function with:\n"
+          f"  STARDEX_API_BASE={fake.base_url} STARDEX_API_KEY={fake.api_key}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,10 @@
 
 Never a guess: one match is used, none is "person not found" (or a create when the mapping opts in),
 several is refused, because updating the wrong candidate is worse than updating none.
+
+One event may cost only a few of Stardex's 60 requests a minute: at most ``MAX_SEARCH_EMAILS``
+emails are searched, then the one LinkedIn URL; a payload naming more emails is refused (422)
+before any call, since an authentic sender could otherwise spend the whole budget on one event.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from typing import Any
 
 from .errors import RetryLater, Unprocessable
 from .deadline import Deadline
-from .stardex import StardexClient, StardexError
+from .stardex import OutcomeUnknown, StardexClient, StardexError
+
+MAX_SEARCH_EMAILS = 5
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
 CREATE_FIELDS = frozenset(
@@ -92,14 +98,32 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
         if key in body:
             body[key] = [entry["value"] for entry in body[key]]
     try:
-        created = client.create_person(deadline, body)
+        try:
+            created = client.create_person(deadline, body)
+        except OutcomeUnknown:
+            # It may have been created: look before a second attempt, so one event makes one person.
+            found = _find(client, deadline, body.get("emails", [])[:MAX_SEARCH_EMAILS], body["linkedin_url"])
+            if found:
+                return Resolution(found, created=True, remaining_update=_not_for_create(update))
+            created = client.create_person(deadline, body)
     except StardexError as error:
         raise stardex_failure(error, "create the person") from None
-    person_id = created.get("id") if isinstance(created, dict) else None
+    person_id = created.get("id")
     if not person_id:
         raise RetryLater("stardex_unexpected_answer", "Stardex created a person but returned no id")
-    remaining = {key: value for key, value in update.items() if key not in CREATE_FIELDS}
-    return Resolution(str(person_id), created=True, remaining_update=remaining)
+    return Resolution(str(person_id), created=True, remaining_update=_not_for_create(update))
+
+
+def _not_for_create(update: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in update.items() if key not in CREATE_FIELDS}
+
+
+def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None) -> str | None:
+    for email in emails:
+        found = _search_one(client, deadline, "email", email)
+        if found:
+            return found
+    return _search_one(client, deadline, "linkedin_url", linkedin_url) if linkedin_url else None
 
 
 def resolve_person(
@@ -110,20 +134,19 @@ def resolve_person(
     create: bool,
 ) -> Resolution:
     """The person to update: ``person.id`` when the payload names one; otherwise a search by each
-    email, then by the LinkedIn URL; otherwise a create when ``create`` is set."""
+    email (at most ``MAX_SEARCH_EMAILS``), then by the LinkedIn URL; otherwise a create when
+    ``create`` is set."""
     if person.id:
         return Resolution(str(person.id))
     emails = list(dict.fromkeys(email for email in person.emails if email))
     if not emails and not person.linkedin_url and not create:
         raise Unprocessable("no_person_key", "the payload names no Stardex person id, email or LinkedIn URL")
-    for email in emails:
-        found = _search_one(client, deadline, "email", email)
-        if found:
-            return Resolution(found)
-    if person.linkedin_url:
-        found = _search_one(client, deadline, "linkedin_url", person.linkedin_url)
-        if found:
-            return Resolution(found)
+    if len(emails) > MAX_SEARCH_EMAILS:
+        raise Unprocessable("too_many_person_keys",
+                            f"the payload names {len(emails)} emails to find the person by; at most {MAX_SEARCH_EMAILS} are searched")
+    found = _find(client, deadline, emails, person.linkedin_url)
+    if found:
+        return Resolution(found)
     if create:
         return _create(client, deadline, update)
     raise Unprocessable("person_not_found", "no Stardex person matches the payload's email or LinkedIn URL")

@@ -1,38 +1,45 @@
-"""The Stardex v1 API client: HTTP, the shared rate limiter, retries, the deadline, error shapes.
+"""The Stardex v1 API client: HTTP, the shared rate limiter, retries and the deadline.
 
 Why it is built this way:
 
 * A webhook sender waits for our answer, so every call of one webhook shares one ``Deadline``:
-  no sleep, limiter wait or socket read may run past it. When it would, we stop and raise
-  ``RetryLater`` so the sender retries later instead of timing out on us.
+  no sleep, limiter wait, connect or read may run past it, not even when a server drips its
+  answer a byte at a time (a read timeout restarts with every byte): a watchdog thread shuts the
+  connection down when the deadline passes. We then raise ``RetryLater`` so the sender retries.
 * Stardex allows 60 requests a minute per key (a sliding window). All threads of the instance
   share one ``RateLimiter`` so we keep under it instead of collecting 429s, and a 429 (or
-  ``X-RateLimit-Remaining: 0``) holds every thread back until Stardex says so.
-* Stardex answers errors in three shapes (its envelope, a bare ``error`` string, Fastify's
-  ``{message, error, statusCode}``); all of them become one ``StardexError(status, code, message)``.
-* Messages may reach the webhook's answer and the log, so they never carry the API key or a value
-  we sent (emails, phones, names): server messages are scrubbed before they are kept.
-
-Only ``requests`` is imported besides the standard library, to keep cold starts short.
+  ``X-RateLimit-Remaining: 0``) holds every thread back, for what Stardex asks but never longer
+  than one window (60 s): a ``Retry-After: 86400`` must not stop the instance for a day.
+* Any failure to talk to Stardex (network, TLS, decoding, a redirect, an answer that is not its
+  envelope) is ``RetryLater``, a 503: the event is not lost. Only Stardex's own refusals (4xx)
+  are ``StardexError``, which keeps Stardex's error code (a short ``[A-Z0-9_]`` token) and nothing
+  else of the answer, so no server text can carry the key or personal data into our answers.
+* Redirects are never followed: the key and the body go to Stardex's origin and nowhere else.
+* A create is not idempotent: after a failure that may have reached Stardex it is not retried
+  here but raised as ``OutcomeUnknown``, so that the resolver searches before a second attempt.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import http.client
 import json
 import logging
 import math
 import random
 import re
+import socket
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 from . import __version__
-from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline  # noqa: F401  (re-exported)
+from .deadline import Deadline
 from .errors import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -41,17 +48,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_RETRY_AFTER_SECONDS = 30
 # Not worth starting a request with less time than this left: it could not finish.
 MIN_REQUEST_SECONDS = 0.25
-# A bogus X-RateLimit-Reset must not freeze the instance: a sliding window frees within one window.
-_MAX_GOOD_CITIZEN_PAUSE = 60.0
+# The longest wait we honour or pass on: Stardex's window frees every slot within it.
+MAX_WAIT_SECONDS = 60.0
 
-_RETRYABLE_EXCEPTIONS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
-_EMAIL_PATTERN = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
-_PHONE_PATTERN = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")
-_MAX_MESSAGE_CHARS = 300
+# Everything a request can raise that is not our bug: requests' own errors, the urllib3,
+# http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
+# a key that cannot be encoded in a header.
+_TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, UnicodeError)
+_ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 
 
 class RateLimiter:
@@ -107,165 +111,188 @@ class RateLimiter:
             return self._granted[0] + self.window_seconds - now
         return 0.0
 
-    def pause_until(self, until: float) -> None:
-        """Hold every thread back until ``until`` (this limiter's clock); an earlier time never
-        shortens a pause already set."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, until)
-
     def pause_for(self, seconds: float) -> None:
-        """``pause_until`` ``seconds`` from now, so callers need not share this limiter's clock."""
+        """Hold every thread back for ``seconds``, at most one window (a sliding window frees
+        every slot within it); a shorter pause never shortens one already set."""
         if seconds > 0:
-            self.pause_until(self._clock() + seconds)
+            with self._lock:
+                until = self._clock() + min(seconds, self.window_seconds)
+                self._paused_until = max(self._paused_until, until)
 
 
 class StardexError(Exception):
-    """A Stardex answer that retrying cannot fix (400, 403, 404, 409, 422..., or 401 after one key
-    refresh). ``message`` is Stardex's, scrubbed of the key and of the values we sent."""
+    """A refusal that retrying cannot fix (400, 403, 404, 409, 422..., or 401 after one key
+    refresh), with Stardex's error code when it sent a well-formed one, else ``HTTP_<status>``."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(f"Stardex answered HTTP {status_code} {code}: {message}")
+    def __init__(self, status_code: int, code: str) -> None:
+        super().__init__(f"Stardex answered HTTP {status_code} {code}")
         self.status_code = status_code
         self.code = code
-        self.message = message
 
 
-def parse_error(response: requests.Response) -> tuple[str, str]:
-    """Code and message from any of Stardex's error shapes:
-    ``{"success": false, "error": {"code", "message"}}``, ``{"error": "text"}``,
-    Fastify's ``{"message", "error", "statusCode"}``, or a body that is not JSON at all."""
-    fallback_code = f"HTTP_{response.status_code}"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return fallback_code, response.reason or "Stardex answered without a JSON error body"
-    error = body.get("error")
-    top_message = body.get("message") if isinstance(body.get("message"), str) else None
-    if isinstance(error, dict):
-        code = error.get("code") if isinstance(error.get("code"), str) else fallback_code
-        message = error.get("message") if isinstance(error.get("message"), str) else top_message
-        return code, message or response.reason or code
-    if isinstance(error, str) and ("statusCode" in body or top_message is not None):
-        # Fastify: "error" is the status phrase ("Not Found"), "message" the detail.
-        code = body["code"] if isinstance(body.get("code"), str) else _phrase_to_code(error) or fallback_code
-        return code, top_message or error
-    if isinstance(error, str):
-        return fallback_code, error
-    return fallback_code, top_message or response.reason or fallback_code
+class OutcomeUnknown(RetryLater):
+    """A request that is not safe to repeat (a create) failed after it may have reached Stardex:
+    whether it was applied is unknown until someone looks."""
 
 
-def _phrase_to_code(phrase: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", phrase).strip("_").upper()
+class _Watch:
+    """One call under watch: when it must end, and how to cut what it is reading from."""
+
+    __slots__ = ("expires_at", "cuts", "fired")
+
+    def __init__(self, expires_at: float) -> None:
+        self.expires_at = expires_at
+        self.cuts: list[Callable[[], Any]] = []  # each shuts down what the call is reading from
+        self.fired = False
+
+
+class _Watchdog:
+    """One thread per process that shuts down the connection of every call still running at its
+    deadline: the only bound that holds however slowly a server sends its status line, headers
+    or body. A call registers for its duration; urllib3 hands it the connection and then the
+    response it reads from (``_WatchedPool``)."""
+
+    current = threading.local()
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[_Watch] = set()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watch(self, seconds: float) -> Iterator[_Watch]:
+        watch = _Watch(time.monotonic() + seconds)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="stardex-watchdog", daemon=True)
+                self._thread.start()
+            if all(watch.expires_at < other.expires_at for other in self._watches):
+                self._cond.notify()  # it expires first: the watchdog must wake earlier than planned
+            self._watches.add(watch)
+        self.current.watch = watch
+        try:
+            yield watch
+        finally:
+            self.current.watch = None
+            with self._cond:
+                self._watches.discard(watch)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for watch in [watch for watch in self._watches if watch.expires_at <= now]:
+                    self._watches.discard(watch)
+                    watch.fired = True
+                    for cut in watch.cuts:
+                        _cut(cut)
+                soonest = min((watch.expires_at for watch in self._watches), default=None)
+                self._cond.wait(None if soonest is None else soonest - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _cut(shutdown: Callable[[], Any]) -> None:
+    """Shut a socket down under the thread reading it, which then sees the end of the stream."""
+    with contextlib.suppress(Exception):  # already closed, or released to the pool
+        shutdown()
+
+
+class _WatchedPool:
+    """Tells the watchdog what the call on this thread reads from: the connection's socket while
+    the status line and headers come, then the response (``HTTPResponse.shutdown``) for the body."""
+
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        watch = getattr(_Watchdog.current, "watch", None)
+        if watch is None:
+            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+        watch.cuts.append(lambda: conn.sock.shutdown(socket.SHUT_RDWR))
+        response = super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+        watch.cuts.append(response.shutdown)
+        if watch.fired:  # the deadline passed as the headers came: no body read may start
+            _cut(response.shutdown)
+        return response
+
+
+_WATCHED_POOLS = {
+    "http": type("WatchedHTTPConnectionPool", (_WatchedPool, urllib3.HTTPConnectionPool), {}),
+    "https": type("WatchedHTTPSConnectionPool", (_WatchedPool, urllib3.HTTPSConnectionPool), {}),
+}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with watched pools (direct connections; a proxy's pools are not)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
 
 
 def retry_after_seconds(response: requests.Response, wall_clock: Callable[[], float] = time.time) -> float | None:
-    """How long Stardex asked us to wait: the ``Retry-After`` header (seconds or an HTTP date) or
-    ``retry_after_seconds`` in the body (top level or inside ``error``); the longer when both."""
-    hints = []
-    header = response.headers.get("Retry-After")
-    if header:
-        hints.append(_parse_retry_after_header(header.strip(), wall_clock))
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        for holder in (body, error if isinstance(error, dict) else {}):
-            hints.append(_non_negative_number(holder.get("retry_after_seconds")))
-    known = [hint for hint in hints if hint is not None]
-    return max(known) if known else None
+    """How long Stardex asked us to wait: the ``Retry-After`` header (seconds or an HTTP date),
+    else ``retry_after_seconds`` in the body (top level or inside ``error``). None when absent or
+    nonsense (negative, not a number, not a date)."""
+    header = (response.headers.get("Retry-After") or "").strip()
+    seconds = _non_negative_number(header)
+    if seconds is None and header:
+        from email.utils import parsedate_to_datetime  # rare: keep it off the import path
 
-
-def _parse_retry_after_header(value: str, wall_clock: Callable[[], float]) -> float | None:
-    seconds = _non_negative_number(value)
-    if seconds is not None:
-        return seconds
-    from email.utils import parsedate_to_datetime  # rare: keep it off the import path
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is always GMT
-        return None
-    return max(0.0, when.timestamp() - wall_clock())
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            when = parsedate_to_datetime(header)
+            if when.tzinfo is not None:  # an HTTP date is always GMT
+                seconds = max(0.0, when.timestamp() - wall_clock())
+    if seconds is None:
+        body = _json_or_none(response)
+        for holder in (body, body.get("error") if isinstance(body, dict) else None):
+            if isinstance(holder, dict) and seconds is None:
+                seconds = _non_negative_number(holder.get("retry_after_seconds"))
+    return seconds
 
 
 def _non_negative_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
         return float(value)
     return None
 
 
-def _string_leaves(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _string_leaves(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _string_leaves(item)
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
-def scrub(message: str, secrets: Iterable[str] = (), sent_values: Iterable[str] = ()) -> str:
-    """Remove secrets (anywhere), values we sent (whole words only: a sent "work" must not mangle
-    "network") and anything shaped like an email address or phone number from a server message,
-    and keep it short."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        message = message.replace(secret, "[redacted]")
-    for value in sorted({v for v in sent_values if len(v.strip()) >= 3}, key=len, reverse=True):
-        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[redacted]", message)
-    message = _EMAIL_PATTERN.sub("[email]", message)
-    message = _PHONE_PATTERN.sub("[number]", message)
-    if len(message) > _MAX_MESSAGE_CHARS:
-        message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
-    return message
+def _error_code(response: requests.Response) -> str:
+    body = _json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{response.status_code}"
 
 
-def settled_session(base_url: str) -> requests.Session:
-    """A session that reads the environment once instead of on every call.
-
-    With ``trust_env`` on (the default) requests looks for proxy variables, CA-bundle variables and
-    ``~/.netrc`` on every request: it scans the environment twice and stats two files each time,
-    a fifth of what a call costs on a fast network. None of them can change while an instance
-    runs, and every call goes to the same host, so what requests would find is read here, once,
-    and set on the session: the same proxies, the same CA bundle, the same ``.netrc`` credentials
-    (none, unless one is written for the Stardex host). Only a redirect to another host would be
-    treated differently (its proxy and ``.netrc`` entry are not looked up); Stardex's API does not
-    redirect.
-    """
-    session = requests.Session()
-    settings = session.merge_environment_settings(base_url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    session.auth = requests.utils.get_netrc_auth(base_url)
-    session.trust_env = False
-    return session
+def _surely_unsent(error: Exception) -> bool:
+    """The request never left: the connection could not be made."""
+    cause = error.args[0] if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(
+        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
+    )
 
 
 class StardexClient:
     """The four person calls the function makes, each returning the ``data`` of the success
     envelope. One instance (and so one connection pool) per process; safe to share across threads.
 
-    ``api_key(refresh)`` returns the key; ``refresh=True`` must read it afresh (after a 401: the
-    key may have been rotated since it was cached).
+    ``api_key(refresh, deadline)`` returns the key; ``refresh=True`` must read it afresh (after a
+    401: the key may have been rotated since it was cached), within the deadline.
     """
 
     def __init__(
         self,
         base_url: str,
-        api_key: Callable[[bool], str | None],
+        api_key: Callable[[bool, Deadline], str | None],
         limiter: RateLimiter,
         *,
         session: requests.Session | None = None,
@@ -273,7 +300,6 @@ class StardexClient:
         read_timeout: float = 10.0,
         max_attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
         backoff_base: float = 0.5,
@@ -284,7 +310,11 @@ class StardexClient:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.limiter = limiter
-        self.session = session or settled_session(self.base_url)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", _WatchedAdapter())
+            session.mount("https://", _WatchedAdapter())
+        self.session = session
         self.session.headers.update({
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -294,7 +324,6 @@ class StardexClient:
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
         self._sleep = sleep
-        self._clock = clock
         self._rng = rng
         self._wall_clock = wall_clock
         self.backoff_base = backoff_base
@@ -316,40 +345,28 @@ class StardexClient:
             raise ValueError("search_persons needs exactly one of email or linkedin_url")
         body: dict[str, Any] = {"email": email} if email is not None else {"linkedin_url": linkedin_url}
         body["limit"] = limit
-        data = self._call(deadline, "POST", "/persons/search", body)
-        if not isinstance(data, list):
-            raise _unexpected("POST /persons/search", "a list")
-        return data
+        return self._call(deadline, "POST", "/persons/search", body, list)
 
     def get_person(self, deadline: Deadline, person_id: str) -> dict[str, Any]:
         """The person as stored (contact lists under ``emails`` and ``phones``)."""
-        data = self._call(deadline, "GET", _person_path(person_id), None)
-        if not isinstance(data, dict):
-            raise _unexpected("GET /persons/{id}", "an object")
-        return data
+        return self._call(deadline, "GET", _person_path(person_id), None, dict)
 
     def create_person(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a person (needs ``name`` and ``linkedin_url``; contact lists as plain strings)."""
-        data = self._call(deadline, "POST", "/persons", body)
-        if not isinstance(data, dict):
-            raise _unexpected("POST /persons", "an object")
-        return data
+        """Create a person (needs ``name`` and ``linkedin_url``; contact lists as plain strings).
+        Raises ``OutcomeUnknown`` instead of retrying when the attempt may have reached Stardex."""
+        return self._call(deadline, "POST", "/persons", body, dict, idempotent=False)
 
     def update_person(self, deadline: Deadline, person_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """PATCH a person. Stardex replaces ``emails``/``phone_numbers`` whole: send the union."""
-        data = self._call(deadline, "PATCH", _person_path(person_id), body)
-        if not isinstance(data, dict):
-            raise _unexpected("PATCH /persons/{id}", "an object")
-        return data
+        return self._call(deadline, "PATCH", _person_path(person_id), body, dict)
 
     # -- the machinery -----------------------------------------------------------------------
 
-    def _call(self, deadline: Deadline, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def _call(self, deadline: Deadline, method: str, path: str, body: dict[str, Any] | None,
+              data_type: type, idempotent: bool = True) -> Any:
         """One logical call: limiter, request, retries with backoff, 401 key refresh, deadline."""
         operation = f"{method} {_path_template(path)}"
-        started = self._clock()
-        key = self._key(refresh=False)
-        keys_used = [key]
+        key = self._key(False, deadline)
         refreshed = False
         failures = 0
         while True:
@@ -358,6 +375,52 @@ class StardexClient:
             if remaining < MIN_REQUEST_SECONDS:
                 raise RetryLater("stardex_unavailable", f"no time left for Stardex ({operation})",
                                  retry_after=DEFAULT_RETRY_AFTER_SECONDS)
+            server_wait, rate_limited = None, False
+            try:
+                response = self._send(method, path, body, key, remaining)
+            except _TRANSPORT_ERRORS as error:
+                failure, maybe_applied = type(error).__name__, not _surely_unsent(error)
+            else:
+                self._note_rate_headers(response)
+                status = response.status_code
+                if 200 <= status < 300:
+                    envelope = _json_or_none(response)
+                    if isinstance(envelope, dict) and envelope.get("success") is not False \
+                            and isinstance(envelope.get("data"), data_type):
+                        return envelope["data"]
+                    raise _unexpected(operation, f"HTTP {status} without a success envelope")
+                if 300 <= status < 400:
+                    logger.warning("stardex %s: HTTP %d, a redirect, not followed", operation, status)
+                    raise _unexpected(operation, f"HTTP {status} (a redirect, not followed)")
+                if status == 401 and not refreshed:
+                    refreshed = True
+                    key = self._key(True, deadline)
+                    logger.info("stardex %s: 401, retrying once with a freshly read key", operation)
+                    continue
+                if status != 429 and status < 500:
+                    raise StardexError(status, _error_code(response))
+                failure, rate_limited, maybe_applied = f"HTTP {status}", status == 429, status != 429
+                server_wait = retry_after_seconds(response, self._wall_clock)
+            failures += 1
+            reason = "stardex_rate_limited" if rate_limited else "stardex_unavailable"
+            if maybe_applied and not idempotent:
+                raise OutcomeUnknown(reason, f"Stardex may have received {operation} ({failure})")
+            if server_wait is not None:
+                server_wait = min(server_wait, MAX_WAIT_SECONDS)
+            wait = server_wait if server_wait is not None else self._backoff(failures)
+            if rate_limited:
+                self.limiter.pause_for(wait)  # every thread, not just this call, must hold back
+            retry_after = server_wait or DEFAULT_RETRY_AFTER_SECONDS
+            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
+                raise RetryLater(reason, f"Stardex failed {failures} times ({operation}: {failure})",
+                                 retry_after=retry_after)
+            logger.info("stardex %s: %s, retry %d in %.2fs", operation, failure, failures, wait)
+            if wait > 0:
+                self._sleep(wait)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, key: str, remaining: float) -> requests.Response:
+        """One request, from connect to last byte within ``remaining`` seconds."""
+        with _WATCHDOG.watch(remaining) as watch:
             try:
                 response = self.session.request(
                     method,
@@ -365,54 +428,23 @@ class StardexClient:
                     data=None if body is None else json.dumps(body).encode("utf-8"),
                     headers={"Authorization": f"Bearer {key}"},
                     timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
+                    allow_redirects=False,
                 )
-            except _RETRYABLE_EXCEPTIONS as exc:
-                failure, server_wait, rate_limited = type(exc).__name__, None, False
-            else:
-                self._note_rate_headers(response)
-                status = response.status_code
-                if 200 <= status < 300:
-                    return self._unwrap(response, operation, keys_used, body)
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    key = self._key(refresh=True)
-                    keys_used.append(key)
-                    logger.info("stardex %s: 401, retrying once with a freshly read key", operation)
-                    continue
-                if status != 429 and status < 500:
-                    raise self._error(response, keys_used, body)
-                failure, rate_limited = f"HTTP {status}", status == 429
-                server_wait = retry_after_seconds(response, self._wall_clock)
-            failures += 1
-            wait = server_wait if server_wait is not None else self._backoff(failures)
-            if rate_limited:
-                self.limiter.pause_for(wait)  # every thread, not just this call, must hold back
-            retry_after = server_wait if server_wait is not None else DEFAULT_RETRY_AFTER_SECONDS
-            if failures >= self.max_attempts:
-                raise RetryLater(
-                    "stardex_unavailable",
-                    f"Stardex failed {failures} times ({operation}: {failure})",
-                    retry_after=retry_after,
-                )
-            if wait + MIN_REQUEST_SECONDS > deadline.remaining():
-                raise RetryLater(
-                    "stardex_unavailable",
-                    f"Stardex did not answer in time ({operation}: {failure})",
-                    retry_after=retry_after,
-                )
-            logger.info("stardex %s: %s after %.2fs, retry %d in %.2fs",
-                        operation, failure, self._clock() - started, failures, wait)
-            if wait > 0:
-                self._sleep(wait)
+            except _TRANSPORT_ERRORS:
+                if not watch.fired:
+                    raise
+        if watch.fired:  # also when the cut looked like the end of a body of unknown length
+            raise requests.ReadTimeout("Stardex did not finish answering before the deadline")
+        return response
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1)))."""
         return self._rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
 
-    def _key(self, refresh: bool) -> str:
-        key = self._api_key(refresh)
+    def _key(self, refresh: bool, deadline: Deadline) -> str:
+        key = self._api_key(refresh, deadline)
         if not key:
-            raise StardexError(401, "MISSING_API_KEY", "no Stardex API key is configured")
+            raise StardexError(401, "MISSING_API_KEY")
         return key
 
     def _note_rate_headers(self, response: requests.Response) -> None:
@@ -422,24 +454,7 @@ class StardexClient:
         if remaining is None or reset is None or remaining.strip() != "0":
             return
         # Documented as Unix seconds; a small number can only be a delay in seconds.
-        seconds = reset - self._wall_clock() if reset > 1e9 else reset
-        self.limiter.pause_for(min(seconds, _MAX_GOOD_CITIZEN_PAUSE))
-
-    def _unwrap(self, response: requests.Response, operation: str, keys: list[str], body: Any) -> Any:
-        try:
-            envelope = response.json()
-        except ValueError:
-            raise _unexpected(operation, "a JSON envelope") from None
-        if not isinstance(envelope, dict) or "data" not in envelope:
-            raise _unexpected(operation, "an envelope with data")
-        if envelope.get("success") is False or (envelope.get("error") and "success" not in envelope):
-            raise self._error(response, keys, body)
-        return envelope["data"]
-
-    def _error(self, response: requests.Response, keys: list[str], body: Any) -> StardexError:
-        code, message = parse_error(response)
-        sent = list(_string_leaves(body))
-        return StardexError(response.status_code, scrub(code, keys, sent), scrub(message, keys, sent))
+        self.limiter.pause_for(reset - self._wall_clock() if reset > 1e9 else reset)
 
 
 def _person_path(person_id: str) -> str:
@@ -447,7 +462,7 @@ def _person_path(person_id: str) -> str:
     to reach another endpoint (``../jobs``)."""
     person_id = str(person_id)
     if person_id.strip() in ("", ".", ".."):
-        raise StardexError(400, "INVALID_PERSON_ID", "the person id is empty or not a path segment")
+        raise StardexError(400, "INVALID_PERSON_ID")
     return "/persons/" + quote(person_id, safe="")
 
 
@@ -456,6 +471,6 @@ def _path_template(path: str) -> str:
     return "/persons/{id}" if path.startswith("/persons/") and path != "/persons/search" else path
 
 
-def _unexpected(operation: str, expected: str) -> RetryLater:
-    return RetryLater("stardex_unexpected_answer", f"Stardex answered {operation} without {expected}",
+def _unexpected(operation: str, what: str) -> RetryLater:
+    return RetryLater("stardex_unexpected_answer", f"Stardex answered {operation} with {what}",
                       retry_after=DEFAULT_RETRY_AFTER_SECONDS)

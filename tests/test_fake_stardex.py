@@ -5,7 +5,12 @@ Plain ``requests`` calls, not our client: the fake is checked on its own terms.
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 import time
+from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
@@ -198,3 +203,51 @@ def test_unknown_route_is_a_fastify_404(fake):
     answer = call(fake, "GET", "/jobs")
     assert answer.status_code == 404
     assert answer.json()["statusCode"] == 404
+
+
+@pytest.mark.parametrize("misbehave, status, header", [
+    ("redirect-302", 302, ("Location", "http://elsewhere.test/v1/persons/search")),
+    ("redirect-307", 307, ("Location", "http://elsewhere.test/v1/persons/search")),
+    ("redirect-loop", 301, ("Location", "{base}/persons/search")),
+    ("retry-after-day", 429, ("Retry-After", "86400")),
+    ("retry-after-negative", 429, ("Retry-After", "-30")),
+    ("html", 200, ("Content-Type", "text/html")),
+])
+def test_misbehaviours_answer_as_broken_servers_do(fake, misbehave, status, header):
+    fake.misbehave, fake.redirect_to = misbehave, "http://elsewhere.test"
+    answer = requests.post(fake.base_url + "/persons/search", json={}, allow_redirects=False, timeout=5,
+                           headers={"Authorization": f"Bearer {fake.api_key}"})
+    assert answer.status_code == status
+    assert answer.headers[header[0]] == header[1].format(base=fake.base_url)
+
+
+def test_broken_bodies_fail_as_they_would_from_a_real_server(fake):
+    for misbehave, error in (("bad-json", ValueError), ("bad-gzip", requests.exceptions.ContentDecodingError),
+                             ("reset", requests.exceptions.ChunkedEncodingError)):
+        fake.misbehave = misbehave
+        with pytest.raises(error):
+            call(fake, "POST", "/persons/search", {}).json()
+    fake.misbehave = "retry-after-date"
+    date = call(fake, "POST", "/persons/search", {}).headers["Retry-After"]
+    assert parsedate_to_datetime(date).timestamp() > time.time() + 86000
+
+
+def test_the_command_serves_the_sample_people_and_says_how_to_use_it(tmp_path):
+    people = tmp_path / "people.json"
+    people.write_text(json.dumps([{"name": "Grace Hopper", "emails": ["grace@navy.test"]}]))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "stardex_webhook.fake_stardex", "--port", str(port), "--api-key", "k"]
+    for extra, email in (([], "marta.quintal@example.org"), (["--people", str(people)], "grace@navy.test")):
+        process = subprocess.Popen(command + extra, stdout=subprocess.PIPE, text=True)
+        try:
+            process.stdout.readline()
+            variables = dict(item.split("=", 1) for item in process.stdout.readline().split())
+            found = requests.post(variables["STARDEX_API_BASE"] + "/persons/search", json={"email": email}, timeout=5,
+                                  headers={"Authorization": f"Bearer {variables['STARDEX_API_KEY']}"}).json()
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        assert variables == {"STARDEX_API_BASE": f"http://127.0.0.1:{port}/v1", "STARDEX_API_KEY": "k"}
+        assert len(found["data"]) == 1

@@ -1,12 +1,16 @@
 """resolver: id, then search by email, then by LinkedIn URL, then an opted-in create; never a guess."""
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
+import requests
+import responses
 
 from stardex_webhook.errors import RetryLater, Unprocessable
-from stardex_webhook.resolver import resolve_person
-from stardex_webhook.stardex import StardexError
+from stardex_webhook.deadline import Deadline
+from stardex_webhook.resolver import MAX_SEARCH_EMAILS, resolve_person
+from stardex_webhook.stardex import RateLimiter, StardexClient, StardexError
 
 DEADLINE = object()  # the resolver only hands it on to the client
 
@@ -52,6 +56,20 @@ def test_search_by_each_email_in_turn_then_stop_at_the_first_match():
     ref = Ref(emails=["first@example.org", "second@example.org", "third@example.org"], linkedin_url="https://linkedin.com/in/x")
     assert resolve_person(client, DEADLINE, ref, {}, False).person_id == "p-2"
     assert client.calls == [("search", "first@example.org"), ("search", "second@example.org")]
+
+
+def test_more_emails_than_the_bound_are_refused_before_any_search():
+    emails = [f"e{index}@example.org" for index in range(MAX_SEARCH_EMAILS + 1)]
+    client = RecordingClient()
+    with pytest.raises(Unprocessable) as caught:
+        resolve_person(client, DEADLINE, Ref(emails=emails), {}, False)
+    assert caught.value.reason == "too_many_person_keys"
+    assert client.calls == []
+
+    with pytest.raises(Unprocessable) as caught:
+        resolve_person(client, DEADLINE, Ref(emails=emails[:-1]), {}, False)
+    assert caught.value.reason == "person_not_found"
+    assert len(client.calls) == MAX_SEARCH_EMAILS  # up to the bound, each is searched
 
 
 def test_linkedin_is_searched_when_no_email_matches():
@@ -116,6 +134,38 @@ def test_create_needs_a_name_and_a_linkedin_url():
 
 @pytest.mark.parametrize("status, expected", [(401, RetryLater), (403, RetryLater), (400, Unprocessable)])
 def test_stardex_refusals_become_pipeline_errors(status, expected):
-    client = RecordingClient(error=StardexError(status, "SOME_CODE", "message"))
+    client = RecordingClient(error=StardexError(status, "SOME_CODE"))
     with pytest.raises(expected):
         resolve_person(client, DEADLINE, Ref(emails=["a@example.org"]), {}, False)
+
+
+@pytest.mark.parametrize("lost", ["answer", "request"])
+def test_a_create_whose_answer_is_lost_is_looked_for_before_a_second_attempt(lost):
+    """Through the real client: the first POST /persons times out, having created the person
+    (its answer was lost) or not (the request was lost). Either way one event makes one person."""
+    base, stored = "https://stardex.test/v1", []
+
+    def create(request):
+        stored.append(json.loads(request.body)["linkedin_url"])
+        if lost == "answer" and len(stored) == 1:
+            raise requests.ReadTimeout("the answer never came")
+        return 201, {}, json.dumps({"success": True, "data": {"id": f"new-{len(stored)}"}})
+
+    def search(request):
+        url = json.loads(request.body).get("linkedin_url")
+        found = [{"id": f"new-{stored.index(url) + 1}"}] if url in stored else []
+        return 200, {}, json.dumps({"success": True, "data": found})
+
+    update = {"name": "Chidi Okafor", "linkedin_url": "https://www.linkedin.com/in/chidi", "linkedin_headline": "Engineer"}
+    client = StardexClient(base, lambda refresh, deadline: "key", RateLimiter(), sleep=lambda seconds: None)
+    with responses.RequestsMock() as mock:
+        if lost == "request":  # answered first: responses takes matches in order, the last one repeats
+            mock.add(responses.POST, f"{base}/persons", body=requests.ReadTimeout("lost on the way"))
+        mock.add_callback(responses.POST, f"{base}/persons", callback=create)
+        mock.add_callback(responses.POST, f"{base}/persons/search", callback=search)
+        resolution = resolve_person(client, Deadline(5), Ref(linkedin_url=update["linkedin_url"]), update, True)
+        creates = [call for call in mock.calls if call.request.url.endswith("/persons")]
+    assert len(creates) == (2 if lost == "request" else 1)
+    assert stored == [update["linkedin_url"]]
+    assert (resolution.person_id, resolution.created) == ("new-1", True)
+    assert resolution.remaining_update == {"linkedin_headline": "Engineer"}
