@@ -156,7 +156,39 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-class FakeStardex:
+class LoopbackServer:
+    """A ``ThreadingHTTPServer`` served from a daemon thread, as a context manager: the lifecycle
+    this fake and the tests' fake Secret Manager share. Subclasses define ``start`` and ``stop``."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    def _start_serving(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = server = ThreadingHTTPServer(address, handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.02,), name=type(self).__name__, daemon=True).start()
+
+    def _stop_serving(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()  # returns once serve_forever has stopped
+            server.server_close()
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:PORT`` once started."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class FakeStardex(LoopbackServer):
     """The fake server. Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/v1``."""
 
     def __init__(self, api_key: str = DEFAULT_API_KEY, rate_limit: int = 60, window_seconds: float = 60.0,
@@ -176,43 +208,21 @@ class FakeStardex:
         self._hits: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> "FakeStardex":
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(self.address, self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-stardex", daemon=True
-        )
-        self._thread.start()
+        self._start_serving(self.address, self._handler_class())
         return self
 
     def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping for delay_seconds
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "FakeStardex":
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+        self._stop_serving()
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{API_PREFIX}"
+        return self.origin + API_PREFIX
 
     # -- test switches -----------------------------------------------------------------------
 

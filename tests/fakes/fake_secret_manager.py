@@ -19,15 +19,17 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 import google_crc32c
 
+from stardex_webhook.fake_stardex import LoopbackServer
+
 _ACCESS_PATH = re.compile(r"^/v1/(projects/[^/]+/secrets/[^/]+)/versions/([^/:]+):access$")
 
 
-class FakeSecretManager:
+class FakeSecretManager(LoopbackServer):
     """Secret Manager on 127.0.0.1 with switches for the failures the provider must survive.
 
     Switches (plain attributes, safe to flip while it runs):
@@ -48,7 +50,6 @@ class FakeSecretManager:
         self.requests: collections.Counter[str] = collections.Counter()
         self._versions: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -70,29 +71,14 @@ class FakeSecretManager:
 
     @property
     def endpoint(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    # -- lifecycle: serves from a daemon thread; also a context manager ------------------------
+        return self.origin
 
     def start(self) -> "FakeSecretManager":
-        self._server = server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-secret-manager", daemon=True).start()
+        self._start_serving(("127.0.0.1", 0), _handler_for(self))
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    __enter__ = start
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self._stop_serving()
 
     # -- request handling --------------------------------------------------------------------
 
