@@ -404,7 +404,7 @@ def test_archive_leaves_out_tests_infra_and_vcs_files():
 
 
 def test_the_infra_tests_pass_in_a_fresh_clone_with_nothing_beside_it(tmp_path):
-    """A user's clone has no ``../shared``: these tests may read the repository only."""
+    """A user's clone has nothing beside it: these tests may read the repository only."""
     clone = tmp_path / "clone" / "stardex-webhook"
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
