@@ -7,8 +7,8 @@ For each source's shipped sample, signed for real, the whole ``WebhookApp.handle
 request (reading the request, signature, mapping, validation, person resolution, contact merge,
 every Stardex request built and its answer read, the answer and the log line), timed with
 ``perf_counter_ns``; round-robin over the samples, so a slow moment of a shared machine falls on
-each alike. Stardex answers from memory: the client's ``requests`` session has an adapter mounted
-that answers at once, so no socket is touched but everything above it runs.
+each alike. Stardex answers from memory: the client's ``requests`` session is replaced by one
+that answers at once, so no socket is touched and ``requests``' own work per call is left out.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import common  # noqa: E402
 from stardex_webhook.app import WebhookApp  # noqa: E402
 
-BASE_URL = "http://stardex.invalid/v1"
+BASE_URL = "https://stardex.invalid/v1"  # never reached: the session answers
 
 
-class InMemoryStardex(requests.adapters.HTTPAdapter):
-    """Answers each call the samples make as Stardex would, at once, with a genuine urllib3
-    response (however the client reads it), and records its method."""
+class InMemoryStardex(requests.Session):
+    """Stands in for the Stardex client's session: answers each call the samples make as Stardex
+    would, at once, with a genuine ``requests.Response`` over a urllib3 body (however the client
+    reads it), and records its method. ``requests``' own per-call work (preparing the request,
+    cookies, hooks) is left out with the network: it is the floor's as much as ours."""
 
     ANSWERS = {
         "GET": {"success": True, "data": common.STORED_PERSON},
@@ -51,12 +53,15 @@ class InMemoryStardex(requests.adapters.HTTPAdapter):
         self.calls: list[str] = []
         self._bodies = {method: json.dumps(answer).encode() for method, answer in self.ANSWERS.items()}
 
-    def send(self, request, **kwargs):
-        self.calls.append(request.method)
-        body = self._bodies[request.method]
-        raw = urllib3.HTTPResponse(io.BytesIO(body), status=200, reason="OK", preload_content=False,
-                                   headers={"Content-Type": "application/json", "Content-Length": str(len(body))})
-        return self.build_response(request, raw)
+    def request(self, method, url, *args, **kwargs):
+        self.calls.append(method)
+        body = self._bodies[method]
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        response = requests.Response()
+        response.status_code, response.reason, response.url, response.encoding = 200, "OK", url, "utf-8"
+        response.headers.update(headers)
+        response.raw = urllib3.HTTPResponse(io.BytesIO(body), headers=headers, status=200, preload_content=False)
+        return response
 
 
 def build_app() -> tuple[WebhookApp, InMemoryStardex]:
@@ -64,7 +69,7 @@ def build_app() -> tuple[WebhookApp, InMemoryStardex]:
     one place the bench reaches into the app (how to get at its client): adapt it here."""
     app = WebhookApp.from_environment(common.function_environment(BASE_URL))
     stardex = InMemoryStardex()
-    app._stardex().session.mount(BASE_URL, stardex)
+    app._stardex().session = stardex
     return app, stardex
 
 

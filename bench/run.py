@@ -438,8 +438,8 @@ def details(results: dict, settings: Settings) -> str:
 
     parts.append("## Pipeline\n\n"
                  f"`WebhookApp.handle` on a Werkzeug request, per shipped sample, {settings.pipeline_iterations} "
-                 f"iterations after {settings.pipeline_warmup} of warm-up, round-robin; Stardex answering from "
-                 "memory through the client's own `requests` session.\n\n"
+                 f"iterations after {settings.pipeline_warmup} of warm-up, round-robin; the Stardex client's "
+                 "session replaced by one answering from memory.\n\n"
                  + markdown_table(["sample", "p50 µs", "p99 µs", "answer", "Stardex calls"],
                                   [[source, f"{data['p50_us']:.0f}", f"{data['p99_us']:.0f}",
                                     f"{data['status']} {data['answer'].get('status')}", " + ".join(data["calls"])]
