@@ -97,12 +97,6 @@ def _first_field(path: str, prefix: str) -> str | None:
 
 
 def machine() -> dict:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
     git = ["git", "-C", str(common.ROOT), "--no-optional-locks"]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if subprocess.run([*git, "status", "--porcelain", "--", "stardex_webhook", "main.py", "mappings", "schemas",
@@ -116,7 +110,7 @@ def machine() -> dict:
         "memory_gib": round(int(memory_kib.split()[0]) / 1024 / 1024, 1) if memory_kib else None,
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "packages": versions,
+        "packages": {name: metadata.version(name) for name in PACKAGES},
         "commit": commit or "unknown",
         "load_average_at_start": os.getloadavg(),
     }
@@ -454,9 +448,9 @@ def details(results: dict, settings: Settings) -> str:
                  + "".join(f"- `{kind}`: {common.KIND_DESCRIPTION[kind]}\n" for kind in common.KINDS)
                  + f"- {settings.served_slices} slice(s) per cell and server, ours and the floor alternating, each "
                  f"{settings.served_warmup}s warm-up + {settings.served_seconds}s measured. req/s is the concurrency "
-                 "over the mean time from one answer to the next on a connection, pooled over the slices; the ratio in the main table is the median of "
-                 "the ratios of neighbouring slices. `calls` is what the fake Stardex saw, warm-up included: it must "
-                 "be exactly the calls of each answered webhook.\n\n"
+                 "over the mean time from one answer to the next on a connection, pooled over the slices; the "
+                 "ratio in the main table is the median of the ratios of neighbouring slices. `calls` is what the "
+                 "fake Stardex saw, warm-up included: it must be exactly the calls of each answered webhook.\n\n"
                  + markdown_table(["cell", "server", "req/s", "req/s per slice", "p50 ms", "p99 ms", "answered",
                                    "errors", "calls seen by the fake"], rows) + "\n")
 
