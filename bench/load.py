@@ -13,7 +13,8 @@ SPEC: {"port", "request_file", "concurrency", "warmup_seconds", "duration_second
 
 Bounded twice: sending stops at warmup + duration or once ``max_requests`` answers were timed,
 whichever comes first; answers still in flight are awaited (bounded too). Timed: every answer that
-arrives in the measured time (its latency, and the connection's cycle since its previous answer).
+arrives in the measured time (its latency, and the time since its connection's previous answer or
+first send).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Run:
         self.stop_at_ns = 0
         self.stopped_at_ns = 0
         self.latencies: list[int] = []
-        self.cycles = 0  # answer-to-answer intervals of one connection that ended while measuring
+        self.cycles = 0  # answer-to-answer intervals of a connection that ended while measuring
         self.cycle_ns = 0
         self.sent = 0
         self.answered = 0
@@ -77,12 +78,13 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.sent_at = 0
-        self.answered_at = 0
+        self.cycle_start = 0  # the previous answer (or the first send): busy since then
         self.finished = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.send()
+        self.cycle_start = self.sent_at
 
     def send(self) -> None:
         self.run.sent += 1
@@ -117,10 +119,9 @@ class Client(asyncio.Protocol):
             run.error(f"HTTP {status.decode(errors='replace')}: {body[:200].decode(errors='replace')}")
         elif now >= run.measure_from_ns and not run.stopped_at_ns:
             run.latencies.append(now - self.sent_at)
-            if self.answered_at:
-                run.cycles += 1
-                run.cycle_ns += now - self.answered_at
-        self.answered_at = now
+            run.cycles += 1
+            run.cycle_ns += now - self.cycle_start
+        self.cycle_start = now
         if run.stopping(now):
             self.finish()
         else:
