@@ -1,6 +1,6 @@
 """The bench: our function against the floor, on this machine. See bench/README.md for the method.
 
-    python bench/run.py                  # full run (about six minutes), writes bench/RESULTS.md
+    python bench/run.py                  # full run (about four minutes), writes bench/RESULTS.md
     python bench/run.py --quick --out /tmp/r.md --json /tmp/r.json    # the CI smoke run
 
 Prints one table (each target met or not) and writes it, with the machine, the versions and the
