@@ -7,6 +7,7 @@ standard library only), so that the orchestrator never imports the function it m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -38,16 +39,20 @@ SIGNING_KEYS = {
 BENCH_REQUESTS_PER_MINUTE = "100000000"
 
 SOURCES = ("greenhouse", "typeform", "generic")
+# The person every sample names (or finds by email), as Stardex's GET returns it: it holds an email
+# and a phone no body carries, so a merging webhook always adds something and ends in a PATCH.
+STORED_PERSON = {"id": "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42", "name": "Stored Person", "first_name": "Stored",
+                 "last_name": "Person",
+                 "emails": [{"contact_data_type": "work", "value": "stored.person@bench-example.com"}],
+                 "phones": [{"contact_data_type": "mobile", "value": "+442071838750"}]}
 
 # The two kinds of webhook the served runs send.
 #   patch: names the Stardex person and touches no contact list -> one PATCH.
 #   merge: names the person and carries an email (and a phone) -> GET the person, then PATCH the union.
 KINDS = ("patch", "merge")
 KIND_SOURCE = {"patch": "generic", "merge": "typeform"}
-EXPECTED_CALLS = {
-    "patch": {"GET /v1/persons/{id}": 0, "PATCH /v1/persons/{id}": 1, "POST /v1/persons/search": 0},
-    "merge": {"GET /v1/persons/{id}": 1, "PATCH /v1/persons/{id}": 1, "POST /v1/persons/search": 0},
-}
+CALLS = ("GET /v1/persons/{id}", "PATCH /v1/persons/{id}", "POST /v1/persons/search")
+EXPECTED_CALLS = {"patch": dict(zip(CALLS, (0, 1, 0))), "merge": dict(zip(CALLS, (1, 1, 0)))}
 KIND_DESCRIPTION = {
     "patch": "generic sample without emails/phone_numbers: person id, no list -> PATCH",
     "merge": "typeform sample as shipped: person id (hidden field), email + phone -> GET + PATCH",
@@ -83,24 +88,34 @@ def raw_request(path: str, body: bytes, headers: dict[str, str], port: int) -> b
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def function_environment(stardex_base: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment both functions run with: real keys (plain values, no Secret Manager), the
-    loopback fake as Stardex, DRY_RUN off, the limiter lifted; functions-framework's own settings
-    (WORKERS, THREADS, ...) left unset so its production defaults apply."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.endswith(("_SIGNING_KEY", "_SIGNING_KEY_SECRET", "_API_KEY", "_API_KEY_SECRET"))
-           and key not in ("DRY_RUN", "ALLOW_UNSIGNED", "MAPPINGS_DIR", "WORKERS", "THREADS", "DEBUG",
-                           "STARDEX_REQUESTS_PER_MINUTE", "STARDEX_API_BASE", "LOG_LEVEL", "PYTHONPATH")}
+def plain_secrets() -> dict[str, str]:
+    """Every secret setting the function reads, by name, with its value."""
+    return {"STARDEX_API_KEY": STARDEX_KEY,
+            **{f"{source.upper()}_SIGNING_KEY": key for source, key in SIGNING_KEYS.items()}}
+
+
+def function_environment(stardex_base: str, fakes: dict | None = None) -> dict[str, str]:
+    """The environment ours and the floor run with, identical for both and small, as Cloud Run gives
+    a function (``requests`` scans every variable for proxy settings on every call): the loopback
+    fake as Stardex, DRY_RUN off, the limiter lifted, functions-framework's own settings (WORKERS,
+    THREADS, ...) unset so its production defaults apply. Secrets as plain values, or, given the
+    fakes' description (``bench/fakes.py``), as ``*_SECRET`` names read from the fake Secret Manager
+    through the real client: the production path."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
     env.update({
-        "STARDEX_API_KEY": STARDEX_KEY,
+        "K_SERVICE": "stardex-webhook", "K_REVISION": "stardex-webhook-00001-bench",
+        "K_CONFIGURATION": "stardex-webhook", "FUNCTION_TARGET": "handle_webhook",
+        "FUNCTION_SIGNATURE_TYPE": "http", "PYTHONDONTWRITEBYTECODE": "1",
         "STARDEX_API_BASE": stardex_base,
         "STARDEX_REQUESTS_PER_MINUTE": BENCH_REQUESTS_PER_MINUTE,
         "STARDEX_DEADLINE_SECONDS": "20",
         "DRY_RUN": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **{f"{source.upper()}_SIGNING_KEY": key for source, key in SIGNING_KEYS.items()},
     })
-    env.update(extra or {})
+    if fakes is None:
+        env.update(plain_secrets())
+    else:
+        env.update({"SECRET_MANAGER_ENDPOINT": fakes["secret_manager"], **fakes["secrets"]})
     return env
 
 
@@ -126,13 +141,12 @@ def start_server(source: Path, port: int, env: dict[str, str], log_path: Path) -
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """SIGTERM, and SIGKILL if it has not exited within 10 s."""
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    process.kill()  # nothing when it has exited
+    process.wait()
 
 
 def exchange(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
@@ -158,13 +172,6 @@ def exchange(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, byt
                 raise ConnectionError("closed before the answer's body")
             body += chunk
         return status, body
-
-
-def get_json(port: int, path: str) -> dict:
-    status, body = exchange(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    if status != 200:
-        raise RuntimeError(f"GET {path} answered {status}")
-    return json.loads(body)
 
 
 def wait_for_200(port: int, request: bytes, process: subprocess.Popen, timeout: float = 60.0,
@@ -210,3 +217,11 @@ def status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
+
+
+def percentile(ordered: list, fraction: float):
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not ordered:
+        return 0
+    rank = max(1, int(round(fraction * len(ordered) + 0.4999)))
+    return ordered[min(rank, len(ordered)) - 1]

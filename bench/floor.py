@@ -4,10 +4,13 @@ It parses the JSON body and makes the same Stardex calls the real function makes
 with one module-level ``requests.Session``, and nothing else: no signature check, no mapping, no
 validation, no log line, no retries. For ``/typeform`` (and a ``/generic`` body carrying
 ``emails`` or ``phone_numbers``) that is a GET of the person then a PATCH; for any other body
-naming the person, one PATCH. Served exactly as ``main.py`` is:
+naming the person, one PATCH. With ``STARDEX_API_KEY_SECRET`` set it reads that one secret on
+first use through the real Secret Manager client (REST, anonymous credentials, the endpoint in
+``SECRET_MANAGER_ENDPOINT``), as ours does. Served exactly as ``main.py`` is:
 ``functions-framework --source=bench/floor.py --target=handle_webhook``.
 """
 
+import functools
 import json
 import os
 
@@ -17,20 +20,23 @@ from flask import Response
 
 BASE = os.environ["STARDEX_API_BASE"].rstrip("/")
 SESSION = requests.Session()
-SESSION.headers.update({
-    "Authorization": f"Bearer {os.environ['STARDEX_API_KEY']}",
-    "Content-Type": "application/json",
-    "Accept": "application/json",
-})
+SESSION.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
 TIMEOUT = (3.05, 10.0)
-if os.environ.get("BENCH_FLOOR_SETTLED_SESSION") == "1":
-    # `bench/run.py --floor-settled-session`: the floor reads requests' environment settings once,
-    # as our client does (stardex.settled_session), instead of on every call.
-    _settings = SESSION.merge_environment_settings(BASE, {}, None, None, None)
-    SESSION.proxies.update(_settings["proxies"])
-    SESSION.verify = _settings["verify"]
-    SESSION.auth = requests.utils.get_netrc_auth(BASE)
-    SESSION.trust_env = False
+
+
+@functools.cache
+def api_key() -> str:
+    name = os.environ.get("STARDEX_API_KEY_SECRET")
+    if not name:
+        return os.environ["STARDEX_API_KEY"]
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import secretmanager
+
+    client = secretmanager.SecretManagerServiceClient(
+        transport="rest", credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=os.environ["SECRET_MANAGER_ENDPOINT"]))
+    return client.access_secret_version(name=name).payload.data.decode()
 
 
 @functions_framework.http
@@ -45,10 +51,11 @@ def handle_webhook(request):
         update = {key: value for key, value in document.items() if key not in ("type", "stardex_person_id")}
         merge = "emails" in document or "phone_numbers" in document
     url = f"{BASE}/persons/{person_id}"
+    headers = {"Authorization": f"Bearer {api_key()}"}
     if merge:
-        person = SESSION.get(url, timeout=TIMEOUT).json()["data"]
+        person = SESSION.get(url, headers=headers, timeout=TIMEOUT).json()["data"]
         update["emails"] = person.get("emails", [])
-    answer = SESSION.patch(url, data=json.dumps(update), timeout=TIMEOUT)
+    answer = SESSION.patch(url, data=json.dumps(update), headers=headers, timeout=TIMEOUT)
     answer.raise_for_status()
     body = json.dumps({"status": "updated", "person_id": person_id}, separators=(",", ":"))
     return Response(body, 200, mimetype="application/json")
