@@ -119,6 +119,9 @@ def _error(code: int, status: str, message: str) -> tuple[int, dict]:
 def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes; with Nagle's algorithm on, the second waits for
+        # the client's delayed ACK (40 ms) on every request after a connection's first.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             status, document = fake._answer(self.path)
