@@ -136,3 +136,13 @@ def test_an_absurd_retry_after_is_capped_at_a_minute(fakes, stardex, misbehave):
         answer = _webhook(base_url, stardex)
         assert (answer.status_code, answer.json()["reason"]) == (503, "stardex_rate_limited")
         assert int(answer.headers["Retry-After"]) == 60
+
+
+@pytest.mark.parametrize("count, reason", [(1_000, "schema_invalid"), (6, "too_many_person_keys")])
+def test_one_event_cannot_spend_the_budget_on_searches(server, stardex, count, reason):
+    """Issue 8's hostile case: an authentic webhook naming no person but a flood of unmatched
+    emails made one search each, on every retry. Now it is refused before any call to Stardex."""
+    emails = [{"contact_data_type": "work", "value": f"nobody{n}@example.org"} for n in range(count)]
+    answer = send(server, "generic", {"type": "candidate.updated", "current_job_title": "CTO", "emails": emails})
+    assert (answer.status_code, answer.json()["reason"]) == (422, reason)
+    assert stardex.requests == []
