@@ -42,7 +42,7 @@ from .resolver import resolve_person, stardex_failure
 from .secrets import SecretProvider
 from .sources import SOURCES
 from .sources.base import Delivery, Headers, Source
-from .deadline import Deadline
+from .deadline import WATCHDOG, Deadline
 from .stardex import RateLimiter, StardexClient, StardexError
 from .validation import validate_update
 
@@ -201,34 +201,31 @@ class WebhookApp:
         the limit, so a huge chunked upload costs no more memory than an accepted one.
 
         The sender has ``BODY_READ_SECONDS`` for the whole body: under gunicorn (``gunicorn.socket``
-        in the WSGI environ) a timer then shuts the socket for reading, which ends a read blocked on
-        a slow sender however it drips (a socket timeout restarts with every byte). A body the
-        server cannot decode (a broken chunked encoding, a connection closed early) is a 400."""
+        in the WSGI environ) the watchdog then shuts the socket for reading, which ends a read
+        blocked on a slow sender however it drips (a socket timeout restarts with every byte).
+        A body the server cannot decode (a broken chunked encoding, a connection cut) is a 400."""
         limit = self._settings.max_body_bytes
         length = request.content_length
         if length is not None and length > limit:
             raise _too_large(limit)
-        reading = Deadline(BODY_READ_SECONDS)
         sock = request.environ.get("gunicorn.socket")
-        timer = threading.Timer(BODY_READ_SECONDS, _stop_reading, (sock,))
-        if sock is not None:
-            timer.start()
         chunks, size = [], 0
-        try:
-            while size <= limit and size != length:  # at Content-Length the stream ends: one read less
-                chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except Exception:  # gunicorn's InvalidChunkSize, ChunkMissingTerminator, NoMoreData...
-            size = -1
-        finally:
-            timer.cancel()
+        with WATCHDOG.watch(BODY_READ_SECONDS) as watch:
+            if sock is not None:
+                watch.cuts.append(lambda: sock.shutdown(socket.SHUT_RD))  # the answer can still be sent
+            try:
+                while size <= limit and size != length:  # at Content-Length the stream ends: one read less
+                    chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            except Exception:  # gunicorn's InvalidChunkSize, ChunkMissingTerminator, NoMoreData...
+                size = -1
         if size > limit:
             raise _too_large(limit)
         if size < 0 or (length is not None and size < length):
-            if reading.expired:
+            if watch.fired:
                 raise RequestTimeout("body_timeout", f"the body did not arrive within {BODY_READ_SECONDS:g} seconds")
             raise BadRequest("unreadable_body", "the body could not be read: broken chunked encoding or cut short")
         return b"".join(chunks)
@@ -290,14 +287,6 @@ class WebhookApp:
 
 def _too_large(limit: int) -> TooLarge:
     return TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
-
-
-def _stop_reading(sock: socket.socket) -> None:
-    """Shut the socket for reading: a read blocked on it returns at once; the answer can still be sent."""
-    try:
-        sock.shutdown(socket.SHUT_RD)
-    except OSError:
-        pass  # already closed by the sender
 
 
 def _header_text(value: str) -> str:

@@ -1,11 +1,15 @@
-"""The time one webhook may take, shared by every slow step it makes (reading a secret, calling
-Stardex, waiting for a rate-limit slot): no step may run past it, so the sender always gets an
-answer in time."""
+"""Time bounds. ``Deadline``: the time one webhook may take, shared by every slow step it makes
+(reading a secret, calling Stardex, waiting for a rate-limit slot): no step may run past it, so
+the sender always gets an answer in time. ``WATCHDOG``: the one thread that holds a read to its
+time however slowly the peer sends."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 DEFAULT_DEADLINE_SECONDS = 20.0
 
@@ -24,3 +28,70 @@ class Deadline:
     @property
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+class Watch:
+    """One call under watch: when it must end, and how to cut what it is reading from."""
+
+    __slots__ = ("expires_at", "cuts", "fired")
+
+    def __init__(self, expires_at: float) -> None:
+        self.expires_at = expires_at
+        self.cuts: list[Callable[[], Any]] = []  # each shuts down what the call is reading from
+        self.fired = False
+
+
+class Watchdog:
+    """One thread per process that, when a watched read's time is up, shuts down the socket it
+    reads from: the only bound that holds however slowly a peer sends (a socket timeout restarts
+    with every byte). Two kinds of read register for their duration: a webhook's body
+    (``app._read_body``, gunicorn's socket) and each Stardex call (``stardex._WatchedPool`` hands
+    over the connection, then the response). ``current`` is the watch of the read on this thread."""
+
+    current = threading.local()
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+        # gunicorn loads the app in its master and forks the worker: the thread does not come along.
+        os.register_at_fork(after_in_child=self.__init__)
+
+    @contextlib.contextmanager
+    def watch(self, seconds: float) -> Iterator[Watch]:
+        watch = Watch(time.monotonic() + seconds)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+                self._thread.start()
+            if all(watch.expires_at < other.expires_at for other in self._watches):
+                self._cond.notify()  # it expires first: the watchdog must wake earlier than planned
+            self._watches.add(watch)
+        self.current.watch = watch
+        try:
+            yield watch
+        finally:
+            self.current.watch = None
+            with self._cond:
+                self._watches.discard(watch)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for watch in [watch for watch in self._watches if watch.expires_at <= now]:
+                    self._watches.discard(watch)
+                    watch.fired = True
+                    for shutdown in watch.cuts:
+                        cut(shutdown)
+                soonest = min((watch.expires_at for watch in self._watches), default=None)
+                self._cond.wait(None if soonest is None else soonest - now)
+
+
+WATCHDOG = Watchdog()
+
+
+def cut(shutdown: Callable[[], Any]) -> None:
+    """Shut a socket down under the thread reading it, which then sees the end of the stream."""
+    with contextlib.suppress(Exception):  # already closed, or released to the pool
+        shutdown()

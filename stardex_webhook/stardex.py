@@ -32,14 +32,14 @@ import re
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import quote
 
 import requests
 import urllib3
 
 from . import __version__
-from .deadline import Deadline
+from .deadline import WATCHDOG, Deadline, Watchdog, cut
 from .errors import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -135,83 +135,19 @@ class OutcomeUnknown(RetryLater):
     whether it was applied is unknown until someone looks."""
 
 
-class _Watch:
-    """One call under watch: when it must end, and how to cut what it is reading from."""
-
-    __slots__ = ("expires_at", "cuts", "fired")
-
-    def __init__(self, expires_at: float) -> None:
-        self.expires_at = expires_at
-        self.cuts: list[Callable[[], Any]] = []  # each shuts down what the call is reading from
-        self.fired = False
-
-
-class _Watchdog:
-    """One thread per process that shuts down the connection of every call still running at its
-    deadline: the only bound that holds however slowly a server sends its status line, headers
-    or body. A call registers for its duration; urllib3 hands it the connection and then the
-    response it reads from (``_WatchedPool``)."""
-
-    current = threading.local()
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._watches: set[_Watch] = set()
-        self._thread: threading.Thread | None = None
-
-    @contextlib.contextmanager
-    def watch(self, seconds: float) -> Iterator[_Watch]:
-        watch = _Watch(time.monotonic() + seconds)
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="stardex-watchdog", daemon=True)
-                self._thread.start()
-            if all(watch.expires_at < other.expires_at for other in self._watches):
-                self._cond.notify()  # it expires first: the watchdog must wake earlier than planned
-            self._watches.add(watch)
-        self.current.watch = watch
-        try:
-            yield watch
-        finally:
-            self.current.watch = None
-            with self._cond:
-                self._watches.discard(watch)
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                for watch in [watch for watch in self._watches if watch.expires_at <= now]:
-                    self._watches.discard(watch)
-                    watch.fired = True
-                    for cut in watch.cuts:
-                        _cut(cut)
-                soonest = min((watch.expires_at for watch in self._watches), default=None)
-                self._cond.wait(None if soonest is None else soonest - now)
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _cut(shutdown: Callable[[], Any]) -> None:
-    """Shut a socket down under the thread reading it, which then sees the end of the stream."""
-    with contextlib.suppress(Exception):  # already closed, or released to the pool
-        shutdown()
-
-
 class _WatchedPool:
     """Tells the watchdog what the call on this thread reads from: the connection's socket while
     the status line and headers come, then the response (``HTTPResponse.shutdown``) for the body."""
 
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        watch = getattr(_Watchdog.current, "watch", None)
+        watch = getattr(Watchdog.current, "watch", None)
         if watch is None:
             return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
         watch.cuts.append(lambda: conn.sock.shutdown(socket.SHUT_RDWR))
         response = super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
         watch.cuts.append(response.shutdown)
         if watch.fired:  # the deadline passed as the headers came: no body read may start
-            _cut(response.shutdown)
+            cut(response.shutdown)
         return response
 
 
@@ -420,7 +356,7 @@ class StardexClient:
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, key: str, remaining: float) -> requests.Response:
         """One request, from connect to last byte within ``remaining`` seconds."""
-        with _WATCHDOG.watch(remaining) as watch:
+        with WATCHDOG.watch(remaining) as watch:
             try:
                 response = self.session.request(
                     method,

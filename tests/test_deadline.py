@@ -1,0 +1,37 @@
+"""The watchdog holds a read to its time however slowly the peer sends, also in a forked worker
+(gunicorn loads the app in its master, then forks)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+
+from stardex_webhook.deadline import WATCHDOG
+
+
+def _read_until_cut(seconds: float) -> bytes:
+    """Read from a peer that never sends: returns only once the watchdog shuts the socket."""
+    ours, peer = socket.socketpair()
+    with ours, peer, WATCHDOG.watch(seconds) as watch:
+        watch.cuts.append(lambda: ours.shutdown(socket.SHUT_RD))
+        data = ours.recv(1)
+    assert watch.fired
+    return data
+
+
+def _in_child(queue) -> None:
+    queue.put(_read_until_cut(0.05))
+
+
+def test_a_read_from_a_silent_peer_ends_when_its_time_is_up():
+    assert _read_until_cut(0.05) == b""
+
+
+def test_the_watchdog_works_in_a_forked_worker():
+    _read_until_cut(0.05)  # the parent's watchdog thread is running: a fork does not carry it over
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_in_child, args=(queue,), daemon=True)
+    child.start()
+    child.join(timeout=20)
+    assert child.exitcode == 0 and queue.get(timeout=1) == b""
