@@ -282,21 +282,7 @@ class FakeStardex(LoopbackServer):
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "FakeStardex/1"
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_PATCH(self) -> None:
-                fake._handle(self)
-
-            def do_PUT(self) -> None:
-                fake._handle(self)
-
-            def do_DELETE(self) -> None:
-                fake._handle(self)
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = lambda self: fake._handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
