@@ -3,6 +3,9 @@ refusal is reported (every error, located by JSON path, never quoting personal d
 
 import copy
 import json
+import random
+import re
+import string
 from pathlib import Path
 
 import pytest
@@ -298,3 +301,35 @@ def test_overlong_email_is_refused():
 
 def test_json_path_cuts_overlong_names():
     assert json_path(["x" * 100]) == '$["' + "x" * 64 + '..."]'
+
+
+def _generated_addresses(count: int, seed: str):
+    """Addresses near the edges of the email pattern: mostly plausible, with the characters,
+    lengths, hyphens, dots and top-level domains where a syntax check can go wrong."""
+    rng = random.Random(seed)
+    local_chars = string.ascii_letters + string.digits * 2 + "!#$%&'*+/=?^_`{|}~-." + '"(),:;<>[\\] é'
+    label_chars = string.ascii_letters + string.digits * 2 + "--_."
+    tlds = ["com", "org", "io", "museum", "x", "c0m", "123", "TEST", "local", "onion", "Invalid", "arpa", "xn--p1ai"]
+    for _ in range(count):
+        local = "".join(rng.choice(local_chars if rng.random() < 0.3 else string.ascii_lowercase)
+                        for _ in range(rng.choice([1, 2, 6, 30, 64, 65])))
+        labels = ["".join(rng.choice(label_chars if rng.random() < 0.3 else string.ascii_lowercase)
+                          for _ in range(rng.choice([1, 2, 4, 12, 63, 64]))) for _ in range(rng.randint(1, 3))]
+        yield f"{local}@{'.'.join(labels)}.{rng.choice(tlds)}"
+
+
+def test_the_email_pattern_accepts_nothing_email_validator_refuses():
+    """email-validator is the oracle: the schema's pattern (the function's check, portable to any
+    validator) may be stricter than it, never looser."""
+    from email_validator import EmailNotValidError, validate_email
+
+    pattern = re.compile(json.loads(SCHEMA_PATH.read_text())["$defs"]["email"]["pattern"])
+    accepted = [address for address in _generated_addresses(8000, "email-oracle") if pattern.search(address)]
+    looser = []
+    for address in accepted:
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            looser.append(address)
+    assert looser == []
+    assert len(accepted) > 500  # the corpus reaches the pattern's accepting side, not only its refusals
