@@ -104,35 +104,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return document
 
 
-def verify_body_hmac(
-    delivery: Delivery,
-    keys: Sequence[str],
-    header: str,
-    pattern: re.Pattern[str],
-    decode: Callable[[str], bytes | None],
-    expected_form: str,
-) -> None:
-    """The most common scheme: one header carrying an HMAC-SHA256 of the raw body.
-
-    ``pattern`` must match one whole entry and capture the encoded digest in group 1; ``decode``
-    turns it into bytes (hex or base64). A header sent twice arrives joined with commas: each entry
-    is tried, one that cannot be parsed is skipped, and any entry may match any key (rotation).
-    """
-    usable_keys = signatures.require_keys(keys)
-    value = delivery.headers.get(header, "")
-    if not value.strip():
-        raise Unauthorized("missing_signature", f"the {header} header is missing")
-    given = signatures.decoded_entries(pattern, decode, value.split(","))
-    if not given:
-        raise Unauthorized("malformed_signature", f"the {header} header is not '{expected_form}'")
-    expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
-    if not signatures.any_signature_matches(expected, given):
-        raise Unauthorized("bad_signature", "the signature does not match the body")
-
-
 class BodyHmacSource:
-    """A sender that signs its raw body in one header and needs no handshake (Greenhouse): set the
-    header, the pattern of one entry, how its digest is decoded, and write ``parse``."""
+    """The most common scheme: a sender that signs its raw body with HMAC-SHA256 in one header and
+    needs no handshake (Greenhouse, Typeform). A subclass sets the header, the pattern of one entry
+    (capturing the encoded digest in group 1), how that digest is decoded (hex or base64), and
+    writes ``parse``."""
 
     success_status = 200
     signature_header: str
@@ -144,4 +120,15 @@ class BodyHmacSource:
         return None
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
-        verify_body_hmac(delivery, keys, self.signature_header, self.entry, self.decode, self.expected_form)
+        """A header sent twice arrives joined with commas: each entry is tried, one that cannot be
+        parsed is skipped, and any entry may match any key (rotation)."""
+        usable_keys = signatures.require_keys(keys)
+        value = delivery.headers.get(self.signature_header, "")
+        if not value.strip():
+            raise Unauthorized("missing_signature", f"the {self.signature_header} header is missing")
+        given = signatures.decoded_entries(self.entry, self.decode, value.split(","))
+        if not given:
+            raise Unauthorized("malformed_signature", f"the {self.signature_header} header is not '{self.expected_form}'")
+        expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
+        if not signatures.any_signature_matches(expected, given):
+            raise Unauthorized("bad_signature", "the signature does not match the body")

@@ -10,29 +10,22 @@ mapping reads ``answers.email.text`` instead of filtering the list.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import Delivery, Event, Handshake, parse_json_object, verify_body_hmac
-
-SIGNATURE_HEADER = "Typeform-Signature"
-
-# "sha256=<base64>"; blanks around the parts and the case of "sha256" are tolerated.
-_SIGNATURE = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
+from .base import BodyHmacSource, Delivery, Event, parse_json_object
 
 
-class TypeformSource:
+class TypeformSource(BodyHmacSource):
     """Adapter for Typeform: base64 HMAC of the raw body, one form response per delivery."""
 
     name = "typeform"
-    success_status = 200
-
-    def handshake(self, delivery: Delivery) -> Handshake | None:
-        return None
-
-    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
-        verify_body_hmac(delivery, keys, SIGNATURE_HEADER, _SIGNATURE, signatures.decode_base64, "sha256=<base64>")
+    signature_header = "Typeform-Signature"
+    # "sha256=<base64>"; blanks around the parts and the case of "sha256" are tolerated.
+    entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
+    decode = staticmethod(signatures.decode_base64)
+    expected_form = "sha256=<base64>"
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
