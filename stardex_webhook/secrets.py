@@ -155,15 +155,19 @@ class SecretProvider:
 
         def read() -> None:
             try:
-                value = self._read(setting, version_name)
-                with self._lock:
+                value, failure = self._read(setting, version_name), None
+            except RetryLater as error:
+                value, failure = None, error
+            except Exception as error:  # _read turns every failure into RetryLater; a bug must not hang waiters
+                value, failure = None, RetryLater("secret_unavailable", f"{setting} could not be read ({type(error).__name__})")
+            with self._lock:  # settled before anyone is woken: the next caller starts a new read
+                entry.pending = None
+                if failure is None:
                     entry.value, entry.read_at = value, self._clock()
+            if failure is None:
                 future.set_result(value)
-            except RetryLater as failure:
+            else:
                 future.set_exception(failure)
-            finally:
-                with self._lock:
-                    entry.pending = None
 
         threading.Thread(target=read, name=f"read-{setting}", daemon=True).start()
         return future
