@@ -1,8 +1,8 @@
 """What every part of the bench shares: the webhook bodies, their signatures, the environment the
 function runs with, and starting / stopping / probing a functions-framework server.
 
-Imports only the standard library and ``stardex_webhook.send_sample`` (the senders' signers,
-standard library only), so that the orchestrator never imports the function it measures.
+Imports only the standard library and ``stardex_webhook.send_sample`` (the senders' adapters sign
+the samples; they import only the standard library at module level), so that the orchestrator never imports the function it measures.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def kind_body(kind: str) -> bytes:
 def signed_headers(source: str, body: bytes) -> dict[str, str]:
     """The headers the sender would send, signed now (Standard Webhooks' timestamp is then valid
     for five minutes: sign again for each run)."""
-    return signed_request(source, body, SIGNING_KEYS[source])
+    headers, signed_body = signed_request(source, body, SIGNING_KEYS[source])
+    assert signed_body == body, f"{source} signs inside its body: sign it with signed_request"
+    return headers
 
 
 def raw_request(path: str, body: bytes, headers: dict[str, str], port: int) -> bytes:

@@ -2,12 +2,6 @@ locals {
   # Every sender the function knows (stardex_webhook/sources/__init__.py), and whether the sender's
   # own API key is needed to read the person behind an id-only webhook. Adding a sender is one line
   # here; a test keeps this map in step with the code.
-  known_sources = {
-    greenhouse = { api_key = false }
-    typeform   = { api_key = false }
-    generic    = { api_key = false }
-  }
-
   sources = var.sources == null ? sort(keys(local.known_sources)) : distinct(var.sources)
 
   # Setting name => Secret Manager secret ID. The function reads each as NAME_SECRET (CONTRACT).

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from flask import Request, Response
 
 from . import __version__
-from .config import STARDEX_API_KEY, Settings, load_settings, signing_key_name
+from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
 from .contacts import merge_contacts, touches_contacts
 from .errors import (
     BadRequest,
@@ -41,7 +41,8 @@ from .mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, load_mappings
 from .resolver import resolve_person, stardex_failure
 from .secrets import SecretProvider
 from .sources import SOURCES
-from .sources.base import Delivery, Headers, Source
+from .sender_api import SenderApiClient
+from .sources.base import Delivery, Event, Headers, Source
 from .deadline import WATCHDOG, Deadline
 from .stardex import RateLimiter, StardexClient, StardexError
 from .validation import validate_update
@@ -79,14 +80,17 @@ class WebhookApp:
         self._wall_clock = wall_clock
         self._client: StardexClient | None = None
         self._client_lock = threading.Lock()
+        self._sender_apis: dict[str, SenderApiClient] = {}
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WebhookApp":
         """Read the CONTRACT's variables and load every mapping; any fault stops the start."""
         settings = load_settings(environ)
         mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
+        settings.check_api_bases(SOURCES)
         secrets = SecretProvider(settings)
-        for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES)):
+        for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES),
+                     *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
         return cls(settings, SOURCES, mappings, secrets, JsonLog(settings.log_level))
 
@@ -172,7 +176,8 @@ class WebhookApp:
         record["body_read"] = True  # for _respond; not a logged field
         deadline = Deadline(self._settings.stardex_deadline_seconds)
         headers = Headers([(name, _header_text(value)) for name, value in request.headers.items()])
-        delivery = Delivery(headers, body, self._wall_clock())
+        delivery = Delivery(headers, body, self._wall_clock(), url=_sender_url(request, headers),
+                            query={key: request.args.get(key, "") for key in request.args}, method=request.method)
         handshake = source.handshake(delivery)
         if handshake is not None:
             return handshake.status_code, handshake.body, handshake.headers
@@ -187,7 +192,8 @@ class WebhookApp:
         if not mapping.acts_on(event.event_type):
             return ok, {"status": "ignored", "reason": "event_not_mapped", "event": event.event_type}, {}
 
-        mapped: MappedUpdate = mapping.apply(event.payload)
+        event = self._follow_up(source, event, deadline)
+        mapped: MappedUpdate = mapping.apply(event.payload, event)
         validate_update(mapped.update)
         if self._settings.dry_run:
             answer = {"status": "dry_run", "body": mapped.update}
@@ -236,6 +242,26 @@ class WebhookApp:
             source.verify(delivery, keys, delivery.received_at)
         elif not self._settings.allow_unsigned:
             raise Unauthorized("no_signing_key", f"{signing_key_name(source.name)} is not configured")
+
+    def _follow_up(self, source: Source, event: Event, deadline: Deadline) -> Event:
+        """The sender's own API read, for an event that carries only ids: the adapter names what to
+        read, this stage reads it (within the webhook's deadline) and the adapter places the answer."""
+        follow_up = source.follow_up(event)
+        if follow_up is None:
+            return event
+        with self._client_lock:
+            client = self._sender_apis.get(source.name)
+            if client is None:
+                key_setting = api_key_name(source.name)
+                client = SenderApiClient(
+                    source.name,
+                    self._settings.api_base(source.name, source.api_base) or "",
+                    lambda deadline, name=key_setting: self._secrets.get(name, deadline=deadline),
+                    source.api_headers,
+                    key_setting,
+                )
+                self._sender_apis[source.name] = client
+        return source.with_follow_up(event, client.read(deadline, follow_up))
 
     def _deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """Find the person, merge contact lists, send the PATCH: the only stage that calls Stardex."""
@@ -287,6 +313,14 @@ class WebhookApp:
 
 def _too_large(limit: int) -> TooLarge:
     return TooLarge("body_too_large", f"the body is over the {limit}-byte limit")
+
+
+def _sender_url(request: Request, headers: Headers) -> str:
+    """The URL the sender used: behind Google's front end the function sees plain http, so the
+    scheme comes from ``X-Forwarded-Proto`` when present."""
+    scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
+    query = request.query_string.decode("latin-1")
+    return f"{scheme}://{request.host}{request.path}" + (f"?{query}" if query else "")
 
 
 def _header_text(value: str) -> str:

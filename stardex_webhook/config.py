@@ -32,6 +32,15 @@ def signing_key_name(source: str) -> str:
     return f"{env_prefix(source)}_SIGNING_KEY"
 
 
+def api_key_name(source: str) -> str:
+    """Name of the setting that holds a sender's own API key, e.g. ``LEVER_API_KEY``."""
+    return f"{env_prefix(source)}_API_KEY"
+
+
+def api_base_name(source: str) -> str:
+    return f"{env_prefix(source)}_API_BASE"
+
+
 STARDEX_API_KEY = "STARDEX_API_KEY"
 
 
@@ -52,6 +61,20 @@ class Settings:
     secret_ttl_seconds: float = 300.0
     log_level: str = "INFO"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def api_base(self, source: str, default: str | None) -> str | None:
+        """``<SOURCE>_API_BASE`` if set (checked at start by ``check_api_bases``), else ``default``."""
+        return self.environ.get(api_base_name(source), "").strip().rstrip("/") or default
+
+    def check_api_bases(self, sources: Mapping[str, object]) -> None:
+        """Every ``<SOURCE>_API_BASE`` that is set must be https (http only to loopback): the
+        sender's API key travels in every follow-up read."""
+        for name in sources:
+            base = self.environ.get(api_base_name(name), "").strip()
+            if base and not _safe_base(base.rstrip("/")):
+                raise ConfigurationError(
+                    f"{api_base_name(name)}={base!r}: expected an https URL (http only to a loopback host such as 127.0.0.1)"
+                )
 
     def has_setting(self, name: str) -> bool:
         """True when ``NAME`` or ``NAME_SECRET`` is set (non-empty)."""

@@ -11,6 +11,7 @@ an update that schema validation then refuses.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import os
@@ -53,14 +54,54 @@ class PersonRef:
     linkedin_url: str | None
 
 
+WRITE_POLICIES = ("overwrite", "fill")
+
+
+@dataclass(frozen=True)
+class NoteRequest:
+    """A form submission to keep on the person's timeline as a Stardex activity, once the person
+    is known; ``delivery_id`` lets a retried delivery find the note it already wrote."""
+
+    activity_type: str
+    title: str | None
+    answers: tuple[tuple[str, str], ...]
+    delivery_id: str | None
+
+
 @dataclass(frozen=True)
 class MappedUpdate:
-    """The Stardex PATCH body built from one payload, the person it is for, and whether that
-    person may be created when not found."""
+    """The Stardex PATCH body built from one payload, the person it is for, whether that person
+    may be created when not found, who may change what (``write_policy``: ``overwrite`` or
+    ``fill``), and an optional note to write. Plain data: ``to_dict``/``from_dict`` carry it
+    through a queue as JSON."""
 
     update: dict[str, Any]
     person: PersonRef
     create: bool
+    write_policy: str = "overwrite"
+    note: NoteRequest | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MappedUpdate":
+        """The inverse of ``to_dict``; a document of another shape raises ``ValueError``."""
+        try:
+            note = data.get("note")
+            return cls(
+                update=dict(data["update"]),
+                person=PersonRef(**data["person"]),
+                create=bool(data["create"]),
+                write_policy=data.get("write_policy", "overwrite"),
+                note=None if note is None else NoteRequest(
+                    activity_type=note["activity_type"], title=note.get("title"),
+                    answers=tuple((str(q), str(a)) for q, a in note.get("answers", ())),
+                    delivery_id=note.get("delivery_id"),
+                ),
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not a mapped update: {error}") from None
 
 
 class _Path:
@@ -206,24 +247,80 @@ def _unique(values: Iterable[Any]) -> list[str]:
 
 class SourceMapping:
     """One source's mapping file, compiled: which events it acts on and how a payload becomes a
-    ``MappedUpdate``."""
+    ``MappedUpdate``. A file with a ``forms`` section compiles one variant per form: the base
+    document with that form's ``person``, ``fields``, ``write_policy`` and ``note`` laid over it."""
 
-    def __init__(self, name: str, document: dict[str, Any], phone_region: str | None) -> None:
+    def __init__(self, name: str, document: dict[str, Any], phone_region: str | None,
+                 default_write_policy: str = "overwrite") -> None:
         """Compile a document already validated against the mapping schema; a fault raises
         ``ValueError`` with the location inside the document."""
-        transforms = transform_functions.make_transforms(phone_region)
         self.name = name
         events = document["events"]
         self.all_events = events == ALL_EVENTS
         self.events = frozenset() if self.all_events else frozenset(events)
+        self._base = _CompiledFields(document, phone_region, default_write_policy, "")
+        self.form_id = _Path(document["form_id"], "form_id") if "form_id" in document else None
+        self.forms = {}
+        for form, section in document.get("forms", {}).items():
+            variant = _overlay(document, section)
+            faults = _schema_faults(variant)
+            if faults:
+                raise ValueError(f"forms.{form}: " + "; ".join(faults))
+            self.forms[form] = _CompiledFields(variant, phone_region, default_write_policy, f"forms.{form}.")
+
+    @property
+    def write_policy(self) -> str:
+        return self._base.write_policy
+
+    def acts_on(self, event_type: str | None) -> bool:
+        """True when this mapping handles the event; an event without a type matches only "*"."""
+        return self.all_events or (event_type is not None and event_type in self.events)
+
+    def apply(self, payload: Any, event: Any = None) -> MappedUpdate:
+        """Build the update from whatever the payload holds; never raises. ``event`` (the adapter's
+        ``Event``) supplies the transcript and delivery id for a note."""
+        compiled = self._base
+        if self.forms and self.form_id is not None:
+            form = transform_functions.string(self.form_id.find(payload))
+            compiled = self.forms.get(form, self._base) if isinstance(form, str) else self._base
+        return compiled.apply(payload, event)
+
+
+def _overlay(document: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
+    """A form's section laid over the base document: its fields and person keys replace the base's
+    one by one (a field set to null is dropped), its write policy and note replace the base's."""
+    merged = {key: value for key, value in document.items() if key not in ("forms", "form_id")}
+    for key in ("fields", "person"):
+        if key in section:
+            combined = {**merged.get(key, {}), **section[key]}
+            merged[key] = {name: spec for name, spec in combined.items() if spec is not None}
+    for key in ("write_policy", "note", "job"):
+        if key in section:
+            merged[key] = section[key]
+    return merged
+
+
+class _CompiledFields:
+    """The part of a mapping that turns a payload into a ``MappedUpdate``."""
+
+    def __init__(self, document: dict[str, Any], phone_region: str | None, default_write_policy: str,
+                 where: str) -> None:
+        transforms = transform_functions.make_transforms(phone_region)
+        self.write_policy = document.get("write_policy", default_write_policy)
         self.root = _Path(document["root"], "root") if "root" in document else None
         person = document.get("person", {})
-        self.person_id = _Path(person["id"], "person.id") if "id" in person else None
-        self.person_email = _Path(person["email"], "person.email") if "email" in person else None
+        self.person_id = _Path(person["id"], f"{where}person.id") if "id" in person else None
+        self.person_email = _Path(person["email"], f"{where}person.email") if "email" in person else None
         self.person_linkedin_url = (
-            _Path(person["linkedin_url"], "person.linkedin_url") if "linkedin_url" in person else None
+            _Path(person["linkedin_url"], f"{where}person.linkedin_url") if "linkedin_url" in person else None
         )
         self.create = bool(person.get("create", False))
+        job = document.get("job")
+        # The sender's job id (read from the whole payload) → the Stardex job id; only listed jobs.
+        self.job_path = _Path(job["path"], f"{where}job.path") if job else None
+        self.job_table = {str(key): value for key, value in job["table"].items()} if job else {}
+        note = document.get("note")
+        self.note_type = note.get("activity_type", "secondary_note") if note else None
         normalisers = {"emails": transforms["email"], "phone_numbers": transforms["phone"]}
         self.fields: list[_Field | _ContactList] = []
         for field_name, spec in document["fields"].items():
@@ -232,19 +329,24 @@ class SourceMapping:
             else:
                 self.fields.append(_Field(field_name, spec, transforms))
 
-    def acts_on(self, event_type: str | None) -> bool:
-        """True when this mapping handles the event; an event without a type matches only "*"."""
-        return self.all_events or (event_type is not None and event_type in self.events)
-
-    def apply(self, payload: Any) -> MappedUpdate:
-        """Build the update from whatever the payload holds; never raises."""
+    def apply(self, payload: Any, event: Any) -> MappedUpdate:
         root = self.root.find(payload) if self.root is not None else payload
         update: dict[str, Any] = {}
         for field in self.fields:
             value = field.entries(root) if isinstance(field, _ContactList) else field.value(root)
             if not transform_functions.is_blank(value):
                 update[field.name] = value
-        return MappedUpdate(update=update, person=self._person(root, update), create=self.create)
+        if self.job_path is not None:
+            sender_job = transform_functions.string(self.job_path.find(payload))
+            if isinstance(sender_job, str) and sender_job in self.job_table:
+                update["job_id"] = self.job_table[sender_job]
+        note = None
+        transcript = getattr(event, "transcript", None)
+        if self.note_type and transcript is not None:
+            note = NoteRequest(self.note_type, transcript.title, tuple(transcript.answers),
+                               getattr(event, "delivery_id", None))
+        return MappedUpdate(update=update, person=self._person(root, update), create=self.create,
+                            write_policy=self.write_policy, note=note)
 
     def _person(self, root: Any, update: dict[str, Any]) -> PersonRef:
         person_id = None
@@ -292,7 +394,8 @@ def _schema_message(error: ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def load_mapping_file(name: str, file_path: str, phone_region: str | None) -> SourceMapping:
+def load_mapping_file(name: str, file_path: str, phone_region: str | None,
+                      default_write_policy: str = "overwrite") -> SourceMapping:
     """Read, validate and compile one mapping file; any fault raises ``ConfigurationError``
     naming the file."""
     try:
@@ -310,7 +413,7 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None) -> So
     if faults:
         raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
     try:
-        return SourceMapping(name, document, phone_region)
+        return SourceMapping(name, document, phone_region, default_write_policy)
     except ValueError as error:
         raise ConfigurationError(f"mapping file {file_path}: {error}") from None
 
@@ -331,7 +434,13 @@ def load_mappings(
 ) -> dict[str, SourceMapping]:
     """Every source's compiled mapping, keyed by file name without ``.json``. A file in
     ``override_dir`` (MAPPINGS_DIR) replaces the built-in file of the same name; one that names
-    no source (a typo such as ``greenhose.json``) stops the start rather than being ignored."""
+    no source (a typo such as ``greenhose.json``) stops the start rather than being ignored.
+    ``source_names`` may be the sources themselves (name → adapter): a file without a
+    ``write_policy`` then takes its sender's default (``fill`` for a form tool)."""
+    policies = {
+        name: getattr(source, "default_write_policy", "overwrite")
+        for name, source in (source_names.items() if isinstance(source_names, dict) else ())
+    }
     files = _mapping_files(builtin_dir, "built-in mappings directory")
     if override_dir:
         overrides = _mapping_files(override_dir, "MAPPINGS_DIR")
@@ -343,4 +452,7 @@ def load_mappings(
                     f"one of: {', '.join(known)})"
                 )
         files.update(overrides)
-    return {name: load_mapping_file(name, path, phone_region) for name, path in files.items()}
+    return {
+        name: load_mapping_file(name, path, phone_region, policies.get(name, "overwrite"))
+        for name, path in files.items()
+    }

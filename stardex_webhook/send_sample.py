@@ -11,67 +11,32 @@ The key comes from --key, else from <SOURCE>_SIGNING_KEY, else the local demo ke
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Callable
 
 from .config import signing_key_name
-from .sources.generic import signing_key_bytes
+from .sources import SOURCES
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 
-def _hmac(key: bytes, message: bytes) -> bytes:
-    return hmac.new(key, message, hashlib.sha256).digest()
-
-
-def _greenhouse(body: bytes, key: str, now: int) -> dict[str, str]:
-    return {"Signature": "sha256 " + _hmac(key.encode(), body).hex(), "Greenhouse-Event-ID": str(uuid.uuid4())}
-
-
-def _typeform(body: bytes, key: str, now: int) -> dict[str, str]:
-    return {"Typeform-Signature": "sha256=" + base64.b64encode(_hmac(key.encode(), body)).decode()}
-
-
-def _standard_webhooks(body: bytes, key: str, now: int) -> dict[str, str]:
-    message_id = f"msg_{uuid.uuid4().hex}"
-    signed = f"{message_id}.{now}.".encode() + body
-    signature = base64.b64encode(_hmac(signing_key_bytes(key) or b"", signed)).decode()
-    return {"webhook-id": message_id, "webhook-timestamp": str(now), "webhook-signature": f"v1,{signature}"}
-
-
-SIGNERS: dict[str, Callable[[bytes, str, int], dict[str, str]]] = {
-    "greenhouse": _greenhouse,
-    "typeform": _typeform,
-    "generic": _standard_webhooks,
-}
-
-
 def local_signing_key(source: str) -> str:
     """The demo key for local runs only: published here, so never for a deployed function."""
-    raw = f"local-{source}-signing-key"
-    if SIGNERS.get(source) is _standard_webhooks:
-        return "whsec_" + base64.b64encode(raw.encode()).decode()
-    return raw
+    return SOURCES[source].sample_key()
 
 
-def signed_request(source: str, body: bytes, key: str, now: int | None = None) -> dict[str, str]:
-    """The headers the sender would send with ``body``."""
-    headers = SIGNERS[source](body, key, int(time.time() if now is None else now))
-    headers["Content-Type"] = "application/json"
-    return headers
+def signed_request(source: str, body: bytes, key: str, now: int | None = None) -> tuple[dict[str, str], bytes]:
+    """The headers the sender would send with ``body``, and the body itself (which a sender that
+    signs inside it, such as Lever, changes)."""
+    return SOURCES[source].sign_sample(body, key, int(time.time() if now is None else now))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", choices=sorted(SIGNERS))
+    parser.add_argument("source", choices=sorted(SOURCES))
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the function's base URL")
     parser.add_argument("--body", type=Path, help="a JSON body to send instead of the shipped sample")
     parser.add_argument("--key", help="the signing key (default: $<SOURCE>_SIGNING_KEY or the local demo key)")
@@ -86,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     key = args.key or os.environ.get(signing_key_name(args.source)) or local_signing_key(args.source)
     url = f"{args.url.rstrip('/')}/{args.source}"
     try:
-        answer = requests.post(url, data=body, headers=signed_request(args.source, body, key), timeout=30)
+        headers, body = signed_request(args.source, body, key)
+        answer = requests.post(url, data=body, headers=headers, timeout=30)
     except requests.RequestException as error:
         print(f"could not reach {url}: {error}", file=sys.stderr)
         return 2

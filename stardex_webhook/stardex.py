@@ -22,25 +22,29 @@ Why it is built this way:
 from __future__ import annotations
 
 import collections
-import contextlib
-import http.client
 import json
 import logging
-import math
 import random
 import re
-import socket
 import threading
 import time
 from typing import Any, Callable
 from urllib.parse import quote
 
 import requests
-import urllib3
 
 from . import __version__
-from .deadline import WATCHDOG, Deadline, Watchdog, cut
+from .deadline import Deadline
 from .errors import RetryLater
+from .http_transport import (
+    TRANSPORT_ERRORS,
+    json_or_none,
+    non_negative_number,
+    retry_after_seconds,
+    send_within,
+    surely_unsent,
+    watched_session,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +55,6 @@ MIN_REQUEST_SECONDS = 0.25
 # The longest wait we honour or pass on: Stardex's window frees every slot within it.
 MAX_WAIT_SECONDS = 60.0
 
-# Everything a request can raise that is not our bug: requests' own errors, the urllib3,
-# http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
-# a key that cannot be encoded in a header.
-_TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, UnicodeError)
 _ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 
 
@@ -135,86 +135,11 @@ class OutcomeUnknown(RetryLater):
     whether it was applied is unknown until someone looks."""
 
 
-class _WatchedPool:
-    """Tells the watchdog what the call on this thread reads from: the connection's socket while
-    the status line and headers come, then the response (``HTTPResponse.shutdown``) for the body."""
-
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        watch = getattr(Watchdog.current, "watch", None)
-        if watch is None:
-            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
-        watch.cuts.append(lambda: conn.sock.shutdown(socket.SHUT_RDWR))
-        response = super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
-        watch.cuts.append(response.shutdown)
-        if watch.fired:  # the deadline passed as the headers came: no body read may start
-            cut(response.shutdown)
-        return response
-
-
-_WATCHED_POOLS = {
-    "http": type("WatchedHTTPConnectionPool", (_WatchedPool, urllib3.HTTPConnectionPool), {}),
-    "https": type("WatchedHTTPSConnectionPool", (_WatchedPool, urllib3.HTTPSConnectionPool), {}),
-}
-
-
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter with watched pools (direct connections; a proxy's pools are not)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
-
-
-def retry_after_seconds(response: requests.Response, wall_clock: Callable[[], float] = time.time) -> float | None:
-    """How long Stardex asked us to wait: the ``Retry-After`` header (seconds or an HTTP date),
-    else ``retry_after_seconds`` in the body (top level or inside ``error``). None when absent or
-    nonsense (negative, not a number, not a date)."""
-    header = (response.headers.get("Retry-After") or "").strip()
-    seconds = _non_negative_number(header)
-    if seconds is None and header:
-        from email.utils import parsedate_to_datetime  # rare: keep it off the import path
-
-        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-            when = parsedate_to_datetime(header)
-            if when.tzinfo is not None:  # an HTTP date is always GMT
-                seconds = max(0.0, when.timestamp() - wall_clock())
-    if seconds is None:
-        body = _json_or_none(response)
-        for holder in (body, body.get("error") if isinstance(body, dict) else None):
-            if isinstance(holder, dict) and seconds is None:
-                seconds = _non_negative_number(holder.get("retry_after_seconds"))
-    return seconds
-
-
-def _non_negative_number(value: Any) -> float | None:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _error_code(response: requests.Response) -> str:
-    body = _json_or_none(response)
+    body = json_or_none(response)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{response.status_code}"
-
-
-def _surely_unsent(error: Exception) -> bool:
-    """The request never left: the connection could not be made."""
-    cause = error.args[0] if error.args else None
-    return isinstance(error, requests.ConnectTimeout) or isinstance(
-        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
-    )
 
 
 class StardexClient:
@@ -246,11 +171,7 @@ class StardexClient:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.limiter = limiter
-        if session is None:
-            session = requests.Session()
-            session.mount("http://", _WatchedAdapter())
-            session.mount("https://", _WatchedAdapter())
-        self.session = session
+        self.session = session if session is not None else watched_session()
         self.session.headers.update({
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -314,13 +235,13 @@ class StardexClient:
             server_wait, rate_limited = None, False
             try:
                 response = self._send(method, path, body, key, remaining)
-            except _TRANSPORT_ERRORS as error:
-                failure, maybe_applied = type(error).__name__, not _surely_unsent(error)
+            except TRANSPORT_ERRORS as error:
+                failure, maybe_applied = type(error).__name__, not surely_unsent(error)
             else:
                 self._note_rate_headers(response)
                 status = response.status_code
                 if 200 <= status < 300:
-                    envelope = _json_or_none(response)
+                    envelope = json_or_none(response)
                     if isinstance(envelope, dict) and envelope.get("success") is not False \
                             and isinstance(envelope.get("data"), data_type):
                         return envelope["data"]
@@ -356,22 +277,12 @@ class StardexClient:
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, key: str, remaining: float) -> requests.Response:
         """One request, from connect to last byte within ``remaining`` seconds."""
-        with WATCHDOG.watch(remaining) as watch:
-            try:
-                response = self.session.request(
-                    method,
-                    self.base_url + path,
-                    data=None if body is None else json.dumps(body).encode("utf-8"),
-                    headers={"Authorization": f"Bearer {key}"},
-                    timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
-                    allow_redirects=False,
-                )
-            except _TRANSPORT_ERRORS:
-                if not watch.fired:
-                    raise
-        if watch.fired:  # also when the cut looked like the end of a body of unknown length
-            raise requests.ReadTimeout("Stardex did not finish answering before the deadline")
-        return response
+        return send_within(
+            self.session, method, self.base_url + path, remaining,
+            data=None if body is None else json.dumps(body).encode("utf-8"),
+            headers={"Authorization": f"Bearer {key}"},
+            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+        )
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1)))."""
@@ -386,7 +297,7 @@ class StardexClient:
     def _note_rate_headers(self, response: requests.Response) -> None:
         """Good citizen: when Stardex says the quota is used up, wait for its reset everywhere."""
         remaining = response.headers.get("X-RateLimit-Remaining")
-        reset = _non_negative_number(response.headers.get("X-RateLimit-Reset"))
+        reset = non_negative_number(response.headers.get("X-RateLimit-Reset"))
         if remaining is None or reset is None or remaining.strip() != "0":
             return
         # Documented as Unix seconds; a small number can only be a delay in seconds.

@@ -35,7 +35,8 @@ def fixture_json(name: str) -> dict:
 def signed(source: str, body: bytes | dict, key: str | None = None, now: int | None = None) -> tuple[bytes, dict]:
     """The body and the headers its sender would send, signed with the test key."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return raw, signed_request(source, raw, key or SIGNING_KEYS[source], now)
+    headers, raw = signed_request(source, raw, key or SIGNING_KEYS[source], now)
+    return raw, headers
 
 
 def make_delivery(body: bytes, received_at: float, **headers: str) -> Delivery:

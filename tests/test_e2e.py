@@ -116,7 +116,7 @@ def stardex(fakes):
 
 def send(base_url: str, source: str, body: bytes | dict, key: str | None = None) -> requests.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = signed_request(source, raw, key or SIGNING_KEYS[source])
+    headers, raw = signed_request(source, raw, key or SIGNING_KEYS[source])
     return requests.post(f"{base_url}/{source}", data=raw, headers=headers, timeout=30)
 
 
@@ -367,7 +367,7 @@ def test_slow_uploads_get_408_and_do_not_starve_a_valid_webhook(fakes):
 @pytest.mark.parametrize("values", [["sha256 " + "00" * 32, "{good}"], ["sha256 !!!!, {good}"]])
 def test_a_signature_header_sent_twice_is_accepted_when_one_matches(server, values):
     body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
-    good = signed_request("greenhouse", body, SIGNING_KEYS["greenhouse"])["Signature"]
+    good = signed_request("greenhouse", body, SIGNING_KEYS["greenhouse"])[0]["Signature"]
     head = "".join(f"Signature: {value.format(good=good)}\r\n" for value in values) + f"Content-Length: {len(body)}\r\n"
     assert raw_post(server, head, body) == (200, {"status": "ignored", "reason": "ping"})
 
@@ -395,7 +395,7 @@ def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
         try:
             raw = fixture_bytes("greenhouse_hire_candidate.json")
             answer = requests.post(f"{base_url}/greenhouse", data=raw, timeout=4,
-                                   headers=signed_request("greenhouse", raw, SIGNING_KEYS["greenhouse"]))
+                                   headers=signed_request("greenhouse", raw, SIGNING_KEYS["greenhouse"])[0])
         finally:
             secret_manager.delay = 0
     assert answer.status_code == 503

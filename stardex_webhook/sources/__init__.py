@@ -1,4 +1,9 @@
-"""The senders this function accepts, by path segment. Adding a sender = one line here."""
+"""The senders this function accepts, by path segment: the one list every other part reads.
+
+Adding a sender = one line in ``ADAPTERS``. Terraform learns the list from ``infra/sources.tf``,
+which ``python -m stardex_webhook.sources > infra/sources.tf`` writes from it (a test checks that
+the file is current); ``send_sample`` and ``serve`` read ``SOURCES`` directly.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,26 @@ from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
 from .typeform import TypeformSource
 
-SOURCES: dict[str, Source] = {
-    source.name: source
-    for source in (
-        GreenhouseSource(),
-        TypeformSource(),
-        StandardWebhooksSource("generic"),
+ADAPTERS: tuple[Source, ...] = (
+    GreenhouseSource(),
+    TypeformSource(),
+    StandardWebhooksSource("generic"),
+)
+
+SOURCES: dict[str, Source] = {source.name: source for source in ADAPTERS}
+
+
+def terraform_locals() -> str:
+    """``infra/sources.tf``: every sender and whether it needs an API key of its own, as HCL's
+    formatter writes it (keys aligned), so the formatting check passes on the generated file."""
+    keys = {name: f'"{name}"' if "-" in name else name for name in sorted(SOURCES)}
+    width = max(map(len, keys.values()))
+    rows = "".join(
+        f"    {keys[name].ljust(width)} = {{ api_key = {str(SOURCES[name].needs_api_key).lower()} }}\n"
+        for name in sorted(SOURCES)
     )
-}
+    return (
+        "# Generated from stardex_webhook/sources (ADAPTERS) by `python -m stardex_webhook.sources >\n"
+        "# infra/sources.tf`; tests/test_infra.py checks that it is current. Do not edit by hand.\n"
+        "locals {\n  known_sources = {\n" + rows + "  }\n}\n"
+    )

@@ -1,7 +1,10 @@
 """What every sender adapter receives and returns: plain values, no Flask objects.
 
-An adapter knows one sender: its handshakes, its signature scheme, its envelope, its event name
-and its delivery id. It knows nothing of Stardex or of mappings.
+An adapter knows one sender: its handshakes, its signature scheme, its envelope, its event name,
+its delivery id, what to read from its own API when a webhook carries only ids (``follow_up``),
+and how to sign a sample the way the sender would (``sign_sample``, for ``send_sample`` and the
+tests). It knows nothing of Stardex or of mappings. Adding a sender = one adapter (a subclass of
+``SourceBase``), one mapping file, one sample, and one line in ``sources/__init__.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import signatures
@@ -42,6 +45,33 @@ class Delivery:
     headers: Headers
     body: bytes
     received_at: float  # unix seconds, when the request arrived
+    # The URL as the sender addressed it (scheme and host as forwarded by the load balancer) and
+    # its query parameters (first value of each): for senders that sign the URL (HubSpot) or can
+    # only carry a shared token in it (Jotform, Fillout).
+    url: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A form submission as a person reads it: the form's title and each question with its answer
+    as text, in form order. Adapters of form tools fill it; a mapping with a ``note`` section
+    keeps it on the person's timeline."""
+
+    title: str | None
+    answers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A read from the sender's own API that an event needs before it can be mapped (the webhook
+    carried only ids). ``target`` is a path under the sender's API base, or an absolute URL taken
+    from the request, which is followed only when it lies under that base."""
+
+    method: str  # "GET" or "POST"
+    target: str
+    json: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,7 @@ class Event:
     delivery_id: str | None
     payload: Any  # the parsed document the mapping reads (usually the whole JSON body)
     ignore_reason: str | None = None  # set for pings/tests: answer 200 ignored with this reason
+    transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
 
 
 @dataclass(frozen=True)
@@ -65,10 +96,13 @@ class Handshake:
 
 
 class Source(Protocol):
-    """One sender. Register an instance in ``sources/__init__.py``."""
+    """One sender. Subclass ``SourceBase`` and register an instance in ``sources/__init__.py``."""
 
     name: str  # the path segment, e.g. "greenhouse"
     success_status: int  # the 2xx the sender counts as delivered (200 for most)
+    default_write_policy: str  # "overwrite" (an ATS, a system of record) or "fill" (a form)
+    needs_api_key: bool  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
+    api_base: str | None  # the sender's public API base (https), when it has follow-up reads
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An answer to give before verification, or None (most senders have none)."""
@@ -79,6 +113,50 @@ class Source(Protocol):
 
     def parse(self, delivery: Delivery) -> Event:
         """Parse the verified body into an ``Event``; raise ``BadRequest`` if it cannot be parsed."""
+
+    def follow_up(self, event: Event) -> FollowUp | None:
+        """The read from the sender's API this event needs before mapping, or None."""
+
+    def with_follow_up(self, event: Event, answer: Any) -> Event:
+        """The event with the follow-up read's answer (a parsed JSON document) where its mapping
+        reads it."""
+
+    def api_headers(self, api_key: str) -> dict[str, str]:
+        """The headers that authenticate a follow-up read with the sender's API key."""
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        """The headers (and body, for senders that sign inside it) the sender would send."""
+
+    def sample_key(self) -> str:
+        """A demo signing key for local runs in the form this sender's keys take."""
+
+
+class SourceBase:
+    """Defaults for the many senders that have no handshake and no follow-up read."""
+
+    name: str
+    success_status = 200
+    default_write_policy = "overwrite"
+    needs_api_key = False
+    api_base: str | None = None
+
+    def handshake(self, delivery: Delivery) -> Handshake | None:
+        return None
+
+    def follow_up(self, event: Event) -> FollowUp | None:
+        return None
+
+    def with_follow_up(self, event: Event, answer: Any) -> Event:
+        """By default the answer is put under ``api`` beside the webhook's own body."""
+        payload = {**event.payload, "api": answer} if isinstance(event.payload, dict) else {"api": answer}
+        return replace(event, payload=payload)
+
+    def api_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def sample_key(self) -> str:
+        """The demo key for local runs only: published here, so never for a deployed function."""
+        return f"local-{self.name}-signing-key"
 
 
 def _finite(text: str) -> float:
@@ -104,20 +182,22 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return document
 
 
-class BodyHmacSource:
+class BodyHmacSource(SourceBase):
     """The most common scheme: a sender that signs its raw body with HMAC-SHA256 in one header and
     needs no handshake (Greenhouse, Typeform). A subclass sets the header, the pattern of one entry
     (capturing the encoded digest in group 1), how that digest is decoded (hex or base64), and
     writes ``parse``."""
 
-    success_status = 200
     signature_header: str
     entry: re.Pattern[str]
     decode: Callable[[str], bytes | None]
     expected_form: str
+    # How one signature is written in the header, given the raw digest (for ``sign_sample``).
+    encode: Callable[[bytes], str]
 
-    def handshake(self, delivery: Delivery) -> Handshake | None:
-        return None
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        digest = signatures.hmac_sha256(signatures.utf8_bytes(key), body)
+        return {self.signature_header: self.encode(digest), "Content-Type": "application/json"}, body
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         """A header sent twice arrives joined with commas: each entry is tried, one that cannot be

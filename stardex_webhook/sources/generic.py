@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from typing import Sequence
 
 from .. import signatures
 from ..errors import Unauthorized
-from .base import Delivery, Event, Handshake, parse_json_object
+from .base import Delivery, Event, SourceBase, parse_json_object
 
 HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"
@@ -42,16 +43,25 @@ def signing_key_bytes(key: str) -> bytes | None:
         return signatures.utf8_bytes(text)
 
 
-class StandardWebhooksSource:
+class StandardWebhooksSource(SourceBase):
     """Adapter for Standard Webhooks senders; one instance per path that speaks it."""
-
-    success_status = 200
 
     def __init__(self, name: str = "generic") -> None:
         self.name = name
 
-    def handshake(self, delivery: Delivery) -> Handshake | None:
-        return None
+    def sample_key(self) -> str:
+        return KEY_PREFIX + base64.b64encode(super().sample_key().encode()).decode()
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        message_id = f"msg_{uuid.uuid4().hex}"
+        signed = f"{message_id}.{now}.".encode() + body
+        signature = base64.b64encode(signatures.hmac_sha256(signing_key_bytes(key) or b"", signed)).decode()
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(now),
+            "webhook-signature": f"v1,{signature}",
+            "Content-Type": "application/json",
+        }, body
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         usable_keys = signatures.require_keys(keys)

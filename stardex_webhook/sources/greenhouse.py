@@ -11,6 +11,7 @@ The ping Greenhouse sends when a webhook is saved is verified like any delivery 
 from __future__ import annotations
 
 import re
+import uuid
 
 from .. import signatures
 from ..errors import BadRequest
@@ -28,6 +29,11 @@ class GreenhouseSource(BodyHmacSource):
     entry = re.compile(r"\s*sha256(?:\s*=\s*|\s+)(\S+)\s*", re.IGNORECASE)
     decode = staticmethod(signatures.decode_hex)
     expected_form = "sha256 <hex>"
+    encode = staticmethod(lambda digest: "sha256 " + digest.hex())
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        headers, body = super().sign_sample(body, key, now)
+        return {**headers, EVENT_ID_HEADER: str(uuid.uuid4())}, body
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)

@@ -9,6 +9,7 @@ mapping reads ``answers.email.text`` instead of filtering the list.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ class TypeformSource(BodyHmacSource):
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
     decode = staticmethod(signatures.decode_base64)
     expected_form = "sha256=<base64>"
+    encode = staticmethod(lambda digest: "sha256=" + base64.b64encode(digest).decode())
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)

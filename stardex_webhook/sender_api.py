@@ -1,0 +1,160 @@
+"""Follow-up reads from a sender's own API, for webhooks that carry only ids (Lever, Ashby,
+SmartRecruiters, Teamtailor, Recruitee).
+
+Why it is built this way:
+
+* The base URL guard: every request goes to the sender's API base (``<SOURCE>_API_BASE``, else
+  the sender's public HTTPS host) and nowhere else. A URL taken from the request (SmartRecruiters'
+  ``Link`` header) is followed only when its scheme, host, port and path lie under that base: a
+  forged webhook cannot make the function send the sender's API key elsewhere. Redirects are never
+  followed, for the same reason.
+* Same deadline as the Stardex calls: the read is part of answering the webhook, so it shares the
+  webhook's ``Deadline``, with timeouts, retries and backoff like the Stardex client.
+* Failures map to what helps the sender: its API down, slow or rate limited is a 503 (the sender
+  retries later); a resource that does not exist is a 422; a refused key is a 503 too, because the
+  operator's fix makes a retry succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from .deadline import Deadline
+from .errors import RetryLater, Unprocessable
+from .http_transport import TRANSPORT_ERRORS, json_or_none, retry_after_seconds, send_within, watched_session
+from .sources.base import FollowUp
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER_SECONDS = 30
+MIN_REQUEST_SECONDS = 0.25
+MAX_WAIT_SECONDS = 60.0
+
+
+def under_base(url: str, base: str) -> bool:
+    """True when ``url`` has the base's scheme, host and port and its path lies under the base's."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        same_origin = (target.scheme, target.hostname, target.port) == (root.scheme, root.hostname, root.port)
+    except ValueError:  # an unreadable port or host
+        return False
+    prefix = root.path.rstrip("/") + "/"
+    path = target.path if target.path.endswith("/") else target.path + "/"
+    return same_origin and not target.username and path.startswith(prefix) and "/../" not in path
+
+
+class SenderApiClient:
+    """One sender's API: its base, how its key authenticates, retries within the deadline.
+    One instance per sender and process; safe to share across threads."""
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        api_key: Callable[[Deadline], str | None],
+        auth_headers: Callable[[str], dict[str, str]],
+        key_setting: str,
+        *,
+        session: requests.Session | None = None,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        backoff_base: float = 0.5,
+        backoff_max: float = 4.0,
+    ) -> None:
+        self.source = source
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._auth_headers = auth_headers
+        self.key_setting = key_setting
+        self.session = session if session is not None else watched_session()
+        self.session.headers.update({"Accept": "application/json"})
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._rng = rng
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    def url_for(self, target: str) -> str:
+        """The absolute URL of a follow-up target, or ``Unprocessable`` when it leaves the base."""
+        url = target if urlsplit(target).scheme else urljoin(self.base_url + "/", target.lstrip("/"))
+        if not under_base(url, self.base_url):
+            raise Unprocessable(
+                "follow_up_url_refused",
+                f"the {self.source} webhook points at a URL outside {self.source.upper()}_API_BASE; it is not followed",
+            )
+        return url
+
+    def read(self, deadline: Deadline, follow_up: FollowUp) -> Any:
+        """The JSON answer of one follow-up read."""
+        url = self.url_for(follow_up.target)
+        key = self._api_key(deadline)
+        if not key:
+            raise Unprocessable(
+                "sender_api_key_missing",
+                f"this {self.source} event carries only ids, and reading them needs {self.key_setting}",
+            )
+        headers = {**self._auth_headers(key)}
+        data = None
+        if follow_up.json is not None:
+            import json
+
+            data = json.dumps(follow_up.json).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        operation = f"{self.source} API {follow_up.method}"
+        failures = 0
+        while True:
+            remaining = deadline.remaining()
+            if remaining < MIN_REQUEST_SECONDS:
+                raise _unavailable(operation, "no time left", DEFAULT_RETRY_AFTER_SECONDS)
+            server_wait = None
+            try:
+                response = send_within(self.session, follow_up.method, url, remaining, data=data, headers=headers,
+                                       connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
+            except TRANSPORT_ERRORS as error:
+                failure = type(error).__name__
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    document = json_or_none(response)
+                    if document is None:
+                        raise _unavailable(operation, f"HTTP {status} without a JSON answer", DEFAULT_RETRY_AFTER_SECONDS)
+                    return document
+                if 300 <= status < 400:
+                    raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)", DEFAULT_RETRY_AFTER_SECONDS)
+                if status in (401, 403):
+                    raise RetryLater("sender_api_auth_failed",
+                                     f"the {self.source} API refused {self.key_setting} (HTTP {status})", retry_after=300)
+                if status == 404:
+                    raise Unprocessable("sender_resource_not_found", f"the {self.source} API has no such resource")
+                if status != 429 and status < 500:
+                    raise Unprocessable("sender_api_rejected", f"the {self.source} API answered HTTP {status}")
+                failure = f"HTTP {status}"
+                server_wait = retry_after_seconds(response)
+            failures += 1
+            if server_wait is not None:
+                server_wait = min(server_wait, MAX_WAIT_SECONDS)
+            wait = server_wait if server_wait is not None else self._backoff(failures)
+            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
+                raise _unavailable(operation, f"failed {failures} times ({failure})",
+                                   server_wait or DEFAULT_RETRY_AFTER_SECONDS)
+            logger.info("%s: %s, retry %d in %.2fs", operation, failure, failures, wait)
+            if wait > 0:
+                self._sleep(wait)
+
+    def _backoff(self, failures: int) -> float:
+        return self._rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+
+
+def _unavailable(operation: str, what: str, retry_after: float) -> RetryLater:
+    return RetryLater("sender_api_unavailable", f"{operation}: {what}", retry_after=retry_after)
