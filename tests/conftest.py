@@ -10,6 +10,8 @@ import pytest
 
 from stardex_webhook.errors import Unauthorized
 from stardex_webhook.send_sample import signed_request
+from stardex_webhook.config import signing_key_name
+from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +23,12 @@ GENERIC_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STARDEX_KEY = "stardex-test-key"
 PERSON_ID = "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42"
 
-SIGNING_KEYS = {"greenhouse": GREENHOUSE_KEY, "typeform": TYPEFORM_KEY, "generic": GENERIC_KEY}
+# Every sender has a test key: the three above, and for each later sender its adapter's demo key
+# with "test" in it (in the form the sender's keys take), so adding a sender needs no line here.
+SIGNING_KEYS = {
+    **{name: source.sample_key().replace("local", "test") for name, source in SOURCES.items()},
+    "greenhouse": GREENHOUSE_KEY, "typeform": TYPEFORM_KEY, "generic": GENERIC_KEY,
+}
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -39,9 +46,10 @@ def signed(source: str, body: bytes | dict, key: str | None = None, now: int | N
     return raw, headers
 
 
-def make_delivery(body: bytes, received_at: float, **headers: str) -> Delivery:
+def make_delivery(body: bytes, received_at: float, url: str = "", query: dict | None = None, **headers: str) -> Delivery:
     """A delivery as the app hands it to an adapter; header names use ``_`` for ``-``."""
-    return Delivery(Headers((name.replace("_", "-"), value) for name, value in headers.items()), body, received_at)
+    return Delivery(Headers((name.replace("_", "-"), value) for name, value in headers.items()), body, received_at,
+                    url=url, query=query or {})
 
 
 def refusal(source, delivery: Delivery, keys, now: float) -> str:
@@ -62,9 +70,8 @@ def base_env(monkeypatch):
             "STARDEX_API_BASE", "SECRET_MANAGER_ENDPOINT", "STARDEX_DEADLINE_SECONDS",
         ):
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GREENHOUSE_SIGNING_KEY", GREENHOUSE_KEY)
-    monkeypatch.setenv("TYPEFORM_SIGNING_KEY", TYPEFORM_KEY)
-    monkeypatch.setenv("GENERIC_SIGNING_KEY", GENERIC_KEY)
+    for source, key in SIGNING_KEYS.items():
+        monkeypatch.setenv(signing_key_name(source), key)
     monkeypatch.setenv("STARDEX_API_KEY", STARDEX_KEY)
     monkeypatch.setenv("STARDEX_API_BASE", "https://stardex.test/v1")
     monkeypatch.setenv("STARDEX_DEADLINE_SECONDS", "2")

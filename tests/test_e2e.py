@@ -23,7 +23,9 @@ import pytest
 import requests
 import svix.webhooks
 
+from stardex_webhook.config import signing_key_name
 from stardex_webhook.send_sample import signed_request
+from stardex_webhook.sources import SOURCES
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
 from tests.fakes.fake_secret_manager import FakeSecretManager
 from stardex_webhook.fake_stardex import FakeStardex
@@ -32,9 +34,7 @@ PROJECT = "projects/e2e"
 STARDEX_KEY = "e2e-stardex-key"
 SECRET_NAMES = {
     "STARDEX_API_KEY": f"{PROJECT}/secrets/stardex-api-key",
-    "GREENHOUSE_SIGNING_KEY": f"{PROJECT}/secrets/greenhouse-signing-key",
-    "TYPEFORM_SIGNING_KEY": f"{PROJECT}/secrets/typeform-signing-key",
-    "GENERIC_SIGNING_KEY": f"{PROJECT}/secrets/generic-signing-key",
+    **{signing_key_name(source): f"{PROJECT}/secrets/{source}-signing-key" for source in SOURCES},
 }
 MAX_BODY_BYTES = 64 * 1024
 
@@ -96,7 +96,7 @@ def fakes():
     with FakeStardex(api_key=STARDEX_KEY) as stardex, FakeSecretManager() as secret_manager:
         secret_manager.set(SECRET_NAMES["STARDEX_API_KEY"], STARDEX_KEY)
         for source, key in SIGNING_KEYS.items():
-            secret_manager.set(SECRET_NAMES[f"{source.upper()}_SIGNING_KEY"], key)
+            secret_manager.set(SECRET_NAMES[signing_key_name(source)], key)
         yield stardex, secret_manager
 
 
