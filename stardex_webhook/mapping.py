@@ -320,7 +320,7 @@ class _CompiledFields:
         self.job_path = _Path(job["path"], f"{where}job.path") if job else None
         self.job_table = {str(key): value for key, value in job["table"].items()} if job else {}
         note = document.get("note")
-        self.note_type = note.get("activity_type", "secondary_note") if note else None
+        self.note_type = note.get("activity_type", "secondary_note") if note is not None else None
         normalisers = {"emails": transforms["email"], "phone_numbers": transforms["phone"]}
         self.fields: list[_Field | _ContactList] = []
         for field_name, spec in document["fields"].items():

@@ -79,3 +79,23 @@ def test_has_setting_sees_either_form():
     settings = load_settings({"A_SECRET": "projects/p/secrets/a/versions/1", "B": "x", "C": ""})
     assert settings.has_setting("A") and settings.has_setting("B")
     assert not settings.has_setting("C")
+
+
+@pytest.mark.parametrize("base, accepted", [
+    ("https://api.eu.sender.example/v1/", True),
+    ("http://127.0.0.1:9000/v1", True),
+    ("http://api.sender.example/v1", False),  # the sender's API key would travel in clear
+    ("ftp://api.sender.example", False),
+])
+def test_a_sender_api_base_must_be_https_or_loopback(base, accepted):
+    settings = load_settings({"GREENHOUSE_API_BASE": base})
+    if accepted:
+        settings.check_api_bases(["greenhouse"])
+        assert settings.api_base("greenhouse", "https://default.example") == base.rstrip("/")
+    else:
+        with pytest.raises(ConfigurationError, match="GREENHOUSE_API_BASE"):
+            settings.check_api_bases(["greenhouse"])
+
+
+def test_without_a_sender_api_base_the_sender_s_public_host_is_used():
+    assert load_settings({}).api_base("greenhouse", "https://api.sender.example") == "https://api.sender.example"

@@ -14,7 +14,8 @@ import pytest
 
 from stardex_webhook import transforms
 from stardex_webhook.errors import ConfigurationError, Unprocessable
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, PersonRef, load_mappings
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, NoteRequest, PersonRef, load_mappings
+from stardex_webhook.sources.base import Event, Transcript
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.validation import validate_update
 from tests.conftest import make_delivery
@@ -401,7 +402,7 @@ def write(directory, name, content):
 
 
 def test_builtin_mappings_are_named_after_their_files(mappings):
-    assert sorted(mappings) == ["generic", "greenhouse", "typeform"]
+    assert sorted(mappings) == sorted(SOURCES)
     assert Path(BUILTIN_MAPPINGS_DIR).resolve() == REPO / "mappings"
 
 
@@ -417,7 +418,7 @@ def test_an_override_file_that_names_no_source_stops_the_start(tmp_path):
     """A typo would otherwise leave the built-in mapping in force without a word."""
     write(tmp_path, "notes.txt", "not a mapping")
     path = write(tmp_path, "greenhose.json", MINIMAL)
-    with pytest.raises(ConfigurationError, match=f"{path}: names no source .*generic, greenhouse, typeform"):
+    with pytest.raises(ConfigurationError, match=f"{path}: names no source .*{', '.join(sorted(SOURCES))}"):
         load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
 
 
@@ -605,3 +606,83 @@ def test_a_contact_list_far_beyond_the_schema_bound_is_still_refused(mappings):
     with pytest.raises(Unprocessable) as caught:
         validate_update(update)
     assert caught.value.extra["errors"] == [{"path": "$.phone_numbers", "message": "must have at most 20 items"}]
+
+
+# ---- write policy, job table, note, per-form sections, queue round trip -------------------------
+
+FORM_DOCUMENT = {
+    "events": "*",
+    "form_id": "form",
+    "person": {"id": "hidden.person"},
+    "note": {},
+    "fields": {"company_name": {"path": "answers.company"}, "current_job_title": {"path": "answers.title"}},
+    "forms": {
+        "F-referral": {
+            "fields": {"company_name": {"path": "answers.employer"}, "current_job_title": None},
+            "person": {"id": "hidden.referee"},
+            "write_policy": "overwrite",
+            "note": {"activity_type": "call_note"},
+        }
+    },
+}
+FORM_PAYLOAD = {"answers": {"company": "Acme", "employer": "Initech", "title": "CTO"},
+                "hidden": {"person": "p-1", "referee": "p-2"}}
+
+
+class _Sender:
+    default_write_policy = "fill"
+
+
+def test_a_mapping_without_write_policy_takes_its_sender_s_default(tmp_path):
+    write(tmp_path, "form.json", MINIMAL)
+    write(tmp_path, "ats.json", {**MINIMAL, "write_policy": "fill"})
+    loaded = load_mappings(str(tmp_path), None, None, {"form": _Sender(), "ats": object()})
+    assert loaded["form"].apply({}).write_policy == "fill"
+    assert loaded["ats"].apply({}).write_policy == "fill"
+    assert load_mappings(str(tmp_path), None, None, ["form", "ats"])["form"].write_policy == "overwrite"
+
+
+@pytest.mark.parametrize("form, expected", [
+    ("F-referral", ({"company_name": "Initech"}, "p-2", "overwrite", "call_note")),
+    ("F-other", ({"company_name": "Acme", "current_job_title": "CTO"}, "p-1", "fill", "secondary_note")),
+    (None, ({"company_name": "Acme", "current_job_title": "CTO"}, "p-1", "fill", "secondary_note")),
+])
+def test_a_form_s_section_replaces_fields_person_policy_and_note(tmp_path, form, expected):
+    write(tmp_path, "form.json", FORM_DOCUMENT)
+    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
+    event = Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", (("Employer", "Initech"),)))
+    mapped = mapping.apply({**FORM_PAYLOAD, "form": form}, event)
+    assert (mapped.update, mapped.person.id, mapped.write_policy, mapped.note.activity_type) == expected
+    assert mapped.note == NoteRequest(expected[3], "Referral", (("Employer", "Initech"),), "d-7")
+
+
+def test_a_broken_form_section_stops_the_start_naming_the_form(tmp_path):
+    path = write(tmp_path, "form.json", {**FORM_DOCUMENT, "forms": {"F-1": {"fields": {"name": {"transforms": ["trim"]}}}}})
+    with pytest.raises(ConfigurationError, match=f"{path}: forms.F-1: .*fields.name"):
+        load_mappings(str(tmp_path), None, None, {"form": _Sender()})
+
+
+def test_no_note_without_a_note_section_or_without_a_transcript(tmp_path):
+    write(tmp_path, "form.json", {key: value for key, value in FORM_DOCUMENT.items() if key != "note"})
+    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
+    event = Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", ()))
+    assert mapping.apply(FORM_PAYLOAD, event).note is None
+    write(tmp_path, "form.json", FORM_DOCUMENT)
+    assert load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"].apply(FORM_PAYLOAD).note is None
+
+
+@pytest.mark.parametrize("job, sent", [(101, "sx-job-1"), ("101", "sx-job-1"), ("999", None), (None, None)])
+def test_job_id_is_sent_only_for_a_job_in_the_table(tmp_path, job, sent):
+    write(tmp_path, "x.json", {**MINIMAL, "root": "candidate", "job": {"path": "job.id", "table": {"101": "sx-job-1"}}})
+    payload = {"candidate": {"first_name": "Ada"}, "job": {"id": job}}
+    assert load_mappings(str(tmp_path), None, None, SOURCES)["x"].apply(payload).update.get("job_id") == sent
+
+
+def test_a_mapped_update_survives_a_queue_as_json(tmp_path):
+    write(tmp_path, "form.json", FORM_DOCUMENT)
+    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
+    event = Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", (("Q", "A"),)))
+    mapped = mapping.apply(FORM_PAYLOAD, event)
+    assert MappedUpdate.from_dict(json.loads(json.dumps(mapped.to_dict()))) == mapped
+    with pytest.raises(ValueError, match="not a mapped update"):
+        MappedUpdate.from_dict({"update": {}})
