@@ -25,20 +25,20 @@ SAMPLES = ROOT / "stardex_webhook" / "samples"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stardex_webhook.send_sample import signed_request  # noqa: E402  (standard library only)
+from stardex_webhook.config import api_key_name, signing_key_name  # noqa: E402  (standard library only)
+from stardex_webhook.send_sample import signed_request  # noqa: E402
+from stardex_webhook.sources import SOURCES as ADAPTERS  # noqa: E402
 
-# Keys for the bench only; the signing keys follow each sender's documented form.
+# Keys for the bench only: each sender's demo key, in the form that sender's keys take.
 STARDEX_KEY = "bench-stardex-key"
-SIGNING_KEYS = {
-    "greenhouse": "bench-greenhouse-signing-key",
-    "typeform": "bench-typeform-signing-key",
-    "generic": "whsec_YmVuY2gtZ2VuZXJpYy1zaWduaW5nLWtleQ==",
-}
+SIGNING_KEYS = {name: adapter.sample_key() for name, adapter in ADAPTERS.items()}
+SENDER_API_KEY = "bench-sender-api-key"
 # The per-instance client-side limiter would hold the load at 60 requests a minute (its job in
 # production); for a throughput measurement it is lifted far out of the way, and the report says so.
 BENCH_REQUESTS_PER_MINUTE = "100000000"
 
-SOURCES = ("greenhouse", "typeform", "generic")
+# Every registered sender with a shipped sample, in the registry's order.
+SOURCES = tuple(name for name in ADAPTERS if (SAMPLES / f"{name}.json").is_file())
 # The person every sample names (or finds by email), as Stardex's GET returns it: it holds an email
 # and a phone no body carries, so a merging webhook always adds something and ends in a PATCH.
 STORED_PERSON = {"id": "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42", "name": "Stored Person", "first_name": "Stored",
@@ -74,12 +74,23 @@ def kind_body(kind: str) -> bytes:
     return json.dumps(document, indent=2).encode()
 
 
+def signed(source: str, body: bytes) -> tuple[dict[str, str], bytes]:
+    """The headers and body the sender would send, signed now (a signed timestamp is then valid
+    for five minutes: sign again for each run). Lever signs inside its body."""
+    return signed_request(source, body, SIGNING_KEYS[source])
+
+
 def signed_headers(source: str, body: bytes) -> dict[str, str]:
-    """The headers the sender would send, signed now (Standard Webhooks' timestamp is then valid
-    for five minutes: sign again for each run)."""
-    headers, signed_body = signed_request(source, body, SIGNING_KEYS[source])
-    assert signed_body == body, f"{source} signs inside its body: sign it with signed_request"
+    """The headers alone, for a sender that signs in headers."""
+    headers, signed_body = signed(source, body)
+    assert signed_body == body, f"{source} signs inside its body: use signed()"
     return headers
+
+
+def api_sample(source: str) -> object | None:
+    """The shipped answer of the sender's own API to its sample's follow-up read, if it has one."""
+    path = SAMPLES / f"{source}.api.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def raw_request(path: str, body: bytes, headers: dict[str, str], port: int) -> bytes:
@@ -93,7 +104,8 @@ def raw_request(path: str, body: bytes, headers: dict[str, str], port: int) -> b
 def plain_secrets() -> dict[str, str]:
     """Every secret setting the function reads, by name, with its value."""
     return {"STARDEX_API_KEY": STARDEX_KEY,
-            **{f"{source.upper()}_SIGNING_KEY": key for source, key in SIGNING_KEYS.items()}}
+            **{signing_key_name(source): key for source, key in SIGNING_KEYS.items()},
+            **{api_key_name(name): SENDER_API_KEY for name, adapter in ADAPTERS.items() if adapter.needs_api_key}}
 
 
 def function_environment(stardex_base: str, fakes: dict | None = None) -> dict[str, str]:

@@ -64,12 +64,28 @@ class InMemoryStardex(requests.Session):
         return response
 
 
+class CannedSenderApi:
+    """Stands in for a sender's API client: the follow-up read is excluded from the pipeline's
+    figures (it is the sender's latency), so it answers the shipped ``<source>.api.json`` at once."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def read(self, deadline, follow_up) -> object:
+        return self.answer
+
+
 def build_app() -> tuple[WebhookApp, InMemoryStardex]:
-    """The app as ``main.py`` builds it, its Stardex client's session answering from memory. The
-    one place the bench reaches into the app (how to get at its client): adapt it here."""
+    """The app as ``main.py`` builds it, its Stardex client's session answering from memory and each
+    sender API answering its canned sample. The one place the bench reaches into the app (how to
+    get at its clients): adapt it here."""
     app = WebhookApp.from_environment(common.function_environment(BASE_URL))
     stardex = InMemoryStardex()
     app._stardex().session = stardex
+    for source in common.SOURCES:
+        answer = common.api_sample(source)
+        if answer is not None:
+            app._sender_apis[source] = CannedSenderApi(answer)
     return app, stardex
 
 
@@ -78,9 +94,8 @@ class Sample:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.body = common.sample_body(source)
-        self.environ = EnvironBuilder(path=f"/{source}", method="POST", data=self.body,
-                                      headers=common.signed_headers(source, self.body),
+        headers, self.body = common.signed(source, common.sample_body(source))
+        self.environ = EnvironBuilder(path=f"/{source}", method="POST", data=self.body, headers=headers,
                                       base_url="http://127.0.0.1:8080").get_environ()
         self.times_ns: list[int] = []
         self.answer: dict | None = None
