@@ -102,6 +102,7 @@ def test_the_test_request_is_answered_200_before_any_signature(body):
 @pytest.mark.parametrize("body", [
     b'{"test": 1}', b'{"test": "true"}', b'{"test": false}', b'{"test": true, "event_type": "candidate_created"}',
     b'{"test": true, "payload": {}}', b'[{"test": true}]', b'{"Test": true}', b"", b"not json",
+    b'{"test":' + b" " * 60 + b"true}",
 ])
 def test_nothing_else_passes_as_the_test_request(body):
     assert source.handshake(make_delivery(body, NOW)) is None
