@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         results["pipeline"] = run_pipeline(settings)
         pipeline_problems = [f"pipeline {source}: answered {data['status']} {data['answer']}"
                              for source, data in results["pipeline"].items()
-                             if data["status"] != 200 or data["answer"].get("status") != "updated"]
+                             if data["status"] // 100 != 2 or data["answer"].get("status") != "updated"]
         step("import time")
         results["imports"] = run_imports(settings)
         fakes = Fakes()

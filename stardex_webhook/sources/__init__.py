@@ -10,12 +10,18 @@ from __future__ import annotations
 from .base import Source
 from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
+from .recruitee import RecruiteeSource
+from .smartrecruiters import SmartRecruitersSource
+from .teamtailor import TeamtailorSource
 from .typeform import TypeformSource
 
 ADAPTERS: tuple[Source, ...] = (
     GreenhouseSource(),
     TypeformSource(),
     StandardWebhooksSource("generic"),
+    SmartRecruitersSource(),
+    TeamtailorSource(),
+    RecruiteeSource(),
 )
 
 SOURCES: dict[str, Source] = {source.name: source for source in ADAPTERS}

@@ -1,0 +1,150 @@
+"""Teamtailor company webhooks (https://partner.teamtailor.com/company_webhooks).
+
+**Signature v2.** ``TT-Signature`` is the base64 of ``t=<unix>,v2=<hex>``, where ``<hex>`` is the
+HMAC-SHA256 of ``"<t>.<raw body>"`` keyed with the webhook's signature key; ``t`` must lie within
+5 minutes of now, either way. A header sent twice arrives joined with a comma (base64 has none):
+any entry that matches is enough, as is any key (rotation).
+
+Two choices, both refusals with a clear 401:
+
+* The body's own ``signature`` field (the same value as the header) is never read: it sits inside
+  the bytes that v2 signs, so it adds nothing, and a delivery without the header is
+  ``missing_signature``.
+* v1 (deprecated by Teamtailor) is the base64 of the hex HMAC of ``payload.data.id`` alone: it
+  signs no body, so a captured delivery could carry any attributes. It is refused as
+  ``unsupported_signature_version``; choose v2 in the webhook's settings.
+
+**Events.** ``{"payload": {"event_name", "data": {"id", "type", "attributes"}}}``. Candidate events
+carry the person in ``attributes``, written in kebab-case (``first-name``) or snake_case
+(``first_name``): the mapping reads both. ``job_application.*`` events carry the application only,
+so they need one read of its candidate from Teamtailor's API (JSON:API; ``Authorization: Token
+token=<key>``, ``X-Api-Version``): ``candidates/{id}`` when the application names its candidate
+(``relationships.candidate.data.id``, or a ``candidate-id``/``candidate_id`` attribute), else the
+candidate relationship's ``related`` link when it lies under ``TEAMTAILOR_API_BASE``, else the
+application's related resource ``job-applications/{id}/candidate``. The answer is put under
+``api``. The delivery id is ``data.id``, ``event_name`` and ``updated-at`` joined by ``:``.
+Teamtailor never retries a failed delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from .. import signatures, transforms
+from ..errors import BadRequest, Unauthorized
+from .base import Delivery, Event, FollowUp, SourceBase, parse_json_object
+
+SIGNATURE_HEADER = "TT-Signature"
+API_VERSION = "20240404"
+DEFAULT_API_BASE = "https://api.teamtailor.com/v1"
+FOLLOW_UP_PREFIX = "job_application."
+
+_V1_DIGEST = re.compile(r"[0-9a-f]{64}")
+_PART = re.compile(r"\s*([a-z0-9]+)=(\S*)\s*")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+class TeamtailorSource(SourceBase):
+    """Adapter for Teamtailor: v2 signatures, candidate attributes in either casing, and a read of
+    the candidate for job-application events."""
+
+    name = "teamtailor"
+    needs_api_key = True
+    api_base = DEFAULT_API_BASE
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        usable_keys = signatures.require_keys(keys)
+        header = delivery.headers.get(SIGNATURE_HEADER, "")
+        if not header.strip():
+            raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} header is missing")
+        given, v1_seen = [], False
+        for entry in header.split(","):
+            decoded = signatures.decode_base64(entry.strip())
+            text = decoded.decode("ascii", "replace") if decoded else ""
+            if _V1_DIGEST.fullmatch(text):
+                v1_seen = True
+                continue
+            parts = [_PART.fullmatch(part) for part in text.split(",")]
+            fields = dict(part.groups() for part in parts if part) if all(parts) else {}
+            digest = signatures.decode_hex(fields.get("v2", ""))
+            if digest and _UNIX_SECONDS.fullmatch(fields.get("t", "")):
+                given.append((fields["t"], digest))
+        if not given:
+            if v1_seen:
+                raise Unauthorized("unsupported_signature_version",
+                                   "Teamtailor v1 signatures sign only the resource id; choose v2 in the webhook's settings")
+            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not base64 of 't=<unix>,v2=<hex>'")
+        fresh = [(timestamp, digest) for timestamp, digest in given if _within_window(int(timestamp), now)]
+        if not fresh:
+            signatures.check_timestamp(int(given[0][0]), now)  # raises stale_timestamp
+        for timestamp, digest in fresh:
+            signed = signatures.utf8_bytes(f"{timestamp}.") + delivery.body
+            expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), signed) for key in usable_keys)
+            if signatures.any_signature_matches(expected, [digest]):
+                return
+        raise Unauthorized("bad_signature", "no v2 signature matches the body")
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        payload = body.get("payload")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        event_name = payload.get("event_name") if isinstance(payload, dict) else None
+        if not isinstance(data, dict) or not isinstance(event_name, str) or not event_name:
+            raise BadRequest("invalid_payload", "a Teamtailor body must have 'payload.event_name' and a 'payload.data' object")
+        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        parts = [_text(data.get("id")), event_name, _text(attributes.get("updated-at")) or _text(attributes.get("updated_at"))]
+        return Event(
+            source=self.name,
+            event_type=event_name,
+            delivery_id=":".join(parts) if all(parts) else None,
+            payload=body,
+        )
+
+    def follow_up(self, event: Event) -> FollowUp | None:
+        if not (event.event_type or "").startswith(FOLLOW_UP_PREFIX):
+            return None
+        data = event.payload["payload"]["data"]
+        relationship = _dig(data, "relationships", "candidate")
+        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        candidate_id = (_text(_dig(relationship, "data", "id")) or _text(attributes.get("candidate-id"))
+                        or _text(attributes.get("candidate_id")))
+        if candidate_id:
+            return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
+        related = _text(_dig(relationship, "links", "related"))
+        if related:
+            return FollowUp("GET", related)
+        application_id = _text(data.get("id"))
+        if application_id:
+            return FollowUp("GET", f"job-applications/{quote(application_id, safe='')}/candidate")
+        raise BadRequest("invalid_payload", "the job application names neither itself nor its candidate")
+
+    def api_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Token token={api_key}", "X-Api-Version": API_VERSION,
+                "Accept": "application/vnd.api+json"}
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        digest = signatures.hmac_sha256(signatures.utf8_bytes(key), f"{now}.".encode() + body).hex()
+        signature = base64.b64encode(f"t={now},v2={digest}".encode()).decode()
+        return {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}, body
+
+
+def _within_window(timestamp: int, now: float) -> bool:
+    try:
+        signatures.check_timestamp(timestamp, now)
+    except Unauthorized:
+        return False
+    return True
+
+
+def _dig(document: Any, *keys: str) -> Any:
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
+def _text(value: object) -> str | None:
+    """Ids and times as text: JSON:API ids are strings, some senders write numbers."""
+    return transforms.trim(transforms.string(value))
