@@ -7,13 +7,19 @@ the file is current); ``send_sample`` and ``serve`` read ``SOURCES`` directly.
 
 from __future__ import annotations
 
+from .ashby import AshbySource
 from .base import Source
 from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
+from .lever import LeverSource
 from .typeform import TypeformSource
+from .workable import WorkableSource
 
 ADAPTERS: tuple[Source, ...] = (
     GreenhouseSource(),
+    LeverSource(),
+    AshbySource(),
+    WorkableSource(),
     TypeformSource(),
     StandardWebhooksSource("generic"),
 )
