@@ -3,6 +3,7 @@ signed as its sender signs it, with the sender's API mocked by ``responses``."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -41,3 +42,16 @@ def dry_client(make_client, base_env):
 
 def request_json(call) -> dict:
     return json.loads(call.request.body)
+
+
+def basic_auth(api_key: str) -> str:
+    """The Authorization header Lever and Ashby expect: Basic, the key as username, no password."""
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
+
+
+def one_read(client, sender_api, source: str, webhook: dict):
+    """Post ``webhook`` to the app in dry run: the body it would send and the one API call made."""
+    answer = post(client, source, webhook)
+    assert answer.status_code == 200, answer.get_json()
+    (call,) = sender_api.calls
+    return answer.get_json()["body"], call

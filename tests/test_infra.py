@@ -24,7 +24,7 @@ import pytest
 import tfparse
 
 from stardex_webhook import send_sample
-from stardex_webhook.config import STARDEX_API_KEY, signing_key_name
+from stardex_webhook.config import STARDEX_API_KEY, api_key_name, signing_key_name
 from stardex_webhook.secrets import check_version_name
 from stardex_webhook.sources import SOURCES, terraform_locals
 
@@ -138,7 +138,8 @@ def settings_read_by_code() -> set[str]:
 
 def secret_settings(sources: list[str]) -> set[str]:
     """Settings read through the secret provider, for the given enabled sources."""
-    return {STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
+    return ({STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
+            | {api_key_name(s) for s in sources if SOURCES[s].needs_api_key})
 
 
 def documented_settings() -> set[str]:

@@ -18,7 +18,7 @@ from stardex_webhook.mapping import SourceMapping
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.ashby import AshbySource
 from stardex_webhook.sources.base import Delivery, FollowUp
-from tests.ats_a_helpers import MAPPINGS, dry_client, mapped, post, request_json, sender_api  # noqa: F401 (fixtures)
+from tests.ats_a_helpers import MAPPINGS, basic_auth, dry_client, mapped, one_read, post, request_json, sender_api  # noqa: F401 (fixtures)
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["ashby"]
@@ -65,21 +65,18 @@ def test_lenient_header_forms(form):
     source.verify(delivery(**{"Ashby-Signature": form.format(digest, upper=digest.upper())}), [KEY], NOW)
 
 
-def test_missing_header():
-    assert refused(delivery()) == "missing_signature"
-
-
-def test_no_signing_key():
-    assert refused(signed(), keys=[]) == "no_signing_key"
-
-
-def test_wrong_key():
-    assert refused(signed(key="another-key")) == "bad_signature"
-
-
-def test_one_byte_of_body_changed():
-    tampered = delivery(BODY.replace(b"Jonas", b"Jonaz", 1), **{"Ashby-Signature": f"sha256={sign(BODY)}"})
-    assert refused(tampered) == "bad_signature"
+@pytest.mark.parametrize(
+    "make, keys, reason",
+    [
+        pytest.param(lambda: delivery(), [KEY], "missing_signature", id="missing-header"),
+        pytest.param(lambda: signed(), [], "no_signing_key", id="no-signing-key"),
+        pytest.param(lambda: signed(key="another-key"), [KEY], "bad_signature", id="wrong-key"),
+        pytest.param(lambda: delivery(BODY.replace(b"Jonas", b"Jonaz", 1), **{"Ashby-Signature": f"sha256={sign(BODY)}"}),
+                     [KEY], "bad_signature", id="one-byte-of-body-changed"),
+    ],
+)
+def test_a_mutation_is_refused(make, keys, reason):
+    assert refused(make(), keys=keys) == reason
 
 
 def test_reserialised_body_fails():
@@ -204,12 +201,10 @@ def test_a_job_table_in_the_mapping_sends_job_id_for_listed_jobs_only():
 def test_the_read_posts_the_candidate_id_with_the_key_as_basic_username(dry_client, base_env, sender_api):
     base_env.setenv("ASHBY_API_KEY", API_KEY)
     sender_api.post(INFO_URL, json=fixture_json("ashby_candidate_info.json"))
-    answer = post(dry_client(), "ashby", fixture_json("ashby_candidateStageChange.json"))
-    assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json()["body"] == fixture_json("ashby_candidate_info.update.json")
-    (call,) = sender_api.calls
+    body, call = one_read(dry_client(), sender_api, "ashby", fixture_json("ashby_candidateStageChange.json"))
+    assert body == fixture_json("ashby_candidate_info.update.json")
     assert (call.request.method, call.request.url, request_json(call)) == ("POST", INFO_URL, {"id": CANDIDATE})
-    assert call.request.headers["Authorization"] == "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
+    assert call.request.headers["Authorization"] == basic_auth(API_KEY)
     assert call.request.headers["Content-Type"] == "application/json"
 
 

@@ -6,7 +6,6 @@ Expected signatures are computed here with hmac, independently of the code under
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, FollowUp
 from stardex_webhook.sources.lever import LeverSource
-from tests.ats_a_helpers import MAPPINGS, dry_client, mapped, post, sender_api  # noqa: F401 (fixtures)
+from tests.ats_a_helpers import MAPPINGS, basic_auth, dry_client, mapped, one_read, post, sender_api  # noqa: F401 (fixtures)
 from tests.conftest import SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["lever"]
@@ -261,12 +260,10 @@ def test_an_event_without_a_name_is_invalid_payload(event_value):
 def test_the_read_is_a_get_of_the_opportunity_with_the_key_as_basic_username(dry_client, base_env, sender_api):
     base_env.setenv("LEVER_API_KEY", API_KEY)
     sender_api.get(OPPORTUNITY_URL, json=fixture_json("lever_opportunity.json"))
-    answer = post(dry_client(), "lever", fixture_json("lever_candidateStageChange.json"))
-    assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json()["body"] == fixture_json("lever_opportunity.update.json")
-    (call,) = sender_api.calls
+    body, call = one_read(dry_client(), sender_api, "lever", fixture_json("lever_candidateStageChange.json"))
+    assert body == fixture_json("lever_opportunity.update.json")
     assert (call.request.method, call.request.url) == ("GET", OPPORTUNITY_URL)
-    assert call.request.headers["Authorization"] == "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
+    assert call.request.headers["Authorization"] == basic_auth(API_KEY)
 
 
 def test_lever_api_base_points_the_read_at_lever_s_eu_host(dry_client, base_env, sender_api):

@@ -41,14 +41,14 @@ class AshbySource(BodyHmacSource):
     """Adapter for Ashby: hex HMAC of the raw body, the candidate completed from ``candidate.info``."""
 
     name = "ashby"
-    needs_api_key = True
-    api_base = "https://api.ashbyhq.com"
     signature_header = "Ashby-Signature"
-    # "sha256=<hex>"; blanks around the parts and the case of "sha256" are tolerated.
+    expected_form = "sha256=<hex>"
+    # One entry as documented; blanks around the parts and the case of "sha256" are tolerated.
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
     decode = staticmethod(signatures.decode_hex)
-    expected_form = "sha256=<hex>"
     encode = staticmethod(lambda digest: "sha256=" + digest.hex())
+    needs_api_key = True
+    api_base = "https://api.ashbyhq.com"
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
