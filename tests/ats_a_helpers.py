@@ -12,6 +12,7 @@ import responses
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sources import SOURCES
 from tests.conftest import signed
+from tests.test_app import _random_json as random_json  # JSON of random shapes, near the keys mappings read
 
 MAPPINGS = load_mappings(BUILTIN_MAPPINGS_DIR, None, None, SOURCES)
 
@@ -55,3 +56,25 @@ def one_read(client, sender_api, source: str, webhook: dict):
     assert answer.status_code == 200, answer.get_json()
     (call,) = sender_api.calls
     return answer.get_json()["body"], call
+
+
+def random_shapes_never_500(client, sender_api, source: str, body_for, api_url: str | None = None,
+                            method: str = "GET", rounds: int = 150) -> None:
+    """Signed webhooks of random shapes (and, where the sender is read, random API answers) get a
+    200, 400 or 422, never a 500, and reach more than one of those."""
+    import random
+
+    rng = random.Random(f"ats-a-{source}")
+
+    def strict(document):  # NaN and Infinity are no JSON (the webhook's 400 is tested elsewhere)
+        return json.loads(json.dumps(document), parse_constant=lambda constant: None)
+
+    if api_url:
+        sender_api.add_callback(method, api_url, callback=lambda request: (200, {}, json.dumps(strict(body_for(rng, api=True)))))
+    seen = set()
+    for _ in range(rounds):
+        answer = post(client, source, strict(body_for(rng, api=False)))
+        assert answer.status_code in (200, 400, 422), answer.get_json()
+        assert json.loads(answer.get_data(), parse_constant=pytest.fail)["status"]
+        seen.add(answer.status_code)
+    assert len(seen) >= 2, "the random shapes reach more than one kind of answer"

@@ -18,7 +18,9 @@ from stardex_webhook.mapping import SourceMapping
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.ashby import AshbySource
 from stardex_webhook.sources.base import Delivery, FollowUp
-from tests.ats_a_helpers import MAPPINGS, basic_auth, dry_client, mapped, one_read, post, request_json, sender_api  # noqa: F401 (fixtures)
+from tests.ats_a_helpers import (  # noqa: F401 (fixtures)
+    MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_json, random_shapes_never_500, request_json, sender_api,
+)
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["ashby"]
@@ -251,3 +253,18 @@ def test_without_ashby_api_key_an_acted_event_is_422_and_nothing_is_read(dry_cli
     assert (answer.status_code, answer.get_json()["reason"]) == (422, "sender_api_key_missing")
     assert "ASHBY_API_KEY" in answer.get_json()["message"]
     assert len(sender_api.calls) == 0
+
+
+def ashby_shapes(rng, api: bool) -> dict:
+    """A candidate.info answer, or an event about the candidate, of random shape."""
+    shape = random_json(rng)
+    if api:
+        return {"success": rng.random() < 0.8, "results": shape, "errorInfo": shape}
+    candidate = {"id": CANDIDATE, **(shape if isinstance(shape, dict) else {"name": shape})}
+    return {"action": rng.choice(ACTED + ["candidateDelete", 7]), "webhookActionId": random_json(rng),
+            "data": {"application": {"candidate": candidate, "job": random_json(rng)}}}
+
+
+def test_signed_events_and_candidates_of_any_shape_never_cause_a_500(dry_client, base_env, sender_api):
+    base_env.setenv("ASHBY_API_KEY", API_KEY)
+    random_shapes_never_500(dry_client(), sender_api, "ashby", ashby_shapes, INFO_URL, method="POST")

@@ -16,7 +16,9 @@ from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, FollowUp
 from stardex_webhook.sources.lever import LeverSource
-from tests.ats_a_helpers import MAPPINGS, basic_auth, dry_client, mapped, one_read, post, sender_api  # noqa: F401 (fixtures)
+from tests.ats_a_helpers import (  # noqa: F401 (fixtures)
+    MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_json, random_shapes_never_500, sender_api,
+)
 from tests.conftest import SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["lever"]
@@ -128,7 +130,7 @@ def test_a_malformed_field_is_refused(changes, reason):
     assert refused(body_of(**changes)) == reason
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'{"signature": "ab"'])
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'{"signature": "ab"', b'{"signature": "ab", "x": NaN}'])
 def test_a_body_that_is_no_json_object_carries_no_signature(raw):
     assert refused(raw) == "missing_signature"
 
@@ -208,7 +210,7 @@ def test_the_verification_call_through_the_app(make_client, sender_api):
 def test_parse_an_acted_event_names_its_delivery_and_the_opportunity_to_read(event_type):
     event = source.parse(delivery(body_of(event_type)))
     assert (event.source, event.event_type, event.ignore_reason) == ("lever", event_type, None)
-    assert event.delivery_id == f"{TOKEN}:{TRIGGERED_AT}:{OPPORTUNITY}"
+    assert event.delivery_id == f"{TOKEN}:2026-04-01T10:40:00.000Z:{OPPORTUNITY}"
     assert source.follow_up(event) == FollowUp("GET", f"opportunities/{OPPORTUNITY}")
 
 
@@ -300,3 +302,17 @@ def test_without_lever_api_key_the_event_is_422_and_nothing_is_read(dry_client, 
     assert answer.get_json()["reason"] == "sender_api_key_missing"
     assert "LEVER_API_KEY" in answer.get_json()["message"]
     assert len(sender_api.calls) == 0
+
+
+def lever_shapes(rng, api: bool) -> dict:
+    """An opportunity answer, or an acted (or not) event about one, of random shape."""
+    body = random_json(rng)
+    body = body if isinstance(body, dict) else {"data": body}
+    if not api:
+        body.update(event=rng.choice(ACTED + ["candidateDeleted", 7]), data={"opportunityId": OPPORTUNITY, "x": random_json(rng)})
+    return body
+
+
+def test_signed_events_and_opportunities_of_any_shape_never_cause_a_500(dry_client, base_env, sender_api):
+    base_env.setenv("LEVER_API_KEY", API_KEY)
+    random_shapes_never_500(dry_client(), sender_api, "lever", lever_shapes, OPPORTUNITY_URL)

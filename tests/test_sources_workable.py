@@ -17,7 +17,7 @@ from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery
 from stardex_webhook.sources.workable import WorkableSource
-from tests.ats_a_helpers import MAPPINGS, mapped, post, sender_api  # noqa: F401 (fixtures)
+from tests.ats_a_helpers import MAPPINGS, mapped, post, random_json, random_shapes_never_500, sender_api  # noqa: F401
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["workable"]
@@ -186,3 +186,14 @@ def test_a_job_table_sends_job_id_only_for_listed_jobs(make_client, base_env, tm
     other["data"]["job"]["shortcode"] = "9Z9Z9Z9Z9Z"
     assert "job_id" not in post(client, "workable", other).get_json()["body"]
     assert "job_id" not in mapped("workable", fixture_json("workable_candidate_moved.json"))
+
+
+def test_signed_candidates_of_any_shape_never_cause_a_500(make_client, base_env, sender_api):
+    base_env.setenv("DRY_RUN", "1")
+
+    def body_for(rng, api):
+        shape = random_json(rng)
+        return {rng.choice(["event_type", "type"]): rng.choice(["candidate_created", "candidate_moved", "candidate_deleted", 7]),
+                "data": shape if rng.random() < 0.5 else {"email": "a@b.co", "social_profiles": shape, "experience_entries": shape}}
+
+    random_shapes_never_500(make_client(), sender_api, "workable", body_for)
