@@ -296,6 +296,14 @@ def test_an_opportunity_lever_does_not_know_is_422(dry_client, base_env, sender_
     assert answer.get_json()["reason"] == "sender_resource_not_found"
 
 
+def test_a_key_lever_refuses_is_503_so_the_event_comes_back_once_the_key_is_fixed(dry_client, base_env, sender_api):
+    base_env.setenv("LEVER_API_KEY", "a-revoked-key")
+    sender_api.get(OPPORTUNITY_URL, status=401, json={"code": "UnauthorizedError", "message": "Invalid API key"})
+    answer = post(dry_client(), "lever", fixture_json("lever_candidateStageChange.json"))
+    assert (answer.status_code, answer.get_json()["reason"]) == (503, "sender_api_auth_failed")
+    assert "a-revoked-key" not in answer.get_data(as_text=True)
+
+
 def test_without_lever_api_key_the_event_is_422_and_nothing_is_read(dry_client, sender_api):
     answer = post(dry_client(), "lever", fixture_json("lever_candidateStageChange.json"))
     assert answer.status_code == 422
