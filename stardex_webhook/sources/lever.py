@@ -46,6 +46,10 @@ def _object(body: bytes) -> dict[str, Any] | None:
         return None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _opportunity_id(body: dict[str, Any]) -> Any:
     data = body.get("data")
     return data.get("opportunityId") if isinstance(data, dict) else None
@@ -105,7 +109,7 @@ class LeverSource(SourceBase):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = body.get("event") if isinstance(body.get("event"), str) and body.get("event") else None
+        event_type = _text(body.get("event"))
         opportunity = _opportunity_id(body)
         if not opportunity:  # Lever's verification call
             return Event(self.name, event_type, None, body, ignore_reason="ping")
@@ -126,7 +130,7 @@ class LeverSource(SourceBase):
         """Lever's fields go into the body: its token (kept when the sample has one), the time in
         milliseconds and the signature of both."""
         document = json.loads(body)
-        token = document.get("token") if isinstance(document.get("token"), str) and document.get("token") else str(uuid.uuid4())
+        token = _text(document.get("token")) or str(uuid.uuid4())
         triggered_at = now * 1000
         signature = lever_signature(key, token, str(triggered_at)).hex()
         signed = {**document, "token": token, "triggeredAt": triggered_at, "signature": signature}
