@@ -2,11 +2,14 @@
 # infra/sources.tf`; tests/test_infra.py checks that it is current. Do not edit by hand.
 locals {
   known_sources = {
+    ashby           = { api_key = true }
     generic         = { api_key = false }
     greenhouse      = { api_key = false }
+    lever           = { api_key = true }
     recruitee       = { api_key = false }
     smartrecruiters = { api_key = true }
     teamtailor      = { api_key = true }
     typeform        = { api_key = false }
+    workable        = { api_key = false }
   }
 }

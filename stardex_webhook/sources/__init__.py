@@ -7,21 +7,30 @@ the file is current); ``send_sample`` and ``serve`` read ``SOURCES`` directly.
 
 from __future__ import annotations
 
+from .ashby import AshbySource
 from .base import Source
 from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
+from .lever import LeverSource
 from .recruitee import RecruiteeSource
 from .smartrecruiters import SmartRecruitersSource
 from .teamtailor import TeamtailorSource
 from .typeform import TypeformSource
+from .workable import WorkableSource
 
 ADAPTERS: tuple[Source, ...] = (
+    # ATS: systems of record
     GreenhouseSource(),
-    TypeformSource(),
-    StandardWebhooksSource("generic"),
+    LeverSource(),
+    AshbySource(),
+    WorkableSource(),
     SmartRecruitersSource(),
     TeamtailorSource(),
     RecruiteeSource(),
+    # form tools: anyone with the link may fill them in
+    TypeformSource(),
+    # anything that signs the Standard Webhooks way
+    StandardWebhooksSource("generic"),
 )
 
 SOURCES: dict[str, Source] = {source.name: source for source in ADAPTERS}

@@ -9,6 +9,7 @@ tests). It knows nothing of Stardex or of mappings. Adding a sender = one adapte
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -157,6 +158,13 @@ class SourceBase:
     def sample_key(self) -> str:
         """The demo key for local runs only: published here, so never for a deployed function."""
         return f"local-{self.name}-signing-key"
+
+
+def basic_auth_headers(api_key: str) -> dict[str, str]:
+    """HTTP Basic auth with the API key as the username and an empty password: how Lever's and
+    Ashby's APIs take their keys (an ``api_headers`` for such senders)."""
+    token = base64.b64encode(signatures.utf8_bytes(api_key) + b":").decode("ascii")
+    return {"Authorization": f"Basic {token}"}
 
 
 def _finite(text: str) -> float:

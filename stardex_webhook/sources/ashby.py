@@ -1,0 +1,84 @@
+"""Ashby webhooks (https://developers.ashbyhq.com/docs/authenticating-webhooks, …/setting-up-webhooks).
+
+``Ashby-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body, keyed with the webhook's
+"Secret token"; no timestamp, so no replay window. The envelope is
+``{"webhookActionId", "action", "data"}``; ``webhookActionId`` stays the same across retries, so it
+is the delivery id. ``action: "ping"`` (Ashby checking the URL) is answered 200 ``ignored`` once
+its signature checks.
+
+The webhook's candidate (``data.application.candidate``) has a name and at most a primary email and
+phone; LinkedIn, company, title and location are only in Ashby's API. So every event the mapping
+acts on reads ``POST candidate.info`` with the candidate's id (Basic auth, the API key as
+username), and the mapping finds Ashby's candidate under ``api``. Ashby answers its own errors with
+HTTP 200 and ``success: false``: a candidate it does not know is ``sender_resource_not_found``
+(422), like a 404 elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from .. import signatures
+from ..errors import BadRequest, Unprocessable
+from .base import BodyHmacSource, Delivery, Event, FollowUp, basic_auth_headers, parse_json_object
+
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _candidate_id(payload: Any) -> str | None:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    application = data.get("application") if isinstance(data, dict) else None
+    candidate = application.get("candidate") if isinstance(application, dict) else None
+    if not isinstance(candidate, dict) and isinstance(data, dict):
+        candidate = data.get("candidate")  # events about a candidate without an application
+    candidate_id = candidate.get("id") if isinstance(candidate, dict) else None
+    return candidate_id if isinstance(candidate_id, str) and candidate_id.strip() else None
+
+
+class AshbySource(BodyHmacSource):
+    """Adapter for Ashby: hex HMAC of the raw body, the candidate completed from ``candidate.info``."""
+
+    name = "ashby"
+    signature_header = "Ashby-Signature"
+    expected_form = "sha256=<hex>"
+    # One entry as documented; blanks around the parts and the case of "sha256" are tolerated.
+    entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
+    decode = staticmethod(signatures.decode_hex)
+    encode = staticmethod(lambda digest: "sha256=" + digest.hex())
+    needs_api_key = True
+    api_base = "https://api.ashbyhq.com"
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        action = body.get("action")
+        if not isinstance(action, str) or not action:
+            raise BadRequest("invalid_payload", "an Ashby body must have a string 'action'")
+        action_id = body.get("webhookActionId")
+        return Event(
+            source=self.name,
+            event_type=action,
+            delivery_id=action_id if isinstance(action_id, str) and action_id else None,
+            payload=body,
+            ignore_reason="ping" if action == "ping" else None,
+        )
+
+    def follow_up(self, event: Event) -> FollowUp | None:
+        candidate_id = _candidate_id(event.payload)
+        return FollowUp("POST", "candidate.info", json={"id": candidate_id}) if candidate_id else None
+
+    def with_follow_up(self, event: Event, answer: Any) -> Event:
+        """Ashby's candidate (``results``) under ``api``; ``success: false`` is Ashby's 4xx."""
+        if not isinstance(answer, dict) or answer.get("success") is not True:
+            info = answer.get("errorInfo") if isinstance(answer, dict) else None
+            code = info.get("code") if isinstance(info, dict) else None
+            code = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
+            if code and code.endswith("_not_found"):
+                raise Unprocessable("sender_resource_not_found", f"the ashby API has no such candidate ({code})")
+            raise Unprocessable("sender_api_rejected", f"the ashby API refused candidate.info ({code or 'no error code'})")
+        results = answer.get("results")
+        return replace(event, payload={**event.payload, "api": results if isinstance(results, dict) else {}})
+
+    def api_headers(self, api_key: str) -> dict[str, str]:
+        return basic_auth_headers(api_key)

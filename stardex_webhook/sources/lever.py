@@ -1,0 +1,137 @@
+"""Lever webhooks (help.lever.co "Configuring webhooks"; the scheme as several public
+implementations agree on it, since Lever's developer pages could not be read).
+
+Lever signs inside the body, not in a header: ``signature`` is the hex HMAC-SHA256, keyed with the
+webhook's "Signature token", of ``str(token) + str(triggeredAt)`` (both body fields, no separator).
+The raw body itself is not signed, so only those fields are trusted as sent; ``triggeredAt`` (epoch
+milliseconds) is signed, which gives the replay window. Each webhook has its own signature token,
+so several keys may be configured (rotation, or one function behind several Lever webhooks).
+
+The webhook carries ids only (``data.opportunityId``, stage ids): the person is read afterwards
+with ``GET /v1/opportunities/{id}`` (Basic auth, the API key as username), and the mapping reads
+Lever's answer, whose opportunity is in ``data``, under ``api``. Lever's verification call has no
+``data.opportunityId``: answered 200 ``ignored`` (``ping``), after its signature is checked when it
+carries one; an unsigned one is answered before any check, since it asks for nothing and a 401
+there would keep the webhook from being saved.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from .. import signatures
+from ..errors import BadRequest, Unauthorized
+from .base import Delivery, Event, FollowUp, Handshake, SourceBase, basic_auth_headers, parse_json_object
+
+# Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
+_MILLISECONDS = re.compile(r"[0-9]{1,15}")
+PING = {"status": "ignored", "reason": "ping"}
+
+
+def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
+    """The raw digest Lever's ``signature`` field holds, in hex."""
+    return signatures.hmac_sha256(signatures.utf8_bytes(key), signatures.utf8_bytes(token + triggered_at))
+
+
+def _object(body: bytes) -> dict[str, Any] | None:
+    try:
+        return parse_json_object(body)
+    except BadRequest:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _opportunity_id(body: dict[str, Any]) -> Any:
+    data = body.get("data")
+    return data.get("opportunityId") if isinstance(data, dict) else None
+
+
+def _triggered_at_text(value: Any) -> str:
+    """``triggeredAt`` as Lever signed it (the decimal digits of the integer), or a 401."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
+        return str(value)
+    if isinstance(value, str) and _MILLISECONDS.fullmatch(value):
+        return value
+    raise Unauthorized("malformed_signature", "Lever's triggeredAt is not whole epoch milliseconds")
+
+
+def _utc_text(triggered_at: Any) -> str:
+    """``triggeredAt`` as a UTC time to the millisecond: the delivery id's middle part, written so
+    that the log line's masking (ten digits in a row look like a phone number) leaves it whole."""
+    try:
+        moment = datetime.fromtimestamp(int(triggered_at) / 1000, timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(triggered_at)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class LeverSource(SourceBase):
+    """Adapter for Lever: the signature in the body, the person read from Lever's API."""
+
+    name = "lever"
+    needs_api_key = True
+    api_base = "https://api.lever.co/v1"
+
+    def handshake(self, delivery: Delivery) -> Handshake | None:
+        """An unsigned verification call (no signature, no opportunity) asks for nothing: 200."""
+        body = _object(delivery.body)
+        if body is not None and not body.get("signature") and not _opportunity_id(body):
+            return Handshake(200, dict(PING))
+        return None
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        usable_keys = signatures.require_keys(keys)
+        body = _object(delivery.body)
+        if body is None:
+            raise Unauthorized("missing_signature", "the body is not a JSON object, so it carries no Lever signature")
+        signature, token = body.get("signature"), body.get("token")
+        if signature is None or signature == "":
+            raise Unauthorized("missing_signature", "the body has no Lever signature field")
+        if not isinstance(signature, str) or not isinstance(token, str) or not token:
+            raise Unauthorized("malformed_signature", "Lever's signature and token must be non-empty strings")
+        triggered_at = _triggered_at_text(body.get("triggeredAt"))
+        given = signatures.decode_hex(signature.strip())
+        if given is None:
+            raise Unauthorized("malformed_signature", "Lever's signature is not hex")
+        signatures.check_timestamp(int(triggered_at) / 1000, now)
+        expected = (lever_signature(key, token, triggered_at) for key in usable_keys)
+        if not signatures.any_signature_matches(expected, [given]):
+            raise Unauthorized("bad_signature", "the signature does not match token and triggeredAt")
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        event_type = _text(body.get("event"))
+        opportunity = _opportunity_id(body)
+        if not opportunity:  # Lever's verification call
+            return Event(self.name, event_type, None, body, ignore_reason="ping")
+        if not isinstance(opportunity, str) or not _ID.fullmatch(opportunity):
+            raise BadRequest("invalid_payload", "Lever's data.opportunityId must be an id")
+        if event_type is None:
+            raise BadRequest("invalid_payload", "a Lever body must have a string 'event'")
+        delivery_id = f"{body.get('token')}:{_utc_text(body.get('triggeredAt'))}:{opportunity}"
+        return Event(self.name, event_type, delivery_id, body)
+
+    def follow_up(self, event: Event) -> FollowUp | None:
+        return FollowUp("GET", "opportunities/" + quote(_opportunity_id(event.payload), safe=""))
+
+    def api_headers(self, api_key: str) -> dict[str, str]:
+        return basic_auth_headers(api_key)
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        """Lever's fields go into the body: its token (kept when the sample has one), the time in
+        milliseconds and the signature of both."""
+        document = json.loads(body)
+        token = _text(document.get("token")) or str(uuid.uuid4())
+        triggered_at = now * 1000
+        signature = lever_signature(key, token, str(triggered_at)).hex()
+        signed = {**document, "token": token, "triggeredAt": triggered_at, "signature": signature}
+        return {"Content-Type": "application/json"}, json.dumps(signed).encode()

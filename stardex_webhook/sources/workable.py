@@ -1,0 +1,57 @@
+"""Workable webhooks (https://workable.readme.io/reference/webhook-subscriptions-candidates-employees).
+
+``X-Workable-Signature`` is the HMAC-SHA256 of the raw body, keyed with the account's API access
+token (the one that created the subscription) or an OAuth app's secret. Workable does not say how
+the digest is written: public code reads hex, one implementation also base64, so both are accepted
+(hex when the value is hex, else base64; a 32-byte digest in base64 is never hex). No timestamp, so
+no replay window.
+
+The body is the candidate "similar to the candidate details endpoint" under ``data``, as it is when
+sent. The event is ``event_type``, else ``type`` (public code reads either; ``event_type`` wins when
+both are there). Hire and disqualify arrive as ``candidate_moved``. Workable gives no delivery id:
+``data.id``, the event and ``data.updated_at`` stand for one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import signatures
+from ..errors import BadRequest
+from .base import BodyHmacSource, Delivery, Event, parse_json_object
+
+
+def decode_digest(text: str) -> bytes | None:
+    """A digest written in hex or in base64."""
+    return signatures.decode_hex(text) or signatures.decode_base64(text)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class WorkableSource(BodyHmacSource):
+    """Adapter for Workable: HMAC of the raw body in hex or base64, the candidate in ``data``."""
+
+    name = "workable"
+    signature_header = "X-Workable-Signature"
+    # The bare digest; a "sha256=" before it and blanks around it are tolerated.
+    entry = re.compile(r"\s*(?:sha256\s*=\s*)?(\S+)\s*", re.IGNORECASE)
+    decode = staticmethod(decode_digest)
+    expected_form = "<hex or base64 digest>"
+    encode = staticmethod(lambda digest: digest.hex())
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        event_type = _text(body.get("event_type")) or _text(body.get("type"))
+        if event_type is None:
+            raise BadRequest("invalid_payload", "a Workable body must have a string 'event_type' (or 'type')")
+        data = body.get("data")
+        candidate = data if isinstance(data, dict) else {}
+        candidate_id = candidate.get("id")
+        delivery_id = None
+        if isinstance(candidate_id, (str, int)) and not isinstance(candidate_id, bool) and str(candidate_id):
+            updated_at = _text(candidate.get("updated_at"))
+            delivery_id = ":".join(part for part in (str(candidate_id), event_type, updated_at) if part)
+        return Event(source=self.name, event_type=event_type, delivery_id=delivery_id, payload=body)
