@@ -4,6 +4,9 @@ locals {
   known_sources = {
     generic    = { api_key = false }
     greenhouse = { api_key = false }
+    jotform    = { api_key = false }
+    tally      = { api_key = false }
     typeform   = { api_key = false }
+    webflow    = { api_key = false }
   }
 }

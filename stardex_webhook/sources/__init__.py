@@ -10,11 +10,17 @@ from __future__ import annotations
 from .base import Source
 from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
+from .jotform import JotformSource
+from .tally import TallySource
 from .typeform import TypeformSource
+from .webflow import WebflowSource
 
 ADAPTERS: tuple[Source, ...] = (
     GreenhouseSource(),
     TypeformSource(),
+    TallySource(),
+    JotformSource(),
+    WebflowSource(),
     StandardWebhooksSource("generic"),
 )
 
