@@ -26,8 +26,8 @@ from ..errors import BadRequest
 from .base import BodyHmacSource, Delivery, Event, name_key, parse_json_object, transcript_of
 from .typeform import index_answers
 
-SINGLE_CHOICE = frozenset({"MULTIPLE_CHOICE", "DROPDOWN"})
-MANY_CHOICES = frozenset({"CHECKBOXES", "MULTI_SELECT", "RANKING"})
+SINGLE_CHOICE = ("MULTIPLE_CHOICE", "DROPDOWN")
+MANY_CHOICES = ("CHECKBOXES", "MULTI_SELECT", "RANKING")
 HIDDEN = "HIDDEN_FIELDS"
 
 
@@ -74,7 +74,7 @@ def resolved(field: dict[str, Any]) -> dict[str, Any]:
     """A copy of the field whose choice ``value`` (a list of option ids) holds the options' text;
     an id with no option is kept as it is."""
     kind, value = field.get("type"), field.get("value")
-    if kind not in SINGLE_CHOICE | MANY_CHOICES or not isinstance(value, list):
+    if kind not in SINGLE_CHOICE + MANY_CHOICES or not isinstance(value, list):
         return dict(field)
     options = field.get("options")
     texts = {
