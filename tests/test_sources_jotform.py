@@ -45,6 +45,10 @@ def with_answers(answers: dict, **fields: str) -> dict:
     return {"formID": "1", "submissionID": "s1", "formTitle": "Form", **fields, "rawRequest": json.dumps(answers)}
 
 
+def mobile(number: str) -> dict:
+    return {"contact_data_type": "mobile", "value": number}
+
+
 def mapped(fields: dict = FIELDS, region: str | None = None, mappings=None):
     event = source.parse(delivery(fields))
     mapping = (mappings or load_mappings(BUILTIN_MAPPINGS_DIR, None, region, SOURCES))["jotform"]
@@ -276,8 +280,8 @@ def test_without_the_person_id_field_the_person_is_found_by_email_then_linkedin(
         ({"q3_name": {"first": "Ana", "last": ""}}, {"first_name": "Ana"}),  # half a name sends no name
         ({"q3_name": "  Ana  Lima "}, {"name": "Ana Lima"}),
         ({"q3_firstName": "Ana", "q4_lastName": "Lima"}, {"first_name": "Ana", "last_name": "Lima", "name": "Ana Lima"}),
-        ({"q5_phone": {"area": "21", "phone": "000 0000"}}, {"phone_numbers": [{"contact_data_type": "mobile", "value": "21 000 0000"}]}),
-        ({"q5_phoneNumber": "+351 912 345 678"}, {"phone_numbers": [{"contact_data_type": "mobile", "value": "+351912345678"}]}),
+        ({"q5_phone": {"area": "21", "phone": "000 0000"}}, {"phone_numbers": [mobile("21 000 0000")]}),
+        ({"q5_phoneNumber": "+351 912 345 678"}, {"phone_numbers": [mobile("+351912345678")]}),
         ({"q8_address": "Rua Augusta 1, Lisboa"}, {"address": "Rua Augusta 1, Lisboa"}),
         ({"q8_address": {"addr_line1": "", "city": ""}}, {}),
         ({"q9_website": "https://ana.example.org", "q10_profiles": ["x", "linkedin.com/in/ana-example"]},

@@ -219,7 +219,8 @@ class SharedTokenSource(SourceBase):
     """For a sender that cannot sign its webhooks (Jotform): the URL it calls carries a shared
     secret, as ``?token=<token>`` or an ``Authorization: Bearer <token>`` header, and any configured
     key (several during a rotation) may match. Weaker than a signature: the token travels in every
-    request, can leak through logs and browser history, and proves nothing about the body."""
+    request, can leak through logs (Google's request log keeps the URL with its query) and browser
+    history, and proves nothing about the body."""
 
     token_parameter = "token"
 
