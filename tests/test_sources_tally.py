@@ -154,11 +154,12 @@ def test_choices_are_resolved_to_their_text_and_checkboxes_are_lists():
         ("DROPDOWN", ["o2"], "Two"),
         ("MULTI_SELECT", ["o2", "o1"], ["Two", "One"]),
         ("MULTIPLE_CHOICE", ["o9"], "o9"),  # an id with no option is kept as sent
+        ("DROPDOWN", ["o3"], "o3"),  # and one whose option has no text
     ],
 )
 def test_choice_shapes(kind, chosen, expected):
     field = {"key": "q", "label": "Pick", "type": kind, "value": chosen,
-             "options": [{"id": "o1", "text": "One"}, {"id": "o2", "text": "Two"}]}
+             "options": [{"id": "o1", "text": "One"}, {"id": "o2", "text": "Two"}, {"id": "o3", "text": None}]}
     assert source.parse(signed(with_fields(field))).payload["data"]["answers"]["q"]["value"] == expected
 
 

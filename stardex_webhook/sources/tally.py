@@ -80,7 +80,7 @@ def resolved(field: dict[str, Any]) -> dict[str, Any]:
     texts = {
         option.get("id"): option.get("text")
         for option in (options if isinstance(options, list) else ())
-        if isinstance(option, dict) and isinstance(option.get("id"), str)
+        if isinstance(option, dict) and isinstance(option.get("id"), str) and isinstance(option.get("text"), str)
     }
     chosen = [texts.get(item, item) if isinstance(item, str) else item for item in value]
     if kind in SINGLE_CHOICE and len(chosen) == 1:
