@@ -5,11 +5,14 @@ locals {
     ashby           = { api_key = true }
     generic         = { api_key = false }
     greenhouse      = { api_key = false }
+    jotform         = { api_key = false }
     lever           = { api_key = true }
     recruitee       = { api_key = false }
     smartrecruiters = { api_key = true }
+    tally           = { api_key = false }
     teamtailor      = { api_key = true }
     typeform        = { api_key = false }
+    webflow         = { api_key = false }
     workable        = { api_key = false }
   }
 }

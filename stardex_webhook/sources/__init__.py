@@ -11,11 +11,14 @@ from .ashby import AshbySource
 from .base import Source
 from .generic import StandardWebhooksSource
 from .greenhouse import GreenhouseSource
+from .jotform import JotformSource
 from .lever import LeverSource
 from .recruitee import RecruiteeSource
 from .smartrecruiters import SmartRecruitersSource
+from .tally import TallySource
 from .teamtailor import TeamtailorSource
 from .typeform import TypeformSource
+from .webflow import WebflowSource
 from .workable import WorkableSource
 
 ADAPTERS: tuple[Source, ...] = (
@@ -29,6 +32,9 @@ ADAPTERS: tuple[Source, ...] = (
     RecruiteeSource(),
     # form tools: anyone with the link may fill them in
     TypeformSource(),
+    TallySource(),
+    JotformSource(),
+    WebflowSource(),
     # anything that signs the Standard Webhooks way
     StandardWebhooksSource("generic"),
 )

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
+from ..transforms import string
 
 
 class Headers(Mapping[str, str]):
@@ -220,3 +221,78 @@ class BodyHmacSource(SourceBase):
         expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), delivery.body) for key in usable_keys)
         if not signatures.any_signature_matches(expected, given):
             raise Unauthorized("bad_signature", "the signature does not match the body")
+
+
+class SharedTokenSource(SourceBase):
+    """For a sender that cannot sign its webhooks (Jotform): the URL it calls carries a shared
+    secret, as ``?token=<token>`` or an ``Authorization: Bearer <token>`` header, and any configured
+    key (several during a rotation) may match. Weaker than a signature: the token travels in every
+    request, can leak through logs (Google's request log keeps the URL with its query) and browser
+    history, and proves nothing about the body."""
+
+    token_parameter = "token"
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, body
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        usable_keys = signatures.require_keys(keys)
+        scheme, _, credentials = delivery.headers.get("Authorization", "").strip().partition(" ")
+        bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+        given = [token for token in (delivery.query.get(self.token_parameter, ""), bearer) if token]
+        if not given:
+            raise Unauthorized(
+                "missing_signature", f"no token in ?{self.token_parameter}= or an 'Authorization: Bearer' header"
+            )
+        expected = (_token_digest(key) for key in usable_keys)
+        if not signatures.any_signature_matches(expected, [_token_digest(token) for token in given]):
+            raise Unauthorized("bad_signature", "the token matches no configured key")
+
+
+def _token_digest(token: str) -> bytes:
+    """Tokens are compared by a digest of fixed length, so the time a comparison takes says
+    nothing about the key's length either."""
+    return signatures.hmac_sha256(b"stardex-webhook-shared-token", signatures.utf8_bytes(token))
+
+
+# ---- what form tools share: answers named for a mapping, and as a person reads them ----------
+
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def name_key(name: Any) -> str | None:
+    """A question's label or a field's name as a mapping names it, so that "Phone Number",
+    "phone number" and "phone-number" are one key: lower-cased, each run of characters other than
+    letters and digits one ``_``, none at either end (``phone_number``). None when nothing is left."""
+    if not isinstance(name, str):
+        return None
+    return _NOT_ALPHANUMERIC.sub("_", name.casefold()).strip("_") or None
+
+
+def answer_text(value: Any) -> str:
+    """An answer in plain text, for a transcript: lists joined with ", ", booleans as yes / no,
+    numbers as written, a file or link object by its URL, other objects by their values; "" when
+    there is nothing to show."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return string(value) or ""
+    if isinstance(value, dict):
+        url = value.get("url")
+        return url.strip() if isinstance(url, str) and url.strip() else answer_text(list(value.values()))
+    if isinstance(value, list):
+        return ", ".join(text for text in map(answer_text, value) if text)
+    return ""
+
+
+def transcript_of(title: Any, answers: Iterable[tuple[Any, Any]]) -> Transcript:
+    """A ``Transcript`` of (question, answer) pairs, leaving out questions without a label and
+    answers with nothing to show (an unanswered question says nothing about the person)."""
+    pairs = tuple(
+        (question.strip(), text)
+        for question, answer in answers
+        if isinstance(question, str) and question.strip() and (text := answer_text(answer))
+    )
+    return Transcript(title=title.strip() if isinstance(title, str) and title.strip() else None, answers=pairs)

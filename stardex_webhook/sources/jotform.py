@@ -1,0 +1,132 @@
+"""Jotform webhooks (https://www.jotform.com/help/245-how-to-setup-a-webhook-with-jotform/).
+
+Jotform signs nothing, so the webhook URL carries a shared token (``?token=`` or ``Authorization:
+Bearer``; see ``SharedTokenSource``). The body is ``multipart/form-data`` (also accepted:
+``application/x-www-form-urlencoded``) with the fields ``formID``, ``submissionID``,
+``formTitle``, ``pretty`` and ``rawRequest``, a JSON string of the answers keyed
+``q<N>_<unique name>`` (``q3_name``, ``q4_email``); ``submissionID`` identifies the delivery.
+
+The mapping reads the form's fields (the first value of each), ``rawRequest`` parsed, and
+``answers``: each answer under its unique name, the ``q<N>_`` cut off (``answers.email``,
+``answers.name.first``), so a mapping survives questions being added or moved. The transcript is
+built from those answers rather than from ``pretty``, which joins ``Label:value`` pairs with commas
+and so cannot be split back when an answer holds a comma.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from typing import Any
+
+from ..errors import BadRequest
+from .base import Delivery, Event, SharedTokenSource, parse_json_object, transcript_of
+
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
+PERSON_ID_FIELD = "stardex_person_id"
+_ANSWER_KEY = re.compile(r"q[0-9]+_(.+)", re.DOTALL)
+_NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+class JotformSource(SharedTokenSource):
+    """Adapter for Jotform: a shared token, a multipart body with the answers in ``rawRequest``."""
+
+    name = "jotform"
+    default_write_policy = "fill"
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        """A sample is JSON of the form's fields (as ``rawRequest``, a value that is not text is
+        sent as its JSON): sent as the multipart body Jotform would post, with the token as
+        ``Authorization: Bearer``. A body that is not such an object goes as it is."""
+        headers, _ = super().sign_sample(body, key, now)
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict):
+            return headers, body
+        boundary = uuid.uuid4().hex
+        return {**headers, "Content-Type": f"{MULTIPART}; boundary={boundary}"}, multipart_body(fields, boundary)
+
+    def parse(self, delivery: Delivery) -> Event:
+        fields = form_fields(delivery.headers.get("Content-Type", ""), delivery.body)
+        if "rawRequest" not in fields:
+            raise BadRequest("invalid_payload", "a Jotform body must have a 'rawRequest' field")
+        try:
+            request = parse_json_object(fields["rawRequest"].encode("utf-8", "surrogateescape"))
+        except BadRequest:
+            raise BadRequest("invalid_json", "the Jotform 'rawRequest' field is not a JSON object") from None
+        answers: dict[str, Any] = {}
+        for key, value in request.items():
+            match = _ANSWER_KEY.fullmatch(key)
+            if match:
+                answers.setdefault(match.group(1), value)
+        return Event(
+            source=self.name,
+            event_type=None,
+            delivery_id=fields.get("submissionID") or None,
+            payload={**fields, "rawRequest": request, "answers": answers},
+            transcript=transcript_of(
+                fields.get("formTitle"),
+                ((_question(name), _shown(value)) for name, value in answers.items() if name != PERSON_ID_FIELD),
+            ),
+        )
+
+
+def form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart or URL-encoded body, the first value of each (file parts are
+    left out); any other body, or one that cannot be parsed, is ``BadRequest("invalid_form")``.
+    werkzeug (Flask's own form parser) is imported here, not at module load, so ``send_sample``
+    and the bench import this module with the standard library only."""
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.formparser import FormDataParser
+    from werkzeug.http import parse_options_header
+
+    mimetype, options = parse_options_header(content_type)
+    if mimetype not in (MULTIPART, URLENCODED):
+        raise BadRequest("invalid_form", f"a Jotform body is {MULTIPART} or {URLENCODED}, not {mimetype or 'untyped'}")
+    try:
+        _, form, _ = FormDataParser(silent=False).parse(io.BytesIO(body), mimetype, len(body), options)
+    except (ValueError, HTTPException):  # a bad boundary, a part cut short, bad UTF-8, too many parts
+        raise BadRequest("invalid_form", f"the body is not valid {mimetype}") from None
+    return {name: form[name] for name in form}
+
+
+def multipart_body(fields: dict[str, Any], boundary: str) -> bytes:
+    """``fields`` as a ``multipart/form-data`` body (RFC 7578): text as it is, other values as JSON;
+    a ``"`` or line break in a name is percent-encoded, as browsers do."""
+    parts = []
+    for name, value in fields.items():
+        quoted = str(name).replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+        text = value if isinstance(value, str) else json.dumps(value)
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted}"\r\n\r\n{text}\r\n')
+    return ("".join(parts) + f"--{boundary}--\r\n").encode("utf-8", "surrogateescape")
+
+
+def _question(unique_name: str) -> str:
+    """A unique name as a question a person reads: ``phoneNumber`` → "Phone number"."""
+    words = _CAMEL_HUMP.sub(" ", unique_name).replace("_", " ").split()
+    text = " ".join(words).lower()
+    return text[:1].upper() + text[1:]
+
+
+def _shown(value: Any) -> Any:
+    """Jotform's compound answers as written by hand: a name's parts with spaces, a phone's area
+    code before its number (others, such as an address, are joined with commas by the transcript)."""
+    if not isinstance(value, dict):
+        return value
+    if isinstance(value.get("full"), str) and value["full"].strip():
+        return value["full"]
+    if value and set(value) <= set(_NAME_PARTS):
+        return " ".join(_texts(value, _NAME_PARTS))
+    if set(value) == {"area", "phone"}:
+        return " ".join(_texts(value, ("area", "phone")))
+    return value
+
+
+def _texts(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [text.strip() for key in keys if isinstance(text := value.get(key), str) and text.strip()]

@@ -1,0 +1,99 @@
+"""Tally webhooks (https://tally.so/help/webhooks).
+
+``Tally-Signature`` is the base64 HMAC-SHA256 of the raw body, keyed with the webhook's signing
+secret; no timestamp, so no replay window. The envelope is ``{"eventId", "eventType":
+"FORM_RESPONSE", "createdAt", "data": {"responseId", "formId", "formName", "fields": [...]}}``, each
+field ``{key, label, type, value, options?}``; ``eventId`` (else ``data.responseId``) identifies
+the delivery.
+
+Tally's keys (``question_3E1a1``) are stable but chosen by Tally, so besides ``data.answers`` (by
+key) and ``data.answers_by_type`` (``INPUT_EMAIL``, ``INPUT_PHONE_NUMBER``, ``INPUT_LINK``...) the
+mapping gets ``data.answers_by_label``, each answer under its label as ``name_key`` writes it
+("Phone Number" → ``phone_number``), and ``data.hidden``, each hidden field's value under its name.
+In those indexed copies a choice's ``value`` holds its option text, not Tally's option ids:
+multiple choice and dropdown one text (a list when several are chosen), checkboxes, multi-select
+and ranking always a list. ``data.fields`` stays exactly as sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from .. import signatures
+from ..errors import BadRequest
+from .base import BodyHmacSource, Delivery, Event, name_key, parse_json_object, transcript_of
+from .typeform import index_answers
+
+SINGLE_CHOICE = ("MULTIPLE_CHOICE", "DROPDOWN")
+MANY_CHOICES = ("CHECKBOXES", "MULTI_SELECT", "RANKING")
+HIDDEN = "HIDDEN_FIELDS"
+
+
+class TallySource(BodyHmacSource):
+    """Adapter for Tally: base64 HMAC of the raw body, one form response per delivery."""
+
+    name = "tally"
+    default_write_policy = "fill"
+    signature_header = "Tally-Signature"
+    entry = re.compile(r"\s*(\S+)\s*")  # the bare base64 digest
+    decode = staticmethod(signatures.decode_base64)
+    expected_form = "<base64>"
+    encode = staticmethod(lambda digest: base64.b64encode(digest).decode())
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise BadRequest("invalid_payload", "a Tally body must have a 'data' object")
+        event_type = body.get("eventType")
+        if event_type is not None and not isinstance(event_type, str):
+            raise BadRequest("invalid_payload", "a Tally 'eventType' must be a string")
+        sent = data.get("fields")
+        fields = [resolved(field) for field in sent if isinstance(field, dict)] if isinstance(sent, list) else []
+        by_key = index_answers(fields, key_of=lambda field: field.get("key"), type_of=lambda field: field.get("type"))
+        by_label = index_answers(fields, key_of=lambda field: name_key(field.get("label")))["answers"]
+        hidden: dict[str, Any] = {}
+        for field in fields:
+            if field.get("type") == HIDDEN and isinstance(field.get("label"), str):
+                hidden.setdefault(field["label"], field.get("value"))
+        return Event(
+            source=self.name,
+            event_type=event_type,
+            delivery_id=_text(body.get("eventId")) or _text(data.get("responseId")),
+            payload={**body, "data": {**data, **by_key, "answers_by_label": by_label, "hidden": hidden}},
+            transcript=transcript_of(
+                data.get("formName"),
+                ((field.get("label"), field.get("value")) for field in fields if _is_question(field)),
+            ),
+        )
+
+
+def resolved(field: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the field whose choice ``value`` (a list of option ids) holds the options' text;
+    an id with no option is kept as it is."""
+    kind, value = field.get("type"), field.get("value")
+    if kind not in SINGLE_CHOICE + MANY_CHOICES or not isinstance(value, list):
+        return dict(field)
+    options = field.get("options")
+    texts = {
+        option.get("id"): option.get("text")
+        for option in (options if isinstance(options, list) else ())
+        if isinstance(option, dict) and isinstance(option.get("id"), str) and isinstance(option.get("text"), str)
+    }
+    chosen = [texts.get(item, item) if isinstance(item, str) else item for item in value]
+    if kind in SINGLE_CHOICE and len(chosen) == 1:
+        return {**field, "value": chosen[0]}
+    return {**field, "value": chosen}
+
+
+def _is_question(field: dict[str, Any]) -> bool:
+    """What the respondent answered: not a hidden field, and not the per-option echo Tally adds
+    after a checkboxes question (``"Skills (Python)": true``), whose answer the question holds."""
+    kind = field.get("type")
+    return kind != HIDDEN and not (kind == "CHECKBOXES" and isinstance(field.get("value"), bool))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

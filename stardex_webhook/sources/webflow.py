@@ -1,0 +1,93 @@
+"""Webflow form submissions (https://developers.webflow.com/data/docs/working-with-webhooks).
+
+``x-webflow-timestamp`` is the time of sending in epoch milliseconds and ``x-webflow-signature``
+the hex HMAC-SHA256 of ``timestamp + ":" + raw body``, keyed with the webhook's secret (the OAuth
+app's client secret, or the ``secret`` Webflow returns when a webhook is created through its API);
+a timestamp more than 5 minutes from now, either way, is refused. Webhooks made in Webflow's
+dashboard are not signed, so this adapter refuses them (``missing_signature``) like any unsigned
+request.
+
+The envelope is ``{"triggerType": "form_submission", "payload": {"name", "siteId", "data":
+{<field name>: value}, "schema", "submittedAt", "id", "formId"}}``; ``payload.id`` identifies the
+delivery. Field names are whatever the designer typed ("Phone Number", "email"), so the mapping
+gets ``payload.fields``: each field under its name as ``name_key`` writes it (``phone_number``),
+with numbers (Webflow sends a phone as ``15550000000``) turned into text. ``payload.data`` stays
+exactly as sent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from .. import signatures
+from ..errors import BadRequest, Unauthorized
+from ..transforms import string
+from .base import Delivery, Event, SourceBase, name_key, parse_json_object, transcript_of
+
+TIMESTAMP_HEADER = "x-webflow-timestamp"
+SIGNATURE_HEADER = "x-webflow-signature"
+PERSON_ID_FIELD = "stardex_person_id"
+_MILLISECONDS = re.compile(r"[0-9]{1,15}")
+_HEX_ENTRY = re.compile(r"\s*(\S+)\s*")
+
+
+class WebflowSource(SourceBase):
+    """Adapter for Webflow: hex HMAC of ``timestamp:body`` with a millisecond timestamp."""
+
+    name = "webflow"
+    default_write_policy = "fill"
+
+    def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
+        timestamp = str(now * 1000)
+        digest = signatures.hmac_sha256(signatures.utf8_bytes(key), timestamp.encode() + b":" + body)
+        return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: digest.hex(), "Content-Type": "application/json"}, body
+
+    def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
+        usable_keys = signatures.require_keys(keys)
+        timestamp = delivery.headers.get(TIMESTAMP_HEADER, "").strip()
+        signature = delivery.headers.get(SIGNATURE_HEADER, "")
+        if not timestamp or not signature.strip():
+            raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} and {TIMESTAMP_HEADER} headers are required")
+        if not _MILLISECONDS.fullmatch(timestamp):
+            raise Unauthorized("malformed_signature", f"the {TIMESTAMP_HEADER} header is not epoch milliseconds")
+        signatures.check_timestamp(int(timestamp) / 1000, now)
+        given = signatures.decoded_entries(_HEX_ENTRY, signatures.decode_hex, signature.split(","))
+        if not given:
+            raise Unauthorized("malformed_signature", f"the {SIGNATURE_HEADER} header is not a hex digest")
+        signed = signatures.utf8_bytes(timestamp + ":") + delivery.body
+        expected = (signatures.hmac_sha256(signatures.utf8_bytes(key), signed) for key in usable_keys)
+        if not signatures.any_signature_matches(expected, given):
+            raise Unauthorized("bad_signature", "the signature does not match the timestamp and body")
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise BadRequest("invalid_payload", "a Webflow body must have a 'payload' object")
+        trigger = body.get("triggerType")
+        if trigger is not None and not isinstance(trigger, str):
+            raise BadRequest("invalid_payload", "a Webflow 'triggerType' must be a string")
+        data = payload.get("data")
+        sent = list(data.items()) if isinstance(data, dict) else []
+        fields: dict[str, Any] = {}
+        for name, value in sent:
+            key = name_key(name)
+            if key is not None:
+                fields.setdefault(key, as_text(value))
+        return Event(
+            source=self.name,
+            event_type=trigger,
+            delivery_id=string(payload.get("id")),
+            payload={**body, "payload": {**payload, "fields": fields}},
+            transcript=transcript_of(
+                payload.get("name"), ((name, value) for name, value in sent if name_key(name) != PERSON_ID_FIELD)
+            ),
+        )
+
+
+def as_text(value: Any) -> Any:
+    """A number as the text it stands for (a phone, a zip code); anything else as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return string(value)
+    return value
