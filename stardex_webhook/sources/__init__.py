@@ -8,14 +8,20 @@ the file is current); ``send_sample`` and ``serve`` read ``SOURCES`` directly.
 from __future__ import annotations
 
 from .base import Source
+from .fillout import FilloutSource
 from .generic import StandardWebhooksSource
+from .google_forms import GoogleFormsSource
 from .greenhouse import GreenhouseSource
+from .hubspot import HubSpotSource
 from .typeform import TypeformSource
 
 ADAPTERS: tuple[Source, ...] = (
     GreenhouseSource(),
     TypeformSource(),
     StandardWebhooksSource("generic"),
+    FilloutSource(),
+    HubSpotSource(),
+    GoogleFormsSource(),
 )
 
 SOURCES: dict[str, Source] = {source.name: source for source in ADAPTERS}

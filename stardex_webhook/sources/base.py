@@ -103,6 +103,7 @@ class Source(Protocol):
     default_write_policy: str  # "overwrite" (an ATS, a system of record) or "fill" (a form)
     needs_api_key: bool  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
     api_base: str | None  # the sender's public API base (https), when it has follow-up reads
+    signs_url: bool  # the sender signs the URL it posts to (HubSpot): sign_sample takes ``url=``
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An answer to give before verification, or None (most senders have none)."""
@@ -125,7 +126,8 @@ class Source(Protocol):
         """The headers that authenticate a follow-up read with the sender's API key."""
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        """The headers (and body, for senders that sign inside it) the sender would send."""
+        """The headers (and body, for senders that sign inside it) the sender would send; a
+        sender that ``signs_url`` also takes the ``url`` it is posted to."""
 
     def sample_key(self) -> str:
         """A demo signing key for local runs in the form this sender's keys take."""
@@ -139,6 +141,7 @@ class SourceBase:
     default_write_policy = "overwrite"
     needs_api_key = False
     api_base: str | None = None
+    signs_url = False
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         return None
