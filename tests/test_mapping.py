@@ -401,7 +401,7 @@ def write(directory, name, content):
 
 
 def test_builtin_mappings_are_named_after_their_files(mappings):
-    assert sorted(mappings) == ["generic", "greenhouse", "typeform"]
+    assert sorted(mappings) == sorted(SOURCES), "one mapping file per registered source, named after it"
     assert Path(BUILTIN_MAPPINGS_DIR).resolve() == REPO / "mappings"
 
 
@@ -417,7 +417,7 @@ def test_an_override_file_that_names_no_source_stops_the_start(tmp_path):
     """A typo would otherwise leave the built-in mapping in force without a word."""
     write(tmp_path, "notes.txt", "not a mapping")
     path = write(tmp_path, "greenhose.json", MINIMAL)
-    with pytest.raises(ConfigurationError, match=f"{path}: names no source .*generic, greenhouse, typeform"):
+    with pytest.raises(ConfigurationError, match=f"{path}: names no source .*{', '.join(sorted(SOURCES))}"):
         load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
 
 

@@ -13,6 +13,7 @@ row → answer (grids). The mapping gets ``answers`` by normalised title (see ``
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import BadRequest
@@ -21,6 +22,7 @@ from .form_answers import normalise_name, numbers_as_text, transcript
 from .generic import StandardWebhooksSource
 
 EVENT_TYPE = "form_submission"
+_HEADER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII without blanks, as Google's response ids are
 
 
 class GoogleFormsSource(StandardWebhooksSource):
@@ -37,7 +39,9 @@ class GoogleFormsSource(StandardWebhooksSource):
             response_id = json.loads(body).get("responseId")
         except (ValueError, AttributeError):
             response_id = None
-        return response_id if isinstance(response_id, str) and response_id else super().sample_message_id(body)
+        if isinstance(response_id, str) and _HEADER_TOKEN.fullmatch(response_id):
+            return response_id
+        return super().sample_message_id(body)
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
