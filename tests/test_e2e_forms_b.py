@@ -2,18 +2,21 @@
 Stardex and the fake Secret Manager of tests/test_e2e.py. Each tool's submission ends ``updated``;
 HubSpot's is signed over the URL the server is reached at, and the Google Forms one is sent by the
 shipped Apps Script itself (under Node), including a send kept while Stardex was down and resent
-by the retry trigger."""
+by the retry trigger; ``send_sample`` sends each shipped sample as its sender would."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 
-from stardex_webhook.send_sample import signed_request
+from stardex_webhook.send_sample import main as send_sample, signed_request
 from tests.conftest import SIGNING_KEYS, fixture_bytes
 from tests.test_e2e import fakes, patches, server, stardex  # noqa: F401 (fixtures)
 from tests.test_sources_google_forms import PENDING, run_script
+
+SAMPLE_PERSON = "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42"  # whom the shipped samples name
 
 
 def test_a_fillout_submission_with_its_token_in_the_url_updates_the_person(server, stardex):
@@ -83,3 +86,12 @@ def test_a_response_sent_while_stardex_is_down_is_kept_and_resent_by_the_retry_t
     assert resent["answers"] == [{"status": 200}] and resent["error"] is None
     assert PENDING not in resent["properties"]
     assert stardex.person(person_id)["current_job_title"] == "ML Engineer"
+
+
+@pytest.mark.parametrize("source", ["fillout", "hubspot", "google-forms"])
+def test_send_sample_sends_the_shipped_sample_as_its_sender_would(server, stardex, capsys, source):
+    person_id = stardex.add_person(id=SAMPLE_PERSON, name="Chidi Okafor", emails=["chidi.okafor@example.com"])
+    assert send_sample([source, "--url", server, "--key", SIGNING_KEYS[source]]) == 0, capsys.readouterr().out
+    answer = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert (answer["status"], answer["person_id"]) == ("updated", person_id)
+    assert stardex.person(person_id)["current_job_title"] == "Platform Engineer"
