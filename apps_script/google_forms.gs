@@ -79,7 +79,14 @@ function retryPendingSends() {
     Object.keys(kept).filter(function (name) {
       return name.indexOf(PENDING_PREFIX) === 0;
     }).forEach(function (name) {
-      var entry = JSON.parse(kept[name]);
+      var entry;
+      try {
+        entry = JSON.parse(kept[name]);
+      } catch (error) {  // not written by this script: nothing to send
+        store.deleteProperty(name);
+        dropped.push(name.slice(PENDING_PREFIX.length) + ' (unreadable)');
+        return;
+      }
       var outcome = deliver_(config, entry.body);
       entry.attempts += 1;
       entry.last = outcome.summary;

@@ -222,6 +222,13 @@ def test_a_kept_send_refused_on_retry_is_dropped_and_reported():
     assert PENDING not in result["properties"] and "gave up" in result["error"]
 
 
+def test_an_unreadable_kept_entry_is_dropped_without_stopping_the_others():
+    properties = {**entry(attempts=1, hours_ago=1), "stardex_pending:broken": "{not json"}
+    result = run_script("retryPendingSends", properties=properties, fetch=[{"status": 200}])
+    assert len(result["requests"]) == 1 and result["properties"] == CONFIG
+    assert result["error"] == "stardex-webhook gave up on response(s) broken (unreadable)"
+
+
 def test_a_response_submitted_before_the_settings_is_kept_until_they_are_set():
     unset = run_script("sendFormResponse", properties={}, fetch=[{"status": 200}])
     assert unset["requests"] == [] and "STARDEX_WEBHOOK_URL" in unset["error"]

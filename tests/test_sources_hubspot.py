@@ -180,6 +180,22 @@ def test_the_app_checks_the_url_the_load_balancer_was_reached_at(make_client, ba
     assert (plain.status_code, plain.get_json()["reason"]) == (401, "bad_signature"), "http:// is another URI"
 
 
+def test_at_the_cloudfunctions_url_the_function_name_cut_from_the_path_is_signed(make_client, base_env):
+    """Cloud Functions strips the function's name from the path before the code sees it; HubSpot
+    signed the URL with it (https://REGION-PROJECT.cloudfunctions.net/NAME/hubspot)."""
+    base_env.setenv("DRY_RUN", "1")
+    base_env.setenv("K_SERVICE", "stardex-webhook")
+    client = make_client()
+    headers, body = signed_request("hubspot", BODY, SIGNING_KEYS["hubspot"], url=URL)  # URL has the name
+    seen_at = {"base_url": "http://europe-west1-acme.cloudfunctions.net", "headers": {**headers, "X-Forwarded-Proto": "https"}}
+    answer = client.post("/hubspot", data=body, **seen_at)
+    assert answer.status_code == 200, answer.get_json()
+    without_name = URL.replace("/stardex-webhook/", "/")
+    headers, body = signed_request("hubspot", BODY, SIGNING_KEYS["hubspot"], url=without_name)
+    answer = client.post("/hubspot", data=body, **{**seen_at, "headers": {**headers, "X-Forwarded-Proto": "https"}})
+    assert (answer.status_code, answer.get_json()["reason"]) == (401, "bad_signature")
+
+
 # ---- the body --------------------------------------------------------------------------------
 
 
