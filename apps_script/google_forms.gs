@@ -58,7 +58,9 @@ function sendFormResponse(e) {
   }
   var outcome = deliver_(config, body);
   if (outcome.retry) {
-    keep_(store, { body: body, attempts: 1, firstTriedAt: Date.now(), last: outcome.summary });
+    if (!keep_(store, { body: body, attempts: 1, firstTriedAt: Date.now(), last: outcome.summary })) {
+      throw new Error('stardex-webhook could neither send nor keep response ' + body.responseId + ': ' + outcome.summary);
+    }
     console.warn('stardex-webhook: response ' + body.responseId + ' kept for a retry (' + outcome.summary + ')');
   } else if (!outcome.ok) {
     throw new Error('stardex-webhook refused response ' + body.responseId + ': ' + outcome.summary);
@@ -162,7 +164,7 @@ function deliver_(config, body) {
     return { ok: false, retry: true, summary: 'network error: ' + error.message };
   }
   var status = response.getResponseCode();
-  var summary = 'HTTP ' + status + ' ' + reasonOf_(response);
+  var summary = ('HTTP ' + status + ' ' + reasonOf_(response)).trim();
   if (status >= 200 && status < 300) {
     return { ok: true, retry: false, summary: summary };
   }
@@ -196,12 +198,14 @@ function reasonOf_(response) {
   }
 }
 
-/** Keeps a send for the retry trigger, under its response id. */
+/** Keeps a send for the retry trigger, under its response id; false when it cannot be kept. */
 function keep_(store, entry) {
   try {
     store.setProperty(PENDING_PREFIX + entry.body.responseId, JSON.stringify(entry));
+    return true;
   } catch (error) {  // a value over 9 kB, or the 500 kB of Script Properties used up
     console.error('stardex-webhook: response ' + entry.body.responseId + ' could not be kept: ' + error.message);
+    return false;
   }
 }
 

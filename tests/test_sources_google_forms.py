@@ -222,6 +222,16 @@ def test_a_kept_send_refused_on_retry_is_dropped_and_reported():
     assert PENDING not in result["properties"] and "gave up" in result["error"]
 
 
+def test_a_response_too_large_to_keep_is_reported_not_lost_silently():
+    submission = copy.deepcopy(FIXTURE)
+    submission["response"]["answers"][-2] = "long answer " * 1000  # "Anything else?": 12 kB
+    result = run_script("sendFormResponse", fetch=[{"status": 503}], submission=submission)
+    assert PENDING not in result["properties"]
+    assert result["error"] == "stardex-webhook could neither send nor keep response ACYDBNexampleResponseId0000: HTTP 503"
+    assert {"level": "error", "message": "stardex-webhook: response ACYDBNexampleResponseId0000 could not be kept: "
+            "Argument too large: value"} in result["logs"]
+
+
 def test_an_unreadable_kept_entry_is_dropped_without_stopping_the_others():
     properties = {**entry(attempts=1, hours_ago=1), "stardex_pending:broken": "{not json"}
     result = run_script("retryPendingSends", properties=properties, fetch=[{"status": 200}])
