@@ -3,8 +3,11 @@
 locals {
   known_sources = {
     ashby           = { api_key = true }
+    fillout         = { api_key = false }
     generic         = { api_key = false }
+    "google-forms"  = { api_key = false }
     greenhouse      = { api_key = false }
+    hubspot         = { api_key = false }
     jotform         = { api_key = false }
     lever           = { api_key = true }
     recruitee       = { api_key = false }

@@ -317,10 +317,16 @@ def _too_large(limit: int) -> TooLarge:
 
 def _sender_url(request: Request, headers: Headers) -> str:
     """The URL the sender used: behind Google's front end the function sees plain http, so the
-    scheme comes from ``X-Forwarded-Proto`` when present."""
+    scheme comes from ``X-Forwarded-Proto`` when present; and a request to the function's
+    ``cloudfunctions.net`` URL reaches it with the function's name cut from the path, so the name
+    (Cloud Run's ``K_SERVICE``) is put back, as senders that sign the URL (HubSpot) signed it."""
     scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
     query = request.query_string.decode("latin-1")
-    return f"{scheme}://{request.host}{request.path}" + (f"?{query}" if query else "")
+    path = request.path
+    service = os.environ.get("K_SERVICE", "")
+    if service and request.host.lower().endswith(".cloudfunctions.net") and not path.startswith(f"/{service}/"):
+        path = f"/{service}{path}"
+    return f"{scheme}://{request.host}{path}" + (f"?{query}" if query else "")
 
 
 def _header_text(value: str) -> str:

@@ -28,10 +28,15 @@ def local_signing_key(source: str) -> str:
     return SOURCES[source].sample_key()
 
 
-def signed_request(source: str, body: bytes, key: str, now: int | None = None) -> tuple[dict[str, str], bytes]:
+def signed_request(source: str, body: bytes, key: str, now: int | None = None,
+                   url: str | None = None) -> tuple[dict[str, str], bytes]:
     """The headers the sender would send with ``body``, and the body itself (which a sender that
-    signs inside it, such as Lever, changes)."""
-    return SOURCES[source].sign_sample(body, key, int(time.time() if now is None else now))
+    signs inside it, such as Lever, changes). ``url``, the full URL it is posted to, is signed by
+    senders that sign it (HubSpot); without it they sign for the local run's address."""
+    adapter, at = SOURCES[source], int(time.time() if now is None else now)
+    if url and adapter.signs_url:
+        return adapter.sign_sample(body, key, at, url=url)
+    return adapter.sign_sample(body, key, at)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     key = args.key or os.environ.get(signing_key_name(args.source)) or local_signing_key(args.source)
     url = f"{args.url.rstrip('/')}/{args.source}"
     try:
-        headers, body = signed_request(args.source, body, key)
+        headers, body = signed_request(args.source, body, key, url=url)
         answer = requests.post(url, data=body, headers=headers, timeout=30)
     except requests.RequestException as error:
         print(f"could not reach {url}: {error}", file=sys.stderr)

@@ -25,8 +25,9 @@ def test_names_are_unique_paths():
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_each_sender_s_signed_sample_verifies_and_maps_to_a_valid_update(name):
     source = SOURCES[name]
-    headers, body = signed_request(name, (SAMPLES_DIR / f"{name}.json").read_bytes(), SIGNING_KEYS[name], NOW)
-    delivery = make_delivery(body, NOW, url=f"https://function.example/{name}", **{k.replace("-", "_"): v for k, v in headers.items()})
+    url = f"https://function.example/{name}"
+    headers, body = signed_request(name, (SAMPLES_DIR / f"{name}.json").read_bytes(), SIGNING_KEYS[name], NOW, url=url)
+    delivery = make_delivery(body, NOW, url=url, **{k.replace("-", "_"): v for k, v in headers.items()})
     assert source.handshake(delivery) is None
     source.verify(delivery, [SIGNING_KEYS[name]], NOW)
     event = source.parse(delivery)

@@ -186,7 +186,7 @@ def test_the_transcript_is_the_answers_in_form_order_without_the_person_id():
             ("Linkedin profile", "https://www.linkedin.com/in/tomas-novak-example"),
             ("Current company", "Initech s.r.o."),
             ("Job title", "Backend Developer"),
-            ("Address", "Vodickova 1, Praha, 11000, Czech Republic"),
+            ("Address", "addr_line1: Vodickova 1; city: Praha; postal: 11000; country: Czech Republic"),
             ("Languages", "Czech, English, German"),
         ),
     )

@@ -179,7 +179,7 @@ def test_the_transcript_is_the_form_as_submitted_without_the_person_id():
             ("First Name", "Kai"), ("Last Name", "Tanaka"), ("Email", "Kai.Tanaka@example.jp"),
             ("Phone Number", "818012345678"), ("LinkedIn", "https://www.linkedin.com/in/kai-tanaka-example"),
             ("Company", "Hooli KK"), ("Job Title", "Platform Engineer"), ("Years of experience", "7"),
-            ("Open to relocation", "yes"),
+            ("Open to relocation", "Yes"),
         ),
     )
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from .ashby import AshbySource
 from .base import Source
+from .fillout import FilloutSource
 from .generic import StandardWebhooksSource
+from .google_forms import GoogleFormsSource
 from .greenhouse import GreenhouseSource
+from .hubspot import HubSpotSource
 from .jotform import JotformSource
 from .lever import LeverSource
 from .recruitee import RecruiteeSource
@@ -35,6 +38,9 @@ ADAPTERS: tuple[Source, ...] = (
     TallySource(),
     JotformSource(),
     WebflowSource(),
+    FilloutSource(),
+    HubSpotSource(),
+    GoogleFormsSource(),
     # anything that signs the Standard Webhooks way
     StandardWebhooksSource("generic"),
 )

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
-from ..transforms import string
 
 
 class Headers(Mapping[str, str]):
@@ -105,6 +104,7 @@ class Source(Protocol):
     default_write_policy: str  # "overwrite" (an ATS, a system of record) or "fill" (a form)
     needs_api_key: bool  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
     api_base: str | None  # the sender's public API base (https), when it has follow-up reads
+    signs_url: bool  # the sender signs the URL it posts to (HubSpot): sign_sample takes ``url=``
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An answer to give before verification, or None (most senders have none)."""
@@ -127,7 +127,8 @@ class Source(Protocol):
         """The headers that authenticate a follow-up read with the sender's API key."""
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        """The headers (and body, for senders that sign inside it) the sender would send."""
+        """The headers (and body, for senders that sign inside it) the sender would send; a
+        sender that ``signs_url`` also takes the ``url`` it is posted to."""
 
     def sample_key(self) -> str:
         """A demo signing key for local runs in the form this sender's keys take."""
@@ -141,6 +142,7 @@ class SourceBase:
     default_write_policy = "overwrite"
     needs_api_key = False
     api_base: str | None = None
+    signs_url = False
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         return None
@@ -239,7 +241,7 @@ class SharedTokenSource(SourceBase):
         usable_keys = signatures.require_keys(keys)
         scheme, _, credentials = delivery.headers.get("Authorization", "").strip().partition(" ")
         bearer = credentials.strip() if scheme.lower() == "bearer" else ""
-        given = [token for token in (delivery.query.get(self.token_parameter, ""), bearer) if token]
+        given = [token for token in (delivery.query.get(self.token_parameter, "").strip(), bearer) if token]
         if not given:
             raise Unauthorized(
                 "missing_signature", f"no token in ?{self.token_parameter}= or an 'Authorization: Bearer' header"
@@ -253,46 +255,3 @@ def _token_digest(token: str) -> bytes:
     """Tokens are compared by a digest of fixed length, so the time a comparison takes says
     nothing about the key's length either."""
     return signatures.hmac_sha256(b"stardex-webhook-shared-token", signatures.utf8_bytes(token))
-
-
-# ---- what form tools share: answers named for a mapping, and as a person reads them ----------
-
-_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
-
-
-def name_key(name: Any) -> str | None:
-    """A question's label or a field's name as a mapping names it, so that "Phone Number",
-    "phone number" and "phone-number" are one key: lower-cased, each run of characters other than
-    letters and digits one ``_``, none at either end (``phone_number``). None when nothing is left."""
-    if not isinstance(name, str):
-        return None
-    return _NOT_ALPHANUMERIC.sub("_", name.casefold()).strip("_") or None
-
-
-def answer_text(value: Any) -> str:
-    """An answer in plain text, for a transcript: lists joined with ", ", booleans as yes / no,
-    numbers as written, a file or link object by its URL, other objects by their values; "" when
-    there is nothing to show."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return string(value) or ""
-    if isinstance(value, dict):
-        url = value.get("url")
-        return url.strip() if isinstance(url, str) and url.strip() else answer_text(list(value.values()))
-    if isinstance(value, list):
-        return ", ".join(text for text in map(answer_text, value) if text)
-    return ""
-
-
-def transcript_of(title: Any, answers: Iterable[tuple[Any, Any]]) -> Transcript:
-    """A ``Transcript`` of (question, answer) pairs, leaving out questions without a label and
-    answers with nothing to show (an unanswered question says nothing about the person)."""
-    pairs = tuple(
-        (question.strip(), text)
-        for question, answer in answers
-        if isinstance(question, str) and question.strip() and (text := answer_text(answer))
-    )
-    return Transcript(title=title.strip() if isinstance(title, str) and title.strip() else None, answers=pairs)

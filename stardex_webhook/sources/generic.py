@@ -52,8 +52,12 @@ class StandardWebhooksSource(SourceBase):
     def sample_key(self) -> str:
         return KEY_PREFIX + base64.b64encode(super().sample_key().encode()).decode()
 
+    def sample_message_id(self, body: bytes) -> str:
+        """The ``webhook-id`` a sample is sent with: a fresh one, as Svix makes them."""
+        return f"msg_{uuid.uuid4().hex}"
+
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        message_id = f"msg_{uuid.uuid4().hex}"
+        message_id = self.sample_message_id(body)
         signed = f"{message_id}.{now}.".encode() + body
         signature = base64.b64encode(signatures.hmac_sha256(signing_key_bytes(key) or b"", signed)).decode()
         return {

@@ -22,11 +22,11 @@ import uuid
 from typing import Any
 
 from ..errors import BadRequest
-from .base import Delivery, Event, SharedTokenSource, parse_json_object, transcript_of
+from .base import Delivery, Event, SharedTokenSource, parse_json_object
+from .form_answers import PERSON_ID_FIELD, transcript
 
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
-PERSON_ID_FIELD = "stardex_person_id"
 _ANSWER_KEY = re.compile(r"q[0-9]+_(.+)", re.DOTALL)
 _NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -70,7 +70,7 @@ class JotformSource(SharedTokenSource):
             event_type=None,
             delivery_id=fields.get("submissionID") or None,
             payload={**fields, "rawRequest": request, "answers": answers},
-            transcript=transcript_of(
+            transcript=transcript(
                 fields.get("formTitle"),
                 ((_question(name), _shown(value)) for name, value in answers.items() if name != PERSON_ID_FIELD),
             ),

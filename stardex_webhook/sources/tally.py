@@ -8,7 +8,7 @@ the delivery.
 
 Tally's keys (``question_3E1a1``) are stable but chosen by Tally, so besides ``data.answers`` (by
 key) and ``data.answers_by_type`` (``INPUT_EMAIL``, ``INPUT_PHONE_NUMBER``, ``INPUT_LINK``...) the
-mapping gets ``data.answers_by_label``, each answer under its label as ``name_key`` writes it
+mapping gets ``data.answers_by_label``, each answer under its label as ``form_answers.normalise_name`` writes it
 ("Phone Number" → ``phone_number``), and ``data.hidden``, each hidden field's value under its name.
 In those indexed copies a choice's ``value`` holds its option text, not Tally's option ids:
 multiple choice and dropdown one text (a list when several are chosen), checkboxes, multi-select
@@ -23,7 +23,8 @@ from typing import Any
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, name_key, parse_json_object, transcript_of
+from .base import BodyHmacSource, Delivery, Event, parse_json_object
+from .form_answers import normalise_name, transcript
 from .typeform import index_answers
 
 SINGLE_CHOICE = ("MULTIPLE_CHOICE", "DROPDOWN")
@@ -53,7 +54,7 @@ class TallySource(BodyHmacSource):
         sent = data.get("fields")
         fields = [resolved(field) for field in sent if isinstance(field, dict)] if isinstance(sent, list) else []
         by_key = index_answers(fields, key_of=lambda field: field.get("key"), type_of=lambda field: field.get("type"))
-        by_label = index_answers(fields, key_of=lambda field: name_key(field.get("label")))["answers"]
+        by_label = index_answers(fields, key_of=lambda field: normalise_name(field.get("label")))["answers"]
         hidden: dict[str, Any] = {}
         for field in fields:
             if field.get("type") == HIDDEN and isinstance(field.get("label"), str):
@@ -63,7 +64,7 @@ class TallySource(BodyHmacSource):
             event_type=event_type,
             delivery_id=_text(body.get("eventId")) or _text(data.get("responseId")),
             payload={**body, "data": {**data, **by_key, "answers_by_label": by_label, "hidden": hidden}},
-            transcript=transcript_of(
+            transcript=transcript(
                 data.get("formName"),
                 ((field.get("label"), field.get("value")) for field in fields if _is_question(field)),
             ),

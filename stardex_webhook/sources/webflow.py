@@ -10,7 +10,7 @@ request.
 The envelope is ``{"triggerType": "form_submission", "payload": {"name", "siteId", "data":
 {<field name>: value}, "schema", "submittedAt", "id", "formId"}}``; ``payload.id`` identifies the
 delivery. Field names are whatever the designer typed ("Phone Number", "email"), so the mapping
-gets ``payload.fields``: each field under its name as ``name_key`` writes it (``phone_number``),
+gets ``payload.fields``: each field under its name as ``form_answers.normalise_name`` writes it (``phone_number``),
 with numbers (Webflow sends a phone as ``15550000000``) turned into text. ``payload.data`` stays
 exactly as sent.
 """
@@ -23,11 +23,11 @@ from typing import Any, Sequence
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..transforms import string
-from .base import Delivery, Event, SourceBase, name_key, parse_json_object, transcript_of
+from .base import Delivery, Event, SourceBase, parse_json_object
+from .form_answers import PERSON_ID_FIELD, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
 SIGNATURE_HEADER = "x-webflow-signature"
-PERSON_ID_FIELD = "stardex_person_id"
 _MILLISECONDS = re.compile(r"[0-9]{1,15}")
 _HEX_ENTRY = re.compile(r"\s*(\S+)\s*")
 
@@ -72,7 +72,7 @@ class WebflowSource(SourceBase):
         sent = list(data.items()) if isinstance(data, dict) else []
         fields: dict[str, Any] = {}
         for name, value in sent:
-            key = name_key(name)
+            key = normalise_name(name)
             if key is not None:
                 fields.setdefault(key, as_text(value))
         return Event(
@@ -80,8 +80,8 @@ class WebflowSource(SourceBase):
             event_type=trigger,
             delivery_id=string(payload.get("id")),
             payload={**body, "payload": {**payload, "fields": fields}},
-            transcript=transcript_of(
-                payload.get("name"), ((name, value) for name, value in sent if name_key(name) != PERSON_ID_FIELD)
+            transcript=transcript(
+                payload.get("name"), ((name, value) for name, value in sent if normalise_name(name) != PERSON_ID_FIELD)
             ),
         )
 

@@ -1,0 +1,67 @@
+"""Fillout form submissions (https://www.fillout.com/help/webhook).
+
+Fillout signs nothing, so the webhook URL carries a shared token: ``?token=<token>`` in the URL,
+or ``Authorization: Bearer <token>`` as a custom header (Advanced mode). A token is weaker than a
+signature: whoever sees the URL or the header can send anything, at any time, again and again.
+
+The body is a submission, bare or wrapped as ``{formId, formName, submission: {...}}``; both are
+read. The mapping gets the submission with its answers indexed (``index_answers``): ``answers``
+by question name normalised (see ``form_answers``), ``answers_by_type`` by Fillout question type
+(``EmailInput``, ``PhoneNumber``, ``URLInput``...), and ``parameters`` the URL parameters and
+hidden fields by normalised name (``parameters.stardex_person_id``). Numbers become text;
+choices are already their text, checkboxes a list. The delivery id is ``submissionId``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import BadRequest
+from .base import Delivery, Event, SharedTokenSource, parse_json_object
+from .form_answers import normalise_name, numbers_as_text, transcript
+from .typeform import index_answers
+
+EVENT_TYPE = "form_submission"
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+class FilloutSource(SharedTokenSource):
+    """Adapter for Fillout: a shared token, one submission per delivery."""
+
+    name = "fillout"
+    default_write_policy = "fill"
+
+    def parse(self, delivery: Delivery) -> Event:
+        body = parse_json_object(delivery.body)
+        wrapped = "submission" in body
+        submission = body.get("submission") if wrapped else body
+        if not isinstance(submission, dict) or not isinstance(submission.get("questions"), list):
+            raise BadRequest(
+                "invalid_payload", "a Fillout body must be a submission with a 'questions' list, bare or under 'submission'"
+            )
+        questions = [numbers_as_text(question) for question in submission["questions"] if isinstance(question, dict)]
+        indexed = index_answers(questions, key_of=lambda question: normalise_name(question.get("name")),
+                                type_of=lambda question: question.get("type"))
+        parameters: dict[str, Any] = {}
+        for parameter in _list(submission.get("urlParameters")):
+            if isinstance(parameter, dict) and (key := normalise_name(parameter.get("name"))):
+                parameters.setdefault(key, numbers_as_text(parameter.get("value")))
+        scheduling = [entry for entry in _list(submission.get("scheduling")) if isinstance(entry, dict)]
+        submission_id = submission.get("submissionId")
+        form_name = body.get("formName")
+        return Event(
+            source=self.name,
+            event_type=EVENT_TYPE,
+            delivery_id=submission_id if isinstance(submission_id, str) and submission_id else None,
+            payload={
+                **(body if wrapped else {}),
+                "submission": {**submission, "questions": questions, **indexed, "parameters": parameters},
+            },
+            transcript=transcript(
+                form_name,
+                [(entry.get("name"), entry.get("value")) for entry in questions + scheduling],
+            ),
+        )
