@@ -403,3 +403,38 @@ def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
     assert answer.status_code == 503
     assert answer.json()["reason"] == "secret_unavailable"
     assert stardex_fake.requests == []
+
+
+def test_a_form_under_fill_with_a_note_writes_it_once_and_keeps_the_stored_name(fakes, stardex, tmp_path):
+    """Two identical deliveries of a Typeform answer (the sender's retry) through a mapping that
+    keeps the submission as a note: one note, carrying the delivery id; the stored name and company
+    untouched, only what the person lacked added."""
+    mapping = json.loads((ROOT / "mappings" / "typeform.json").read_text())
+    mapping.update(write_policy="fill", note={"activity_type": "secondary_note"})
+    (tmp_path / "typeform.json").write_text(json.dumps(mapping))
+    person_id = stardex.add_person(name="Chidi Okafor-Stored", first_name="Chidi", last_name="Okafor-Stored",
+                                   company_name="Initech", emails=["chidi.okafor@example.com"])
+    with function_server(*fakes, MAPPINGS_DIR=str(tmp_path)) as (base_url, _log):
+        first = send(base_url, "typeform", typeform_body())
+        second = send(base_url, "typeform", typeform_body())
+    assert first.status_code == 200, first.text
+    assert first.json() == {"status": "updated", "person_id": person_id, "fields": ["linkedin_url", "phone_numbers"],
+                            "note": "written"}
+    assert second.json() == {"status": "ignored", "reason": "no_change", "person_id": person_id,
+                             "note": "already_written"}
+    stored = stardex.person(person_id)
+    assert (stored["name"], stored["last_name"], stored["current_company_name"]) == (
+        "Chidi Okafor-Stored", "Okafor-Stored", "Initech")
+    assert [phone["value"] for phone in stored["phones"]] == ["+14155550123"]
+    notes = stardex.activities(person_id)
+    assert len(notes) == 1
+    assert notes[0]["activity_type"] == "secondary_note"
+    content = notes[0]["activity_content"].splitlines()
+    assert content[0] == "Talent community sign-up"
+    assert content[-1] == "stardex-webhook delivery: 01HZX3EXAMPLE0001"
+    assert "Current company" in content and "Globex" in content
+    assert [(request.method, request.path) for request in stardex.requests] == [
+        ("POST", "/v1/persons/search"), ("PATCH", f"/v1/persons/{person_id}"),
+        ("GET", f"/v1/persons/{person_id}/activities"), ("POST", "/v1/person-activities"),
+        ("GET", f"/v1/persons/{person_id}/activities"),
+    ], "the retry costs one look: the person is remembered and nothing changed"
