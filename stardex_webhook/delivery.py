@@ -79,7 +79,8 @@ class Deliverer:
         try:
             return self._deliver(client, mapped, record, deadline, self.memory)
         except _RememberedPersonGone:
-            self._log.write("INFO", "a remembered Stardex person is gone: searching again",
+            # DEBUG: at INFO the webhook's own line stays its only one.
+            self._log.write("DEBUG", "a remembered Stardex person is gone: searching again",
                             person_id=record.get("person_id"))
             return self._deliver(client, mapped, record, deadline, None)
 
