@@ -9,7 +9,9 @@ reason) and the body to send, which carries only what changes. An empty body mea
 The rules, field by field (the CONTRACT's "Who may change what"):
 
 * Names, company, title, location, headline, address: compared case- and whitespace-insensitively.
-  Under ``fill`` a stored value is never replaced; under ``overwrite`` a different one is.
+  Under ``fill`` a stored value is never replaced; under ``overwrite`` a different one is. A name
+  counts as one value under ``fill``: a first or last name the person lacks is added only when it
+  is that part of the stored full name, so a respondent cannot rename "Ada Lovelace" piecemeal.
 * ``linkedin_url``: compared by LinkedIn public id (``/in/<id>``), since reads show only the id.
 * ``emails`` / ``phone_numbers``: merged entry by entry (``contacts.sort_entries``): stored entries
   kept as stored, never re-judged; only new ones added, under both policies. Stardex replaces a
@@ -44,6 +46,7 @@ SYMBOLS = {ADD: "+", CHANGE: "~", KEEP: "="}
 
 SAME = "same value"
 FILL_KEEPS = "fill: the person already has a value"
+FILL_HAS_NAME = "fill: the person already has a name"
 NOT_SHOWN = "not shown by Stardex's read"
 FILL_NOT_SHOWN = "fill: Stardex's read does not show whether the person has a value"
 STORED = "stored"
@@ -218,6 +221,20 @@ def _job(value: Any, person: dict[str, Any]) -> FieldPlan:
     return FieldPlan("job_id", ADD, None, value)
 
 
+_NAME_PARTS = {"first_name": 0, "last_name": 1}
+
+
+def _name_part(plan: FieldPlan, person: dict[str, Any]) -> FieldPlan:
+    """Under fill, a missing first or last name is added only when the stored full name agrees."""
+    name = person.get("name")
+    if _blank(name):
+        return plan
+    first, _, rest = " ".join(str(name).split()).partition(" ")
+    if same_text((first, rest)[_NAME_PARTS[plan.field]], plan.after):
+        return plan
+    return FieldPlan(plan.field, KEEP, None, plan.after, FILL_HAS_NAME)
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -270,6 +287,8 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             before = person.get(stored_key)
             plan = _replaceable(field, after, known, before, known and not _blank(before) and same_text(before, after),
                                 write_policy)
+            if write_policy == FILL and plan.action == ADD and field in _NAME_PARTS:
+                plan = _name_part(plan, person)
             if not known:
                 unknown.append(field)
         if plan.sent and field not in CONTACT_LISTS:

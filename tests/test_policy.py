@@ -214,3 +214,14 @@ def test_the_person_after_a_write_is_what_a_read_would_show():
                                             ("https://www.linkedin.com/company/globex", None), (None, None)])
 def test_linkedin_public_id(url, public_id):
     assert linkedin_public_id(url) == public_id
+
+
+@pytest.mark.parametrize("field, value, action, reason", [
+    ("first_name", "Ada", ADD, None), ("last_name", "lovelace", ADD, None),
+    ("first_name", "Mallory", KEEP, "fill: the person already has a name"),
+    ("last_name", "Evil", KEEP, "fill: the person already has a name"),
+])
+def test_under_fill_a_name_part_is_added_only_when_the_stored_name_agrees(field, value, action, reason):
+    person = {**EMPTY_PERSON, "name": "Ada  Lovelace"}
+    assert plan_update({field: value}, person, "fill").fields == (FieldPlan(field, action, None, value, reason),)
+    assert plan_update({field: value}, person, "overwrite").fields == (FieldPlan(field, ADD, None, value),)
