@@ -111,7 +111,7 @@ def plain_secrets() -> dict[str, str]:
 def function_environment(stardex_base: str, fakes: dict | None = None) -> dict[str, str]:
     """The environment ours and the floor run with, identical for both and small, as Cloud Run gives
     a function (``requests`` scans every variable for proxy settings on every call): the loopback
-    fake as Stardex, DRY_RUN off, the limiter lifted, functions-framework's own settings (WORKERS,
+    fake as Stardex, DRY_RUN off, the limiter lifted, the person memory off, functions-framework's own settings (WORKERS,
     THREADS, ...) unset so its production defaults apply. Secrets as plain values, or, given the
     fakes' description (``bench/fakes.py``), as ``*_SECRET`` names read from the fake Secret Manager
     through the real client: the production path."""
@@ -125,6 +125,10 @@ def function_environment(stardex_base: str, fakes: dict | None = None) -> dict[s
         "STARDEX_REQUESTS_PER_MINUTE": BENCH_REQUESTS_PER_MINUTE,
         "STARDEX_DEADLINE_SECONDS": "20",
         "DRY_RUN": "0",
+        # The served runs and the pipeline replay one webhook many times: remembered, it would cost
+        # no call after the first. They measure the whole path, so the memory is off; bench/calls.py
+        # measures the calls it saves, with the function's default.
+        "PERSON_MEMORY_SECONDS": "0",
     })
     if fakes is None:
         env.update(plain_secrets())

@@ -5,7 +5,8 @@ The same fakes the tests use (``stardex_webhook.fake_stardex.FakeStardex``,
 Prints one JSON line (``stardex``: the base URL, ``secret_manager``: the endpoint, ``secrets``: the
 environment naming each secret), then answers one line per command read on stdin:
 
-    reset SECONDS   forget every request, store the bench's person again, answer after SECONDS
+    reset SECONDS   forget every request, store the bench's person again (PATCHes are answered but
+                    not applied, so every replay finds it as stored), answer after SECONDS
     stats           the calls seen since the last reset, as {"GET /v1/persons/{id}": n, ..., "errors": n}
 """
 
@@ -52,6 +53,7 @@ def main() -> None:
         command, *args = line.split()
         if command == "reset":
             stardex.reset()
+            stardex.discard_writes = True  # each replay of the one webhook meets the same person
             stardex.add_person(**common.STORED_PERSON)
             stardex.delay_seconds = float(args[0])
             print("{}", flush=True)

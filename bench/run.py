@@ -35,6 +35,7 @@ TARGETS = {
     "cold_start_ratio": 1.5,
     "cold_start_secret_manager_ratio": 1.3,
     "rss_ratio": 1.3,
+    "calls_per_event": 1.3,  # Stardex calls per event on the replayed trace (bench/calls.py)
 }
 SERVERS = {"ours": common.MAIN_PY, "floor": common.FLOOR_PY}
 # How long the fake Stardex takes to answer: as a real API does (the served target), and at once
@@ -134,6 +135,19 @@ def run_pipeline(settings: Settings) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"bench/pipeline.py failed:\n{done.stderr}")
     return json.loads(done.stdout)["samples"]
+
+
+def run_calls() -> dict:
+    """Stardex calls per event on a replayed trace (``bench/calls.py``, its own interpreter)."""
+    done = subprocess.run([sys.executable, str(common.BENCH / "calls.py")], cwd=common.ROOT,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/calls.py failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def calls_label(calls: dict) -> str:
+    return f"Stardex calls per event, trace of {calls['events']} ATS and form events about {calls['people']} people"
 
 
 def parse_importtime(text: str, module: str) -> list[tuple[int, str, int, int]]:
@@ -387,6 +401,9 @@ def build_rows(results: dict, settings: Settings) -> list[list[str]]:
         rows.append([f"cold start to first 200 ({label}), median of {settings.cold_starts}, ms",
                      f"{cold['ours']['median_ms']:.0f}", f"{cold['floor']['median_ms']:.0f}", f"{ratio:.2f}",
                      f"≤ {target}", verdict(ratio <= target)])
+    calls = results["calls"]
+    rows.append([calls_label(calls), f"{calls['calls_per_event']:.2f}", "", "",
+                 f"≤ {TARGETS['calls_per_event']}", verdict(calls["calls_per_event"] <= TARGETS["calls_per_event"])])
     imports = results["imports"]
     rows.append(["import time of the module, ms", f"{imports['ours']['total_ms']:.0f}",
                  f"{imports['floor']['total_ms']:.0f}",
@@ -466,6 +483,23 @@ def details(results: dict, settings: Settings) -> str:
                                    for label, cold in results["cold_start"].items() for name, data in cold.items()])
                  + "\n")
 
+    calls = results["calls"]
+    parts.append("## Stardex calls per event\n\n"
+                 f"`bench/calls.py`: {calls['events']} events about {calls['people']} people, built from the shipped "
+                 f"samples of {', '.join(calls['sources'])} ({', '.join(f'{n} {s}' for s, n in calls['events_by_source'].items())}), "
+                 "replayed against the real function (its default settings, the person memory included) and the "
+                 "loopback fake Stardex; each person stored beforehand with a name and an email. A search, read and "
+                 "PATCH per event would be 3. The same trace with `PERSON_MEMORY_SECONDS=0` beside it.\n\n"
+                 + markdown_table(["run", "calls per event", "calls", "answers"],
+                                  [[name, f"{data['calls_per_event']:.3f}",
+                                    ", ".join(f"{call} {count}" for call, count in sorted(data["calls_by_kind"].items())),
+                                    ", ".join(f"{outcome}: {count}" for outcome, count in data["outcomes"].items())]
+                                   for name, data in (("person memory on (default)", calls),
+                                                      ("person memory off", calls["without_memory"]))])
+                 + "\n\nWhat the PATCHes sent (memory on), by sender:\n\n"
+                 + markdown_table(["sender: fields", "PATCHes"], [[key, str(count)] for key, count in calls["written"].items()])
+                 + "\n")
+
     imports = results["imports"]
     parts.append("## Import time of `main` (python -X importtime), by package\n\n"
                  f"Median of {settings.import_runs} run(s): ours {imports['ours']['total_ms']:.0f} ms, floor "
@@ -508,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
                              if data["status"] // 100 != 2 or data["answer"].get("status") != "updated"]
         step("import time")
         results["imports"] = run_imports(settings)
+        step("Stardex calls per event, replayed trace")
+        results["calls"] = run_calls()
+        calls_problems = [f"calls: {problem}" for run in (results["calls"], results["calls"]["without_memory"])
+                          for problem in run["problems"]]
         fakes = Fakes()
         try:
             step("cold starts")
@@ -516,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             results["served"], results["memory"], served_problems = run_served(settings, fakes, workdir)
         finally:
             fakes.stop()
-    results["problems"] = pipeline_problems + served_problems
+    results["problems"] = pipeline_problems + calls_problems + served_problems
 
     rows = build_rows(results, settings)
     table = markdown_table(MAIN_HEADER, rows)

@@ -24,7 +24,7 @@ from flask import Request, Response
 
 from . import __version__
 from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
-from .contacts import merge_contacts, touches_contacts
+from .delivery import Deliverer
 from .errors import (
     BadRequest,
     ConfigurationError,
@@ -38,13 +38,12 @@ from .errors import (
 )
 from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, load_mappings
-from .resolver import resolve_person, stardex_failure
 from .secrets import SecretProvider
 from .sources import SOURCES
 from .sender_api import SenderApiClient
 from .sources.base import Delivery, Event, Headers, Source
 from .deadline import WATCHDOG, Deadline
-from .stardex import RateLimiter, StardexClient, StardexError
+from .stardex import RateLimiter, StardexClient
 from .validation import validate_update
 
 HEALTH_PATH = "healthz"
@@ -81,6 +80,7 @@ class WebhookApp:
         self._client: StardexClient | None = None
         self._client_lock = threading.Lock()
         self._sender_apis: dict[str, SenderApiClient] = {}
+        self._deliverer = Deliverer(settings, self._stardex, log)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WebhookApp":
@@ -264,34 +264,8 @@ class WebhookApp:
         return source.with_follow_up(event, client.read(deadline, follow_up))
 
     def _deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-        """Find the person, merge contact lists, send the PATCH: the only stage that calls Stardex."""
-        client = self._stardex()
-        resolution = resolve_person(client, deadline, mapped.person, mapped.update, mapped.create)
-        person_id = resolution.person_id
-        record["person_id"] = person_id
-        if resolution.created:
-            update = resolution.remaining_update or {}
-        else:
-            update = mapped.update
-            if touches_contacts(update):
-                try:
-                    person = client.get_person(deadline, person_id)
-                except StardexError as error:
-                    raise stardex_failure(error, "read the person's contacts") from None
-                # The sender's entries were validated with the update; stored ones go back as stored.
-                update = merge_contacts(update, person if isinstance(person, dict) else {}, self._settings.phone_default_region)
-        if update:
-            try:
-                client.update_person(deadline, person_id, update)
-            except StardexError as error:
-                raise stardex_failure(error, "update the person") from None
-        elif not resolution.created:
-            return {"status": "ignored", "reason": "no_change", "person_id": person_id}
-        sent = sorted(mapped.update if resolution.created else update)
-        answer: dict[str, Any] = {"status": "updated", "person_id": person_id, "fields": sent}
-        if resolution.created:
-            answer["created"] = True
-        return answer
+        """Find the person, plan the write, call Stardex: ``delivery.Deliverer`` does it."""
+        return self._deliverer.deliver(mapped, record, deadline)
 
     # ---- clients made on first use -------------------------------------------------------
 

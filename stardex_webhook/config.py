@@ -59,6 +59,7 @@ class Settings:
     stardex_deadline_seconds: float = 20.0
     stardex_requests_per_minute: int = 60
     secret_ttl_seconds: float = 300.0
+    person_memory_seconds: float = 300.0
     log_level: str = "INFO"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -143,6 +144,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stardex_deadline_seconds=_number(env, "STARDEX_DEADLINE_SECONDS", 20.0, float, 1),
         stardex_requests_per_minute=int(_number(env, "STARDEX_REQUESTS_PER_MINUTE", 60, int, 1)),
         secret_ttl_seconds=_number(env, "SECRET_TTL_SECONDS", 300.0, float, 0),
+        person_memory_seconds=_number(env, "PERSON_MEMORY_SECONDS", 300.0, float, 0),
         log_level=log_level,
         environ=env,
     )

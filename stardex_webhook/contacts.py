@@ -30,6 +30,11 @@ def touches_contacts(update: dict[str, Any]) -> bool:
     return any(update.get(key) for key in CONTACT_LISTS)
 
 
+def contacts_known(person: dict[str, Any], key: str) -> bool:
+    """Whether ``person`` shows its ``key`` list at all (a remembered person may not)."""
+    return any(read_key in person for read_key in _READ_KEYS[key])
+
+
 def phone_id(number: str, region: str | None) -> PhoneId:
     """What identifies a number: (country code, national significant number) when the number is
     written with a country code or ``region`` places it, else (None, its digits without leading
@@ -89,8 +94,9 @@ class SeenContacts:
         return new
 
 
-def _existing_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
-    """The person's stored entries as ``{contact_data_type, value}``, skipping blanks."""
+def stored_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
+    """The person's stored entries of ``key`` (``emails`` or ``phone_numbers``; read from
+    ``emails``/``phones``) as ``{contact_data_type, value}``, skipping blanks."""
     raw: Iterable[Any] = ()
     for read_key in _READ_KEYS[key]:
         candidate = person.get(read_key)
@@ -115,6 +121,21 @@ def _existing_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
     return entries
 
 
+def sort_entries(key: str, new_entries: list[dict[str, str]], person: dict[str, Any],
+                 phone_region: str | None) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """The person's stored entries of ``key`` (as stored), the sender's entries that are new, and
+    the sender's entries already there (or repeated within the update): the contact merge entry by
+    entry, which the write plan shows and ``merge_contacts`` sends."""
+    stored = stored_entries(person, key)
+    seen = SeenContacts(key, phone_region)
+    for entry in stored:
+        seen.add(entry["value"])
+    added, repeated = [], []
+    for entry in new_entries:
+        (added if seen.add(entry["value"]) else repeated).append(entry)
+    return stored, added, repeated
+
+
 def merge_contacts(update: dict[str, Any], person: dict[str, Any], phone_region: str | None) -> dict[str, Any]:
     """Return a copy of ``update`` whose contact lists are the union with ``person``'s.
 
@@ -127,13 +148,9 @@ def merge_contacts(update: dict[str, Any], person: dict[str, Any], phone_region:
         new_entries = update.get(key)
         if not new_entries:
             continue
-        union = _existing_entries(person, key)
-        seen = SeenContacts(key, phone_region)
-        for entry in union:
-            seen.add(entry["value"])
-        added = [entry for entry in new_entries if seen.add(entry["value"])]
+        stored, added, _ = sort_entries(key, new_entries, person, phone_region)
         if added:
-            merged[key] = union + added
+            merged[key] = stored + added
         else:
             del merged[key]
     return merged

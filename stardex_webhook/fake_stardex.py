@@ -12,9 +12,15 @@ tests catch the mistakes the real API would punish:
 * PATCH replaces ``emails``/``phone_numbers`` whole (the documented hazard), and rejects unknown
   fields and malformed contact items with 400;
 * reads answer contact lists as ``emails``/``phones`` of ``{contact_data_type, value}``; create
-  takes plain string lists; GET does not return ``linkedin_url`` (only ``linkedin_public_id``).
+  takes plain string lists; GET does not return ``linkedin_url`` (only ``linkedin_public_id``);
+  search answers person objects with the base fields and only the sections ``include`` asks for
+  (``candidates``...); a PATCH with ``job_id`` makes the person a candidate on that job;
+* notes: ``POST /v1/person-activities`` (``activity_type`` and ``activity_content`` required, the
+  person by ``person_id``, ``email`` or ``linkedin_url``) and ``GET /v1/persons/{id}/activities``
+  (newest first, ``offset``/``limit`` 1-100, with ``meta``).
 
-Switches for tests: ``add_person``, ``person``, ``down``, ``fail_next``, ``delay_seconds``,
+Switches for tests: ``add_person``, ``person``, ``activities``, ``discard_writes`` (PATCHes are
+checked and answered but not applied: the bench replays one event on one stored person), ``down``, ``fail_next``, ``delay_seconds``,
 ``rate_limit``, ``window_seconds``, ``api_key``, ``requests``, ``reset()``, and ``misbehave``: one of
 ``MISBEHAVIOURS``, the ways real servers and proxies go wrong (a redirect to ``redirect_to``, a
 redirect loop, an answer dripped one byte every ``drip_seconds`` from its status line or after its
@@ -44,7 +50,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from email.utils import formatdate
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 API_PREFIX = "/v1"
 DEFAULT_API_KEY = "test-stardex-key"
@@ -94,12 +100,18 @@ CONVENIENCE_CONTACTS = {
     "mobile_phone": ("phones", "mobile"),
 }
 # Fields of a stored person that GET and search return (linkedin_url is stored but not returned).
-PERSON_FIELDS = (
+BASE_FIELDS = (
     "id", "name", "first_name", "last_name", "linkedin_public_id", "current_job_title",
     "current_company_name", "current_company_id", "external_source_id", "linkedin_location",
-    "linkedin_headline", "address", "emails", "phones", "work_experience", "education_experience",
-    "certifications", "candidates",
+    "linkedin_headline", "address", "emails", "phones",
 )
+# The sections GET returns and search only when its ``include`` names them.
+SECTIONS = ("work_experience", "education_experience", "certifications", "candidates")
+PERSON_FIELDS = BASE_FIELDS + SECTIONS
+# What search's ``include`` accepts (docs); sections the fake does not store come back empty.
+INCLUDE_VALUES = frozenset({"work_experience", "education_experience", "certifications", "candidates",
+                            "custom_fields", "activities", "compensation", "related_people", "offers"})
+ACTIVITY_FIELDS = frozenset({"person_id", "linkedin_url", "email", "full_name", "activity_type", "activity_content"})
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
             422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -144,6 +156,10 @@ def _invalid(message: str) -> _Answer:
 def _linkedin_public_id(url: str) -> str | None:
     parts = [part for part in urlsplit(url).path.split("/") if part]
     return parts[1] if len(parts) >= 2 and parts[0] == "in" else None
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -203,7 +219,9 @@ class FakeStardex(LoopbackServer):
         self.redirect_to = "http://127.0.0.1:9"  # another origin (the discard port)
         self.drip_seconds = 2.0
         self.requests: list[RecordedRequest] = []
+        self.discard_writes = False
         self._persons: dict[str, dict[str, Any]] = {}
+        self._activities: dict[str, list[dict[str, Any]]] = {}
         self._failures: collections.deque[tuple[int, float | None]] = collections.deque()
         self._hits: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
@@ -258,6 +276,11 @@ class FakeStardex(LoopbackServer):
         with self._lock:
             return copy.deepcopy(self._persons[person_id])
 
+    def activities(self, person_id: str) -> list[dict[str, Any]]:
+        """The person's activities (copies), oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._activities.get(person_id, []))
+
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (before auth and rate limiting);
         ``retry_after`` adds a ``Retry-After`` header (and ``retry_after_seconds`` for a 429)."""
@@ -268,12 +291,14 @@ class FakeStardex(LoopbackServer):
         """Forget persons, requests, pending failures and rate-limit counts; restore switches."""
         with self._lock:
             self._persons.clear()
+            self._activities.clear()
             self._failures.clear()
             self._hits.clear()
             self.requests.clear()
         self.down = False
         self.delay_seconds = 0.0
         self.misbehave = None
+        self.discard_writes = False
 
     # -- request handling --------------------------------------------------------------------
 
@@ -292,7 +317,8 @@ class FakeStardex(LoopbackServer):
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
-        path = urlsplit(handler.path).path
+        parts = urlsplit(handler.path)
+        path, query = parts.path, parse_qs(parts.query)
         body: Any = None
         body_error = False
         if raw:
@@ -311,7 +337,7 @@ class FakeStardex(LoopbackServer):
             rate_headers = self._count_request(handler.headers["Authorization"])
             if body_error:
                 raise _invalid("Body is not valid JSON")
-            status, answer = self._route(handler.command, path, body)
+            status, answer = self._route(handler.command, path, body, query)
         except _Answer as answer_error:
             status, answer = answer_error.status, answer_error.body
             rate_headers = {**rate_headers, **answer_error.headers}
@@ -403,18 +429,23 @@ class FakeStardex(LoopbackServer):
         return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining),
                 "X-RateLimit-Reset": str(int(math.ceil(time.time() + reset_in)))}
 
-    def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def _route(self, method: str, path: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == f"{API_PREFIX}/persons/search" and method == "POST":
             return self._search(body)
         if path == f"{API_PREFIX}/persons" and method == "POST":
             return self._create(body)
+        if path == f"{API_PREFIX}/person-activities" and method == "POST":
+            return self._create_activity(body)
         prefix = f"{API_PREFIX}/persons/"
-        if path.startswith(prefix) and "/" not in path[len(prefix):] and path != prefix:
-            person_id = unquote(path[len(prefix):])
+        rest = path[len(prefix):] if path.startswith(prefix) else ""
+        if rest and "/" not in rest:
+            person_id = unquote(rest)
             if method == "GET":
                 return self._get(person_id)
             if method == "PATCH":
                 return self._patch(person_id, body)
+        if rest.endswith("/activities") and rest.count("/") == 1 and method == "GET":
+            return self._list_activities(unquote(rest[: -len("/activities")]), query)
         raise _fastify_error(404, f"Route {method}:{path} not found")
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -428,8 +459,9 @@ class FakeStardex(LoopbackServer):
             "work_experience": [], "education_experience": [], "certifications": [], "candidates": [],
         }
 
-    def _public(self, person: dict[str, Any]) -> dict[str, Any]:
-        return copy.deepcopy({key: person[key] for key in PERSON_FIELDS if key in person})
+    def _public(self, person: dict[str, Any], fields: tuple[str, ...] = PERSON_FIELDS) -> dict[str, Any]:
+        return copy.deepcopy({key: person.get(key, []) if key in INCLUDE_VALUES else person[key]
+                              for key in fields if key in person or key in INCLUDE_VALUES})
 
     def _stored(self, person_id: str) -> dict[str, Any]:
         person = self._persons.get(person_id)
@@ -456,9 +488,13 @@ class FakeStardex(LoopbackServer):
         for key in ("email", "linkedin_url", "name"):
             if key in body and not isinstance(body[key], str):
                 raise _invalid(f"{key} must be a string")
+        include = body.get("include", [])
+        if not isinstance(include, list) or not all(isinstance(item, str) and item in INCLUDE_VALUES for item in include):
+            raise _invalid(f"include must be a list of: {', '.join(sorted(INCLUDE_VALUES))}")
+        fields = BASE_FIELDS + tuple(dict.fromkeys(include))
         with self._lock:
             matches = [person for person in self._persons.values() if self._matches(person, body)]
-            page = [self._public(person) for person in matches[offset:offset + limit]]
+            page = [self._public(person, fields) for person in matches[offset:offset + limit]]
         return 200, {"success": True, "data": page, "meta": {"total": len(matches), "offset": offset, "limit": limit}}
 
     @staticmethod
@@ -527,21 +563,71 @@ class FakeStardex(LoopbackServer):
             raise _invalid("linkedin_url must be a URL")
         with self._lock:
             person = self._stored(person_id)
+            if self.discard_writes:
+                return 200, {"success": True, "data": {"message": "Person updated successfully"}}
             # The documented hazard: a sent list replaces the stored one entirely.
             if "emails" in body:
                 person["emails"] = [dict(item) for item in body["emails"]]
             if "phone_numbers" in body:
                 person["phones"] = [dict(item) for item in body["phone_numbers"]]
             for key in ("name", "first_name", "last_name", "current_job_title", "linkedin_location",
-                        "linkedin_headline", "address", "linkedin_url", "custom_fields", "job_id"):
+                        "linkedin_headline", "address", "linkedin_url", "custom_fields"):
                 if key in body:
                     person[key] = copy.deepcopy(body[key])
+            if "job_id" in body:
+                self._add_candidate(person, body["job_id"])
             if "company_name" in body:
                 person["current_company_name"] = body["company_name"]
             if "linkedin_url" in body:
                 person["linkedin_public_id"] = _linkedin_public_id(body["linkedin_url"])
             self._add_convenience_contacts(person, body)
         return 200, {"success": True, "data": {"message": "Person updated successfully"}}
+
+    @staticmethod
+    def _add_candidate(person: dict[str, Any], job_id: str) -> None:
+        """The docs' ``job_id`` ("Job ID of the person"), read as: the person becomes a candidate
+        on that job, once."""
+        if not any(candidate.get("job_id") == job_id for candidate in person["candidates"]):
+            person["candidates"].append({
+                "candidate_id": str(uuid.uuid4()), "job_name": None, "job_id": job_id, "job_client_company_name": None,
+                "current_pipeline_stage_name": "Sourced", "current_pipeline_stage_id": None, "is_archived": False,
+                "created_at": _now_iso(),
+            })
+
+    def _create_activity(self, body: Any) -> tuple[int, Any]:
+        self._check_body(body, ACTIVITY_FIELDS, ACTIVITY_FIELDS)
+        for key in ("activity_type", "activity_content"):
+            if not body.get(key, "").strip():
+                raise _invalid(f"{key} is required")
+        with self._lock:
+            if "person_id" in body:
+                person = self._persons.get(body["person_id"])
+            else:
+                query = {key: body[key] for key in ("email", "linkedin_url") if key in body}
+                if not query:
+                    raise _invalid("the person is required: person_id, linkedin_url, email or full_name")
+                person = next((item for item in self._persons.values() if self._matches(item, query)), None)
+            if person is None:
+                raise _fastify_error(404, "Person not found")
+            activity = {"id": str(uuid.uuid4()), "activity_type": body["activity_type"], "created_at": _now_iso(),
+                        "activity_content": body["activity_content"], "team_member": None, "job": None}
+            self._activities.setdefault(person["id"], []).append(activity)
+        return 201, {"success": True, "data": {"id": activity["id"], "person_id": person["id"],
+                                               "activity_type": activity["activity_type"]}}
+
+    def _list_activities(self, person_id: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        try:
+            limit = int(query.get("limit", ["100"])[-1])
+            offset = int(query.get("offset", ["0"])[-1])
+        except ValueError:
+            raise _invalid("offset and limit must be integers") from None
+        if not 1 <= limit <= 100 or offset < 0:
+            raise _invalid("limit must be from 1 to 100 and offset non-negative")
+        with self._lock:
+            self._stored(person_id)
+            newest_first = list(reversed(self._activities.get(person_id, [])))
+            page = copy.deepcopy(newest_first[offset:offset + limit])
+        return 200, {"success": True, "data": page, "meta": {"total": len(newest_first), "offset": offset, "limit": limit}}
 
     @staticmethod
     def _check_body(body: Any, fields: frozenset[str], string_fields: frozenset[str]) -> None:

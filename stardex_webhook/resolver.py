@@ -6,18 +6,28 @@ several is refused, because updating the wrong candidate is worse than updating 
 One event may cost only a few of Stardex's 60 requests a minute: at most ``MAX_SEARCH_EMAILS``
 emails are searched, then the one LinkedIn URL; a payload naming more emails is refused (422)
 before any call, since an authentic sender could otherwise spend the whole budget on one event.
+
+A ``PersonMemory`` (one per instance, for ``PERSON_MEMORY_SECONDS``) spares the search of a key
+that found exactly one person a moment ago: an ATS sends created, stage moved and updated for the
+same candidate within seconds. Keys are still tried in the same order, an unremembered one is
+searched, and only hits are remembered (never a miss, so a create is always preceded by a search).
 """
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import RetryLater, Unprocessable
 from .deadline import Deadline
 from .stardex import OutcomeUnknown, StardexClient, StardexError
 
 MAX_SEARCH_EMAILS = 5
+# Persons (and keys) one instance remembers at most; the oldest are dropped first.
+MEMORY_SIZE = 2000
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
 CREATE_FIELDS = frozenset(
@@ -43,9 +53,81 @@ CREATE_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class Resolution:
+    """``person`` is the person as the search answered (a read made within this event), when a
+    search found it; ``remembered`` says the id came from the memory, not from Stardex now."""
+
     person_id: str
     created: bool = False
     remaining_update: dict[str, Any] | None = None  # for a created person: what the PATCH still sends
+    person: dict[str, Any] | None = None
+    remembered: bool = False
+
+
+@dataclass(frozen=True)
+class KnownPerson:
+    """What this instance knows of a person: ``data`` in the read shape; ``read`` when it holds a
+    whole read (so a field it lacks is one Stardex does not show), ``fresh`` when that read was
+    made within the current event (the only base for a PATCH of a contact list)."""
+
+    data: dict[str, Any]
+    read: bool = False
+    fresh: bool = False
+
+
+Key = tuple[str, str]  # ("email", address) or ("linkedin_url", url): a search and its value
+
+
+class PersonMemory:
+    """Per instance, for ``seconds`` after it was learnt: which person id a search key found, and
+    each person as last read or written. Bounded (``size`` of each, oldest dropped first) and
+    thread-safe; ``seconds <= 0`` remembers nothing. What it answers is never *fresh*."""
+
+    def __init__(self, seconds: float, size: int = MEMORY_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ids: collections.OrderedDict[Key, tuple[float, str]] = collections.OrderedDict()
+        self._persons: collections.OrderedDict[str, tuple[float, KnownPerson]] = collections.OrderedDict()
+
+    def _get(self, table: collections.OrderedDict, key: Any) -> Any:
+        with self._lock:
+            entry = table.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del table[key]
+                return None
+            return entry[1]
+
+    def _put(self, table: collections.OrderedDict, key: Any, value: Any) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            table.pop(key, None)
+            table[key] = (self._clock() + self.seconds, value)
+            while len(table) > self.size:
+                table.popitem(last=False)
+
+    def person_id(self, key: Key) -> str | None:
+        return self._get(self._ids, key)
+
+    def remember_id(self, key: Key, person_id: str) -> None:
+        self._put(self._ids, key, person_id)
+
+    def person(self, person_id: str) -> KnownPerson | None:
+        known = self._get(self._persons, person_id)
+        return None if known is None else KnownPerson(known.data, read=known.read, fresh=False)
+
+    def remember_person(self, person_id: str, known: KnownPerson) -> None:
+        self._put(self._persons, person_id, KnownPerson(known.data, read=known.read, fresh=False))
+
+    def forget(self, person_id: str) -> None:
+        """Drop the person and every key that led to it (Stardex answered 404 for it)."""
+        with self._lock:
+            self._persons.pop(person_id, None)
+            for key in [key for key, (_, found) in self._ids.items() if found == person_id]:
+                del self._ids[key]
 
 
 def stardex_failure(error: StardexError, action: str) -> Exception:
@@ -65,15 +147,18 @@ def stardex_failure(error: StardexError, action: str) -> Exception:
     )
 
 
-def _search_one(client: StardexClient, deadline: Deadline, field: str, value: str) -> str | None:
+def _search_one(client: StardexClient, deadline: Deadline, field: str, value: str,
+                include: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The one person the search finds (as it answered), None for none; several is refused."""
     try:
-        matches = client.search_persons(deadline, **{field: value})
+        extra = {"include": list(include)} if include else {}
+        matches = client.search_persons(deadline, **{field: value}, **extra)
     except StardexError as error:
         raise stardex_failure(error, "search persons") from None
-    ids = [match.get("id") for match in matches if isinstance(match, dict) and match.get("id")]
-    if len(ids) > 1:
+    found = [match for match in matches if isinstance(match, dict) and match.get("id")]
+    if len(found) > 1:
         raise Unprocessable("ambiguous_person", f"several Stardex persons match the {field.replace('_', ' ')}")
-    return str(ids[0]) if ids else None
+    return found[0] if found else None
 
 
 def _full_name(update: dict[str, Any]) -> str | None:
@@ -104,26 +189,38 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
             # It may have been created: look before a second attempt, so one event makes one person.
             found = _find(client, deadline, body.get("emails", [])[:MAX_SEARCH_EMAILS], body["linkedin_url"])
             if found:
-                return Resolution(found, created=True, remaining_update=_not_for_create(update))
+                return Resolution(found.person_id, created=True, remaining_update=_not_for_create(update))
             created = client.create_person(deadline, body)
     except StardexError as error:
         raise stardex_failure(error, "create the person") from None
     person_id = created.get("id")
     if not person_id:
         raise RetryLater("stardex_unexpected_answer", "Stardex created a person but returned no id")
-    return Resolution(str(person_id), created=True, remaining_update=_not_for_create(update))
+    return Resolution(str(person_id), created=True, remaining_update=_not_for_create(update), person=created)
 
 
 def _not_for_create(update: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in update.items() if key not in CREATE_FIELDS}
 
 
-def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None) -> str | None:
-    for email in emails:
-        found = _search_one(client, deadline, "email", email)
+def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None,
+          memory: PersonMemory | None = None, include: tuple[str, ...] = ()) -> Resolution | None:
+    """Each email, then the LinkedIn URL, in turn: a remembered key answers at once, any other is
+    searched (and remembered when it finds one person)."""
+    keys: list[Key] = [("email", email) for email in emails]
+    if linkedin_url:
+        keys.append(("linkedin_url", linkedin_url))
+    for key in keys:
+        remembered = memory.person_id(key) if memory is not None else None
+        if remembered:
+            return Resolution(remembered, remembered=True)
+        found = _search_one(client, deadline, key[0], key[1], include)
         if found:
-            return found
-    return _search_one(client, deadline, "linkedin_url", linkedin_url) if linkedin_url else None
+            person_id = str(found["id"])
+            if memory is not None:
+                memory.remember_id(key, person_id)
+            return Resolution(person_id, person=found)
+    return None
 
 
 def resolve_person(
@@ -132,10 +229,13 @@ def resolve_person(
     person: Any,
     update: dict[str, Any],
     create: bool,
+    memory: PersonMemory | None = None,
+    include: tuple[str, ...] = (),
 ) -> Resolution:
     """The person to update: ``person.id`` when the payload names one; otherwise a search by each
-    email (at most ``MAX_SEARCH_EMAILS``), then by the LinkedIn URL; otherwise a create when
-    ``create`` is set."""
+    email (at most ``MAX_SEARCH_EMAILS``), then by the LinkedIn URL (``memory`` answering for keys
+    it holds; ``include`` the search's extra sections, e.g. ``candidates``); otherwise a create
+    when ``create`` is set."""
     if person.id:
         return Resolution(str(person.id))
     emails = list(dict.fromkeys(email for email in person.emails if email))
@@ -144,9 +244,9 @@ def resolve_person(
     if len(emails) > MAX_SEARCH_EMAILS:
         raise Unprocessable("too_many_person_keys",
                             f"the payload names {len(emails)} emails to find the person by; at most {MAX_SEARCH_EMAILS} are searched")
-    found = _find(client, deadline, emails, person.linkedin_url)
+    found = _find(client, deadline, emails, person.linkedin_url, memory, include)
     if found:
-        return Resolution(found)
+        return found
     if create:
         return _create(client, deadline, update)
     raise Unprocessable("person_not_found", "no Stardex person matches the payload's email or LinkedIn URL")

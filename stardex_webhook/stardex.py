@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -195,13 +195,17 @@ class StardexClient:
         email: str | None = None,
         linkedin_url: str | None = None,
         limit: int = 2,
+        include: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Persons whose email (exact) or LinkedIn URL (exact) matches; ``limit=2`` is enough to
-        tell one match from several."""
+        """Persons whose email (exact) or LinkedIn URL (exact) matches, as person objects (base
+        fields, contact lists included, plus the ``include`` sections, e.g. ``candidates``);
+        ``limit=2`` is enough to tell one match from several."""
         if (email is None) == (linkedin_url is None):
             raise ValueError("search_persons needs exactly one of email or linkedin_url")
         body: dict[str, Any] = {"email": email} if email is not None else {"linkedin_url": linkedin_url}
         body["limit"] = limit
+        if include:
+            body["include"] = list(include)
         return self._call(deadline, "POST", "/persons/search", body, list)
 
     def get_person(self, deadline: Deadline, person_id: str) -> dict[str, Any]:
@@ -216,6 +220,17 @@ class StardexClient:
     def update_person(self, deadline: Deadline, person_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """PATCH a person. Stardex replaces ``emails``/``phone_numbers`` whole: send the union."""
         return self._call(deadline, "PATCH", _person_path(person_id), body, dict)
+
+    def list_activities(self, deadline: Deadline, person_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The first page of the person's activities (``GET /v1/persons/{id}/activities``)."""
+        path = f"{_person_path(person_id)}/activities?" + urlencode({"offset": 0, "limit": limit})
+        return self._call(deadline, "GET", path, None, list)
+
+    def create_activity(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/person-activities`` (``person_id``, ``activity_type``, ``activity_content``).
+        Not idempotent: raises ``OutcomeUnknown`` instead of retrying when the attempt may have
+        reached Stardex, so that the caller looks before a second attempt."""
+        return self._call(deadline, "POST", "/person-activities", body, dict, idempotent=False)
 
     # -- the machinery -----------------------------------------------------------------------
 
@@ -315,7 +330,11 @@ def _person_path(person_id: str) -> str:
 
 def _path_template(path: str) -> str:
     """The path as logged: ids replaced, so a log line carries the endpoint and not the data."""
-    return "/persons/{id}" if path.startswith("/persons/") and path != "/persons/search" else path
+    path = path.split("?", 1)[0]
+    if not path.startswith("/persons/") or path == "/persons/search":
+        return path
+    tail = path[len("/persons/"):].partition("/")[2]
+    return "/persons/{id}" + (f"/{tail}" if tail else "")
 
 
 def _unexpected(operation: str, what: str) -> RetryLater:

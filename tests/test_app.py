@@ -425,3 +425,23 @@ def test_signed_payloads_of_any_shape_never_cause_a_500(make_client, base_env, s
         assert json.loads(answer.get_data(), parse_constant=pytest.fail)["status"], "an answer is strict JSON"
         seen.add(answer.status_code)
     assert len(seen) >= 2, "the random shapes reach more than one kind of answer"
+
+
+def test_a_form_keeps_the_stored_name_and_the_same_answer_again_costs_no_call(make_client, stardex):
+    """Typeform's mapping defaults to fill; the search answers the person, and the instance remembers it."""
+    stored = {"id": "p-7", "name": "Chidi Stored", "first_name": "Chidi", "last_name": "Stored",
+              "current_company_name": "Initech", "linkedin_public_id": None,
+              "emails": [{"contact_data_type": "work", "value": "chidi.okafor@example.com"}], "phones": []}
+    stardex.post(f"{API}/persons/search", json={"success": True, "data": [stored], "meta": {"total": 1, "offset": 0, "limit": 2}})
+    stardex.patch(f"{API}/persons/p-7", json={"success": True, "data": {"message": "ok"}})
+    client = make_client()
+    body = fixture_json("typeform_form_response.json")
+    first = post(client, "typeform", body)
+    assert first.get_json() == {"status": "updated", "person_id": "p-7", "fields": ["linkedin_url", "phone_numbers"]}
+    assert sent_json(stardex.calls[1]) == {
+        "linkedin_url": "https://www.linkedin.com/in/chidi-okafor-example",
+        "phone_numbers": [{"contact_data_type": "mobile", "value": "+14155550123"}],
+    }
+    second = post(client, "typeform", body)
+    assert second.get_json() == {"status": "ignored", "reason": "no_change", "person_id": "p-7"}
+    assert [call.request.method for call in stardex.calls] == ["POST", "PATCH"]

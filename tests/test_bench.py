@@ -30,7 +30,7 @@ EXPECTED_CALLS = {"patch": dict(zip(CALLS, (0, 1, 0))), "merge": dict(zip(CALLS,
 COLD_STARTS = ("patch, secrets as plain values", "merge, secrets as plain values",
                "merge, secrets from Secret Manager")
 SECTIONS = ("## Machine and versions", "## Pipeline", "## Served runs", "## Cold start",
-            "## Import time of `main`", "## Memory")
+            "## Import time of `main`", "## Memory", "## Stardex calls per event")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_it_prints_one_table_with_a_verdict_for_every_target(quick_run):
     with_target += [f"served {cell}: req/s (errors)" for cell in CELLS if "50 ms" in cell]
     with_target += [f"cold start to first 200 ({cell}), median of 1, ms" for cell in COLD_STARTS]
     with_target += ["peak RSS (VmHWM) of the serving worker, MiB"]
+    with_target += ["Stardex calls per event, trace of 200 ATS and form events about 40 people"]
     for name in with_target:
         assert rows[name][-1] in ("met", "NOT MET"), rows[name]
     for cell in CELLS:
@@ -90,15 +91,15 @@ def test_the_results_file_holds_the_table_and_every_section(quick_run):
 
 
 def test_every_sender_s_sample_has_a_pipeline_row_and_went_the_whole_way(quick_run):
-    """Each registered sender's shipped sample reaches a PATCH of the stored person; a greenhouse
-    sample finds the person by search, the others name the person."""
+    """Each registered sender's shipped sample reaches a PATCH of the stored person; the greenhouse
+    sample finds the person by a search, whose answer is then planned against."""
     pipeline = quick_run["figures"]["pipeline"]
     assert set(pipeline) == {name for name in SOURCES if (ROOT / "stardex_webhook" / "samples" / f"{name}.json").is_file()}
     assert {"greenhouse", "typeform", "generic"} <= set(pipeline)
     for sample, data in pipeline.items():
         assert (data["status"] // 100, data["answer"]["status"], data["calls"][-1]) == (2, "updated", "PATCH"), sample
         assert data["p50_us"] > 0
-    assert pipeline["greenhouse"]["calls"][0] == "POST"
+    assert pipeline["greenhouse"]["calls"] == ["POST", "PATCH"], "the search answers the person: no GET follows it"
 
 
 def test_served_runs_answered_every_request_with_exactly_the_expected_calls(quick_run):
@@ -125,3 +126,13 @@ def test_cold_start_import_time_and_memory_are_reported(quick_run):
     for server in ("ours", "floor"):
         assert figures["memory"][server]["worker_vmhwm_mib"] > 0
         assert figures["memory"][server]["workers"] == figures["framework"]["workers"]
+
+
+def test_the_replayed_trace_was_answered_and_counted(quick_run):
+    calls = quick_run["figures"]["calls"]
+    assert (calls["events"], calls["people"]) == (200, 40)
+    assert {"greenhouse", "typeform", "generic"} <= set(calls["sources"])
+    for run in (calls, calls["without_memory"]):
+        assert run["problems"] == []
+        assert sum(run["outcomes"].values()) == 200
+        assert run["calls"] == sum(run["calls_by_kind"].values()) > 0

@@ -59,6 +59,9 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **o
             "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "PHONE_DEFAULT_REGION": "PT",
             "DRY_RUN": "0",
+            # The tests reset the fake Stardex between them, which a remembered person would not
+            # know of: the memory is on only where a test asks for it.
+            "PERSON_MEMORY_SECONDS": "0",
             **{f"{name}_SECRET": f"{secret}/versions/latest" for name, secret in SECRET_NAMES.items()},
             **overrides,
         }
@@ -143,12 +146,13 @@ def test_a_greenhouse_hire_updates_the_person_found_by_email(server, stardex):
     assert answer.json()["status"] == "updated"
     assert answer.json()["person_id"] == person_id
 
-    search, read, patch = stardex.requests
+    search, patch = stardex.requests  # the search answered the person: no GET before the PATCH
     assert (search.method, search.path, search.json["email"]) == ("POST", "/v1/persons/search", "marta.quintal@example.org")
-    assert (read.method, read.path) == ("GET", f"/v1/persons/{person_id}")
     assert (patch.method, patch.path) == ("PATCH", f"/v1/persons/{person_id}")
     assert patch.headers.get("Authorization") == f"Bearer {STARDEX_KEY}"
-    assert patch.json == fixture_json("greenhouse_hire_candidate.update.json")
+    expected = fixture_json("greenhouse_hire_candidate.update.json")
+    del expected["first_name"]  # "Marta", as stored: an unchanged value is not sent
+    assert patch.json == expected
     stored = stardex.person(person_id)
     assert stored["current_job_title"] == "Data Engineer"
     assert sorted(answer.json()["fields"]) == sorted(patch.json)
@@ -268,7 +272,8 @@ def test_a_rotated_stardex_key_is_read_again_after_a_401(server, fakes, stardex)
     secret_manager.set(SECRET_NAMES["STARDEX_API_KEY"], rotated)
     stardex.api_key = rotated
     try:
-        answer = send(server, "typeform", typeform_body(person_id))
+        # Another person: the same event again would change nothing and make no call at all.
+        answer = send(server, "typeform", typeform_body(stardex.add_person(name="Chidi Okafor")))
         assert answer.status_code == 200, answer.text
         assert patches(stardex)[-1].headers.get("Authorization") == f"Bearer {rotated}"
     finally:
@@ -401,3 +406,38 @@ def test_a_slow_signing_key_read_counts_against_the_deadline(fakes, stardex):
     assert answer.status_code == 503
     assert answer.json()["reason"] == "secret_unavailable"
     assert stardex_fake.requests == []
+
+
+def test_a_form_under_fill_with_a_note_writes_it_once_and_keeps_the_stored_name(fakes, stardex, tmp_path):
+    """Two identical deliveries of a Typeform answer (the sender's retry) through a mapping that
+    keeps the submission as a note: one note, carrying the delivery id; the stored name and company
+    untouched, only what the person lacked added."""
+    mapping = json.loads((ROOT / "mappings" / "typeform.json").read_text())
+    mapping.update(write_policy="fill", note={"activity_type": "secondary_note"})
+    (tmp_path / "typeform.json").write_text(json.dumps(mapping))
+    person_id = stardex.add_person(name="Chidi Okafor-Stored", first_name="Chidi", last_name="Okafor-Stored",
+                                   company_name="Initech", emails=["chidi.okafor@example.com"])
+    with function_server(*fakes, MAPPINGS_DIR=str(tmp_path), PERSON_MEMORY_SECONDS="300") as (base_url, _log):
+        first = send(base_url, "typeform", typeform_body())
+        second = send(base_url, "typeform", typeform_body())
+    assert first.status_code == 200, first.text
+    assert first.json() == {"status": "updated", "person_id": person_id, "fields": ["linkedin_url", "phone_numbers"],
+                            "note": "written"}
+    assert second.json() == {"status": "ignored", "reason": "no_change", "person_id": person_id,
+                             "note": "already_written"}
+    stored = stardex.person(person_id)
+    assert (stored["name"], stored["last_name"], stored["current_company_name"]) == (
+        "Chidi Okafor-Stored", "Okafor-Stored", "Initech")
+    assert [phone["value"] for phone in stored["phones"]] == ["+14155550123"]
+    notes = stardex.activities(person_id)
+    assert len(notes) == 1
+    assert notes[0]["activity_type"] == "secondary_note"
+    content = notes[0]["activity_content"].splitlines()
+    assert content[0] == "Talent community sign-up"
+    assert content[-1] == "stardex-webhook delivery: 01HZX3EXAMPLE0001"
+    assert "Current company" in content and "Globex" in content
+    assert [(request.method, request.path) for request in stardex.requests] == [
+        ("POST", "/v1/persons/search"), ("PATCH", f"/v1/persons/{person_id}"),
+        ("GET", f"/v1/persons/{person_id}/activities"), ("POST", "/v1/person-activities"),
+        ("GET", f"/v1/persons/{person_id}/activities"),
+    ], "the retry costs one look: the person is remembered and nothing changed"

@@ -40,8 +40,10 @@ def server(fakes, ats_api):  # noqa: F811
     for secret, value in API_KEY_SECRETS.values():
         secret_manager.set(secret, value)
     settings = {f"{name}_SECRET": f"{secret}/versions/latest" for name, (secret, _) in API_KEY_SECRETS.items()}
+    # Each test resets the fake Stardex, which the server's person memory would not know of.
     with function_server(stardex, secret_manager, SMARTRECRUITERS_API_BASE=ats_api.smartrecruiters_base,
-                         TEAMTAILOR_API_BASE=ats_api.teamtailor_base, **settings) as (base_url, _log):
+                         TEAMTAILOR_API_BASE=ats_api.teamtailor_base, PERSON_MEMORY_SECONDS="0",
+                         **settings) as (base_url, _log):
         yield base_url
 
 

@@ -78,7 +78,7 @@ def test_a_jotform_multipart_submission_with_the_token_in_the_url_updates_the_pe
     assert stored["emails"] == [{"contact_data_type": "work", "value": "tomas.novak@example.cz"}], "kept as stored"
     assert stored["phones"] == [{"contact_data_type": "mobile", "value": "+420601123456"}]
     assert stored["current_company_name"] == "Initech s.r.o."
-    assert stored["address"] == "Vodickova 1, Praha, 11000, Czech Republic"
+    assert stored.get("address") is None, "under fill an address is not written: a read cannot show a stored one"
     assert JOTFORM_TOKEN not in log.read_text(), "the token in the URL is never logged"
 
 

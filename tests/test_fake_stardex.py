@@ -251,3 +251,68 @@ def test_the_command_serves_the_sample_people_and_says_how_to_use_it(tmp_path):
             process.wait(timeout=10)
         assert variables == {"STARDEX_API_BASE": f"http://127.0.0.1:{port}/v1", "STARDEX_API_KEY": "k"}
         assert len(found["data"]) == 1
+
+
+def test_search_answers_base_fields_and_the_sections_include_asks_for(fake):
+    ada = fake.add_person(name="Ada", emails=["ada@work.test"], phones=["+442079460958"],
+                          candidates=[{"candidate_id": "c-1", "job_id": "job-1"}])
+    plain = call(fake, "POST", "/persons/search", {"email": "ada@work.test"}).json()["data"][0]
+    assert plain["emails"] == [{"contact_data_type": "work", "value": "ada@work.test"}]
+    assert plain["phones"] == [{"contact_data_type": "mobile", "value": "+442079460958"}]
+    assert "candidates" not in plain and "work_experience" not in plain
+    included = call(fake, "POST", "/persons/search", {"email": "ada@work.test", "include": ["candidates"]}).json()
+    assert included["data"][0]["candidates"] == [{"candidate_id": "c-1", "job_id": "job-1"}]
+    assert call(fake, "GET", f"/persons/{ada}").json()["data"]["candidates"] == [{"candidate_id": "c-1", "job_id": "job-1"}]
+    refused = call(fake, "POST", "/persons/search", {"email": "ada@work.test", "include": ["everything"]})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+def test_a_patch_with_a_job_id_makes_the_person_a_candidate_once(fake):
+    ada = fake.add_person(name="Ada")
+    for _ in range(2):
+        assert call(fake, "PATCH", f"/persons/{ada}", {"job_id": "job-7"}).status_code == 200
+    assert [candidate["job_id"] for candidate in fake.person(ada)["candidates"]] == ["job-7"]
+
+
+def test_activities_are_written_and_listed_newest_first(fake):
+    ada = fake.add_person(name="Ada", emails=["ada@work.test"])
+    first = call(fake, "POST", "/person-activities",
+                 {"person_id": ada, "activity_type": "secondary_note", "activity_content": "one"})
+    assert first.status_code == 201
+    assert first.json() == {"success": True, "data": {"id": first.json()["data"]["id"], "person_id": ada,
+                                                      "activity_type": "secondary_note"}}
+    by_email = call(fake, "POST", "/person-activities",
+                    {"email": "ADA@work.test", "activity_type": "secondary_note", "activity_content": "two"})
+    assert by_email.json()["data"]["person_id"] == ada
+    listed = call(fake, "GET", f"/persons/{ada}/activities?offset=0&limit=1").json()
+    assert [item["activity_content"] for item in listed["data"]] == ["two"]
+    assert listed["meta"] == {"total": 2, "offset": 0, "limit": 1}
+    assert [item["activity_content"] for item in fake.activities(ada)] == ["one", "two"]
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"activity_type": "secondary_note", "activity_content": "x"}, 400),  # no person
+    ({"person_id": "{ada}", "activity_content": "x"}, 400),  # no type
+    ({"person_id": "{ada}", "activity_type": "secondary_note", "activity_content": " "}, 400),  # empty content
+    ({"person_id": "{ada}", "activity_type": "secondary_note", "activity_content": "x", "color": "red"}, 400),
+    ({"person_id": "nobody", "activity_type": "secondary_note", "activity_content": "x"}, 404),
+])
+def test_a_malformed_activity_is_refused(fake, body, status):
+    ada = fake.add_person(name="Ada")
+    body = {key: value.replace("{ada}", ada) for key, value in body.items()}
+    assert call(fake, "POST", "/person-activities", body).status_code == status
+    assert fake.activities(ada) == []
+
+
+def test_activities_of_an_unknown_person_are_404_and_the_limit_is_checked(fake):
+    assert call(fake, "GET", "/persons/nobody/activities").status_code == 404
+    ada = fake.add_person(name="Ada")
+    assert call(fake, "GET", f"/persons/{ada}/activities?limit=101").status_code == 400
+
+
+def test_discard_writes_checks_and_answers_a_patch_but_keeps_the_person(fake):
+    ada = fake.add_person(name="Ada")
+    fake.discard_writes = True
+    assert call(fake, "PATCH", f"/persons/{ada}", {"current_job_title": "CTO"}).status_code == 200
+    assert call(fake, "PATCH", f"/persons/{ada}", {"colour": "red"}).status_code == 400
+    assert fake.person(ada)["current_job_title"] is None

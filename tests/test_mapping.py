@@ -237,6 +237,7 @@ def test_typeform_form_response_without_person_id(mappings):
             linkedin_url="https://www.linkedin.com/in/chidi-okafor-example",
         ),
         create=False,
+        write_policy="fill",  # a form tool's default: anyone with the link can answer
     )
 
 

@@ -9,7 +9,7 @@ import responses
 
 from stardex_webhook.errors import RetryLater, Unprocessable
 from stardex_webhook.deadline import Deadline
-from stardex_webhook.resolver import MAX_SEARCH_EMAILS, resolve_person
+from stardex_webhook.resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, resolve_person
 from stardex_webhook.stardex import RateLimiter, StardexClient, StardexError
 
 DEADLINE = object()  # the resolver only hands it on to the client
@@ -169,3 +169,66 @@ def test_a_create_whose_answer_is_lost_is_looked_for_before_a_second_attempt(los
     assert stored == [update["linkedin_url"]]
     assert (resolution.person_id, resolution.created) == ("new-1", True)
     assert resolution.remaining_update == {"linkedin_headline": "Engineer"}
+
+
+# ---- the person memory ------------------------------------------------------------------------
+
+
+def test_a_search_answer_comes_back_with_the_resolution():
+    client = RecordingClient(by_email={"a@example.org": ["p-1"]})
+    resolution = resolve_person(client, DEADLINE, Ref(emails=["a@example.org"]), {}, False)
+    assert resolution.person == {"id": "p-1"} and not resolution.remembered
+
+
+def test_a_remembered_key_needs_no_search_and_keys_keep_their_order():
+    memory = PersonMemory(300)
+    client = RecordingClient(by_email={"second@example.org": ["p-2"]})
+    ref = Ref(emails=["first@example.org", "second@example.org"])
+    assert resolve_person(client, DEADLINE, ref, {}, False, memory=memory).person_id == "p-2"
+    assert client.calls == [("search", "first@example.org"), ("search", "second@example.org")]
+    again = resolve_person(client, DEADLINE, ref, {}, False, memory=memory)
+    assert (again.person_id, again.remembered, again.person) == ("p-2", True, None)
+    # The first email matched nothing, and a miss is not remembered: it is searched again, first.
+    assert client.calls[2:] == [("search", "first@example.org")]
+
+
+def test_a_miss_is_never_remembered_so_a_create_always_follows_a_search():
+    memory = PersonMemory(300)
+    client = RecordingClient(create_answer={"id": "new-1"})
+    update = {"name": "Ada Lovelace", "linkedin_url": "https://www.linkedin.com/in/ada"}
+    ref = Ref(linkedin_url=update["linkedin_url"])
+    assert resolve_person(client, DEADLINE, ref, update, True, memory=memory).created
+    assert [kind for kind, _ in client.calls] == ["search", "create"]
+    assert memory.person_id(("linkedin_url", update["linkedin_url"])) is None
+
+
+def test_several_matches_are_refused_and_not_remembered():
+    memory = PersonMemory(300)
+    client = RecordingClient(by_email={"a@example.org": ["p-1", "p-2"]})
+    for _ in range(2):
+        with pytest.raises(Unprocessable):
+            resolve_person(client, DEADLINE, Ref(emails=["a@example.org"]), {}, False, memory=memory)
+    assert len(client.calls) == 2
+
+
+def test_the_memory_expires_is_bounded_and_forgets_a_person_with_its_keys():
+    clock = [0.0]
+    memory = PersonMemory(300, size=2, clock=lambda: clock[0])
+    memory.remember_id(("email", "a@example.org"), "p-1")
+    memory.remember_id(("linkedin_url", "https://www.linkedin.com/in/a"), "p-1")
+    memory.remember_person("p-1", KnownPerson({"id": "p-1"}, read=True, fresh=True))
+    assert memory.person("p-1") == KnownPerson({"id": "p-1"}, read=True, fresh=False), "never fresh"
+    memory.forget("p-1")
+    assert (memory.person_id(("email", "a@example.org")), memory.person("p-1")) == (None, None)
+    for index in range(3):
+        memory.remember_id(("email", f"{index}@example.org"), f"p-{index}")
+    assert memory.person_id(("email", "0@example.org")) is None, "the oldest is dropped"
+    assert memory.person_id(("email", "2@example.org")) == "p-2"
+    clock[0] = 300.0
+    assert memory.person_id(("email", "2@example.org")) is None, "expired"
+
+
+def test_a_memory_of_zero_seconds_remembers_nothing():
+    memory = PersonMemory(0)
+    memory.remember_id(("email", "a@example.org"), "p-1")
+    assert memory.person_id(("email", "a@example.org")) is None

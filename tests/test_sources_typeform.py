@@ -166,3 +166,18 @@ def test_parse_errors(body, reason):
     with pytest.raises(BadRequest) as caught:
         source.parse(signed(body))
     assert caught.value.reason == reason
+
+
+def test_the_transcript_is_the_form_title_and_each_question_with_its_answer():
+    body = {"event_id": "e-1", "event_type": "form_response", "form_response": {
+        "definition": {"title": "Referral", "fields": [{"id": "f1", "title": "Your name"}, {"id": "f2", "title": "Roles"},
+                                                        {"id": "f3", "title": "Open to move?"}]},
+        "answers": [{"type": "text", "text": "Ada", "field": {"id": "f1", "ref": "name"}},
+                    {"type": "choices", "choices": {"labels": ["Data", "ML"]}, "field": {"id": "f2"}},
+                    {"type": "boolean", "boolean": False, "field": {"id": "f3"}},
+                    {"type": "number", "number": 3, "field": {"id": "f4", "ref": "years"}},
+                    {"type": "text", "text": "  ", "field": {"id": "f5"}}, "not an answer"]}}
+    event = TypeformSource().parse(delivery(json.dumps(body).encode()))
+    assert event.transcript.title == "Referral"
+    assert event.transcript.answers == (("Your name", "Ada"), ("Roles", "Data, ML"), ("Open to move?", "no"),
+                                        ("years", "3"))

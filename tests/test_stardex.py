@@ -590,3 +590,36 @@ def test_the_fakes_rate_limit_is_respected_and_its_429_becomes_retry_later():
     assert refused.value.reason == "stardex_rate_limited"
     assert refused.value.retry_after == 60
     assert len(fake.requests) == 3
+
+
+def test_search_asks_for_the_include_sections_it_is_given(fake_time, mocked):
+    mocked.post(f"{BASE}/persons/search", json=ok([PERSON], meta={"total": 1, "offset": 0, "limit": 2}))
+    make_client(fake_time).search_persons(deadline(fake_time), email="ada@example.com", include=["candidates"])
+    assert json.loads(mocked.calls[0].request.body) == {"email": "ada@example.com", "limit": 2, "include": ["candidates"]}
+
+
+def test_activities_are_listed_from_the_first_page(fake_time, mocked):
+    activity = {"id": "a-1", "activity_type": "secondary_note", "activity_content": "hello"}
+    mocked.get(f"{BASE}/persons/p%2F1/activities", json=ok([activity], meta={"total": 1, "offset": 0, "limit": 100}))
+    assert make_client(fake_time).list_activities(deadline(fake_time), "p/1") == [activity]
+    assert mocked.calls[0].request.url == f"{BASE}/persons/p%2F1/activities?offset=0&limit=100"
+
+
+@pytest.mark.parametrize("failure", [503, requests.ReadTimeout("the answer never came")])
+def test_an_activity_write_that_may_have_landed_is_not_retried(fake_time, mocked, failure):
+    if isinstance(failure, int):
+        mocked.post(f"{BASE}/person-activities", status=failure, json={"message": "down"})
+    else:
+        mocked.post(f"{BASE}/person-activities", body=failure)
+    with pytest.raises(OutcomeUnknown):
+        make_client(fake_time).create_activity(deadline(fake_time), {"person_id": "p-1", "activity_type": "secondary_note",
+                                                                     "activity_content": "x"})
+    assert len(mocked.calls) == 1
+
+
+def test_an_activity_write_returns_the_created_activity(fake_time, mocked):
+    created = {"id": "a-1", "person_id": "p-1", "activity_type": "secondary_note"}
+    mocked.post(f"{BASE}/person-activities", status=201, json=ok(created))
+    body = {"person_id": "p-1", "activity_type": "secondary_note", "activity_content": "x"}
+    assert make_client(fake_time).create_activity(deadline(fake_time), body) == created
+    assert json.loads(mocked.calls[0].request.body) == body

@@ -15,13 +15,14 @@ from typing import Any, Callable
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, parse_json_object
+from .base import BodyHmacSource, Delivery, Event, Transcript, parse_json_object
 
 
 class TypeformSource(BodyHmacSource):
     """Adapter for Typeform: base64 HMAC of the raw body, one form response per delivery."""
 
     name = "typeform"
+    default_write_policy = "fill"  # anyone with the form's link can answer it (the CONTRACT's write policy)
     signature_header = "Typeform-Signature"
     # "sha256=<base64>"; blanks around the parts and the case of "sha256" are tolerated.
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
@@ -42,7 +43,39 @@ class TypeformSource(BodyHmacSource):
             event_type=event_type,
             delivery_id=_text(body.get("event_id")) or _text(form_response.get("token")),
             payload={**body, "form_response": {**form_response, **index_answers(form_response.get("answers"))}},
+            transcript=transcript(form_response),
         )
+
+
+def transcript(form_response: dict[str, Any]) -> Transcript:
+    """The response as a person reads it: the form's title, then each answered question (its title
+    from the form's definition) with the answer as text, for an opt-in note."""
+    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
+    fields = definition.get("fields") if isinstance(definition.get("fields"), list) else []
+    titles = {item.get("id"): item.get("title") for item in fields if isinstance(item, dict)}
+    answers = []
+    for answer in form_response.get("answers") if isinstance(form_response.get("answers"), list) else ():
+        if not isinstance(answer, dict):
+            continue
+        field = _field(answer)
+        question = _text(titles.get(field.get("id"))) or _text(field.get("ref")) or _text(field.get("id"))
+        text = _answer_text(answer.get(answer.get("type")) if isinstance(answer.get("type"), str) else None)
+        if question and text:
+            answers.append((question, text))
+    return Transcript(_text(definition.get("title")), tuple(answers))
+
+
+def _answer_text(value: Any) -> str | None:
+    """An answer's value as text: strings and numbers as written, a choice by its label, several
+    choices' labels joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (str, int, float)):
+        return str(value).strip() or None
+    if isinstance(value, dict):
+        labels = value.get("labels") if isinstance(value.get("labels"), list) else [value.get("label"), value.get("other")]
+        return ", ".join(label for label in labels if isinstance(label, str) and label) or None
+    return None
 
 
 def index_answers(

@@ -1,0 +1,206 @@
+"""Deliver one mapped update to Stardex: find the person, plan the write, send only what changes,
+keep the submission as a note. The only stage that calls Stardex.
+
+resolver (id │ memory │ search │ create) ─► the person: search answer │ memory │ GET if needed
+         ─► policy.plan_update (fill │ overwrite) ─► PATCH of what changes, or none (no_change)
+         ─► note: look for its marker among recent activities ─► POST /v1/person-activities
+
+Stardex's 60 calls a minute are the real ceiling, so each call is made only when needed:
+
+* a search answer is a read: its person object is planned against, with no GET after it;
+* the instance remembers (``PERSON_MEMORY_SECONDS``) which person a key found and the person as
+  last read or written, so a repeated event that changes nothing costs no call at all;
+* but a PATCH that sends ``emails`` or ``phone_numbers`` (which Stardex replaces whole), and any
+  PATCH under ``fill``, is planned against a read made within this event (the search answer or a
+  GET), never against the memory: a contact or a value a recruiter added meanwhile is never lost;
+* under ``overwrite`` with nothing known of the person and no list to merge, the PATCH goes out
+  at once: a read first would cost as much as the write it might spare;
+* a 404 for a remembered id drops what was remembered and searches again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+from .config import Settings
+from .contacts import touches_contacts
+from .deadline import Deadline
+from .logs import JsonLog
+from .mapping import MappedUpdate, NoteRequest
+from .policy import FILL, WritePlan, person_after, plan_update
+from .resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, Resolution, resolve_person, stardex_failure
+from .stardex import OutcomeUnknown, StardexClient, StardexError
+
+# The note's last line, which a retried delivery looks for among the person's activities.
+NOTE_MARKER = "stardex-webhook delivery: "
+NOTE_MARKER_WITHOUT_ID = "stardex-webhook submission: "
+# How many of the person's most recent activities are searched for that line (one page).
+NOTE_LOOKBACK = 100
+
+
+class _RememberedPersonGone(Exception):
+    """Stardex has no person under a remembered id (merged or deleted): search again."""
+
+
+def note_marker(note: NoteRequest) -> str:
+    """The line that identifies a note: the delivery id, or without one a digest of the
+    submission itself (a sender's retry carries the same answers)."""
+    if note.delivery_id:
+        return NOTE_MARKER + " ".join(str(note.delivery_id).split())
+    digest = hashlib.sha256(repr((note.activity_type, note.title, note.answers)).encode("utf-8")).hexdigest()
+    return NOTE_MARKER_WITHOUT_ID + digest[:32]
+
+
+def note_text(note: NoteRequest) -> str:
+    """The activity's plain text: the form's title, each question with its answer beneath it,
+    and the marker line last."""
+    blocks = [note.title.strip()] if note.title and note.title.strip() else []
+    blocks += [f"{question}\n{answer}" for question, answer in note.answers]
+    blocks.append(note_marker(note))
+    return "\n\n".join(blocks)
+
+
+class Deliverer:
+    """Made once per instance with the settings, the Stardex client getter and the log; holds
+    the person memory. ``deliver`` is safe to call from many threads."""
+
+    def __init__(self, settings: Settings, client: Callable[[], StardexClient], log: JsonLog,
+                 memory: PersonMemory | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._log = log
+        self.memory = memory if memory is not None else PersonMemory(settings.person_memory_seconds)
+
+    def deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """Apply ``mapped`` and return the answer's body (``updated``, or ``ignored`` /
+        ``no_change``); a failure raises the pipeline's typed errors."""
+        client = self._client()
+        try:
+            return self._deliver(client, mapped, record, deadline, self.memory)
+        except _RememberedPersonGone:
+            # DEBUG: at INFO the webhook's own line stays its only one.
+            self._log.write("DEBUG", "a remembered Stardex person is gone: searching again",
+                            person_id=record.get("person_id"))
+            return self._deliver(client, mapped, record, deadline, None)
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    def _deliver(self, client: StardexClient, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline,
+                 memory: PersonMemory | None) -> dict[str, Any]:
+        include = ("candidates",) if "job_id" in mapped.update else ()
+        resolution = resolve_person(client, deadline, mapped.person, mapped.update, mapped.create,
+                                    memory=memory, include=include)
+        person_id = resolution.person_id
+        record["person_id"] = person_id
+        if resolution.created:
+            answer = self._after_create(client, deadline, mapped, resolution)
+        else:
+            answer = self._update(client, deadline, mapped, resolution)
+        if mapped.note is not None:
+            # A person this event created has no activities yet: nothing to look for.
+            look = not (resolution.created and resolution.person is not None)
+            answer["note"] = self._note(client, deadline, resolution, mapped.note, look)
+            if answer["status"] == "ignored" and answer["note"] == "written":
+                answer = {"status": "updated", "person_id": person_id, "fields": [], "note": "written"}
+        return answer
+
+    def _update(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
+                resolution: Resolution) -> dict[str, Any]:
+        person_id, policy = resolution.person_id, mapped.write_policy
+        region = self._settings.phone_default_region
+        if resolution.person is not None:
+            known: KnownPerson | None = KnownPerson(resolution.person, read=True, fresh=True)
+            self.memory.remember_person(person_id, known)
+        else:
+            known = self.memory.person(person_id)
+        plan = plan_update(mapped.update, known.data if known else {}, policy, region)
+        if _needs_read(plan, known, policy):
+            person = self._stardex(resolution, "read the person", client.get_person, deadline, person_id)
+            known = KnownPerson(person, read=True, fresh=True)
+            self.memory.remember_person(person_id, known)
+            plan = plan_update(mapped.update, person, policy, region)
+        if not plan.body:
+            return {"status": "ignored", "reason": "no_change", "person_id": person_id}
+        self._stardex(resolution, "update the person", client.update_person, deadline, person_id, plan.body)
+        self.memory.remember_person(person_id, KnownPerson(person_after(known.data if known else {}, plan.body),
+                                                           read=bool(known and known.read)))
+        return {"status": "updated", "person_id": person_id, "fields": sorted(plan.body)}
+
+    def _after_create(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
+                      resolution: Resolution) -> dict[str, Any]:
+        """A person just created: what create does not take follows in one PATCH."""
+        person_id, update = resolution.person_id, mapped.update
+        remaining = resolution.remaining_update or {}
+        if remaining:
+            try:
+                client.update_person(deadline, person_id, remaining)
+            except StardexError as error:
+                raise stardex_failure(error, "update the person") from None
+        created = resolution.person or {}
+        stored = {"emails": created.get("emails") or [], "phones": created.get("phones") or []}
+        self.memory.remember_person(person_id, KnownPerson(person_after(
+            stored, {key: value for key, value in update.items() if key not in ("emails", "phone_numbers")})))
+        for email in mapped.person.emails[:MAX_SEARCH_EMAILS]:
+            self.memory.remember_id(("email", email), person_id)
+        if mapped.person.linkedin_url:
+            self.memory.remember_id(("linkedin_url", mapped.person.linkedin_url), person_id)
+        return {"status": "updated", "person_id": person_id, "fields": sorted(update), "created": True}
+
+    # -- the note ----------------------------------------------------------------------------
+
+    def _note(self, client: StardexClient, deadline: Deadline, resolution: Resolution, note: NoteRequest,
+              look: bool) -> str:
+        """``written`` or ``already_written``; a sender's retry finds the marker and writes nothing."""
+        person_id = resolution.person_id
+        marker = note_marker(note)
+        if look and self._note_exists(client, deadline, resolution, marker):
+            return "already_written"
+        body = {"person_id": person_id, "activity_type": note.activity_type, "activity_content": note_text(note)}
+        try:
+            try:
+                client.create_activity(deadline, body)
+            except OutcomeUnknown:
+                # The lost attempt may have landed: look before a second one, so one note is written.
+                if self._note_exists(client, deadline, resolution, marker):
+                    return "written"
+                client.create_activity(deadline, body)
+        except StardexError as error:
+            raise self._failure(resolution, error, "write the note") from None
+        return "written"
+
+    def _note_exists(self, client: StardexClient, deadline: Deadline, resolution: Resolution, marker: str) -> bool:
+        activities = self._stardex(resolution, "read the person's activities", client.list_activities, deadline,
+                                   resolution.person_id, NOTE_LOOKBACK)
+        return any(isinstance(activity, dict) and isinstance(activity.get("activity_content"), str)
+                   and marker in (line.strip() for line in activity["activity_content"].splitlines())
+                   for activity in activities)
+
+    # -- Stardex's refusals ------------------------------------------------------------------
+
+    def _stardex(self, resolution: Resolution, action: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except StardexError as error:
+            raise self._failure(resolution, error, action) from None
+
+    def _failure(self, resolution: Resolution, error: StardexError, action: str) -> Exception:
+        """A 404 drops what is remembered of the person; for an id the memory gave, search again."""
+        if error.status_code == 404:
+            self.memory.forget(resolution.person_id)
+            if resolution.remembered:
+                return _RememberedPersonGone()
+        return stardex_failure(error, action)
+
+
+def _needs_read(plan: WritePlan, known: KnownPerson | None, policy: str) -> bool:
+    """Whether the plan must be made again against a read of the person made now."""
+    if known is not None and known.fresh:
+        return False
+    if touches_contacts(plan.body):
+        return True  # a list Stardex replaces whole: never from memory
+    if policy == FILL:
+        # Fill never replaces a value: what it writes must be seen empty now, and a field the
+        # memory cannot show may be empty.
+        return bool(plan.body) or (bool(plan.unknown) and not (known is not None and known.read))
+    return False
