@@ -193,11 +193,7 @@ class WebhookApp:
         if ignored is not None:
             return ok, ignored, {}
         if self._settings.dry_run:
-            mapped = self._map(source, event, deadline)
-            answer = {"status": "dry_run", "body": mapped.update}
-            if mapped.person.id:
-                answer["person_id"] = mapped.person.id
-            return ok, answer, {}
+            return ok, _dry_run(self._map(source, event, deadline)), {}
         return ok, self._durably(source, delivery, event, record, deadline), {}
 
     def _ignored(self, source: Source, event: Event) -> dict[str, Any] | None:
@@ -259,7 +255,8 @@ class WebhookApp:
             answer = self._ignored(source, event)
             if answer is None:
                 deadline = Deadline(self._settings.task_deadline_seconds)
-                answer = self._deliver(self._map(source, event, deadline), record, deadline)
+                mapped = self._map(source, event, deadline)
+                answer = _dry_run(mapped) if self._settings.dry_run else self._deliver(mapped, record, deadline)
             return source.success_status, answer, {}
         except WebhookError as error:
             return error.status_code, error.body(), error.headers()
@@ -362,7 +359,8 @@ class WebhookApp:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is not configured", retry_after=300)
         with self._client_lock:
             if self._client is None:
-                limiter = RateLimiter(self._settings.stardex_requests_per_minute)
+                limiter = RateLimiter(self._settings.stardex_requests_per_minute,
+                                      window_seconds=self._settings.stardex_rate_window_seconds)
                 self._client = StardexClient(self._settings.stardex_api_base, self._api_key, limiter)
             return self._client
 
@@ -371,6 +369,14 @@ class WebhookApp:
         if not key:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)
         return key
+
+
+def _dry_run(mapped: MappedUpdate) -> dict[str, Any]:
+    """The answer that shows what would be sent, and nothing is."""
+    answer = {"status": "dry_run", "body": mapped.update}
+    if mapped.person.id:
+        answer["person_id"] = mapped.person.id
+    return answer
 
 
 def _too_large(limit: int) -> TooLarge:

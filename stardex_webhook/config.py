@@ -71,6 +71,9 @@ class Settings:
     state_bucket: str | None = None
     task_deadline_seconds: float = 120.0
     task_max_attempts: int = 36
+    # The limiter's window: STARDEX_REQUESTS_PER_MINUTE requests in any this many seconds. Stardex's
+    # is 60; only a test or the bench against the fake shortens it (to take seconds, not minutes).
+    stardex_rate_window_seconds: float = 60.0
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def api_base(self, source: str, default: str | None) -> str | None:
@@ -160,6 +163,7 @@ def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
         "cloud_tasks_endpoint": values["CLOUD_TASKS_ENDPOINT"], "state_bucket": bucket,
         "task_deadline_seconds": _number(env, "TASK_DEADLINE_SECONDS", 120.0, float, 1),
         "task_max_attempts": int(_number(env, "TASK_MAX_ATTEMPTS", 36, int, 1)),
+        "stardex_rate_window_seconds": _number(env, "STARDEX_RATE_WINDOW_SECONDS", 60.0, float, 1),
     }
 
 

@@ -36,6 +36,8 @@ from .validation import validate_update
 if TYPE_CHECKING:
     from .app import WebhookApp
 
+HEALTH_PATH = "healthz"
+
 TASK_KIND = "stardex-webhook/task"
 TASK_VERSION = 1
 QUEUE_HEADER = "X-CloudTasks-QueueName"
@@ -183,6 +185,8 @@ class TaskWorker:
         return self.app._respond((status_code, body, headers), streamed=False)
 
     def _task(self, request: Request, record: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if request.path.strip("/") == HEALTH_PATH:
+            return self.app._health(request.method)
         if request.method != "POST":
             raise MethodNotAllowed("method_not_allowed", "tasks are POSTed")
         self._check_queue(request.headers.get(QUEUE_HEADER, ""))
