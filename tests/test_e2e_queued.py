@@ -25,7 +25,7 @@ import requests
 from stardex_webhook.config import signing_key_name
 from stardex_webhook.fake_stardex import FakeStardex
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_json, signed
-from tests.fakes.emulators import bucket_names, free_port, storage_emulator, tasks_emulator
+from tests.fakes.emulators import bucket_names, final_outcomes, free_port, storage_emulator, tasks_emulator
 from tests.fakes.fake_secret_manager import FakeSecretManager
 from tests.test_e2e import SECRET_NAMES, STARDEX_KEY, function_server, patches
 
@@ -34,7 +34,6 @@ QUEUE = "projects/e2e/locations/here/queues/stardex-webhook"
 ACCOUNT = "stardex-tasks@e2e.iam.gserviceaccount.com"
 MAX_ATTEMPTS = 3
 RATE_LIMIT, WINDOW_SECONDS, WORKER_LIMIT = 100, 2.0, 98
-FINAL = ("updated", "ignored", "dead_lettered", "failed")
 
 
 class CountingStardex(FakeStardex):
@@ -63,12 +62,14 @@ class Stack:
         """Read only what the worker logs from now on."""
         self.log_mark = self.worker_log.stat().st_size
 
-    def worker_lines(self) -> list[dict]:
+    def worker_text(self) -> str:
         with self.worker_log.open("rb") as log:
             log.seek(self.log_mark)
-            text = log.read().decode("utf-8", "replace")
+            return log.read().decode("utf-8", "replace")
+
+    def worker_lines(self) -> list[dict]:
         lines = []
-        for line in text.splitlines():
+        for line in self.worker_text().splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if isinstance(entry, dict) and "outcome" in entry:
@@ -80,10 +81,7 @@ class Stack:
         wanted = set(delivery_ids)
         stop = time.monotonic() + timeout
         while True:
-            outcomes = {}
-            for entry in self.worker_lines():
-                if entry.get("delivery_id") in wanted and entry.get("status_code", 500) < 300:
-                    outcomes[entry["delivery_id"]] = entry["outcome"]
+            outcomes = final_outcomes(self.worker_text(), wanted)
             if set(outcomes) == wanted or time.monotonic() > stop:
                 return outcomes
             time.sleep(0.2)

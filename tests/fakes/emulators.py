@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -104,3 +105,20 @@ def bucket_names(bucket: str, prefix: str) -> list[str]:
     from google.cloud import storage
 
     return sorted(blob.name for blob in storage.Client().list_blobs(bucket, prefix=prefix))
+
+
+FINAL_OUTCOMES = ("updated", "ignored", "dead_lettered", "failed")
+
+
+def final_outcomes(log_text: str, wanted: set[str]) -> dict[str, str]:
+    """Each wanted delivery id's last 2xx outcome in a worker's log (its JSON lines): what the
+    queue was finally told. A 429/503 line is a retry, not an outcome."""
+    outcomes: dict[str, str] = {}
+    for line in log_text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("delivery_id") in wanted and entry.get("status_code", 500) < 300:
+            outcomes[entry["delivery_id"]] = entry.get("outcome")
+    return outcomes
