@@ -239,12 +239,13 @@ resource "google_cloud_run_v2_service_iam_member" "worker_invoker" {
 
 # ---- Someone hears about it ------------------------------------------------------------------
 
-# One count for both: a dead letter (an event that could not be applied) and a 503 (an event the
-# sender or the queue must try again), from the function and the worker.
+# One count for both: a dead letter (an event that could not be applied: its ERROR line; the
+# worker's answer line says dead_lettered too, at INFO) and a 503 (an event the sender or the
+# queue must try again), from the function and the worker.
 resource "google_logging_metric" "undelivered" {
   project = var.project_id
   name    = "${var.name}-undelivered"
-  filter  = "resource.type=\"cloud_run_revision\" AND (resource.labels.service_name=\"${var.name}\" OR resource.labels.service_name=\"${var.name}-worker\") AND (jsonPayload.outcome=\"dead_lettered\" OR jsonPayload.status_code=503)"
+  filter  = "resource.type=\"cloud_run_revision\" AND (resource.labels.service_name=\"${var.name}\" OR resource.labels.service_name=\"${var.name}-worker\") AND ((severity=ERROR AND jsonPayload.outcome=\"dead_lettered\") OR jsonPayload.status_code=503)"
 
   metric_descriptor {
     metric_kind = "DELTA"

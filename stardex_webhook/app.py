@@ -228,11 +228,12 @@ class WebhookApp:
                 return {"status": "queued"}
             return self._deliver(mapped, record, deadline)
         except Unprocessable as error:
-            try:
-                durable.dead_letter(durable.letter(source.name, delivery, event, error, attempts=1))
-            except BaseException:
-                durable.release(claim)
-                raise
+            if durable.state is not None:  # without a bucket, this answer's own log line is all there is
+                try:
+                    durable.dead_letter(durable.letter(source.name, delivery, event, error, attempts=1))
+                except BaseException:
+                    durable.release(claim)
+                    raise
             raise
         except BaseException:
             durable.release(claim)

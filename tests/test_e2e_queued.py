@@ -247,6 +247,10 @@ def test_the_last_attempt_dead_letters_and_replay_applies_it_once_stardex_is_bac
     assert json.loads(letter["body"]) == hire(7)
     assert not any(name.lower() == "signature" for name, _ in letter["headers"]), "no signature is kept"
     assert ["Greenhouse-Event-ID".lower(), "last-0007"] in [[name.lower(), value] for name, value in letter["headers"]]
+    [name] = bucket_names(BUCKET, "dead-letters/")
+    [line] = [entry for entry in fresh.worker_lines() if entry["severity"] == "ERROR" and entry["outcome"] == "dead_lettered"]
+    assert line["dead_letter"] == name and line["reason"] == "stardex_unavailable"
+    assert "cand7" not in json.dumps(line) and "Cand7" not in json.dumps(line), "no personal data in the log line"
 
     fresh.stardex.down = False
     result = fresh.replay("run", "--all")
@@ -288,6 +292,7 @@ def test_a_task_that_cannot_be_created_is_503_and_the_retry_succeeds(fresh):
     assert refused.status_code == 503, refused.text
     assert refused.json()["reason"] == "queue_unavailable"
     assert "Retry-After" in refused.headers
+    assert fresh.stardex.requests == [], "the public function never calls Stardex itself"
     retried = post(fresh.public_url, hire(3), "noqueue-0003")
     assert retried.json()["status"] == "queued", "the failed attempt released its claim"
     assert fresh.settle(["noqueue-0003"]) == {"noqueue-0003": "updated"}

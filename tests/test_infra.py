@@ -666,7 +666,7 @@ def test_the_worker_is_private_same_code_and_holds_all_of_stardex_s_rate():
 def test_dead_letters_and_503s_are_counted_and_alert_the_channels_named():
     model = evaluated("queued")
     (metric,) = model["google_logging_metric"]
-    assert 'jsonPayload.outcome="dead_lettered"' in metric["filter"] and "jsonPayload.status_code=503" in metric["filter"]
+    assert '(severity=ERROR AND jsonPayload.outcome="dead_lettered")' in metric["filter"] and "jsonPayload.status_code=503" in metric["filter"]
     assert '"stardex-webhook"' in metric["filter"] and '"stardex-webhook-worker"' in metric["filter"]
     (policy,) = [p for p in model["google_monitoring_alert_policy"] if "dead letters" in p["display_name"]]
     assert policy["notification_channels"] == ["projects/my-search-firm-prod/notificationChannels/123"]

@@ -64,3 +64,39 @@ def test_a_task_over_cloud_tasks_limit_is_refused_before_any_call(endpoint):
     with pytest.raises(RetryLater) as caught:
         TaskQueue(QUEUE, WORKER_URL, ACCOUNT, endpoint=endpoint).enqueue({"body": "x" * 1_000_001}, Deadline(3))
     assert caught.value.reason == "task_too_large"
+
+
+# ---- the settings ------------------------------------------------------------------------------
+
+QUEUED = {"DELIVERY": "queued", "TASKS_QUEUE": QUEUE, "TASKS_WORKER_URL": "https://worker.example.net/",
+          "TASKS_SERVICE_ACCOUNT": ACCOUNT}
+
+
+def test_queued_settings_are_read():
+    from stardex_webhook.config import load_settings
+
+    settings = load_settings({**QUEUED, "STATE_BUCKET": "my-state", "TASK_MAX_ATTEMPTS": "5"})
+    assert (settings.delivery, settings.tasks_queue, settings.tasks_worker_url, settings.tasks_service_account,
+            settings.state_bucket, settings.task_max_attempts) == (
+        "queued", QUEUE, "https://worker.example.net/", ACCOUNT, "my-state", 5)
+    assert load_settings({}).delivery == "sync"
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"TASKS_QUEUE": ""}, "TASKS_QUEUE"),
+    ({"TASKS_WORKER_URL": ""}, "TASKS_WORKER_URL"),
+    ({"TASKS_SERVICE_ACCOUNT": ""}, "TASKS_SERVICE_ACCOUNT"),
+    ({"DELIVERY": "later"}, "DELIVERY"),
+    ({"TASKS_QUEUE": "stardex-webhook"}, "TASKS_QUEUE"),
+    ({"TASKS_WORKER_URL": "http://worker.example.net/"}, "TASKS_WORKER_URL"),
+    ({"TASKS_SERVICE_ACCOUNT": "tasks"}, "TASKS_SERVICE_ACCOUNT"),
+    ({"STATE_BUCKET": "gs://my-state"}, "STATE_BUCKET"),
+    ({"TASK_MAX_ATTEMPTS": "0"}, "TASK_MAX_ATTEMPTS"),
+])
+def test_a_queued_setting_that_cannot_work_stops_the_start_naming_it(change, named):
+    from stardex_webhook.config import load_settings
+    from stardex_webhook.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**QUEUED, **change})
+    assert named in str(caught.value)
