@@ -228,8 +228,15 @@ class TaskWorker:
         limit = MAX_TASK_BYTES + 64 * 1024
         if request.content_length is not None and request.content_length > limit:
             raise TooLarge("task_too_large", "the task body is over Cloud Tasks' limit")
-        raw = request.stream.read(limit + 1)
-        if len(raw) > limit:
+        chunks, size = [], 0
+        while size <= limit:  # a stream may hand over less than asked: read to its end, bounded
+            chunk = request.stream.read(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        raw = b"".join(chunks)
+        if size > limit:
             raise TooLarge("task_too_large", "the task body is over Cloud Tasks' limit")
         try:
             document = json.loads(raw.decode("utf-8"))
