@@ -1,12 +1,14 @@
 """Cloud Functions entry point: wires the package together and does nothing else.
 
 Local run: functions-framework --source=main.py --target=handle_webhook --port=8080
+The queued worker (a second, private function from the same source): --target=handle_task
 """
 
 import functions_framework
 
 from stardex_webhook.app import WebhookApp
 from stardex_webhook.errors import ConfigurationError
+from stardex_webhook.worker import TaskWorker
 
 # Built at import so that a broken mapping file or setting stops the instance at start, with a
 # message naming the fault, instead of failing requests one by one. Clients and secrets are not
@@ -16,9 +18,16 @@ try:
 except ConfigurationError as error:
     # The fault alone on stderr, exit status 1: not buried under the framework's traceback.
     raise SystemExit(f"stardex-webhook cannot start: {error}") from None
+_worker = TaskWorker(_app)
 
 
 @functions_framework.http
 def handle_webhook(request):
     """Answer one webhook (POST /<source>) or health check (GET /healthz)."""
     return _app.handle(request)
+
+
+@functions_framework.http
+def handle_task(request):
+    """Deliver one Cloud Tasks task that handle_webhook enqueued (DELIVERY=queued)."""
+    return _worker.handle(request)

@@ -53,6 +53,7 @@ locals {
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudtasks.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
@@ -284,7 +285,7 @@ resource "google_cloudfunctions2_function" "webhook" {
     service_account_email            = local.runtime_email
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    environment_variables            = local.environment
+    environment_variables            = merge(local.environment, local.durable_environment)
   }
 
   depends_on = [
@@ -293,6 +294,13 @@ resource "google_cloudfunctions2_function" "webhook" {
     google_artifact_registry_repository_iam_member.build_pushes_image,
     google_project_iam_member.build_writes_logs,
     google_secret_manager_secret_iam_member.runtime,
+    # queued: what its settings name (durable.tf) exists first.
+    google_cloud_tasks_queue.deliveries,
+    google_cloud_tasks_queue_iam_member.runtime_enqueues,
+    google_service_account_iam_member.runtime_acts_as_tasks,
+    google_cloudfunctions2_function.worker,
+    google_storage_bucket.state,
+    google_storage_bucket_iam_member.runtime_state,
   ]
 }
 

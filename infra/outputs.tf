@@ -30,3 +30,18 @@ output "secret_commands" {
     ["  unset VALUE", "}", ""],
   ))
 }
+
+output "state_bucket" {
+  description = "The private bucket of de-duplication markers and dead letters (STATE_BUCKET), or null when state_bucket is false. Replay with STATE_BUCKET=<it> python -m stardex_webhook.replay list."
+  value       = var.state_bucket ? google_storage_bucket.state[0].name : null
+}
+
+output "tasks_queue" {
+  description = "queued: the Cloud Tasks queue the function enqueues to (TASKS_QUEUE); null in sync mode."
+  value       = local.queued ? google_cloud_tasks_queue.deliveries[0].id : null
+}
+
+output "worker_url" {
+  description = "queued: the private worker's URL (only the queue's service account may invoke it); null in sync mode."
+  value       = local.queued ? google_cloudfunctions2_function.worker[0].url : null
+}

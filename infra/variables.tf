@@ -250,3 +250,121 @@ variable "notification_channels" {
     error_message = "Every notification channel must be a full name: projects/P/notificationChannels/ID."
   }
 }
+
+# ---- Queued delivery and what is never lost ----------------------------------------------------
+
+variable "delivery_mode" {
+  description = "sync: the function calls Stardex inside the webhook's request (the default). queued: the function verifies, maps and validates, hands the event to a Cloud Tasks queue and answers 200 queued; a second, private function (the worker) calls Stardex at the pace Stardex allows, with retries for a day."
+  type        = string
+  default     = "sync"
+
+  validation {
+    condition     = contains(["sync", "queued"], var.delivery_mode)
+    error_message = "delivery_mode must be sync or queued."
+  }
+}
+
+variable "state_bucket" {
+  description = "Make the private state bucket (STATE_BUCKET): de-duplication of deliveries by their delivery id, and dead letters for events that cannot be applied, which python -m stardex_webhook.replay replays. false: no de-duplication, and failures are only logged."
+  type        = bool
+  default     = true
+}
+
+variable "claim_retention_days" {
+  description = "Days a delivery's de-duplication marker (deliveries/) is kept: a sender's repeat of the same delivery within this time answers 200 duplicate. A bucket lifecycle rule deletes older markers."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.claim_retention_days >= 1 && var.claim_retention_days <= 365 && floor(var.claim_retention_days) == var.claim_retention_days
+    error_message = "claim_retention_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "dead_letter_retention_days" {
+  description = "Days a dead letter (dead-letters/: the event's headers without signatures, its body, which holds personal data, and the error) is kept before a bucket lifecycle rule deletes it. Replay within that time."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.dead_letter_retention_days >= 1 && var.dead_letter_retention_days <= 3650 && floor(var.dead_letter_retention_days) == var.dead_letter_retention_days
+    error_message = "dead_letter_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "state_kms_key_name" {
+  description = "A Cloud KMS key, by its resource name (projects/.../locations/.../keyRings/.../cryptoKeys/..., in the bucket's region), to encrypt the state bucket with (CMEK); the module grants Cloud Storage's service agent the use of it. null: Google-managed encryption, which encrypts every object at rest too."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.state_kms_key_name, "-")))
+    error_message = "state_kms_key_name must be a key resource name (projects/.../keyRings/.../cryptoKeys/...), or null."
+  }
+}
+
+variable "queue_max_dispatches_per_second" {
+  description = "queued: the most tasks the queue hands the worker per second. Kept under Stardex's 60 requests a minute (0.9 a second, the default, is 54 tasks a minute); the worker's own limiter paces the Stardex calls exactly, since one event may cost more than one call."
+  type        = number
+  default     = 0.9
+
+  validation {
+    condition     = var.queue_max_dispatches_per_second > 0 && var.queue_max_dispatches_per_second <= 1
+    error_message = "queue_max_dispatches_per_second must be above 0 and at most 1 (Stardex allows 60 requests a minute)."
+  }
+}
+
+variable "worker_concurrency" {
+  description = "queued: tasks the worker serves at once (the queue's max_concurrent_dispatches, and the worker's threads). The worker runs as one instance, so its limiter holds all of Stardex's rate."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.worker_concurrency >= 1 && var.worker_concurrency <= 50 && floor(var.worker_concurrency) == var.worker_concurrency
+    error_message = "worker_concurrency must be a whole number from 1 to 50."
+  }
+}
+
+variable "task_deadline_seconds" {
+  description = "queued: the time one task may spend on Stardex, waits for the rate limiter included (TASK_DEADLINE_SECONDS); no sender waits, so it is longer than a webhook's. The worker's timeout is 30 s more."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.task_deadline_seconds >= 30 && var.task_deadline_seconds <= 540
+    error_message = "task_deadline_seconds must be from 30 to 540 (the worker's timeout, 30 s more, stays under Cloud Tasks' 10-minute dispatch deadline)."
+  }
+}
+
+variable "task_max_attempts" {
+  description = "queued: attempts per task (the queue's max_attempts, and TASK_MAX_ATTEMPTS for the worker, which dead-letters on the last one instead of failing). With the backoff of 10 s doubling 9 times to 3600 s, 36 attempts span about 27 hours, past task_max_retry_seconds."
+  type        = number
+  default     = 36
+
+  validation {
+    condition     = var.task_max_attempts >= 2 && var.task_max_attempts <= 100 && floor(var.task_max_attempts) == var.task_max_attempts
+    error_message = "task_max_attempts must be a whole number from 2 to 100."
+  }
+}
+
+variable "task_max_retry_seconds" {
+  description = "queued: how long the queue retries a task that Stardex cannot take (its max_retry_duration); at least a day."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.task_max_retry_seconds >= 86400 && floor(var.task_max_retry_seconds) == var.task_max_retry_seconds
+    error_message = "task_max_retry_seconds must be a whole number of seconds, at least 86400 (a day)."
+  }
+}
+
+variable "undelivered_alert_threshold" {
+  description = "The alert on dead letters and 503 answers fires when more than this many are logged in 5 minutes, and notifies notification_channels. 0: any one."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.undelivered_alert_threshold >= 0
+    error_message = "undelivered_alert_threshold must be 0 or more."
+  }
+}

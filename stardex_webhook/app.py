@@ -34,6 +34,7 @@ from .errors import (
     RetryLater,
     TooLarge,
     Unauthorized,
+    Unprocessable,
     WebhookError,
 )
 from .logs import JsonLog
@@ -43,6 +44,7 @@ from .sources import SOURCES
 from .sender_api import SenderApiClient
 from .sources.base import Delivery, Event, Headers, Source
 from .deadline import WATCHDOG, Deadline
+from .worker import Durability, DUPLICATE
 from .stardex import RateLimiter, StardexClient
 from .validation import validate_update
 
@@ -81,6 +83,7 @@ class WebhookApp:
         self._client_lock = threading.Lock()
         self._sender_apis: dict[str, SenderApiClient] = {}
         self._deliverer = Deliverer(settings, self._stardex, log)
+        self._durability = Durability(settings, log)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WebhookApp":
@@ -186,21 +189,78 @@ class WebhookApp:
         event = source.parse(delivery)
         record.update(event=event.event_type, delivery_id=event.delivery_id)
         ok = source.success_status
-        if event.ignore_reason:
-            return ok, {"status": "ignored", "reason": event.ignore_reason}, {}
-        mapping = self._mappings[source.name]
-        if not mapping.acts_on(event.event_type):
-            return ok, {"status": "ignored", "reason": "event_not_mapped", "event": event.event_type}, {}
-
-        event = self._follow_up(source, event, deadline)
-        mapped: MappedUpdate = mapping.apply(event.payload, event)
-        validate_update(mapped.update)
+        ignored = self._ignored(source, event)
+        if ignored is not None:
+            return ok, ignored, {}
         if self._settings.dry_run:
-            answer = {"status": "dry_run", "body": mapped.update}
-            if mapped.person.id:
-                answer["person_id"] = mapped.person.id
-            return ok, answer, {}
-        return ok, self._deliver(mapped, record, deadline), {}
+            return ok, _dry_run(self._map(source, event, deadline)), {}
+        return ok, self._durably(source, delivery, event, record, deadline), {}
+
+    def _ignored(self, source: Source, event: Event) -> dict[str, Any] | None:
+        """The answer for an event deliberately not acted on (a ping, an unmapped event), or None."""
+        if event.ignore_reason:
+            return {"status": "ignored", "reason": event.ignore_reason}
+        if not self._mappings[source.name].acts_on(event.event_type):
+            return {"status": "ignored", "reason": "event_not_mapped", "event": event.event_type}
+        return None
+
+    def _map(self, source: Source, event: Event, deadline: Deadline) -> MappedUpdate:
+        """Follow-up read, mapping, schema: the update the event asks for, validated."""
+        event = self._follow_up(source, event, deadline)
+        mapped: MappedUpdate = self._mappings[source.name].apply(event.payload, event)
+        validate_update(mapped.update)
+        return mapped
+
+    def _durably(self, source: Source, delivery: Delivery, event: Event, record: dict[str, Any],
+                 deadline: Deadline) -> dict[str, Any]:
+        """Claim the delivery id (``STATE_BUCKET``), then map and deliver (sync) or enqueue
+        (``DELIVERY=queued``). The claim comes before the follow-up read, so a duplicate costs
+        neither the sender's API nor Stardex, and an event that cannot be applied (any 422) is
+        kept once as a dead letter. A failure the sender will retry releases the claim."""
+        durable = self._durability
+        claim = durable.claim(source.name, event.delivery_id)
+        if claim is DUPLICATE:
+            return {"status": "duplicate"}
+        try:
+            mapped = self._map(source, event, deadline)
+            if self._settings.delivery == "queued":
+                durable.enqueue(durable.task_body(source.name, delivery, event, mapped), deadline)
+                return {"status": "queued"}
+            return self._deliver(mapped, record, deadline)
+        except Unprocessable as error:
+            if durable.state is not None:  # without a bucket, this answer's own log line is all there is
+                try:
+                    durable.dead_letter(durable.letter(source.name, delivery, event, error, attempts=1))
+                except BaseException:
+                    durable.release(claim)
+                    raise
+            raise
+        except BaseException:
+            durable.release(claim)
+            raise
+
+    def replay(self, source_name: str, headers: Headers, body: bytes, received_at: float,
+               query: Mapping[str, str] | None = None) -> Answer:
+        """The pipeline from parse on, for a delivery verified when it was received (a dead
+        letter): parse, ignore?, follow-up read, mapping (the files as they are now), schema,
+        deliver. No claim and no new dead letter: the letter being replayed is both."""
+        source = self._sources.get(source_name)
+        if source is None:
+            return NotFound("unknown_source", "no webhook source of that name").status_code, {
+                "status": "not_found", "reason": "unknown_source"}, {}
+        record: dict[str, Any] = {"source": source.name}
+        try:
+            delivery = Delivery(headers, body, received_at, query=dict(query or {}))
+            event = source.parse(delivery)
+            record.update(event=event.event_type, delivery_id=event.delivery_id)
+            answer = self._ignored(source, event)
+            if answer is None:
+                deadline = Deadline(self._settings.task_deadline_seconds)
+                mapped = self._map(source, event, deadline)
+                answer = _dry_run(mapped) if self._settings.dry_run else self._deliver(mapped, record, deadline)
+            return source.success_status, answer, {}
+        except WebhookError as error:
+            return error.status_code, error.body(), error.headers()
 
     def _read_body(self, request: Request) -> bytes:
         """Refuse an oversized body before reading it; read a body of unknown length only up to
@@ -274,7 +334,8 @@ class WebhookApp:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is not configured", retry_after=300)
         with self._client_lock:
             if self._client is None:
-                limiter = RateLimiter(self._settings.stardex_requests_per_minute)
+                limiter = RateLimiter(self._settings.stardex_requests_per_minute,
+                                      window_seconds=self._settings.stardex_rate_window_seconds)
                 self._client = StardexClient(self._settings.stardex_api_base, self._api_key, limiter)
             return self._client
 
@@ -283,6 +344,14 @@ class WebhookApp:
         if not key:
             raise RetryLater("stardex_api_key_missing", "STARDEX_API_KEY is empty", retry_after=300)
         return key
+
+
+def _dry_run(mapped: MappedUpdate) -> dict[str, Any]:
+    """The answer that shows what would be sent, and nothing is."""
+    answer = {"status": "dry_run", "body": mapped.update}
+    if mapped.person.id:
+        answer["person_id"] = mapped.person.id
+    return answer
 
 
 def _too_large(limit: int) -> TooLarge:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -61,6 +62,19 @@ class Settings:
     secret_ttl_seconds: float = 300.0
     person_memory_seconds: float = 300.0
     log_level: str = "INFO"
+    # Queued delivery and what is never lost (CONTRACT): DELIVERY, TASKS_*, CLOUD_TASKS_ENDPOINT,
+    # STATE_BUCKET; and the worker's own knobs (README).
+    delivery: str = "sync"
+    tasks_queue: str | None = None
+    tasks_worker_url: str | None = None
+    tasks_service_account: str | None = None
+    cloud_tasks_endpoint: str | None = None
+    state_bucket: str | None = None
+    task_deadline_seconds: float = 120.0
+    task_max_attempts: int = 36
+    # The limiter's window: STARDEX_REQUESTS_PER_MINUTE requests in any this many seconds. Stardex's
+    # is 60; only a test or the bench against the fake shortens it (to take seconds, not minutes).
+    stardex_rate_window_seconds: float = 60.0
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def api_base(self, source: str, default: str | None) -> str | None:
@@ -116,6 +130,44 @@ def _safe_base(url: str) -> bool:
         return False
 
 
+DELIVERY_MODES = ("sync", "queued")
+_QUEUE_NAME = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/queues/[A-Za-z0-9-]{1,100}")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
+def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """DELIVERY and what it needs: with ``queued`` the queue, the worker's URL and the account
+    whose OIDC token the tasks carry are required (a function that could not enqueue must not
+    start and answer 503 to every sender)."""
+    delivery = env.get("DELIVERY", "").strip().lower() or "sync"
+    if delivery not in DELIVERY_MODES:
+        raise ConfigurationError(f"DELIVERY={delivery!r}: expected sync or queued")
+    values = {name: env.get(name, "").strip() or None
+              for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "CLOUD_TASKS_ENDPOINT", "STATE_BUCKET")}
+    if delivery == "queued":
+        missing = [name for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT") if not values[name]]
+        if missing:
+            raise ConfigurationError(f"DELIVERY=queued needs {', '.join(missing)}")
+    queue, url, account = values["TASKS_QUEUE"], values["TASKS_WORKER_URL"], values["TASKS_SERVICE_ACCOUNT"]
+    if queue and not _QUEUE_NAME.fullmatch(queue):
+        raise ConfigurationError(f"TASKS_QUEUE={queue!r}: expected projects/P/locations/L/queues/Q")
+    if url and not _safe_base(url):
+        # The task carries an OIDC token to it: https, or http only to this machine.
+        raise ConfigurationError(f"TASKS_WORKER_URL={url!r}: expected an https URL (http only to a loopback host)")
+    if account and "@" not in account:
+        raise ConfigurationError(f"TASKS_SERVICE_ACCOUNT={account!r}: expected a service account email")
+    bucket = values["STATE_BUCKET"]
+    if bucket and not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigurationError(f"STATE_BUCKET={bucket!r}: expected a Cloud Storage bucket name (no gs://)")
+    return {
+        "delivery": delivery, "tasks_queue": queue, "tasks_worker_url": url, "tasks_service_account": account,
+        "cloud_tasks_endpoint": values["CLOUD_TASKS_ENDPOINT"], "state_bucket": bucket,
+        "task_deadline_seconds": _number(env, "TASK_DEADLINE_SECONDS", 120.0, float, 1),
+        "task_max_attempts": int(_number(env, "TASK_MAX_ATTEMPTS", 36, int, 1)),
+        "stardex_rate_window_seconds": _number(env, "STARDEX_RATE_WINDOW_SECONDS", 60.0, float, 1),
+    }
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the CONTRACT's variables; a bad value raises ``ConfigurationError``."""
     env = dict(os.environ if environ is None else environ)
@@ -146,5 +198,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_ttl_seconds=_number(env, "SECRET_TTL_SECONDS", 300.0, float, 0),
         person_memory_seconds=_number(env, "PERSON_MEMORY_SECONDS", 300.0, float, 0),
         log_level=log_level,
+        **_queued_settings(env),
         environ=env,
     )

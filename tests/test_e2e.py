@@ -46,9 +46,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **overrides: str):
+def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, target: str = "handle_webhook",
+                    **overrides: str):
     """Start ``functions-framework --source=main.py --target=handle_webhook`` (gunicorn, as Cloud
-    Functions runs it) and wait until /healthz answers."""
+    Functions runs it; ``target="handle_task"``: the queued worker) and wait until /healthz answers."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.endswith(("_SIGNING_KEY", "_API_KEY"))}
     env.update(
@@ -68,7 +69,7 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, **o
     )
     log = tempfile.NamedTemporaryFile(prefix="function-", suffix=".log", delete=False)
     command = [sys.executable, "-m", "functions_framework", f"--source={ROOT / 'main.py'}",
-               "--target=handle_webhook", f"--port={port}"]
+               f"--target={target}", f"--port={port}"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:

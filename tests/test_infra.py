@@ -39,6 +39,7 @@ CASES = {
     "defaults": (INFRA, None),
     "example": (EXAMPLE, EXAMPLE_TFVARS.name),
     "existing-account": (INFRA, "../tests/fixtures/infra_existing_account.tfvars"),
+    "queued": (INFRA, "../tests/fixtures/infra_queued.tfvars"),
 }
 SECRET_SUFFIX = "_SECRET"
 # Local tools that are not part of the deployed request path.
@@ -96,8 +97,9 @@ def locals_of(model: dict) -> dict:
     return merged
 
 
-def the_function(model: dict) -> dict:
-    (function,) = model["google_cloudfunctions2_function"]
+def the_function(model: dict, entry_point: str = "handle_webhook") -> dict:
+    """The public function (or, with ``entry_point="handle_task"``, the queued worker)."""
+    (function,) = [f for f in model["google_cloudfunctions2_function"] if f["build_config"]["entry_point"] == entry_point]
     return function
 
 
@@ -288,7 +290,7 @@ def test_every_secret_setting_names_a_secret_the_runtime_account_can_read(case):
 
 
 @by_case
-def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(case):
+def test_the_runtime_account_is_granted_its_secrets_its_state_and_its_queue_and_nothing_else(case):
     model = evaluated(case)
     member = runtime_member(model)
     grants = [
@@ -298,10 +300,16 @@ def test_the_runtime_account_is_granted_its_secrets_and_nothing_else(case):
         for block in resources
         if member in json.dumps(block)
     ]
-    assert grants
-    assert set(grants) == {("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor")}
     secret_count = len(model["google_secret_manager_secret"])
-    assert len(grants) == secret_count
+    expected = [("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor")] * secret_count
+    expected.append(("google_storage_bucket_iam_member", "roles/storage.objectUser"))  # claims and dead letters
+    if case == "queued":  # enqueue to its queue, and name the tasks account on a task (OIDC)
+        expected += [("google_cloud_tasks_queue_iam_member", "roles/cloudtasks.enqueuer"),
+                     ("google_service_account_iam_member", "roles/iam.serviceAccountUser")]
+    assert sorted(grants) == sorted(expected)
+    (state,) = [b for b in model["google_storage_bucket_iam_member"] if b["member"] == member]
+    # tfparse gives the name, or (when the project is a variable without a default) the reference.
+    assert state["bucket"] in (state_bucket(model)["name"], {"__attribute__": "google_storage_bucket.state.[0].name", "__name__": "state"})
 
 
 @by_case
@@ -351,7 +359,7 @@ def test_the_build_account_may_read_the_source_push_to_its_registry_and_write_lo
         for block in resources
         if block.get("member") == build
     )
-    (bucket,) = model["google_storage_bucket"]
+    (bucket,) = [b for b in model["google_storage_bucket"] if re.search(r"(^|\.)google_storage_bucket\.source$", b["__tfmeta"]["path"])]
     (registry,) = model["google_artifact_registry_repository"]
     assert grants == [
         ("google_artifact_registry_repository_iam_member", "roles/artifactregistry.writer", "google_artifact_registry_repository.images.name"),
@@ -372,7 +380,7 @@ def test_the_uptime_check_calls_healthz_and_alerts_the_channels_named():
     model = evaluated("example")
     (check,) = model["google_monitoring_uptime_check_config"]
     assert check["http_check"]["path"] == "${local.function_path}/healthz" and check["http_check"]["use_ssl"] is True
-    (policy,) = model["google_monitoring_alert_policy"]
+    (policy,) = [p for p in model["google_monitoring_alert_policy"] if p["display_name"].endswith(" is down")]
     assert policy["notification_channels"] == [] and variable_default("notification_channels", evaluated()) == []
     condition = policy["conditions"]["condition_threshold"]
     assert "monitoring.googleapis.com/uptime_check/check_passed" in condition["filter"]
@@ -382,6 +390,7 @@ def test_the_uptime_check_calls_healthz_and_alerts_the_channels_named():
 def test_anyone_may_invoke_the_function_and_the_signature_is_the_guard():
     model = evaluated("example")
     (invoker,) = model["google_cloud_run_v2_service_iam_member"]
+    assert invoker["name"]["__attribute__"].startswith("google_cloudfunctions2_function.webhook.")
     assert invoker["role"] == "roles/run.invoker" and invoker["member"] == "allUsers"
     assert the_function(model)["service_config"]["ingress_settings"] == "ALLOW_ALL"
     assert environment(model)["ALLOW_UNSIGNED"] == "0"
@@ -580,3 +589,98 @@ def test_main_readme_deploy_section_uses_the_module_s_real_names():
         assert needed in deploy, needed
     for name in re.findall(r"terraform output -raw (\w+)|terraform output (\w+)", deploy):
         assert set(filter(None, name)) <= set(blocks(EXAMPLE / "outputs.tf", "output")), name
+
+
+# ---- queued delivery and what is never lost ------------------------------------------------------
+
+
+def state_bucket(model: dict) -> dict:
+    (bucket,) = [b for b in model["google_storage_bucket"] if re.search(r"(^|\.)google_storage_bucket\.state(\[0\])?$", b["__tfmeta"]["path"])]
+    return bucket
+
+
+def _listed(value) -> list:
+    """tfparse gives one nested block as a dict and several as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+@by_case
+def test_the_state_bucket_is_private_unversioned_and_expires_markers_and_dead_letters(case):
+    model = evaluated(case)
+    bucket = state_bucket(model)
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["versioning"]["enabled"] is False
+    rules = {rule["condition"]["matches_prefix"][0]: rule for rule in _listed(bucket["lifecycle_rule"])}
+    assert set(rules) == {"deliveries/", "dead-letters/"}
+    assert rules["deliveries/"]["condition"]["age"] == variable_default("claim_retention_days", model)
+    assert rules["dead-letters/"]["condition"]["age"] == variable_default("dead_letter_retention_days", model)
+    assert all(rule["action"]["type"] == "Delete" for rule in rules.values())
+    assert "STATE_BUCKET" in environment(model)
+    if isinstance(bucket["name"], str):  # tfparse resolves it once the project is known
+        assert environment(model)["STATE_BUCKET"] == bucket["name"] == f"{variable_default('project_id', model) or 'my-search-firm-prod'}-stardex-webhook-state"
+
+
+def test_sync_is_the_default_and_makes_no_queue_and_no_worker():
+    model = evaluated()
+    assert variable_default("delivery_mode", model) == "sync"
+    assert environment(model)["DELIVERY"] == "sync"
+    assert "google_cloud_tasks_queue" not in model
+    assert len(model["google_cloudfunctions2_function"]) == 1
+    assert not {"TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT"} & set(environment(model))
+
+
+def test_the_queue_keeps_under_stardex_s_rate_and_retries_for_at_least_a_day():
+    model = evaluated("queued")
+    (queue,) = model["google_cloud_tasks_queue"]
+    assert 0 < queue["rate_limits"]["max_dispatches_per_second"] * 60 < 60
+    assert queue["rate_limits"]["max_concurrent_dispatches"] == variable_default("worker_concurrency", model)
+    retry = queue["retry_config"]
+    assert int(retry["max_retry_duration"].rstrip("s")) >= 86400
+    # Exponential backoff: the attempts themselves must span the day (the worker dead-letters on the last).
+    backoff, spent = int(retry["min_backoff"].rstrip("s")), 0
+    for doubling in range(retry["max_attempts"] - 1):
+        spent += min(backoff * 2 ** min(doubling, retry["max_doublings"]), int(retry["max_backoff"].rstrip("s")))
+    assert spent >= 86400
+    worker_env = the_function(model, "handle_task")["service_config"]["environment_variables"]
+    assert int(worker_env["TASK_MAX_ATTEMPTS"]) == retry["max_attempts"]
+    assert environment(model)["TASKS_QUEUE"] == f"projects/my-search-firm-prod/locations/{queue['location']}/queues/{queue['name']}"
+
+
+def test_the_worker_is_private_same_code_and_holds_all_of_stardex_s_rate():
+    model = evaluated("queued")
+    worker, public = the_function(model, "handle_task"), the_function(model)
+    archive = [{key: f["build_config"]["source"]["storage_source"][key] for key in ("bucket", "object")} for f in (worker, public)]
+    assert archive[0] == archive[1], "the same source archive"
+    service = worker["service_config"]
+    assert service["max_instance_count"] == 1
+    env = service["environment_variables"]
+    assert env["STARDEX_REQUESTS_PER_MINUTE"] == "60"
+    assert float(env["TASK_DEADLINE_SECONDS"]) < service["timeout_seconds"]
+    assert env.get("DELIVERY", "sync") == "sync", "the worker delivers; it never enqueues"
+    invokers = [m for m in model["google_cloud_run_v2_service_iam_member"] if "worker" in json.dumps(m["name"])]
+    (invoker,) = invokers
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["member"] == "serviceAccount:${google_service_account.tasks[0].email}", "no allUsers"
+    (tasks_account,) = [a for a in model["google_service_account"] if a["account_id"].endswith("-tasks")]
+    public_env = environment(model)
+    assert public_env["TASKS_SERVICE_ACCOUNT"] == f"{tasks_account['account_id']}@my-search-firm-prod.iam.gserviceaccount.com"
+    assert public_env["TASKS_WORKER_URL"] == f"https://europe-west1-my-search-firm-prod.cloudfunctions.net/{worker['name']}"
+    assert public_env["DELIVERY"] == "queued"
+
+
+def test_dead_letters_and_503s_are_counted_and_alert_the_channels_named():
+    model = evaluated("queued")
+    (metric,) = model["google_logging_metric"]
+    assert '(severity=ERROR AND jsonPayload.outcome="dead_lettered")' in metric["filter"] and "jsonPayload.status_code=503" in metric["filter"]
+    assert '"stardex-webhook"' in metric["filter"] and '"stardex-webhook-worker"' in metric["filter"]
+    (policy,) = [p for p in model["google_monitoring_alert_policy"] if "dead letters" in p["display_name"]]
+    assert policy["notification_channels"] == ["projects/my-search-firm-prod/notificationChannels/123"]
+    assert f'metric.type="logging.googleapis.com/user/{metric["name"]}"' in policy["conditions"]["condition_threshold"]["filter"]
+
+
+@pytest.mark.parametrize("name", ["delivery_mode", "claim_retention_days", "dead_letter_retention_days", "state_kms_key_name",
+                                  "queue_max_dispatches_per_second", "worker_concurrency", "task_deadline_seconds",
+                                  "task_max_attempts", "task_max_retry_seconds"])
+def test_the_durability_variables_are_validated(name):
+    assert blocks(INFRA / "variables.tf", "variable")[name].get("validation"), name

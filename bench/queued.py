@@ -1,0 +1,177 @@
+"""A burst drained through the queue: how much of Stardex's budget queued delivery uses.
+
+200 Greenhouse hires (each a search, a read and a PATCH: 3 Stardex calls) are sent at once to the
+public function in ``DELIVERY=queued``; gcloud-tasks-emulator dispatches them to the worker
+(``--target=handle_task``), which delivers them through the loopback fake Stardex at its limit.
+That limit is scaled (100 requests in any 2 s, the worker's limiter at 98 in the same window) so
+the burst takes seconds; the ratio measured is the same at 60 a minute.
+
+Budget used while the burst lasts: Stardex's windows are counted from its first accepted call;
+every whole window before the last call had events still waiting in the queue, so each could have
+held ``limit`` calls: the calls accepted in those windows over ``limit × windows``. (The last,
+partial window is the tail of the burst: the queue ran dry in it.)
+Every event must be accounted for: the senders' answers (no 503) and the worker's final outcome of
+each (applied, ignored or dead-lettered) add up to the events sent.
+
+    python bench/queued.py [--events 200]    # prints one JSON result on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import copy
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+from stardex_webhook.fake_stardex import FakeStardex  # noqa: E402
+from tests.fakes.emulators import final_outcomes, storage_emulator, tasks_emulator  # noqa: E402
+
+BUCKET = "bench-state"
+QUEUE = "projects/bench/locations/here/queues/stardex-webhook"
+LIMIT, WINDOW_SECONDS, WORKER_LIMIT = 100, 2.0, 98
+TARGET_BUDGET_USED = 0.95
+
+
+class TimedStardex(FakeStardex):
+    """The fake Stardex, noting when it accepted each request and how many its limit refused."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.accepted_at: list[float] = []
+        self.refused = 0
+        self._times = threading.Lock()
+
+    def _count_request(self, key: str) -> dict[str, str]:
+        try:
+            headers = super()._count_request(key)
+        except Exception:
+            self.refused += 1
+            raise
+        with self._times:
+            self.accepted_at.append(time.monotonic())
+        return headers
+
+
+def hire(index: int) -> bytes:
+    body = json.loads(common.sample_body("greenhouse"))
+    candidate = copy.deepcopy(body["payload"]["application"]["candidate"])
+    candidate.update(first_name=f"Burst{index}", last_name="Candidate", phone_numbers=[],
+                     email_addresses=[{"value": f"burst{index}@bench-example.org", "type": "personal"}],
+                     social_media_addresses=[{"value": f"https://www.linkedin.com/in/burst-{index}"}])
+    body["payload"]["application"]["candidate"] = candidate
+    return json.dumps(body).encode()
+
+
+@contextlib.contextmanager
+def server(target: str, env: dict[str, str], log: Path):
+    """functions-framework's gunicorn server (``common.server_command``) for ``target``."""
+    port = common.free_port()
+    command = [arg if arg != "--target=handle_webhook" else f"--target={target}"
+               for arg in common.server_command(common.MAIN_PY, port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stop = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    break
+            if process.poll() is not None or time.monotonic() > stop:
+                raise RuntimeError(f"{target} did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        common.stop_process(process)
+
+
+def send(url: str, index: int) -> int:
+    body = hire(index)
+    headers = {**common.signed_headers("greenhouse", body), "Greenhouse-Event-ID": f"burst-{index:04d}"}
+    request = urllib.request.Request(f"{url}/greenhouse", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())["status"]
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
+
+
+def run(events: int) -> dict:
+    with contextlib.ExitStack() as exits:
+        scratch = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="bench-queued-")))
+        gcs_url = exits.enter_context(storage_emulator(BUCKET))
+        tasks_endpoint = exits.enter_context(tasks_emulator(QUEUE))
+        stardex = exits.enter_context(TimedStardex(api_key=common.STARDEX_KEY, rate_limit=LIMIT,
+                                                   window_seconds=WINDOW_SECONDS))
+        for index in range(events):
+            stardex.add_person(name=f"Burst{index} Candidate", emails=[f"burst{index}@bench-example.org"])
+        env = {**common.function_environment(stardex.base_url), "STATE_BUCKET": BUCKET,
+               "STORAGE_EMULATOR_HOST": gcs_url, "TASKS_QUEUE": QUEUE, "CLOUD_TASKS_ENDPOINT": tasks_endpoint,
+               "STARDEX_REQUESTS_PER_MINUTE": str(WORKER_LIMIT), "STARDEX_RATE_WINDOW_SECONDS": str(WINDOW_SECONDS),
+               "TASK_DEADLINE_SECONDS": "30"}
+        worker_log = scratch / "worker.log"
+        worker_url = exits.enter_context(server("handle_task", env, worker_log))
+        public_url = exits.enter_context(server("handle_webhook", {
+            **env, "DELIVERY": "queued", "TASKS_WORKER_URL": worker_url + "/",
+            "TASKS_SERVICE_ACCOUNT": "tasks@bench.iam.gserviceaccount.com"}, scratch / "public.log"))
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda index: send(public_url, index), range(events)))
+        sent_seconds = time.monotonic() - started
+        wanted = {f"burst-{index:04d}" for index in range(events)}
+        stop = time.monotonic() + 300
+        while True:
+            outcomes = final_outcomes(worker_log.read_text(errors="replace"), wanted)
+            if set(outcomes) == wanted or time.monotonic() > stop:
+                break
+            time.sleep(0.2)
+        drained_seconds = time.monotonic() - started
+        accepted = sorted(stardex.accepted_at)
+        refused = stardex.refused
+    span = accepted[-1] - accepted[0] if accepted else 0.0
+    windows = int(span // WINDOW_SECONDS)
+    in_windows = sum(1 for at in accepted if at < accepted[0] + windows * WINDOW_SECONDS)
+    capacity = LIMIT * windows
+    counts = {outcome: list(outcomes.values()).count(outcome) for outcome in ("updated", "ignored", "dead_lettered")}
+    return {
+        "events": events,
+        "answers": {status: answers.count(status) for status in sorted(set(answers), key=str)},
+        "outcomes": counts,
+        "accounted": sum(counts.values()),
+        "stardex_calls": len(accepted),
+        "refused_by_stardex_limit": refused,
+        "burst_seconds": round(span, 2),
+        "sent_seconds": round(sent_seconds, 2),
+        "drained_seconds": round(drained_seconds, 2),
+        "limit": f"{LIMIT} per {WINDOW_SECONDS:g} s (worker {WORKER_LIMIT})",
+        "whole_windows": windows,
+        "calls_in_whole_windows": in_windows,
+        "budget_used": round(in_windows / capacity, 4) if capacity else 0.0,
+        "target_budget_used": TARGET_BUDGET_USED,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.events)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``python -m stardex_webhook.replay``: list, show and replay dead letters.
+
+Reads the same settings as the function (``STATE_BUCKET``, the Stardex key, ``MAPPINGS_DIR``...).
+A replayed letter goes through the app's own pipeline from parse on (``WebhookApp.replay``): its
+signature was checked when it was received and is not checked again; the mapping files are read
+as they are now, so a fixed mapping applies. A letter is deleted only once its event is applied
+or deliberately ignored; the command exits 1 when any letter it was asked to replay is left.
+
+    replay list [--prefix P]        one dead letter's name a line
+    replay show NAME                the letter as stored (JSON)
+    replay run NAME...              replay those letters
+    replay run --prefix P           replay every letter whose name starts with P (e.g. greenhouse/)
+    replay run --all                replay every letter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence, TextIO
+
+from .app import WebhookApp
+from .errors import ConfigurationError, RetryLater
+from .state import DEAD_LETTERS_PREFIX, StateStore
+from .worker import replayable
+
+# Outcomes after which the letter has served its purpose.
+DONE = ("updated", "ignored")
+
+
+def _short(name: str) -> str:
+    return name[len(DEAD_LETTERS_PREFIX):] if name.startswith(DEAD_LETTERS_PREFIX) else name
+
+
+def run(app: WebhookApp, store: StateStore, names: Sequence[str], out: TextIO) -> int:
+    """Replay each letter, print one line per letter, return how many are left."""
+    left = 0
+    for name in names:
+        letter = store.dead_letter(name)
+        if letter is None:
+            print(f"{_short(name)}: missing", file=out)
+            left += 1
+            continue
+        try:
+            received = replayable(letter)
+        except ValueError as error:
+            print(f"{_short(name)}: unreadable ({error})", file=out)
+            left += 1
+            continue
+        status_code, answer, _ = app.replay(received.source, received.delivery_headers(), received.raw_body(),
+                                            received.received_at, dict(received.query))
+        outcome = answer.get("status")
+        detail = " ".join(str(part) for part in (answer.get("reason"), answer.get("person_id")) if part)
+        if outcome in DONE:
+            store.delete_dead_letter(name)
+            print(f"{_short(name)}: {outcome} {detail}".rstrip() + " (deleted)", file=out)
+        else:
+            print(f"{_short(name)}: {status_code} {outcome} {detail}".rstrip() + " (kept)", file=out)
+            left += 1
+    return left
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stardex_webhook.replay", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="print one dead letter's name a line")
+    listing.add_argument("--prefix", default="")
+    show = commands.add_parser("show", help="print one dead letter")
+    show.add_argument("name")
+    replay = commands.add_parser("run", help="replay dead letters through the pipeline")
+    replay.add_argument("names", nargs="*")
+    which = replay.add_mutually_exclusive_group()
+    which.add_argument("--prefix")
+    which.add_argument("--all", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "run" and bool(args.names) + (args.prefix is not None) + args.all != 1:
+        parser.error("run takes NAME..., --prefix P or --all (one of them)")
+    try:
+        app = WebhookApp.from_environment()
+    except ConfigurationError as error:
+        print(f"replay cannot start: {error}", file=sys.stderr)
+        return 2
+    if not app._settings.state_bucket:
+        print("replay needs STATE_BUCKET: the bucket that holds the dead letters", file=sys.stderr)
+        return 2
+    store = StateStore(app._settings.state_bucket)
+    try:
+        if args.command == "list":
+            for name in store.dead_letters(args.prefix):
+                print(_short(name), file=out)
+            return 0
+        if args.command == "show":
+            letter = store.dead_letter(args.name)
+            if letter is None:
+                print(f"no dead letter {args.name}", file=sys.stderr)
+                return 1
+            print(json.dumps(letter, indent=2, ensure_ascii=False), file=out)
+            return 0
+        names = args.names or store.dead_letters("" if args.all else args.prefix)
+        left = run(app, store, names, out)
+    except RetryLater as error:
+        print(f"replay: {error.reason}: {error.message}", file=sys.stderr)
+        return 1
+    print(f"{len(names) - left} done, {left} left", file=out)
+    return 1 if left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Cloud Storage (``STATE_BUCKET``): de-duplication claims and dead letters.
+
+* A claim is a small object ``deliveries/<source>/<sha256 of the delivery id>`` written with
+  ``if_generation_match=0``: Cloud Storage creates it only if absent, atomically across every
+  instance, so exactly one of two deliveries of the same event wins. The loser answers
+  ``duplicate``. A claim whose processing failed in a way the sender will retry is deleted
+  (released) so that the retry can succeed. The bucket's lifecycle rule deletes old claims.
+* A dead letter is a JSON object under ``dead-letters/<source>/``: an authentic event that could
+  not be applied, with what it takes to replay it (headers without signatures or tokens, the body)
+  and why it failed. ``replay`` reads them back.
+
+Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without the bucket,
+de-duplication and dead letters cannot be promised, so the sender (or the queue) retries.
+The client is made once per instance, on first use; it honours ``STORAGE_EMULATOR_HOST``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from .errors import RetryLater
+
+CLAIMS_PREFIX = "deliveries/"
+DEAD_LETTERS_PREFIX = "dead-letters/"
+# A Cloud Storage call may take at most this long (each answer waits on it).
+CALL_TIMEOUT_SECONDS = 10.0
+# Header and query names that may carry a credential: never stored.
+_CREDENTIAL_WORDS = ("signature", "token", "authorization", "secret", "cookie", "api-key", "apikey")
+
+
+def without_credentials(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Headers (or query parameters) without any whose name says it holds a credential
+    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...): a dead letter keeps what
+    replay needs to parse the event, never what proves it."""
+    return [[name, value] for name, value in pairs
+            if not any(word in name.lower().replace("_", "-") for word in _CREDENTIAL_WORDS)]
+
+
+def encode_body(body: bytes) -> dict[str, str]:
+    """A body as JSON can hold it: its text when it is UTF-8, else base64."""
+    try:
+        return {"body": body.decode("utf-8"), "body_encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode("ascii"), "body_encoding": "base64"}
+
+
+def decode_body(document: Mapping[str, Any]) -> bytes:
+    """The inverse of ``encode_body``; a document of another shape raises ``ValueError``."""
+    body, encoding = document.get("body"), document.get("body_encoding", "utf-8")
+    if not isinstance(body, str) or encoding not in ("utf-8", "base64"):
+        raise ValueError("no body")
+    return base64.b64decode(body, validate=True) if encoding == "base64" else body.encode("utf-8")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    generation: int
+
+
+class StateStore:
+    """The bucket's two uses. ``bucket_name`` is ``STATE_BUCKET``."""
+
+    def __init__(self, bucket_name: str) -> None:
+        self.bucket_name = bucket_name
+        self._bucket: Any = None
+        self._lock = threading.Lock()
+
+    def bucket(self) -> Any:
+        with self._lock:
+            if self._bucket is None:
+                from google.cloud import storage
+
+                self._bucket = storage.Client().bucket(self.bucket_name)
+            return self._bucket
+
+    # -- claims --------------------------------------------------------------------------------
+
+    def claim(self, source: str, delivery_id: str) -> Claim | None:
+        """Claim a delivery id; None when another delivery already holds it (a duplicate)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
+        token = uuid.uuid4().hex
+        blob = self._call(lambda: self.bucket().blob(name))
+        data = json.dumps({"source": source, "claimed_at": time.time(), "token": token})
+        try:
+            self._call(lambda: blob.upload_from_string(data, content_type="application/json", if_generation_match=0,
+                                                       timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), PreconditionFailed)
+        except PreconditionFailed:
+            # Ours after all, when a retried upload met the object its first try had written.
+            existing = self._call(lambda: self.bucket().get_blob(name, timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
+            held = self._call(lambda: json.loads(existing.download_as_bytes(timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))) \
+                if existing is not None else None
+            if not isinstance(held, dict) or held.get("token") != token:
+                return None
+            blob = existing
+        return Claim(name, int(blob.generation or 0))
+
+    def release(self, claim: Claim) -> None:
+        """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        try:
+            self._call(lambda: self.bucket().delete_blob(claim.name, if_generation_match=claim.generation or None,
+                                                         timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), NotFound, PreconditionFailed)
+        except (NotFound, PreconditionFailed):
+            pass
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    def put_dead_letter(self, letter: Mapping[str, Any]) -> str:
+        """Store one dead letter and return its name (``dead-letters/<source>/<time>-<id>.json``)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        key = _digest(str(letter.get("delivery_id") or uuid.uuid4()))[:16]
+        name = f"{DEAD_LETTERS_PREFIX}{letter['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
+        data = json.dumps(letter, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        blob = self._call(lambda: self.bucket().blob(name))
+        self._call(lambda: blob.upload_from_string(data.encode("utf-8"), content_type="application/json",
+                                                   if_generation_match=0, timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
+        return name
+
+    def dead_letters(self, prefix: str = "") -> list[str]:
+        """Names of the dead letters under ``dead-letters/<prefix>``, oldest first by name."""
+        full = dead_letter_name(prefix) if prefix else DEAD_LETTERS_PREFIX
+        blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
+        return sorted(blob.name for blob in blobs)
+
+    def dead_letter(self, name: str) -> dict[str, Any] | None:
+        """A dead letter's document, or None when there is none of that name."""
+        blob = self._call(lambda: self.bucket().get_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
+        if blob is None:
+            return None
+        return json.loads(self._call(lambda: blob.download_as_bytes(timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
+
+    def delete_dead_letter(self, name: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._call(lambda: self.bucket().delete_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), NotFound)
+        except NotFound:
+            pass
+
+    @staticmethod
+    def _call(action, *handled: type[Exception]):
+        """Run one Cloud Storage call; any failure but those the caller ``handled`` is ``RetryLater``
+        (a missing bucket too: that is a deployment fault the operator must see, not a lost event)."""
+        try:
+            return action()
+        except handled:
+            raise
+        except Exception as error:  # transport, auth, 5xx: the bucket cannot be reached now
+            raise RetryLater("state_unavailable", f"the state bucket could not be reached ({type(error).__name__})") from None
+
+
+def _retry() -> Any:
+    """Google's retry of transient errors, bounded: a sender is waiting for the answer."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(CALL_TIMEOUT_SECONDS)
+
+
+def dead_letter_name(name: str) -> str:
+    """A dead letter's object name, given with or without its ``dead-letters/`` prefix."""
+    return name if name.startswith(DEAD_LETTERS_PREFIX) else DEAD_LETTERS_PREFIX + name
