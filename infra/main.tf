@@ -1,7 +1,7 @@
 locals {
-  # Every sender the function knows (stardex_webhook/sources/__init__.py), and whether the sender's
-  # own API key is needed to read the person behind an id-only webhook. Adding a sender is one line
-  # here; a test keeps this map in step with the code.
+  # Every sender the function knows comes from the code (local.known_sources in sources.tf, written by
+  # `python -m stardex_webhook.sources`), with whether its own API key is needed to read the person
+  # behind an id-only webhook. A test keeps that file in step with the code.
   sources = var.sources == null ? sort(keys(local.known_sources)) : distinct(var.sources)
 
   # Setting name => Secret Manager secret ID. The function reads each as NAME_SECRET (CONTRACT).
