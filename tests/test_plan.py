@@ -435,3 +435,129 @@ def test_no_plan_of_any_shipped_sample_writes(stardex, tmp_path, source):
     assert code == 2, planned["error"]
     assert any(call["write"] and not call["made"] for call in planned["calls"])
     assert only_reads(stardex) and stardex.requests
+
+
+# ---- --dead-letter -------------------------------------------------------------------------------
+
+BUCKET = "plan-dead-letters"
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    from tests.fakes.emulators import storage_emulator
+
+    with storage_emulator(BUCKET):
+        yield BUCKET
+
+
+def test_a_dead_letter_is_planned_from_the_bucket_and_kept(stardex, bucket, base_env, capsys):
+    from stardex_webhook.errors import Unprocessable
+    from stardex_webhook.sources.base import Delivery, Headers
+    from stardex_webhook.state import StateStore
+    from stardex_webhook.worker import Received, letter_of
+
+    raw, headers = signed("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes())
+    delivery = Delivery(Headers(headers.items()), raw, time.time())
+    event = SOURCES["greenhouse"].parse(delivery)
+    store = StateStore(bucket)
+    name = store.put_dead_letter(letter_of(Received.of("greenhouse", delivery, event),
+                                           Unprocessable("person_not_found", "no match"), attempts=3))
+    base_env.setenv("STATE_BUCKET", bucket)
+    marta = stardex.add_person(**SAMPLE_PEOPLE[1])  # the person the letter could not find, now there
+
+    out = io.StringIO()
+    code = main(["--dead-letter", name.removeprefix("dead-letters/")], out=out)
+    text = out.getvalue()
+    assert code == 2, text
+    assert text.startswith(f"{READ_ONLY}\nsource: greenhouse\n"
+                           "signature: not checked: a dead letter was checked when it was received\n"
+                           f"dead letter: {name} (failed 422 person_not_found, 3 attempt(s))\n"
+                           f"event: hire_candidate, delivery {event.delivery_id}: the mapping acts on it\n")
+    assert f"person: {marta} (Marta Quintal), found by search: email marta.quintal@example.org\n" in text
+    assert store.dead_letters() == [name], "a plan keeps the letter"
+
+    assert main(["--dead-letter", "greenhouse/20260101T000000Z-missing.json"]) == 1
+    assert "no dead letter greenhouse/20260101T000000Z-missing.json" in capsys.readouterr().err
+
+
+def test_a_dead_letter_needs_the_state_bucket(stardex, capsys):
+    assert main(["--dead-letter", "greenhouse/x.json"]) == 1
+    assert "--dead-letter needs STATE_BUCKET" in capsys.readouterr().err
+
+
+# ---- --check-mappings ----------------------------------------------------------------------------
+
+def check(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--check-mappings", *args], out=out)
+    return code, out.getvalue()
+
+
+def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
+    code, out = check()
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[-1] == f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes the schema"
+    for source in SOURCES:
+        header = lines.index(f"{source} (mappings/{source}.json)")
+        assert lines[header + 1].startswith(f"  ok   {source}.json"), lines[header + 1]
+    assert ("  ok   greenhouse.json: fills first_name, last_name, name, company_name, current_job_title, linkedin_url, "
+            "address, emails, phone_numbers") in lines
+    assert ("  ok   lever.json + lever.api.json: fills first_name, last_name, name, linkedin_url, address, emails, "
+            "phone_numbers") in lines, "a follow-up sender is mapped on its shipped API answer"
+
+
+@pytest.mark.parametrize("changes, flag", [
+    ({"root": "payload.applicant"}, "fills nothing from this sample"),
+    ({"fields": {"linkedin_url": {"value": "not a url"}}}, "schema: $.linkedin_url is not a valid http(s) URL with a host"),
+    ({"events": ["update_candidate"]}, "fills nothing: event 'hire_candidate' is ignored (event_not_mapped)"),
+    ({"fields": {"emails": {"path": "emails", "default_type": "personal"}, "linkedin_url": {"path": "linkedin"}}},
+     "names no Stardex person id, email or LinkedIn URL (an apply answers 422 no_person_key)"),
+])
+def test_a_broken_override_is_flagged_and_fails(base_env, tmp_path, changes, flag):
+    folder = override(tmp_path, "greenhouse", **changes)
+    code, out = check(folder)
+    assert code == 1
+    assert f"greenhouse ({folder}/greenhouse.json)\n  FLAG greenhouse.json: " in out
+    assert flag in out.split(f"greenhouse ({folder}/greenhouse.json)\n")[1].splitlines()[0]
+    assert out.splitlines()[-1] == f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged"
+
+
+def test_mappings_dir_from_the_environment_is_checked_too(base_env, tmp_path):
+    base_env.setenv("MAPPINGS_DIR", override(tmp_path, "greenhouse", root="payload.applicant"))
+    assert check()[0] == 1
+
+
+def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    form = json.loads((SAMPLES_DIR / "typeform.json").read_text())
+    (samples / "typeform-contact.json").write_text(json.dumps(form))
+    for answer in form["form_response"]["answers"]:  # the form changed: every question got a new ref
+        answer["field"]["ref"] = "q_" + answer["field"]["ref"]
+    form["form_response"]["hidden"] = {}
+    for question in form["form_response"]["definition"]["fields"]:
+        question["ref"] = "q_" + question["ref"]
+    (samples / "typeform-after-the-change.json").write_text(json.dumps(form))
+    form["form_response"]["answers"] = []  # and then every question was removed
+    (samples / "typeform-empty.json").write_text(json.dumps(form))
+    (samples / "lever-hired.json").write_bytes((SAMPLES_DIR / "lever.json").read_bytes())
+    (samples / "greenhose.json").write_text("{}")
+    code, out = check("--samples", str(samples))
+    assert code == 1
+    assert "\n  ok   typeform-contact.json: fills first_name, last_name, name, company_name, linkedin_url, " in out
+    assert ("\n  ok   typeform-after-the-change.json: fills linkedin_url, emails, phone_numbers; finds nothing for "
+            "first_name, last_name, name, company_name, current_job_title\n") in out, "the answers found by type only"
+    assert ("\n  FLAG typeform-empty.json: finds nothing for first_name, last_name, name, company_name, current_job_title, "
+            "linkedin_url, emails, phone_numbers; fills nothing from this sample; schema: $ is empty: an update needs at "
+            "least one field; names no Stardex person id, email or "
+            "LinkedIn URL (an apply answers 422 no_person_key)\n") in out
+    assert "  FLAG lever-hired.json: needs lever-hired.api.json: the answer of lever's follow-up read\n" in out
+    assert f"FLAG {samples / 'greenhose.json'}: names no source" in out
+    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged"
+
+
+def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
+    (tmp_path / "greenhouse.json").write_text("{not json")
+    code, out = check(str(tmp_path))
+    assert code == 1 and "invalid JSON" in out
