@@ -70,6 +70,7 @@ class PlanningClient:
         self._client = client
         self._prefix = api_path.rstrip("/")
         self.calls: list[Call] = []
+        self.extra_reads: list[Call] = []
         self.person: dict[str, Any] | None = None  # the person as last read within this plan
 
     def _read(self, call: Call, action: Callable[[], Any]) -> Any:
@@ -103,6 +104,19 @@ class PlanningClient:
         found = self._read(call, lambda: self._client.list_activities(deadline, person_id, limit))
         call.answer = f"{len(found)} activities"
         return found
+
+    def read_for_diff(self, deadline: Any, person_id: str) -> None:
+        """A read the apply would not make (``extra_reads``): the person, for the diff only."""
+        from .resolver import stardex_failure
+        from .stardex import StardexError
+
+        call = Call("GET", f"{self._prefix}/persons/{person_id}", made=True, answer="the person")
+        self.extra_reads.append(call)
+        try:
+            self.person = self._client.get_person(deadline, person_id)
+        except StardexError as error:
+            call.answer = f"failed: {error.status_code}"
+            raise stardex_failure(error, "read the person") from None
 
     def update_person(self, deadline: Any, person_id: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(Call("PATCH", f"{self._prefix}/persons/{person_id}", body, write=True, answer="not made"))
@@ -225,7 +239,7 @@ def plan_delivery(app: Any, source_name: str, delivery: Delivery, verify: bool =
             plan.signature = "refused"
     finally:
         if client is not None:
-            plan.calls = client.calls
+            plan.calls, plan.extra_reads = client.calls, client.extra_reads
     return plan
 
 
@@ -254,18 +268,7 @@ def _deliver(app: Any, client: PlanningClient, mapped: Any, plan: Plan, deadline
         if client.person is None:
             # An overwrite by id with no list to merge goes out without a read (it would cost as
             # much as the write): the plan reads the person for the diff, and says so.
-            call = Call("GET", f"{client._prefix}/persons/{person_id}", made=True, answer="the person")
-            plan.extra_reads.append(call)
-            try:
-                client.person = client._client.get_person(deadline, person_id)
-            except Exception as error:
-                from .resolver import stardex_failure
-                from .stardex import StardexError
-
-                call.answer = f"failed: {getattr(error, 'status_code', '') or type(error).__name__}"
-                if isinstance(error, StardexError):
-                    raise stardex_failure(error, "read the person") from None
-                raise
+            client.read_for_diff(deadline, person_id)
         stored = client.person
         found_by = None if mapped.person.id else (searched[-1] if searched else None)
         plan.person = {"resolution": "id" if mapped.person.id else "search", "id": person_id,

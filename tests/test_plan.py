@@ -21,7 +21,7 @@ from stardex_webhook.fake_stardex import SAMPLE_PEOPLE, FakeStardex
 from stardex_webhook.plan import READ_ONLY, main
 from stardex_webhook.send_sample import SAMPLES_DIR
 from stardex_webhook.sources import SOURCES
-from tests.conftest import GENERIC_KEY, GREENHOUSE_KEY, ROOT, SIGNING_KEYS, STARDEX_KEY, signed
+from tests.conftest import GENERIC_KEY, GREENHOUSE_KEY, ROOT, STARDEX_KEY, signed
 
 ADA = "0b7c5e2a-9d41-4f6b-8a3e-2c1d7f9e4b60"
 WRITES = {("PATCH",), ("POST", "/v1/persons"), ("POST", "/v1/person-activities")}
