@@ -196,7 +196,7 @@ def plan_delivery(app: Any, source_name: str, delivery: Delivery, verify: bool =
     from .deadline import Deadline
 
     source = app._sources.get(source_name)
-    plan = Plan(source_name, signature or ("checked" if verify else "skipped (--unsigned)"))
+    plan = Plan(source_name, "not checked" if verify else (signature or "skipped (--unsigned)"))
     if source is None:
         plan.error = {"status_code": 404, "status": "not_found", "reason": "unknown_source",
                       "message": f"no source {source_name!r}; one of: {', '.join(sorted(app._sources))}"}
@@ -210,9 +210,12 @@ def plan_delivery(app: Any, source_name: str, delivery: Delivery, verify: bool =
         handshake = source.handshake(delivery)
         if handshake is not None:
             plan.handshake = {"status_code": handshake.status_code, "body": handshake.body}
+            if verify:
+                plan.signature = "not checked: the sender's handshake comes before it"
             return plan
         if verify:
             app._verify(source, delivery, deadline)
+            plan.signature = "checked"
         event = source.parse(delivery)
         ignored = app._ignored(source, event)
         plan.event = {"type": event.event_type, "delivery_id": event.delivery_id, "acted_on": ignored is None,

@@ -308,6 +308,22 @@ def test_an_event_the_mapping_does_not_act_on_is_shown_ignored_and_calls_nothing
     assert stardex.requests == []
 
 
+def test_a_handshake_is_answered_before_anything_else(stardex, tmp_path):
+    code, out = run(tmp_path, "recruitee", json.dumps({"test": True}).encode())
+    assert (code, out) == (0, f"{READ_ONLY}\nsource: recruitee\nsignature: not checked: the sender's handshake comes "
+                              'before it\nhandshake: the function answers 200 {"status": "ignored", "reason": "test"} '
+                              "before any mapping\n")
+    assert stardex.requests == []
+
+
+def test_a_body_over_the_limit_is_refused_as_the_function_refuses_it(stardex, tmp_path, base_env):
+    base_env.setenv("MAX_BODY_BYTES", "100")
+    code, out = run(tmp_path, "generic", json.dumps(ADA_UPDATE).encode(), "--unsigned")
+    assert code == 1
+    assert out == (f"{READ_ONLY}\nsource: generic\nsignature: skipped (--unsigned)\n\n"
+                   "error: 413 too_large body_too_large: the body is over the 100-byte limit\n")
+
+
 def test_schema_errors_are_all_listed_with_their_paths(stardex, tmp_path):
     raw, headers = standard_webhook({"email": "ada@example.com", "linkedin_url": "ftp://example.org/in/ada",
                                      "emails": [{"contact_data_type": "work", "value": "ada@engines.test"}],
