@@ -61,14 +61,22 @@ _ODD_RETRY_AFTER = {"retry-after-day": lambda: "86400", "retry-after-negative": 
                     "retry-after-date": lambda: formatdate(time.time() + 86400, usegmt=True)}
 MISBEHAVIOURS = (*_REDIRECTS, *_ODD_RETRY_AFTER, "drip-headers", "drip-body", "html", "bad-json",
                  "bad-gzip", "reset")
-# What the command serves unless --people says otherwise: the typeform and generic samples name
-# the first by id, the greenhouse sample finds the second by email.
+# What the command serves unless --people says otherwise: every shipped sample finds one of them
+# (the form tools' and generic's samples name the first by id; greenhouse finds the second by
+# email, workable the third, recruitee the fourth, teamtailor the fifth). Fixed ids, so a plan
+# printed today reads the same tomorrow.
 SAMPLE_PEOPLE = [
     {"id": "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42", "name": "Chidi Okafor", "emails": ["chidi.okafor@example.com"],
      "linkedin_url": "https://www.linkedin.com/in/chidi-okafor-example"},
-    {"name": "Marta Quintal", "emails": [{"contact_data_type": "personal", "value": "marta.quintal@example.org"}]},
-    {"name": "Ada Lovelace", "emails": ["ada@example.com"], "phones": ["+442079460958"],
-     "linkedin_url": "https://www.linkedin.com/in/ada-lovelace-example", "current_job_title": "Analyst"},
+    {"id": "3b8e1f52-7c4d-4a9e-b1f0-52d6c8a7e913", "name": "Marta Quintal",
+     "emails": [{"contact_data_type": "personal", "value": "marta.quintal@example.org"}]},
+    {"id": "a4d2c9e7-5b1f-4e83-9c6a-7f0b3d2e8a15", "name": "Ada Lovelace", "emails": ["ada@example.com"],
+     "phones": ["+442079460958"], "linkedin_url": "https://www.linkedin.com/in/ada-lovelace-example",
+     "current_job_title": "Analyst"},
+    {"id": "c7f3a1d8-2e6b-4f95-8d0c-1a9e5b7c3f24", "name": "Pieter de Vries",
+     "emails": [{"contact_data_type": "personal", "value": "pieter.devries@example.nl"}]},
+    {"id": "e2b9d4f1-8a3c-4d67-a5e0-9c1f7b3d6a58", "name": "Lena Svensson",
+     "linkedin_url": "https://www.linkedin.com/in/lena-svensson-example"},
 ]
 
 # PATCH /v1/persons/{id} body fields (docs' update-person page, newer version with custom_fields).

@@ -1,0 +1,579 @@
+"""``python -m stardex_webhook.plan``: the diff as terraform prints one, the calls an apply would
+make, exit codes like ``terraform plan -detailed-exitcode``, and never a write reaching Stardex.
+
+The plan runs in-process (``plan.main``) with the function's settings from the environment,
+against the loopback fake Stardex; ``--dead-letter`` reads a letter from fake-gcs-server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import time
+
+import pytest
+import requests
+
+from stardex_webhook.fake_stardex import SAMPLE_PEOPLE, FakeStardex
+from stardex_webhook.plan import READ_ONLY, main
+from stardex_webhook.send_sample import SAMPLES_DIR
+from stardex_webhook.sources import SOURCES
+from tests.conftest import GENERIC_KEY, GREENHOUSE_KEY, ROOT, STARDEX_KEY, signed
+
+ADA = "0b7c5e2a-9d41-4f6b-8a3e-2c1d7f9e4b60"
+WRITES = {("PATCH",), ("POST", "/v1/persons"), ("POST", "/v1/person-activities")}
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeStardex(api_key=STARDEX_KEY) as stardex:
+        yield stardex
+
+
+@pytest.fixture
+def stardex(fake, base_env):
+    """The fake Stardex, empty, with the function's settings pointing at it."""
+    fake.reset()
+    base_env.setenv("STARDEX_API_BASE", fake.base_url)
+    yield fake
+    assert only_reads(fake), "a plan sent a write to Stardex"
+    fake.reset()
+
+
+def only_reads(fake: FakeStardex) -> bool:
+    return all(request.method == "GET" or (request.method, request.path) == ("POST", "/v1/persons/search")
+               for request in fake.requests)
+
+
+def add_ada(fake: FakeStardex, **extra) -> str:
+    return fake.add_person(id=ADA, name="Ada Lovelace", emails=[{"contact_data_type": "personal", "value": "ada@example.com"}],
+                           phones=["+442079460958"], current_job_title="Analyst", **extra)
+
+
+ADA_UPDATE = {
+    "type": "candidate.updated", "email": "ada@example.com", "name": "Ada Lovelace", "current_job_title": "Engineer",
+    "company_name": "Analytical Engines",
+    "emails": [{"contact_data_type": "work", "value": "ada@engines.example"},
+               {"contact_data_type": "personal", "value": "ADA@example.com"}],
+    "phone_numbers": [{"contact_data_type": "mobile", "value": "+44 20 7946 0958"}],
+}
+
+
+def standard_webhook(body: dict, message_id: str = "msg_plan_1", key: str = GENERIC_KEY,
+                     timestamp: int | None = None) -> tuple[bytes, list[str]]:
+    """The body and --header arguments, signed the Standard Webhooks way, computed here."""
+    raw = json.dumps(body).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    secret = base64.b64decode(key.removeprefix("whsec_"))
+    digest = hmac.new(secret, f"{message_id}.{stamp}.".encode() + raw, hashlib.sha256).digest()
+    headers = {"webhook-id": message_id, "webhook-timestamp": stamp,
+               "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+    return raw, [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+
+
+def run(tmp_path, source: str, raw: bytes, *args: str) -> tuple[int, str]:
+    body = tmp_path / "body.json"
+    body.write_bytes(raw)
+    out = io.StringIO()
+    code = main([source, str(body), *args], out=out)
+    return code, out.getvalue()
+
+
+def override(tmp_path, source: str, **changes) -> str:
+    """A MAPPINGS_DIR with the built-in mapping of ``source`` changed."""
+    folder = tmp_path / "mappings"
+    folder.mkdir(exist_ok=True)
+    document = json.loads((ROOT / "mappings" / f"{source}.json").read_text())
+    document.pop("$schema", None)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(document.get(key), dict):
+            document[key] = {**document[key], **value}
+        else:
+            document[key] = value
+    (folder / f"{source}.json").write_text(json.dumps(document))
+    return str(folder)
+
+
+# ---- the diff, per write policy and for contact merges ----------------------------------------
+
+OVERWRITE_TEXT = f"""\
+{READ_ONLY}
+source: generic
+signature: checked
+event: candidate.updated, delivery msg_plan_1: the mapping acts on it
+update (write policy overwrite): valid
+  name: "Ada Lovelace"
+  current_job_title: "Engineer"
+  company_name: "Analytical Engines"
+  emails: [{{"contact_data_type": "work", "value": "ada@engines.example"}}, {{"contact_data_type": "personal", "value": "ada@example.com"}}]
+  phone_numbers: [{{"contact_data_type": "mobile", "value": "+442079460958"}}]
+person: {ADA} (Ada Lovelace), found by search: email ada@example.com
+
+  ~ person {ADA} (Ada Lovelace) {{
+      = name              = "Ada Lovelace"  # same value
+      ~ current_job_title = "Analyst" -> "Engineer"
+      + company_name      = "Analytical Engines"
+      + emails            = [
+          = personal "ada@example.com"  # stored
+          + work "ada@engines.example"
+          = personal "ada@example.com"  # same value
+        ]
+      = phone_numbers     = [
+          = mobile "+442079460958"  # stored
+          = mobile "+442079460958"  # same value
+        ]  # same value
+    }}
+
+Plan: 2 to add, 1 to change, 2 kept.
+
+Stardex calls an apply would make, in order:
+  1. POST /v1/persons/search {{"email": "ada@example.com", "limit": 2}}: read, made by this plan (1 found)
+  2. PATCH /v1/persons/{ADA} (fields: company_name, current_job_title, emails): write, not made
+"""
+
+FILL_TEXT = OVERWRITE_TEXT.replace("write policy overwrite", "write policy fill").replace(
+    '      ~ current_job_title = "Analyst" -> "Engineer"\n',
+    '      = current_job_title = "Analyst"  # fill: the person already has a value (not sent: "Engineer")\n',
+).replace("Plan: 2 to add, 1 to change, 2 kept.", "Plan: 2 to add, 0 to change, 3 kept.").replace(
+    "(fields: company_name, current_job_title, emails)", "(fields: company_name, emails)")
+
+
+def _entries(*entries):
+    return [{"action": action, "symbol": {"add": "+", "keep": "="}[action], "contact_data_type": kind, "value": value,
+             "reason": reason} for action, kind, value, reason in entries]
+
+
+def expected_diff(policy: str) -> dict:
+    title = ({"field": "current_job_title", "action": "change", "symbol": "~", "before": "Analyst", "after": "Engineer",
+              "reason": None} if policy == "overwrite" else
+             {"field": "current_job_title", "action": "keep", "symbol": "=", "before": "Analyst", "after": "Engineer",
+              "reason": "fill: the person already has a value"})
+    stored_email = {"contact_data_type": "personal", "value": "ada@example.com"}
+    new_email = {"contact_data_type": "work", "value": "ada@engines.example"}
+    stored_phone = {"contact_data_type": "mobile", "value": "+442079460958"}
+    body = {"company_name": "Analytical Engines", "emails": [stored_email, new_email]}
+    if policy == "overwrite":
+        body = {"current_job_title": "Engineer", **body}
+    return {
+        "write_policy": policy,
+        "body": body,
+        "unknown": [],
+        "fields": [
+            {"field": "name", "action": "keep", "symbol": "=", "before": "Ada Lovelace", "after": "Ada Lovelace",
+             "reason": "same value"},
+            title,
+            {"field": "company_name", "action": "add", "symbol": "+", "before": None, "after": "Analytical Engines",
+             "reason": None},
+            {"field": "emails", "action": "add", "symbol": "+", "before": [stored_email],
+             "after": [stored_email, new_email], "reason": None,
+             "entries": _entries(("keep", "personal", "ada@example.com", "stored"),
+                                 ("add", "work", "ada@engines.example", None),
+                                 ("keep", "personal", "ada@example.com", "same value"))},
+            {"field": "phone_numbers", "action": "keep", "symbol": "=", "before": [stored_phone],
+             "after": [stored_phone], "reason": "same value",
+             "entries": _entries(("keep", "mobile", "+442079460958", "stored"),
+                                 ("keep", "mobile", "+442079460958", "same value"))},
+        ],
+    }
+
+
+@pytest.mark.parametrize("policy, text", [("overwrite", OVERWRITE_TEXT), ("fill", FILL_TEXT)])
+def test_the_diff_of_each_write_policy_with_its_contact_merge(stardex, tmp_path, base_env, policy, text):
+    add_ada(stardex)
+    if policy == "fill":
+        base_env.setenv("MAPPINGS_DIR", override(tmp_path, "generic", write_policy="fill"))
+    raw, headers = standard_webhook(ADA_UPDATE)
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert (code, out) == (2, text)
+
+
+@pytest.mark.parametrize("policy", ["overwrite", "fill"])
+def test_the_json_plan_is_the_same_plan_as_one_document(stardex, tmp_path, base_env, policy):
+    add_ada(stardex)
+    if policy == "fill":
+        base_env.setenv("MAPPINGS_DIR", override(tmp_path, "generic", write_policy="fill"))
+    raw, headers = standard_webhook(ADA_UPDATE)
+    code, out = run(tmp_path, "generic", raw, *headers, "--json")
+    stored = requests.post(f"{stardex.base_url}/persons/search", json={"email": "ada@example.com", "limit": 2},
+                           headers={"Authorization": f"Bearer {STARDEX_KEY}"}, timeout=5).json()["data"][0]
+    diff = expected_diff(policy)
+    assert code == 2
+    assert json.loads(out) == {
+        "plan": READ_ONLY, "read_only": True, "source": "generic", "signature": "checked", "dead_letter": None,
+        "handshake": None,
+        "event": {"type": "candidate.updated", "delivery_id": "msg_plan_1", "acted_on": True, "ignored": None},
+        "follow_up": None,
+        "update": {"name": "Ada Lovelace", "current_job_title": "Engineer", "company_name": "Analytical Engines",
+                   "emails": [{"contact_data_type": "work", "value": "ada@engines.example"},
+                              {"contact_data_type": "personal", "value": "ada@example.com"}],
+                   "phone_numbers": [{"contact_data_type": "mobile", "value": "+442079460958"}]},
+        "write_policy": policy, "schema_errors": [],
+        "person": {"resolution": "search", "id": ADA, "name": "Ada Lovelace",
+                   "found_by": {"email": "ada@example.com", "found": "1 found"}, "stored": stored},
+        "diff": diff, "note": None,
+        "calls": [
+            {"method": "POST", "path": "/v1/persons/search", "body": {"email": "ada@example.com", "limit": 2},
+             "write": False, "made": True, "answer": "1 found"},
+            {"method": "PATCH", "path": f"/v1/persons/{ADA}", "body": diff["body"], "write": True, "made": False,
+             "answer": "not made"},
+        ],
+        "extra_reads": [], "changes": True, "outcome": "changes", "error": None, "exit_code": 2,
+    }
+
+
+def test_nothing_to_change_exits_0(stardex, tmp_path):
+    add_ada(stardex, current_company_name="Analytical Engines")
+    same = {key: value for key, value in ADA_UPDATE.items() if key not in ("current_job_title", "emails")}
+    raw, headers = standard_webhook(same)
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 0
+    assert "No changes: the person already holds everything this update would write." in out
+    assert "      = company_name  = \"Analytical Engines\"  # same value\n" in out
+    assert "PATCH" not in out, "an apply sends nothing: no_change"
+
+
+def test_an_overwrite_by_id_is_planned_against_a_read_the_apply_does_not_make(stardex, tmp_path):
+    add_ada(stardex)
+    raw, headers = standard_webhook({"stardex_person_id": ADA, "current_job_title": "Analyst", "company_name": "AE"})
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 2
+    assert f"person: {ADA} (Ada Lovelace), by id, from the payload\n" in out
+    assert '      = current_job_title = "Analyst"  # same value\n      + company_name      = "AE"\n' in out
+    assert out.endswith(
+        "Stardex calls an apply would make, in order:\n"
+        f"  1. PATCH /v1/persons/{ADA} (fields: company_name, current_job_title): write, not made\n"
+        f"  (and for this diff only: GET /v1/persons/{ADA}: the person; an apply under overwrite sends the PATCH "
+        "without reading first)\n")
+    assert [(request.method, request.path) for request in stardex.requests] == [("GET", f"/v1/persons/{ADA}")]
+
+
+def test_a_person_that_would_be_created_is_planned_and_not_created(stardex, tmp_path, base_env):
+    base_env.setenv("MAPPINGS_DIR", override(tmp_path, "generic", person={"create": True}))
+    raw, headers = standard_webhook({"name": "Grace Hopper", "email": "grace@navy.example",
+                                     "linkedin_url": "https://www.linkedin.com/in/grace-hopper-example",
+                                     "linkedin_headline": "Rear admiral"})
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 2
+    assert ("person: would create (no Stardex person matches: email grace@navy.example, linkedin_url "
+            "https://www.linkedin.com/in/grace-hopper-example; the mapping creates one)\n\n"
+            "  + person (new person) {\n"
+            '      + linkedin_url      = "https://www.linkedin.com/in/grace-hopper-example"\n'
+            '      + name              = "Grace Hopper"\n'
+            '      + linkedin_headline = "Rear admiral"\n'
+            "    }\n\n"
+            "Plan: 1 person to create: 3 to add, 0 to change, 0 kept.\n") in out
+    assert out.endswith(
+        "  3. POST /v1/persons (fields: linkedin_url, name): write, not made\n"
+        "  4. PATCH /v1/persons/(new person) (fields: linkedin_headline): write, not made\n")
+    assert stardex.requests and only_reads(stardex)
+    assert requests.post(f"{stardex.base_url}/persons/search", json={"email": "grace@navy.example"}, timeout=5,
+                         headers={"Authorization": f"Bearer {STARDEX_KEY}"}).json()["data"] == []
+
+
+def test_a_form_note_is_shown_and_then_found_already_written(stardex, tmp_path, base_env):
+    person = stardex.add_person(**{**SAMPLE_PEOPLE[0]})
+    base_env.setenv("MAPPINGS_DIR", override(tmp_path, "typeform", note={"activity_type": "secondary_note"}))
+    raw, headers = signed("typeform", (SAMPLES_DIR / "typeform.json").read_bytes())
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "typeform", raw, *args, "--json")
+    planned = json.loads(out)
+    assert code == 2 and planned["note"]["action"] == "write"
+    text = planned["note"]["text"]
+    assert text.splitlines()[-1].startswith("stardex-webhook delivery: ")
+    assert planned["calls"][-1] == {"method": "POST", "path": "/v1/person-activities", "write": True, "made": False,
+                                    "answer": "not made", "body": {"person_id": person, "activity_type": "secondary_note",
+                                                                   "activity_content": text}}
+    requests.post(f"{stardex.base_url}/person-activities", timeout=5, headers={"Authorization": f"Bearer {STARDEX_KEY}"},
+                  json={"person_id": person, "activity_type": "secondary_note", "activity_content": text})
+    stardex.requests.clear()  # the test's own write, above
+    code, out = run(tmp_path, "typeform", raw, *args)
+    assert "  = note (secondary_note): already written\n" in out
+    assert "POST /v1/person-activities" not in out
+
+
+# ---- what it does not act on, or refuses ---------------------------------------------------------
+
+def test_an_event_the_mapping_does_not_act_on_is_shown_ignored_and_calls_nothing(stardex, tmp_path):
+    body = json.loads((SAMPLES_DIR / "greenhouse.json").read_text())
+    body["action"] = "prospect_created"
+    raw = json.dumps(body).encode()
+    signature = hmac.new(GREENHOUSE_KEY.encode(), raw, hashlib.sha256).hexdigest()
+    code, out = run(tmp_path, "greenhouse", raw, "--header", f"Signature: sha256 {signature}")
+    assert (code, out) == (0, f"{READ_ONLY}\nsource: greenhouse\nsignature: checked\n"
+                              "event: prospect_created: ignored (event_not_mapped: the mapping does not act on this "
+                              "event); an apply answers 200 ignored and calls nothing\n")
+    assert stardex.requests == []
+
+
+def test_a_handshake_is_answered_before_anything_else(stardex, tmp_path):
+    code, out = run(tmp_path, "recruitee", json.dumps({"test": True}).encode())
+    assert (code, out) == (0, f"{READ_ONLY}\nsource: recruitee\nsignature: not checked: the sender's handshake comes "
+                              'before it\nhandshake: the function answers 200 {"status": "ignored", "reason": "test"} '
+                              "before any mapping\n")
+    assert stardex.requests == []
+
+
+def test_a_body_over_the_limit_is_refused_as_the_function_refuses_it(stardex, tmp_path, base_env):
+    base_env.setenv("MAX_BODY_BYTES", "100")
+    code, out = run(tmp_path, "generic", json.dumps(ADA_UPDATE).encode(), "--unsigned")
+    assert code == 1
+    assert out == (f"{READ_ONLY}\nsource: generic\nsignature: skipped (--unsigned)\n\n"
+                   "error: 413 too_large body_too_large: the body is over the 100-byte limit\n")
+
+
+def test_schema_errors_are_all_listed_with_their_paths(stardex, tmp_path):
+    raw, headers = standard_webhook({"email": "ada@example.com", "linkedin_url": "ftp://example.org/in/ada",
+                                     "emails": [{"contact_data_type": "work", "value": "ada@engines.test"}],
+                                     "enrich_record": "yes"})
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 1
+    assert ("update (write policy overwrite): 3 schema error(s)\n"
+            '  linkedin_url: "ftp://example.org/in/ada"\n'
+            '  enrich_record: "yes"\n'
+            '  emails: [{"contact_data_type": "work", "value": "ada@engines.test"}]\n'
+            "  ! $.emails[0].value: is not a valid email address\n"
+            "  ! $.enrich_record: must be a boolean (true or false)\n"
+            "  ! $.linkedin_url: is not a valid http(s) URL with a host\n\n"
+            "error: 422 unprocessable schema_invalid: the update does not match the Stardex person schema (3 errors)\n"
+            ) in out
+    assert stardex.requests == [], "an invalid update reaches no Stardex call"
+
+
+def test_unsigned_skips_the_check_that_a_bad_signature_fails(stardex, tmp_path):
+    add_ada(stardex)
+    raw, headers = standard_webhook(ADA_UPDATE, key="whsec_" + base64.b64encode(b"another key").decode())
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 1
+    assert "signature: refused\n" in out and "error: 401 unauthorized bad_signature" in out
+    assert stardex.requests == []
+    code, out = run(tmp_path, "generic", raw, *headers, "--unsigned")
+    assert code == 2 and "signature: skipped (--unsigned)\n" in out
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("not json", "error: 400 bad_request invalid_json"),
+    ("no person", "error: 422 unprocessable person_not_found"),
+    ("ambiguous", "error: 422 unprocessable ambiguous_person"),
+    ("stardex down", "error: 503 retry_later stardex_unavailable"),
+    ("wrong key", "error: 503 retry_later stardex_auth_failed"),
+    ("stardex 400", "error: 422 unprocessable stardex_rejected"),
+    ("unknown id", "error: 422 unprocessable person_not_found"),
+])
+def test_an_error_exits_1_and_says_why(stardex, tmp_path, base_env, case, reason):
+    add_ada(stardex)
+    body = dict(ADA_UPDATE)
+    if case == "no person":
+        body["email"] = "nobody@example.org"
+        body.pop("emails")
+    elif case == "ambiguous":
+        stardex.add_person(name="Ada Twin", emails=["ada@example.com"])
+    elif case == "stardex down":
+        stardex.fail_next(500, times=20)
+        base_env.setenv("STARDEX_DEADLINE_SECONDS", "1")
+    elif case == "wrong key":
+        base_env.setenv("STARDEX_API_KEY", "not-the-key")
+    elif case == "stardex 400":
+        stardex.fail_next(400)
+    elif case == "unknown id":
+        body = {"stardex_person_id": "no-such-person", "current_job_title": "CTO"}
+    raw, headers = standard_webhook(body)
+    code, out = run(tmp_path, "generic", b"{not json" if case == "not json" else raw, *headers,
+                    *(["--unsigned"] if case == "not json" else []))
+    assert code == 1
+    assert reason in out
+    assert out.startswith(READ_ONLY + "\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give SOURCE BODY_FILE"),
+    (["generic"], "give SOURCE BODY_FILE"),
+    (["generic", "missing.json"], "missing.json"),
+    (["generic", "{body}", "--header", "no colon here"], "--header line 1: expected 'Name: value'"),
+    (["--dead-letter", "x", "generic"], "--dead-letter NAME takes no SOURCE"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_input_exits_1_not_2(stardex, tmp_path, capsys, args, message):
+    body = tmp_path / "b.json"
+    body.write_text("{}")
+    try:
+        code = main([part.replace("{body}", str(body)) for part in args])
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_source_is_an_error(stardex, tmp_path):
+    code, out = run(tmp_path, "greenhose", b"{}", "--unsigned")
+    assert code == 1 and "error: 404 not_found unknown_source" in out
+
+
+# ---- the sandbox -------------------------------------------------------------------------------
+
+FOLLOW_UP_SENDERS = sorted(name for name, source in SOURCES.items() if source.needs_api_key)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_the_sandbox_people_are_those_each_shipped_sample_finds(stardex, make_client, source):
+    """``send_sample <source>`` against the sandbox ends ``updated`` (a sender that needs its own
+    API for the person is not reached here: its sample finds nobody without it)."""
+    for person in SAMPLE_PEOPLE:
+        stardex.add_person(**person)
+    raw, headers = signed(source, (SAMPLES_DIR / f"{source}.json").read_bytes())
+    answer = make_client().post(f"/{source}", data=raw, headers=headers, base_url="http://127.0.0.1:8080")
+    if source in FOLLOW_UP_SENDERS and answer.get_json().get("reason") == "sender_api_key_missing":
+        return
+    assert answer.get_json()["status"] == "updated", answer.get_json()
+    stardex.requests.clear()  # the apply's own writes
+
+
+def test_the_follow_up_senders_are_the_ones_the_sandbox_cannot_serve():
+    assert FOLLOW_UP_SENDERS == ["ashby", "lever", "smartrecruiters", "teamtailor"]
+
+
+# ---- no write, whatever the plan -----------------------------------------------------------------
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_no_plan_of_any_shipped_sample_writes(stardex, tmp_path, source):
+    for person in SAMPLE_PEOPLE:
+        stardex.add_person(**person)
+    raw, headers = signed(source, (SAMPLES_DIR / f"{source}.json").read_bytes())
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, source, raw, *args, "--url", f"http://127.0.0.1:8080/{source}", "--json")
+    planned = json.loads(out)
+    assert planned["read_only"] is True
+    if source in FOLLOW_UP_SENDERS and code == 1:
+        assert planned["error"]["reason"] == "sender_api_key_missing"
+        return
+    assert code == 2, planned["error"]
+    assert any(call["write"] and not call["made"] for call in planned["calls"])
+    assert only_reads(stardex) and stardex.requests
+
+
+# ---- --dead-letter -------------------------------------------------------------------------------
+
+BUCKET = "plan-dead-letters"
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    from tests.fakes.emulators import storage_emulator
+
+    with storage_emulator(BUCKET):
+        yield BUCKET
+
+
+def test_a_dead_letter_is_planned_from_the_bucket_and_kept(stardex, bucket, base_env, capsys):
+    from stardex_webhook.errors import Unprocessable
+    from stardex_webhook.sources.base import Delivery, Headers
+    from stardex_webhook.state import StateStore
+    from stardex_webhook.worker import Received, letter_of
+
+    raw, headers = signed("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes())
+    delivery = Delivery(Headers(headers.items()), raw, time.time())
+    event = SOURCES["greenhouse"].parse(delivery)
+    store = StateStore(bucket)
+    name = store.put_dead_letter(letter_of(Received.of("greenhouse", delivery, event),
+                                           Unprocessable("person_not_found", "no match"), attempts=3))
+    base_env.setenv("STATE_BUCKET", bucket)
+    marta = stardex.add_person(**SAMPLE_PEOPLE[1])  # the person the letter could not find, now there
+
+    out = io.StringIO()
+    code = main(["--dead-letter", name.removeprefix("dead-letters/")], out=out)
+    text = out.getvalue()
+    assert code == 2, text
+    assert text.startswith(f"{READ_ONLY}\nsource: greenhouse\n"
+                           "signature: not checked: a dead letter was checked when it was received\n"
+                           f"dead letter: {name} (failed 422 person_not_found, 3 attempt(s))\n"
+                           f"event: hire_candidate, delivery {event.delivery_id}: the mapping acts on it\n")
+    assert f"person: {marta} (Marta Quintal), found by search: email marta.quintal@example.org\n" in text
+    assert store.dead_letters() == [name], "a plan keeps the letter"
+
+    assert main(["--dead-letter", "greenhouse/20260101T000000Z-missing.json"]) == 1
+    assert "no dead letter greenhouse/20260101T000000Z-missing.json" in capsys.readouterr().err
+
+
+def test_a_dead_letter_needs_the_state_bucket(stardex, capsys):
+    assert main(["--dead-letter", "greenhouse/x.json"]) == 1
+    assert "--dead-letter needs STATE_BUCKET" in capsys.readouterr().err
+
+
+# ---- --check-mappings ----------------------------------------------------------------------------
+
+def check(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--check-mappings", *args], out=out)
+    return code, out.getvalue()
+
+
+def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
+    code, out = check()
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[-1] == f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes the schema"
+    for source in SOURCES:
+        header = lines.index(f"{source} (mappings/{source}.json)")
+        assert lines[header + 1].startswith(f"  ok   {source}.json"), lines[header + 1]
+    assert ("  ok   greenhouse.json: fills first_name, last_name, name, company_name, current_job_title, linkedin_url, "
+            "address, emails, phone_numbers") in lines
+    assert ("  ok   lever.json + lever.api.json: fills first_name, last_name, name, linkedin_url, address, emails, "
+            "phone_numbers") in lines, "a follow-up sender is mapped on its shipped API answer"
+
+
+@pytest.mark.parametrize("changes, flag", [
+    ({"root": "payload.applicant"}, "fills nothing from this sample"),
+    ({"fields": {"linkedin_url": {"value": "not a url"}}}, "schema: $.linkedin_url is not a valid http(s) URL with a host"),
+    ({"events": ["update_candidate"]}, "fills nothing: event 'hire_candidate' is ignored (event_not_mapped)"),
+    ({"fields": {"emails": {"path": "emails", "default_type": "personal"}, "linkedin_url": {"path": "linkedin"}}},
+     "names no Stardex person id, email or LinkedIn URL (an apply answers 422 no_person_key)"),
+])
+def test_a_broken_override_is_flagged_and_fails(base_env, tmp_path, changes, flag):
+    folder = override(tmp_path, "greenhouse", **changes)
+    code, out = check(folder)
+    assert code == 1
+    assert f"greenhouse ({folder}/greenhouse.json)\n  FLAG greenhouse.json: " in out
+    assert flag in out.split(f"greenhouse ({folder}/greenhouse.json)\n")[1].splitlines()[0]
+    assert out.splitlines()[-1] == f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged"
+
+
+def test_mappings_dir_from_the_environment_is_checked_too(base_env, tmp_path):
+    base_env.setenv("MAPPINGS_DIR", override(tmp_path, "greenhouse", root="payload.applicant"))
+    assert check()[0] == 1
+
+
+def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    form = json.loads((SAMPLES_DIR / "typeform.json").read_text())
+    (samples / "typeform-contact.json").write_text(json.dumps(form))
+    for answer in form["form_response"]["answers"]:  # the form changed: every question got a new ref
+        answer["field"]["ref"] = "q_" + answer["field"]["ref"]
+    form["form_response"]["hidden"] = {}
+    for question in form["form_response"]["definition"]["fields"]:
+        question["ref"] = "q_" + question["ref"]
+    (samples / "typeform-after-the-change.json").write_text(json.dumps(form))
+    form["form_response"]["answers"] = []  # and then every question was removed
+    (samples / "typeform-empty.json").write_text(json.dumps(form))
+    (samples / "lever-hired.json").write_bytes((SAMPLES_DIR / "lever.json").read_bytes())
+    (samples / "greenhose.json").write_text("{}")
+    code, out = check("--samples", str(samples))
+    assert code == 1
+    assert "\n  ok   typeform-contact.json: fills first_name, last_name, name, company_name, linkedin_url, " in out
+    assert ("\n  ok   typeform-after-the-change.json: fills linkedin_url, emails, phone_numbers; finds nothing for "
+            "first_name, last_name, name, company_name, current_job_title\n") in out, "the answers found by type only"
+    assert ("\n  FLAG typeform-empty.json: finds nothing for first_name, last_name, name, company_name, current_job_title, "
+            "linkedin_url, emails, phone_numbers; fills nothing from this sample; schema: $ is empty: an update needs at "
+            "least one field; names no Stardex person id, email or "
+            "LinkedIn URL (an apply answers 422 no_person_key)\n") in out
+    assert "  FLAG lever-hired.json: needs lever-hired.api.json: the answer of lever's follow-up read\n" in out
+    assert f"FLAG {samples / 'greenhose.json'}: names no source" in out
+    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged"
+
+
+def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
+    (tmp_path / "greenhouse.json").write_text("{not json")
+    code, out = check(str(tmp_path))
+    assert code == 1 and "invalid JSON" in out

@@ -1,0 +1,154 @@
+"""The README's "Quick start", run word for word on a fresh clone against the sandbox Stardex.
+
+The commands are read from README.md's ``## Quick start`` section (its first ``sh`` block, one
+command a line, each in its own shell as a person runs them): the sandbox, the function served
+against it, then a plan and the real update. ``QUICK_START`` is the text that section holds.
+
+The clone is ``git clone`` of this checkout into an empty temporary folder. Its ``.venv`` is made
+by the README's own ``python3 -m venv .venv``; for speed, it is made a moment before (a plain venv,
+with its own pip) plus one ``.pth`` line that adds this test run's installed packages (the
+project's venv), so the README's ``pip install -r requirements.txt`` finds every pin satisfied
+and installs nothing. The
+code, the mappings and the samples the commands run are the clone's. The sandbox and the function
+listen on the README's ports, 8090 and 8080, which must be free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+
+QUICK_START = """\
+python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && .venv/bin/python -m stardex_webhook.fake_stardex
+STARDEX_API_BASE=http://127.0.0.1:8090/v1 STARDEX_API_KEY=test-stardex-key .venv/bin/python -m stardex_webhook.serve
+STARDEX_API_BASE=http://127.0.0.1:8090/v1 STARDEX_API_KEY=test-stardex-key .venv/bin/python -m stardex_webhook.plan greenhouse stardex_webhook/samples/greenhouse.json --unsigned; .venv/bin/python -m stardex_webhook.send_sample greenhouse
+"""
+SANDBOX, FUNCTION = 8090, 8080
+MARTA = "3b8e1f52-7c4d-4a9e-b1f0-52d6c8a7e913"  # the sandbox's person the greenhouse sample finds
+# What a fresh shell has: nothing of the project's settings, and none of this test run's venv.
+PASSED_THROUGH = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TERM")
+
+
+def readme_commands(readme: Path) -> list[str]:
+    """The commands of README.md's ``## Quick start`` section (its first ``sh`` block)."""
+    text = readme.read_text(encoding="utf-8")
+    section = re.search(r"^## Quick start\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    block = re.search(r"^```sh\n(.*?)^```", section.group(1), re.M | re.S) if section else None
+    if block is None:
+        pytest.fail("README.md has no '## Quick start' section with a ```sh block; it should hold, word for word:\n"
+                    + QUICK_START)
+    return [line for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def shell_environment() -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if name in PASSED_THROUGH or name.startswith(("PYENV", "PIP_", "SSL_CERT"))}
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep)
+                                  if not part.startswith(sys.prefix))
+    return env
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_until(ready, process: subprocess.Popen, log: Path, what: str, seconds: float = 180) -> None:
+    stop = time.monotonic() + seconds
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited ({process.returncode}):\n{log.read_text()}")
+        if time.monotonic() > stop:
+            pytest.fail(f"{what} did not start within {seconds:g} s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def answers(url: str) -> bool:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(url, timeout=1).status_code == 200
+    return False
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """A fresh clone, with nothing beside it, and the folder its .venv will be made in."""
+    folder = tmp_path / "stardex-webhook"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True, timeout=120)
+    python3 = shutil.which("python3", path=shell_environment()["PATH"])
+    version = subprocess.run([python3, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if version != str(tuple(sys.version_info[:2])):
+        pytest.fail(f"python3 on PATH is {version}, this venv's Python {sys.version_info[:2]}: the quick start's "
+                    "venv cannot reuse its packages")
+    subprocess.run([python3, "-m", "venv", str(folder / ".venv")], check=True, timeout=120)
+    site = sysconfig.get_paths(vars={"base": str(folder / ".venv"), "platbase": str(folder / ".venv")})["purelib"]
+    Path(site, "_project_venv.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    return folder
+
+
+def test_the_readme_quick_start_word_for_word_on_a_fresh_clone(clone, tmp_path):
+    commands = readme_commands(clone / "README.md")
+    assert len(commands) == 3, f"the quick start is three commands, not {len(commands)}: {commands}"
+    for port in (SANDBOX, FUNCTION):
+        assert port_is_free(port), f"127.0.0.1:{port} is taken: the quick start's commands listen there"
+    env = shell_environment()
+    started = []
+    try:
+        for index, (command, ready, what) in enumerate([
+            (commands[0], lambda: not port_is_free(SANDBOX), "the sandbox (command 1)"),
+            (commands[1], lambda: answers(f"http://127.0.0.1:{FUNCTION}/healthz"), "the function (command 2)"),
+        ]):
+            log = tmp_path / f"command-{index + 1}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(["bash", "-c", command], cwd=clone, env=env, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+            started.append(process)
+            wait_until(ready, process, log, what)
+        third = subprocess.run(["bash", "-c", commands[2]], cwd=clone, env=env, capture_output=True, text=True,
+                               timeout=180)
+        output = third.stdout
+        assert third.returncode == 0, third.stdout + third.stderr
+
+        plan, _, sent = output.partition("HTTP ")
+        assert plan.startswith("plan: read-only — nothing is written to Stardex\n"), plan
+        assert f"person: {MARTA} (Marta Quintal), found by search: email marta.quintal@example.org\n" in plan
+        assert f"  ~ person {MARTA} (Marta Quintal) {{\n" in plan
+        assert '      + current_job_title = "Data Engineer"\n' in plan
+        assert '          + work "mquintal@northwind-example.com"\n' in plan
+        assert "Plan: 5 to add, 1 to change, 3 kept.\n" in plan
+        assert f"  2. PATCH /v1/persons/{MARTA} " in plan and "write, not made" in plan
+        assert sent.startswith("200\n") and '"status": "updated"' in sent, sent
+
+        stored = requests.get(f"http://127.0.0.1:{SANDBOX}/v1/persons/{MARTA}", timeout=5,
+                              headers={"Authorization": "Bearer test-stardex-key"}).json()["data"]
+        assert stored["current_job_title"] == "Data Engineer", "the update landed"
+        assert {"contact_data_type": "work", "value": "mquintal@northwind-example.com"} in stored["emails"]
+        assert stored["phones"] == [{"contact_data_type": "mobile", "value": "+351910000111"}]
+
+        again = subprocess.run(["bash", "-c", commands[2].split(";")[0]], cwd=clone, env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "No changes: the person already holds everything this update would write.\n" in again.stdout
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
