@@ -289,7 +289,7 @@ def _date(raw: Any) -> str | None:
             return datetime.strptime(text, pattern).date().isoformat()
         except ValueError:
             continue
-    raise ValueError("write dates as YYYY-MM-DD (day/month orders such as 05/03/2026 are ambiguous)")
+    raise ValueError("write dates as YYYY-MM-DD (a day and month written with slashes is ambiguous: DD/MM or MM/DD)")
 
 
 # -- the write policy ---------------------------------------------------------------------------
