@@ -215,10 +215,12 @@ class Deliverer:
                 raise Unprocessable("stage_rejected", f"Stardex refused the stage move with HTTP {error.status_code}",
                                     stardex_code=error.code or None, person_id=person_id) from None
             outcome = outcome_of(moved)
+            # What the person update left in the memory (else the search's read), with the stage.
             known = self.memory.person(person_id)
-            base = resolution.person if resolution.person is not None else (known.data if known else None)
-            if base is not None:
-                self.memory.remember_person(person_id, KnownPerson(with_stage(base, request, moved)))
+            if known is not None:
+                self.memory.remember_person(person_id, KnownPerson(with_stage(known.data, request, moved), read=known.read))
+            elif resolution.person is not None:
+                self.memory.remember_person(person_id, KnownPerson(with_stage(resolution.person, request, moved)))
         if outcome in ("moved", "unchanged"):
             self.stage_memory.applied(person_id, request.job_id or "", request.occurred_at, request.stage or "")
         answer = {**answer, "stage": outcome}
