@@ -16,8 +16,10 @@ import pytest
 import responses
 
 from stardex_webhook.custom_fields import Definition, NamedCustomFields, check, definitions_from
+from stardex_webhook.custom_fields import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
+from stardex_webhook.fake_stardex import FakeStardex
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, load_mapping_file
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
 from tests.conftest import fixture_json
@@ -259,3 +261,27 @@ def test_fields_of_one_job_or_list_and_unsupported_types_are_not_resolved():
 def test_a_malformed_custom_field_spec_stops_the_start(tmp_path, spec):
     with pytest.raises(ConfigurationError, match="custom_fields"):
         write_mapping(tmp_path, {"Notice period": spec})
+
+
+def test_a_queued_event_keeps_its_named_custom_fields(tmp_path):
+    event = submission(write_mapping(tmp_path))
+    again = MappedUpdate.from_dict(json.loads(json.dumps(event.to_dict())))
+    assert again == event and again.named_custom_fields.values["Notice period"] == "3 months"
+
+
+@pytest.mark.parametrize("extra, code, lines", [
+    ({}, 0, ["ok: every custom field 1 mapping section(s) name exists in Stardex (6 defined)"]),
+    ({"Salary band": {"path": "a"}, "Skills": {"path": "b", "options": {"c": "C++"}}}, 1, [
+        "mapping typeform: custom_fields.Skills.options.c: 'C++' is not an option of the field",
+        "mapping typeform: custom_fields.Salary band: Stardex has no person custom field named 'Salary band'"]),
+])
+def test_the_check_command_reads_the_definitions_and_names_each_fault(tmp_path, capsys, extra, code, lines):
+    write_mapping(tmp_path, {**CUSTOM_FIELDS, **extra})
+    with FakeStardex(api_key="check-key") as fake:
+        for definition in DEFINITIONS:
+            fake.add_custom_field(definition["name"], definition["data_type"],
+                                  tuple(tag["name"] for tag in definition["tags"]), id=definition["id"])
+        environ = {"STARDEX_API_BASE": fake.base_url, "STARDEX_API_KEY": "check-key", "MAPPINGS_DIR": str(tmp_path)}
+        assert custom_fields_main([], environ) == code
+        assert [(request.method, request.path) for request in fake.requests] == [("GET", "/v1/custom-fields/persons")]
+    assert capsys.readouterr().out.splitlines() == lines

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 import responses
 
+from stardex_webhook.errors import Unprocessable
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, PersonRef, load_mapping_file
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
@@ -324,3 +325,48 @@ def test_the_stage_memory_keeps_the_latest_event_and_forgets_after_its_time():
     clock[0] = 101.0
     assert memory.last("p", JOB) is None
     assert plan_stage(request, None, memory.last("p", JOB), "a@example.com").action == "move"
+
+
+def test_with_the_person_memory_a_repeated_stage_event_costs_no_call(mock, mappings):
+    event = mapped_event(mappings, "greenhouse")
+    stardex = PipelineStardex(mock, person_for(event))
+    target = deliverer(memory_seconds=300)
+    assert deliver(target, event)["stage"] == "moved"
+    calls = len(stardex.calls)
+    assert deliver(target, event)["stage"] == "unchanged"
+    assert len(stardex.calls) == calls, "the memory knows the person and the stage this instance set"
+
+
+def test_a_stage_move_stardex_refuses_is_a_422_naming_stardexs_code(mock):
+    PipelineStardex(mock, {"id": "p-7", "name": "Someone", "phones": [], "candidates": [],
+                           "emails": [{"contact_data_type": "work", "value": "someone@example.com"}]})
+    event = MappedUpdate(update={}, person=PersonRef("p-7", ["other@example.com"], None), create=False,
+                         stage=StageRequest(JOB, "Interview", "job-1", "Onsite", None))
+    with pytest.raises(Unprocessable) as caught:
+        deliver(deliverer(memory_seconds=0), event)
+    assert (caught.value.reason, caught.value.extra["stardex_code"]) == ("stage_rejected", "HTTP_404")
+
+
+def test_a_person_found_by_id_without_an_email_is_read_to_find_the_candidate(mock):
+    stardex = PipelineStardex(mock, {"id": "p-7", "name": "Someone", "phones": [], "emails": [],
+                                     "candidates": [candidate()]})
+    event = MappedUpdate(update={}, person=PersonRef("p-7", [], None), create=False,
+                         stage=StageRequest(JOB, "Offer", "job-1", "Offer", None))
+    assert deliver(deliverer(memory_seconds=0), event)["stage"] == "moved"
+    assert stardex.calls == [("GET", "/persons/p-7"), ("POST", "/candidates/update-stage")]
+    assert stardex.moves() == [{"job_id": JOB, "candidate_id": "c-7", "stage_name": "Offer"}]
+
+
+def test_a_person_on_no_such_job_and_without_an_email_is_not_a_candidate(mock):
+    stardex = PipelineStardex(mock, {"id": "p-7", "name": "Someone", "phones": [], "emails": [], "candidates": []})
+    event = MappedUpdate(update={}, person=PersonRef("p-7", [], None), create=False,
+                         stage=StageRequest(JOB, "Offer", "job-1", "Offer", None))
+    assert deliver(deliverer(memory_seconds=0), event)["stage"] == "not_a_candidate"
+    assert stardex.moves() == []
+
+
+@pytest.mark.parametrize("source", ["greenhouse", "lever"])
+def test_a_mapped_stage_survives_the_queue(mappings, source):
+    event = mapped_event(mappings, source)
+    again = MappedUpdate.from_dict(json.loads(json.dumps(event.to_dict())))
+    assert again == event and again.stage.job_id == JOB
