@@ -24,6 +24,7 @@ from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
 from tests.conftest import fixture_json
 from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
+from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 NOTICE, SALARY, START, RELOCATE, SKILLS, HEADCOUNT = (f"0c0f0000-0000-4000-8000-00000000000{n}" for n in range(1, 7))
 DEFINITIONS = [
@@ -285,3 +286,36 @@ def test_the_check_command_reads_the_definitions_and_names_each_fault(tmp_path, 
         assert custom_fields_main([], environ) == code
         assert [(request.method, request.path) for request in fake.requests] == [("GET", "/v1/custom-fields/persons")]
     assert capsys.readouterr().out.splitlines() == lines
+
+
+# ---- the fake Stardex's custom fields, as the end-to-end tests meet them -------------------------
+
+def test_the_fake_merges_custom_fields_attribute_by_attribute_and_shows_them_in_reads(fake):
+    notice = fake.add_custom_field("Notice period", "text")
+    skills = fake.add_custom_field("Skills", "multi-select", ("Python", "Go"))
+    ada = fake.add_person(name="Ada", emails=["ada@example.org"])
+    assert call(fake, "GET", "/custom-fields/persons").json()["data"][1]["tags"][0]["name"] == "Python"
+    for body in ({"custom_fields": [{"attribute_id": notice, "value": "1 month"}, {"attribute_id": skills, "add_values": ["Go"]}]},
+                 {"custom_fields": [{"attribute_id": skills, "add_values": ["Python", "Go"]}]}):
+        assert call(fake, "PATCH", f"/persons/{ada}", body).status_code == 200
+    shown = call(fake, "POST", "/persons/search", {"email": "ada@example.org", "include": ["custom_fields"]}).json()
+    assert [(item["name"], item["value"]) for item in shown["data"][0]["custom_fields"]] == [
+        ("Notice period", "1 month"), ("Skills", ["Go", "Python"])]
+    assert call(fake, "GET", f"/persons/{ada}").json()["data"]["custom_fields"] == shown["data"][0]["custom_fields"]
+
+
+@pytest.mark.parametrize("item", [
+    {"attribute_id": "0c0f0000-0000-4000-8000-0000000000ff", "value": "x"},
+    {"attribute_id": "SKILLS", "add_values": ["Cobol"]},
+    {"attribute_id": "SKILLS", "value": "Go"},
+    {"attribute_id": "START", "value": "05/03/2026"},
+    {"attribute_id": "SIZE", "value": "twelve"},
+    {"attribute_id": "SIZE", "value": 12, "colour": "red"},
+])
+def test_the_fake_refuses_a_custom_field_item_stardex_would_not_take(fake, item):
+    ids = {"SKILLS": fake.add_custom_field("Skills", "multi-select", ("Go",)),
+           "START": fake.add_custom_field("Start date", "date"), "SIZE": fake.add_custom_field("Team size", "integer")}
+    ada = fake.add_person(name="Ada")
+    item = {**item, "attribute_id": ids.get(item["attribute_id"], item["attribute_id"])}
+    assert call(fake, "PATCH", f"/persons/{ada}", {"custom_fields": [item]}).status_code == 400
+    assert fake.person(ada)["custom_fields"] == []

@@ -22,6 +22,7 @@ from stardex_webhook.sources.base import Delivery, Headers
 from stardex_webhook.stages import StageMemory, StageRequest, event_time, plan_stage
 from tests.conftest import fixture_json
 from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
+from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 JOB = "7b0c5a52-3f1e-4c8a-9d2b-1e6f0a9c4d11"
 OTHER_JOB = "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
@@ -370,3 +371,42 @@ def test_a_mapped_stage_survives_the_queue(mappings, source):
     event = mapped_event(mappings, source)
     again = MappedUpdate.from_dict(json.loads(json.dumps(event.to_dict())))
     assert again == event and again.stage.job_id == JOB
+
+
+# ---- the fake Stardex's update-stage, as the end-to-end tests meet it ----------------------------
+
+def test_the_fake_moves_a_candidate_by_id_email_or_name_and_names_both_stages(fake):
+    job = fake.add_job("Data Engineer", ("Sourced", "Screen", "Offer"))
+    stages = {stage["name"]: stage["id"] for stage in fake.job(job)["pipeline_stages"]}
+    ada = fake.add_person(name="Ada Lovelace", emails=["ada@example.org"])
+    assert call(fake, "PATCH", f"/persons/{ada}", {"job_id": job}).status_code == 200
+    (candidate,) = fake.person(ada)["candidates"]
+    assert (candidate["current_pipeline_stage_name"], candidate["current_pipeline_stage_id"]) == ("Sourced", stages["Sourced"])
+    moved = call(fake, "POST", "/candidates/update-stage", {"job_id": job, "candidate_email": "ADA@example.org",
+                                                           "stage_name": "screen"}).json()["data"]
+    assert moved == {"candidate_id": candidate["candidate_id"], "person_id": ada, "job_id": job,
+                     "previous_stage_id": stages["Sourced"], "new_stage_id": stages["Screen"]}
+    again = call(fake, "POST", "/candidates/update-stage", {"job_name": "Data Engineer", "candidate_name": "ada lovelace",
+                                                           "stage_id": stages["Screen"]}).json()["data"]
+    assert again["previous_stage_id"] == again["new_stage_id"] == stages["Screen"]
+    by_id = call(fake, "POST", "/candidates/update-stage", {"job_id": job, "candidate_id": candidate["candidate_id"],
+                                                           "stage_name": "Offer"})
+    assert by_id.json()["data"]["new_stage_id"] == stages["Offer"]
+    stored = fake.person(ada)["candidates"][0]
+    assert stored["current_pipeline_stage_name"] == "Offer" and stored["current_pipeline_stage_date"]
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"job_id": "nope", "candidate_email": "ada@example.org", "stage_name": "Screen"}, 404),
+    ({"job_id": "JOB", "candidate_email": "someone@example.org", "stage_name": "Screen"}, 404),
+    ({"job_id": "JOB", "candidate_email": "ada@example.org", "stage_name": "Onsite"}, 400),
+    ({"job_id": "JOB", "stage_name": "Screen"}, 400),
+    ({"job_id": "JOB", "candidate_email": "ada@example.org", "stage_name": "Screen", "note": "x"}, 400),
+])
+def test_the_fake_refuses_a_move_it_cannot_make(fake, body, status):
+    job = fake.add_job("Data Engineer")
+    ada = fake.add_person(name="Ada Lovelace", emails=["ada@example.org"])
+    call(fake, "PATCH", f"/persons/{ada}", {"job_id": job})
+    body = {key: job if value == "JOB" else value for key, value in body.items()}
+    assert call(fake, "POST", "/candidates/update-stage", body).status_code == status
+    assert fake.person(ada)["candidates"][0]["current_pipeline_stage_name"] == "Sourced"
