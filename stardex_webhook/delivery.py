@@ -32,13 +32,13 @@ from .config import Settings
 from .contacts import touches_contacts
 from .custom_fields import Catalog, CustomFieldValue, CustomFieldsPlan, person_with, plan_custom_fields, resolve, with_items
 from .deadline import Deadline
+from .errors import Unprocessable
 from .logs import JsonLog
 from .mapping import MappedUpdate, NoteRequest
 from .policy import FILL, WritePlan, person_after, plan_update
 from .resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, Resolution, resolve_person, stardex_failure
 from .stages import NOT_A_CANDIDATE, StageMemory, StagePlan, outcome_of, plan_stage, with_stage
 from .stardex import OutcomeUnknown, StardexClient, StardexError
-from .errors import Unprocessable
 
 # The note's last line, which a retried delivery looks for among the person's activities.
 NOTE_MARKER = "stardex-webhook delivery: "
@@ -138,8 +138,9 @@ class Deliverer:
         if not body:
             return {"status": "ignored", "reason": "no_change", "person_id": person_id}
         self._stardex(resolution, "update the person", client.update_person, deadline, person_id, body)
-        after = person_with(person_after(known.data if known else {}, plan.body), extra.items) if extra.items else \
-            person_after(known.data if known else {}, plan.body)
+        after = person_after(known.data if known else {}, plan.body)
+        if extra.items:
+            after = person_with(after, extra.items)
         self.memory.remember_person(person_id, KnownPerson(after, read=bool(known and known.read)))
         return {"status": "updated", "person_id": person_id, "fields": sorted(body)}
 

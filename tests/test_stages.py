@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
 import responses
 
-from stardex_webhook.errors import Unprocessable
+from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, PersonRef, load_mapping_file
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
@@ -410,3 +411,50 @@ def test_the_fake_refuses_a_move_it_cannot_make(fake, body, status):
     body = {key: job if value == "JOB" else value for key, value in body.items()}
     assert call(fake, "POST", "/candidates/update-stage", body).status_code == status
     assert fake.person(ada)["candidates"][0]["current_pipeline_stage_name"] == "Sourced"
+
+
+# ---- the stage table in a mapping file ------------------------------------------------------------
+
+def write_workable(tmp_path, **sections):
+    with open(f"{BUILTIN_MAPPINGS_DIR}/workable.json", encoding="utf-8") as handle:
+        document = {**json.load(handle), **sections}
+    (tmp_path / "workable.json").write_text(json.dumps(document))
+    return load_mapping_file("workable", str(tmp_path / "workable.json"), None)
+
+
+def workable_event(mapping, **changes):
+    body = fixture_json("workable_candidate_moved.json")
+    body.update(changes)
+    event = SOURCES["workable"].parse(Delivery(Headers([]), json.dumps(body).encode(), 0.0))
+    return mapping.apply(event.payload, event)
+
+
+def test_a_stage_table_may_reuse_the_job_sections_path_and_table(tmp_path):
+    mapping = write_workable(tmp_path, job={"path": "data.job.shortcode", "table": {"7A1B2C3D4E": JOB}},
+                             stages={"stage": "data.stage", "table": {"hired": "Hired"}})
+    event = workable_event(mapping)
+    assert event.stage == StageRequest(JOB, "Hired", "7A1B2C3D4E", "Hired", None)
+    assert event.update["job_id"] == JOB
+
+
+def test_a_stage_table_acts_only_on_its_events(tmp_path):
+    mapping = write_workable(tmp_path, stages={"events": ["candidate_moved"], "job": "data.job.shortcode",
+                                               "jobs": {"7A1B2C3D4E": JOB}, "stage": "data.stage",
+                                               "table": {"Hired": "Hired"}})
+    assert workable_event(mapping).stage is not None
+    created = workable_event(mapping, event_type="candidate_created")
+    assert created.stage is None and "job_id" not in created.update
+
+
+@pytest.mark.parametrize("stages, message", [
+    ({"stage": "data.stage", "table": {"Hired": "Hired"}}, "needs `job`"),
+    ({"job": "data.job.shortcode", "stage": "data.stage", "table": {"Hired": "Hired"}}, "needs a `jobs` table"),
+    ({"job": "data.job.shortcode", "jobs": {"7A1B2C3D4E": "not-a-stardex-id"}, "stage": "data.stage",
+      "table": {"Hired": "Hired"}}, "does not match"),
+    ({"job": "data.job.shortcode", "jobs": {"x": JOB}, "stage": "data.[", "table": {"Hired": "Hired"}},
+     "stages.stage: invalid JMESPath"),
+    ({"jobs": {"*": JOB}, "stage": "data.stage", "table": {}}, "does not match"),
+])
+def test_a_broken_stage_table_stops_the_start_naming_the_fault(tmp_path, stages, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        write_workable(tmp_path, stages=stages)
