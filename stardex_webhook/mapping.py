@@ -87,7 +87,13 @@ class MappedUpdate:
     named_custom_fields: NamedCustomFields | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready data; ``stage`` and ``named_custom_fields`` only when the event has them
+        (a document of a mapping without them keeps the shape it always had)."""
+        document = dataclasses.asdict(self)
+        for key in ("stage", "named_custom_fields"):
+            if document[key] is None:
+                del document[key]
+        return document
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MappedUpdate":
