@@ -10,7 +10,13 @@ a sample with its person's values put in place of the sample's own (name, emails
 URL, company, title, Stardex person id, event id), the senders taken in turn per person, a
 person's events interleaved with the others' as an ATS sends them (created, stage moved, updated),
 and every fourth event of a person a promotion (a new title, which the ATS then keeps sending).
-Each person is stored in the fake Stardex beforehand with a name and an email only.
+The ATS events are stage events (Greenhouse ``candidate_stage_change``, Workable and Recruitee
+``candidate_moved``) of one Stardex job, through stage tables in a ``MAPPINGS_DIR`` of the bench's
+own: a person's first ATS event moves them to Screen (and attaches them to the job), and every
+second one after it moves them on, the others repeat the stage they are at (as an ATS sends an
+update beside a move). The Typeform events answer two custom fields (Notice period, text; Skills,
+multi-select) that its mapping there writes. Each person is stored in the fake Stardex beforehand
+with a name and an email only; the job and the custom fields exist there too.
 
 The trace is replayed against the real function (``functions-framework`` serving ``main.py``, with
 its default settings, the person memory included) and the loopback fake Stardex; the figure is the
@@ -43,6 +49,28 @@ from stardex_webhook.sources.base import Delivery, Headers  # noqa: E402
 
 TARGET_CALLS_PER_EVENT = 1.3
 FIRST_PERSON_ID = "0b5e0000-0000-4000-8000-"
+# The Stardex job every ATS event of the trace is about, its pipeline, and the stage tables and
+# custom fields of the bench's mapping files.
+BENCH_JOB = "0b5e0000-0000-4000-9000-0000000a0b01"
+PIPELINE = ("Sourced", "Screen", "Interview", "Offer", "Hired")
+STAGE_EVENTS = {"greenhouse": "candidate_stage_change", "workable": "candidate_moved", "recruitee": "candidate_moved"}
+MAPPING_SECTIONS = {
+    "greenhouse": {"stages": {
+        "events": ["candidate_stage_change"], "job": "payload.application.jobs[0].id", "jobs": {"300112": BENCH_JOB},
+        "stage": "payload.application.current_stage.name", "occurred_at": "payload.application.last_activity_at",
+        "table": {stage: stage for stage in PIPELINE}}},
+    "workable": {"stages": {
+        "events": ["candidate_moved"], "job": "data.job.shortcode", "jobs": {"7A1B2C3D4E": BENCH_JOB},
+        "stage": "data.stage", "occurred_at": "data.updated_at", "table": {stage: stage for stage in PIPELINE}}},
+    "recruitee": {"stages": {
+        "events": ["candidate_moved"], "job": "payload.offer.id", "jobs": {"3301": BENCH_JOB},
+        "stage": "payload.details.to_stage.name", "occurred_at": "created_at",
+        "table": {stage: stage for stage in PIPELINE}}},
+    "typeform": {"custom_fields": {
+        "Notice period": {"path": "answers.notice_period.text", "transforms": ["trim"]},
+        "Skills": {"path": "answers.skills.choices.labels"}}},
+}
+CUSTOM_FIELDS = (("Notice period", "text", ()), ("Skills", "multi-select", ("Python", "Go", "SQL")))
 
 
 def trace_sources() -> list[str]:
@@ -129,6 +157,34 @@ class Template:
         return json.dumps(document).encode()
 
 
+def with_stage(source: str, body: bytes, moves: int, number: int) -> bytes:
+    """A stage event of ``source`` naming the stage a person's ``moves``-th ATS event reaches,
+    or (Typeform) the submission with its two custom-field answers."""
+    document = json.loads(body)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1775000000 + number * 60))
+    stage = PIPELINE[min(1 + moves // 2, len(PIPELINE) - 1)]
+    if source == "greenhouse":
+        document["action"] = STAGE_EVENTS[source]
+        document["payload"]["application"].update(current_stage={"id": 7, "name": stage}, last_activity_at=when)
+    elif source == "workable":
+        document["event_type"] = STAGE_EVENTS[source]
+        document["data"].update(stage=stage, updated_at=when)
+    elif source == "recruitee":
+        document["payload"]["details"]["to_stage"]["name"], document["created_at"] = stage, when
+    elif source == "typeform":
+        for ref, kind, value in (("notice_period", "text", "3 months"), ("skills", "choices", {"labels": ["Python"]})):
+            document["form_response"]["answers"].append(
+                {"type": kind, kind: value, "field": {"id": f"bench-{ref}", "type": "short_text", "ref": ref}})
+    return json.dumps(document).encode()
+
+
+def mapping_overrides(folder: Path) -> None:
+    """The built-in mapping files of the senders with a section above, with it, in ``folder``."""
+    for source, sections in MAPPING_SECTIONS.items():
+        document = json.loads((Path(BUILTIN_MAPPINGS_DIR) / f"{source}.json").read_text())
+        (folder / f"{source}.json").write_text(json.dumps({**document, **sections}))
+
+
 def _digits(text: str) -> str:
     return "".join(character for character in text if character.isdigit())
 
@@ -143,11 +199,15 @@ def build_trace(events: int, people: int, seed: int = 8) -> tuple[list[Person], 
     per_person: list[list[tuple[str, bytes]]] = []
     count = 0
     for index, person in enumerate(persons):
-        mine = []
+        mine, moves = [], 0
         for turn in range(events // people + (1 if index < events % people else 0)):
             source = sources[(index + turn) % len(sources)]
             title = person.titles[min(turn // 4, len(person.titles) - 1)]
-            mine.append((source, templates[source].event(person, title, count)))
+            body = templates[source].event(person, title, count)
+            if source in MAPPING_SECTIONS:
+                body = with_stage(source, body, moves, count)
+                moves += source in STAGE_EVENTS
+            mine.append((source, body))
             count += 1
         per_person.append(mine)
     # A person's events in their order, interleaved with the others' (several candidates move at once).
@@ -174,6 +234,9 @@ def replay(persons: list[Person], trace: list[tuple[str, bytes]], memory_seconds
     stardex = FakeStardex(api_key=common.STARDEX_KEY, rate_limit=10**9).start()
     for person in persons:
         stardex.add_person(**person.stored())
+    stardex.add_job("Bench job", PIPELINE, id=BENCH_JOB)
+    for name, data_type, options in CUSTOM_FIELDS:
+        stardex.add_custom_field(name, data_type, options)
     env = common.function_environment(stardex.base_url)
     env.pop("PERSON_MEMORY_SECONDS", None)  # the function's own default, unless told otherwise
     if memory_seconds is not None:
@@ -183,17 +246,25 @@ def replay(persons: list[Person], trace: list[tuple[str, bytes]], memory_seconds
     port = common.free_port()
     outcomes: collections.Counter = collections.Counter()
     written: collections.Counter = collections.Counter()  # the fields each PATCH sent, by sender
+    stage_outcomes: collections.Counter = collections.Counter()  # the answers' stage: moved, unchanged...
+    by_source: collections.Counter = collections.Counter()  # the calls each sender's events made
     problems = []
     with tempfile.TemporaryDirectory(prefix="stardex-calls-") as scratch:
+        mapping_overrides(Path(scratch))
+        env["MAPPINGS_DIR"] = scratch
         process = common.start_server(common.MAIN_PY, port, env, Path(scratch) / "server.log")
         try:
             probe = common.raw_request("/healthz", b"", {}, port).replace(b"POST", b"GET", 1)
             common.wait_for_200(port, probe, process)
             stardex.requests.clear()
             for source, body in trace:
+                before = len(stardex.requests)
                 status, answer = post(port, source, body)
+                by_source[source] += len(stardex.requests) - before
                 outcome = f"{status} {answer.get('status')}" + (f" {answer['reason']}" if answer.get("reason") else "")
                 outcomes[outcome] += 1
+                if answer.get("stage"):
+                    stage_outcomes[answer["stage"]] += 1
                 if answer.get("fields"):
                     written[f"{source}: {', '.join(answer['fields'])}"] += 1
                 if status != 200 or answer.get("status") not in ("updated", "ignored"):
@@ -209,7 +280,7 @@ def replay(persons: list[Person], trace: list[tuple[str, bytes]], memory_seconds
               f"{request.method} {path}"] += 1
     total = sum(calls.values())
     return {"calls": total, "calls_per_event": total / len(trace), "calls_by_kind": dict(calls),
-            "outcomes": dict(outcomes), "written": dict(written.most_common()), "problems": problems[:10]}
+            "outcomes": dict(outcomes), "stages": dict(stage_outcomes), "calls_by_source": dict(by_source), "written": dict(written.most_common()), "problems": problems[:10]}
 
 
 def main(argv: list[str] | None = None) -> int:

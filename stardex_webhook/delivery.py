@@ -4,6 +4,11 @@ keep the submission as a note. The only stage that calls Stardex.
 resolver (id │ memory │ search │ create) ─► the person: search answer │ memory │ GET if needed
          ─► policy.plan_update (fill │ overwrite) ─► PATCH of what changes, or none (no_change)
          ─► note: look for its marker among recent activities ─► POST /v1/person-activities
+         ─► stage (``stages``): POST /v1/candidates/update-stage, unless already there or outdated
+
+Custom fields named by their Stardex names are resolved (``custom_fields.Catalog``) before the
+person is looked up, so a mapping naming a field Stardex lacks is refused before anything is
+written; their write plan (``custom_fields.plan_custom_fields``) joins the PATCH.
 
 Stardex's 60 calls a minute are the real ceiling, so each call is made only when needed:
 
@@ -25,11 +30,14 @@ from typing import Any, Callable
 
 from .config import Settings
 from .contacts import touches_contacts
+from .custom_fields import Catalog, CustomFieldValue, CustomFieldsPlan, person_with, plan_custom_fields, resolve, with_items
 from .deadline import Deadline
+from .errors import Unprocessable
 from .logs import JsonLog
 from .mapping import MappedUpdate, NoteRequest
 from .policy import FILL, WritePlan, person_after, plan_update
 from .resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, Resolution, resolve_person, stardex_failure
+from .stages import NOT_A_CANDIDATE, StageMemory, StagePlan, outcome_of, plan_stage, with_stage
 from .stardex import OutcomeUnknown, StardexClient, StardexError
 
 # The note's last line, which a retried delivery looks for among the person's activities.
@@ -71,6 +79,8 @@ class Deliverer:
         self._client = client
         self._log = log
         self.memory = memory if memory is not None else PersonMemory(settings.person_memory_seconds)
+        self.stage_memory = StageMemory()
+        self.catalog = Catalog()
 
     def deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """Apply ``mapped`` and return the answer's body (``updated``, or ``ignored`` /
@@ -88,25 +98,27 @@ class Deliverer:
 
     def _deliver(self, client: StardexClient, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline,
                  memory: PersonMemory | None) -> dict[str, Any]:
-        include = ("candidates",) if "job_id" in mapped.update else ()
+        custom = self._custom_values(client, deadline, mapped)
         resolution = resolve_person(client, deadline, mapped.person, mapped.update, mapped.create,
-                                    memory=memory, include=include)
+                                    memory=memory, include=_includes(mapped))
         person_id = resolution.person_id
         record["person_id"] = person_id
         if resolution.created:
-            answer = self._after_create(client, deadline, mapped, resolution)
+            answer = self._after_create(client, deadline, mapped, resolution, custom)
         else:
-            answer = self._update(client, deadline, mapped, resolution)
+            answer = self._update(client, deadline, mapped, resolution, custom)
         if mapped.note is not None:
             # A person this event created has no activities yet: nothing to look for.
             look = not (resolution.created and resolution.person is not None)
             answer["note"] = self._note(client, deadline, resolution, mapped.note, look)
             if answer["status"] == "ignored" and answer["note"] == "written":
                 answer = {"status": "updated", "person_id": person_id, "fields": [], "note": "written"}
+        if mapped.stage is not None:
+            answer = self._with_stage(client, deadline, mapped, resolution, answer)
         return answer
 
     def _update(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
-                resolution: Resolution) -> dict[str, Any]:
+                resolution: Resolution, custom: list[CustomFieldValue] | None = None) -> dict[str, Any]:
         person_id, policy = resolution.person_id, mapped.write_policy
         region = self._settings.phone_default_region
         if resolution.person is not None:
@@ -115,23 +127,29 @@ class Deliverer:
         else:
             known = self.memory.person(person_id)
         plan = plan_update(mapped.update, known.data if known else {}, policy, region)
-        if _needs_read(plan, known, policy):
+        extra = plan_custom_fields(custom or [], known.data if known else {}, policy)
+        if _needs_read(plan, known, policy) or _custom_needs_read(extra, known, policy):
             person = self._stardex(resolution, "read the person", client.get_person, deadline, person_id)
             known = KnownPerson(person, read=True, fresh=True)
             self.memory.remember_person(person_id, known)
             plan = plan_update(mapped.update, person, policy, region)
-        if not plan.body:
+            extra = plan_custom_fields(custom or [], person, policy)
+        body = with_items(plan.body, extra.items)
+        if not body:
             return {"status": "ignored", "reason": "no_change", "person_id": person_id}
-        self._stardex(resolution, "update the person", client.update_person, deadline, person_id, plan.body)
-        self.memory.remember_person(person_id, KnownPerson(person_after(known.data if known else {}, plan.body),
-                                                           read=bool(known and known.read)))
-        return {"status": "updated", "person_id": person_id, "fields": sorted(plan.body)}
+        self._stardex(resolution, "update the person", client.update_person, deadline, person_id, body)
+        after = person_after(known.data if known else {}, plan.body)
+        if extra.items:
+            after = person_with(after, extra.items)
+        self.memory.remember_person(person_id, KnownPerson(after, read=bool(known and known.read)))
+        return {"status": "updated", "person_id": person_id, "fields": sorted(body)}
 
     def _after_create(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
-                      resolution: Resolution) -> dict[str, Any]:
-        """A person just created: what create does not take follows in one PATCH."""
+                      resolution: Resolution, custom: list[CustomFieldValue] | None = None) -> dict[str, Any]:
+        """A person just created: what create does not take follows in one PATCH (custom fields
+        included: a new person has none, so every policy writes them)."""
         person_id, update = resolution.person_id, mapped.update
-        remaining = resolution.remaining_update or {}
+        remaining = with_items(resolution.remaining_update or {}, (value.item for value in custom or ()))
         if remaining:
             try:
                 client.update_person(deadline, person_id, remaining)
@@ -145,7 +163,72 @@ class Deliverer:
             self.memory.remember_id(("email", email), person_id)
         if mapped.person.linkedin_url:
             self.memory.remember_id(("linkedin_url", mapped.person.linkedin_url), person_id)
-        return {"status": "updated", "person_id": person_id, "fields": sorted(update), "created": True}
+        fields = sorted(set(update) | ({"custom_fields"} if custom else set()))
+        return {"status": "updated", "person_id": person_id, "fields": fields, "created": True}
+
+    # -- custom fields named by their Stardex names ------------------------------------------
+
+    def _custom_values(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate) -> list[CustomFieldValue]:
+        """The named values as update-person items, against the cached definitions (read on first
+        use); 422 for a name or option Stardex does not have, before any write."""
+        named = mapped.named_custom_fields
+        if named is None or not named.declared:
+            return []
+
+        def read() -> Any:
+            try:
+                return client.person_custom_fields(deadline)
+            except StardexError as error:
+                raise stardex_failure(error, "read the person custom fields") from None
+
+        return resolve(named, self.catalog.definitions(read, named.declared))
+
+    # -- the pipeline stage ------------------------------------------------------------------
+
+    def stage_plan(self, mapped: MappedUpdate, resolution: Resolution) -> StagePlan:
+        """What an apply would do about the event's stage, from what is known now (the search's
+        read, else the person memory): the decision ``plan`` can show."""
+        person = resolution.person
+        if person is None:
+            known = self.memory.person(resolution.person_id)
+            person = known.data if known else None
+        last = self.stage_memory.last(resolution.person_id, mapped.stage.job_id or "")
+        return plan_stage(mapped.stage, person, last, next(iter(mapped.person.emails), None))
+
+    def _with_stage(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate, resolution: Resolution,
+                    answer: dict[str, Any]) -> dict[str, Any]:
+        """Move the candidate when the plan says so; the answer names the outcome as ``stage``."""
+        request, person_id = mapped.stage, resolution.person_id
+        plan = self.stage_plan(mapped, resolution)
+        if plan.needs_read:  # no candidate id and no email: find the candidate in a read
+            person = self._stardex(resolution, "read the person", client.get_person, deadline, person_id)
+            self.memory.remember_person(person_id, KnownPerson(person, read=True, fresh=True))
+            plan = plan_stage(request, person, self.stage_memory.last(person_id, request.job_id or ""))
+            if plan.needs_read:  # Stardex shows the person on no such job: nothing to move
+                plan = StagePlan("keep", NOT_A_CANDIDATE)
+        outcome = plan.outcome
+        if plan.action == "move" and plan.body:
+            try:
+                moved = client.update_stage(deadline, plan.body)
+            except StardexError as error:
+                if error.status_code in (401, 403):
+                    raise stardex_failure(error, "move the candidate's stage") from None
+                raise Unprocessable("stage_rejected", f"Stardex refused the stage move with HTTP {error.status_code}",
+                                    stardex_code=error.code or None, person_id=person_id) from None
+            outcome = outcome_of(moved)
+            # What the person update left in the memory (else the search's read), with the stage.
+            known = self.memory.person(person_id)
+            if known is not None:
+                self.memory.remember_person(person_id, KnownPerson(with_stage(known.data, request, moved), read=known.read))
+            elif resolution.person is not None:
+                self.memory.remember_person(person_id, KnownPerson(with_stage(resolution.person, request, moved)))
+        if outcome in ("moved", "unchanged"):
+            self.stage_memory.applied(person_id, request.job_id or "", request.occurred_at, request.stage or "")
+        answer = {**answer, "stage": outcome}
+        if answer["status"] == "ignored" and outcome == "moved":
+            answer = {key: value for key, value in answer.items() if key != "reason"}
+            answer.update(status="updated", fields=[])
+        return answer
 
     # -- the note ----------------------------------------------------------------------------
 
@@ -191,6 +274,24 @@ class Deliverer:
             if resolution.remembered:
                 return _RememberedPersonGone()
         return stardex_failure(error, action)
+
+
+def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
+    """The sections a search answers along with the person: ``candidates`` for a job or a stage,
+    ``custom_fields`` for named custom fields (so the plan needs no GET after the search)."""
+    include = []
+    if "job_id" in mapped.update or mapped.stage is not None:
+        include.append("candidates")
+    if mapped.named_custom_fields is not None and mapped.named_custom_fields.values:
+        include.append("custom_fields")
+    return tuple(include)
+
+
+def _custom_needs_read(plan: CustomFieldsPlan, known: KnownPerson | None, policy: str) -> bool:
+    """Under fill, a custom field is written only when a read made now shows it empty."""
+    if known is not None and known.fresh:
+        return False
+    return policy == FILL and (bool(plan.items) or (plan.unknown and not (known is not None and known.read)))
 
 
 def _needs_read(plan: WritePlan, known: KnownPerson | None, policy: str) -> bool:

@@ -15,11 +15,25 @@ tests catch the mistakes the real API would punish:
   takes plain string lists; GET does not return ``linkedin_url`` (only ``linkedin_public_id``);
   search answers person objects with the base fields and only the sections ``include`` asks for
   (``candidates``...); a PATCH with ``job_id`` makes the person a candidate on that job;
+* jobs and stages: ``POST /v1/candidates/update-stage`` (the job by ``job_id`` or ``job_name``, the
+  candidate by ``candidate_id``, ``candidate_email`` or ``candidate_name``, the stage by ``stage_id``
+  or ``stage_name`` of the job's pipeline), answering ``{candidate_id, person_id, job_id,
+  previous_stage_id, new_stage_id}``; the person's ``candidates[]`` then show the stage's name and
+  id and ``current_pipeline_stage_date`` (the name ``GET /v1/candidates/{id}`` gives that time). A
+  PATCH with the ``job_id`` of a job added with ``add_job`` puts the candidate at its first stage;
+* person custom fields: ``GET /v1/custom-fields/persons`` (``[{id, name, description, data_type,
+  job_id, list_id, tags}]``); a PATCH's ``custom_fields`` items (``attribute_id`` and ``value``,
+  ``add_values``, ``remove_values`` or ``clear_all``) are checked against those definitions (an
+  unknown attribute, an option a select field lacks, a date not ``YYYY-MM-DD`` or a number that is
+  none: 400) and merged attribute by attribute; reads show ``custom_fields`` as ``[{attribute_id,
+  name, data_type, value}]`` (a multi-select's value a list): search when ``include`` names them,
+  GET always (Stardex's get page is cut off where its sections begin; the fake answers them as it
+  answers ``candidates``);
 * notes: ``POST /v1/person-activities`` (``activity_type`` and ``activity_content`` required, the
   person by ``person_id``, ``email`` or ``linkedin_url``) and ``GET /v1/persons/{id}/activities``
   (newest first, ``offset``/``limit`` 1-100, with ``meta``).
 
-Switches for tests: ``add_person``, ``person``, ``activities``, ``discard_writes`` (PATCHes are
+Switches for tests: ``add_person``, ``person``, ``activities``, ``add_job``, ``add_custom_field``, ``discard_writes`` (PATCHes are
 checked and answered but not applied: the bench replays one event on one stored person), ``down``, ``fail_next``, ``delay_seconds``,
 ``rate_limit``, ``window_seconds``, ``api_key``, ``requests``, ``reset()``, and ``misbehave``: one of
 ``MISBEHAVIOURS``, the ways real servers and proxies go wrong (a redirect to ``redirect_to``, a
@@ -114,11 +128,15 @@ BASE_FIELDS = (
     "linkedin_headline", "address", "emails", "phones",
 )
 # The sections GET returns and search only when its ``include`` names them.
-SECTIONS = ("work_experience", "education_experience", "certifications", "candidates")
+SECTIONS = ("work_experience", "education_experience", "certifications", "candidates", "custom_fields")
 PERSON_FIELDS = BASE_FIELDS + SECTIONS
 # What search's ``include`` accepts (docs); sections the fake does not store come back empty.
 INCLUDE_VALUES = frozenset({"work_experience", "education_experience", "certifications", "candidates",
                             "custom_fields", "activities", "compensation", "related_people", "offers"})
+STAGE_FIELDS = frozenset({"job_id", "job_name", "candidate_id", "candidate_email", "candidate_name", "stage_id",
+                          "stage_name"})
+CUSTOM_FIELD_ITEM = frozenset({"attribute_id", "value", "add_values", "remove_values", "add_team_member_ids",
+                               "remove_team_member_ids", "clear_all"})
 ACTIVITY_FIELDS = frozenset({"person_id", "linkedin_url", "email", "full_name", "activity_type", "activity_content"})
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
             422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
@@ -173,6 +191,14 @@ def _now_iso() -> str:
 def _split_name(name: str) -> tuple[str, str]:
     first, _, last = name.strip().partition(" ")
     return first, last.strip()
+
+
+def _is_date(value: str) -> bool:
+    try:
+        time.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 def _is_http_url(value: str) -> bool:
@@ -230,6 +256,8 @@ class FakeStardex(LoopbackServer):
         self.discard_writes = False
         self._persons: dict[str, dict[str, Any]] = {}
         self._activities: dict[str, list[dict[str, Any]]] = {}
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._custom_fields: list[dict[str, Any]] = []
         self._failures: collections.deque[tuple[int, float | None]] = collections.deque()
         self._hits: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
@@ -289,6 +317,31 @@ class FakeStardex(LoopbackServer):
         with self._lock:
             return copy.deepcopy(self._activities.get(person_id, []))
 
+    def add_job(self, name: str, stages: tuple[str, ...] = ("Sourced", "Screen", "Interview", "Offer", "Hired"),
+                id: str | None = None) -> str:
+        """A job with a pipeline of ``stages`` (names; each gets an id); returns the job id."""
+        job_id = id or str(uuid.uuid4())
+        with self._lock:
+            self._jobs[job_id] = {"id": job_id, "name": name,
+                                  "pipeline_stages": [{"id": str(uuid.uuid4()), "name": stage} for stage in stages]}
+        return job_id
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The stored job (a copy), with its ``pipeline_stages``."""
+        with self._lock:
+            return copy.deepcopy(self._jobs[job_id])
+
+    def add_custom_field(self, name: str, data_type: str, options: tuple[str, ...] = (), id: str | None = None,
+                         job_id: str | None = None) -> str:
+        """A person custom field definition (``options``: a select field's tag names); its id."""
+        field_id = id or str(uuid.uuid4())
+        with self._lock:
+            self._custom_fields.append({
+                "id": field_id, "name": name, "description": None, "data_type": data_type, "job_id": job_id,
+                "list_id": None, "tags": [{"id": str(uuid.uuid4()), "name": option, "color": None, "description": None}
+                                          for option in options]})
+        return field_id
+
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (before auth and rate limiting);
         ``retry_after`` adds a ``Retry-After`` header (and ``retry_after_seconds`` for a 429)."""
@@ -300,6 +353,8 @@ class FakeStardex(LoopbackServer):
         with self._lock:
             self._persons.clear()
             self._activities.clear()
+            self._jobs.clear()
+            self._custom_fields.clear()
             self._failures.clear()
             self._hits.clear()
             self.requests.clear()
@@ -444,6 +499,12 @@ class FakeStardex(LoopbackServer):
             return self._create(body)
         if path == f"{API_PREFIX}/person-activities" and method == "POST":
             return self._create_activity(body)
+        if path == f"{API_PREFIX}/candidates/update-stage" and method == "POST":
+            return self._update_stage(body)
+        if path == f"{API_PREFIX}/custom-fields/persons" and method == "GET":
+            with self._lock:
+                fields = copy.deepcopy(self._custom_fields)
+            return 200, {"success": True, "data": fields}
         prefix = f"{API_PREFIX}/persons/"
         rest = path[len(prefix):] if path.startswith(prefix) else ""
         if rest and "/" not in rest:
@@ -465,6 +526,7 @@ class FakeStardex(LoopbackServer):
             "linkedin_public_id": None, "current_job_title": None, "current_company_name": None,
             "current_company_id": None, "external_source_id": None, "emails": [], "phones": [],
             "work_experience": [], "education_experience": [], "certifications": [], "candidates": [],
+            "custom_fields": [],
         }
 
     def _public(self, person: dict[str, Any], fields: tuple[str, ...] = PERSON_FIELDS) -> dict[str, Any]:
@@ -567,6 +629,10 @@ class FakeStardex(LoopbackServer):
             isinstance(item, dict) and isinstance(item.get("attribute_id"), str) for item in custom_fields
         ):
             raise _invalid("custom_fields must be a list of objects with attribute_id")
+        with self._lock:
+            definitions = {field["id"]: copy.deepcopy(field) for field in self._custom_fields}
+        for index, item in enumerate(custom_fields):
+            self._check_custom_field(index, item, definitions)
         if "linkedin_url" in body and not _is_http_url(body["linkedin_url"]):
             raise _invalid("linkedin_url must be a URL")
         with self._lock:
@@ -579,11 +645,13 @@ class FakeStardex(LoopbackServer):
             if "phone_numbers" in body:
                 person["phones"] = [dict(item) for item in body["phone_numbers"]]
             for key in ("name", "first_name", "last_name", "current_job_title", "linkedin_location",
-                        "linkedin_headline", "address", "linkedin_url", "custom_fields"):
+                        "linkedin_headline", "address", "linkedin_url"):
                 if key in body:
                     person[key] = copy.deepcopy(body[key])
+            for item in custom_fields:
+                self._write_custom_field(person, item, definitions)
             if "job_id" in body:
-                self._add_candidate(person, body["job_id"])
+                self._add_candidate(person, body["job_id"], self._jobs.get(body["job_id"]))
             if "company_name" in body:
                 person["current_company_name"] = body["company_name"]
             if "linkedin_url" in body:
@@ -592,15 +660,108 @@ class FakeStardex(LoopbackServer):
         return 200, {"success": True, "data": {"message": "Person updated successfully"}}
 
     @staticmethod
-    def _add_candidate(person: dict[str, Any], job_id: str) -> None:
+    def _add_candidate(person: dict[str, Any], job_id: str, job: dict[str, Any] | None = None) -> None:
         """The docs' ``job_id`` ("Job ID of the person"), read as: the person becomes a candidate
-        on that job, once."""
+        on that job, once, at its first stage ("Sourced" for a job the fake was not given)."""
         if not any(candidate.get("job_id") == job_id for candidate in person["candidates"]):
+            first = job["pipeline_stages"][0] if job and job["pipeline_stages"] else {"id": None, "name": "Sourced"}
             person["candidates"].append({
-                "candidate_id": str(uuid.uuid4()), "job_name": None, "job_id": job_id, "job_client_company_name": None,
-                "current_pipeline_stage_name": "Sourced", "current_pipeline_stage_id": None, "is_archived": False,
-                "created_at": _now_iso(),
+                "candidate_id": str(uuid.uuid4()), "job_name": job["name"] if job else None, "job_id": job_id,
+                "job_client_company_name": None, "current_pipeline_stage_name": first["name"],
+                "current_pipeline_stage_id": first["id"], "is_archived": False, "created_at": _now_iso(),
+                "current_pipeline_stage_date": _now_iso(),
             })
+
+    def _update_stage(self, body: Any) -> tuple[int, Any]:
+        self._check_body(body, STAGE_FIELDS, STAGE_FIELDS)
+        for group in (("job_id", "job_name"), ("candidate_id", "candidate_email", "candidate_name"),
+                      ("stage_id", "stage_name")):
+            if not any(body.get(key, "").strip() for key in group):
+                raise _invalid(f"one of {', '.join(group)} is required")
+        with self._lock:
+            job = self._jobs.get(body.get("job_id", "")) or next(
+                (job for job in self._jobs.values() if "job_id" not in body and job["name"] == body.get("job_name")), None)
+            if job is None:
+                raise _fastify_error(404, "Job not found")
+            found = []
+            for person in self._persons.values():
+                candidate = next((item for item in person["candidates"] if item.get("job_id") == job["id"]), None)
+                if candidate is None:
+                    continue
+                if "candidate_id" in body:
+                    matches = candidate["candidate_id"] == body["candidate_id"]
+                elif "candidate_email" in body:
+                    matches = self._matches(person, {"email": body["candidate_email"]})
+                else:
+                    matches = (person.get("name") or "").casefold() == body["candidate_name"].strip().casefold()
+                if matches:
+                    found.append((person, candidate))
+            if not found:
+                raise _fastify_error(404, "Candidate not found")
+            if len(found) > 1:
+                raise _invalid("several candidates of the job match")
+            person, candidate = found[0]
+            if "stage_id" in body:
+                stage = next((item for item in job["pipeline_stages"] if item["id"] == body["stage_id"]), None)
+            else:
+                wanted = body["stage_name"].strip().casefold()
+                stage = next((item for item in job["pipeline_stages"] if item["name"].casefold() == wanted), None)
+            if stage is None:
+                raise _invalid("the stage is not in the job's pipeline")
+            previous = candidate.get("current_pipeline_stage_id")
+            if previous != stage["id"]:
+                candidate.update(current_pipeline_stage_id=stage["id"], current_pipeline_stage_name=stage["name"],
+                                 current_pipeline_stage_date=_now_iso())
+            return 200, {"success": True, "data": {
+                "candidate_id": candidate["candidate_id"], "person_id": person["id"], "job_id": job["id"],
+                "previous_stage_id": previous, "new_stage_id": stage["id"]}}
+
+    @staticmethod
+    def _check_custom_field(index: int, item: dict[str, Any], definitions: dict[str, dict[str, Any]]) -> None:
+        where = f"custom_fields[{index}]"
+        if set(item) - CUSTOM_FIELD_ITEM:
+            raise _invalid(f"{where}: unknown keys")
+        definition = definitions.get(item["attribute_id"])
+        if definition is None:
+            raise _invalid(f"{where}: no person custom field has that attribute_id")
+        kind = definition["data_type"]
+        options = {tag["name"] for tag in definition["tags"]}
+        if "value" in item:
+            value = item["value"]
+            if kind == "multi-select":
+                raise _invalid(f"{where}: a multi-select takes add_values / remove_values")
+            if kind == "single-select" and value not in options:
+                raise _invalid(f"{where}: not an option of the field")
+            if kind == "date" and not (isinstance(value, str) and len(value) == 10 and _is_date(value)):
+                raise _invalid(f"{where}: dates are YYYY-MM-DD")
+            if kind in ("number", "integer") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise _invalid(f"{where}: not a number")
+            if kind not in ("number", "integer") and not isinstance(value, str):
+                raise _invalid(f"{where}: not text")
+        for key in ("add_values", "remove_values"):
+            if key in item:
+                values = item[key]
+                if kind != "multi-select" or not isinstance(values, list) or not all(value in options for value in values):
+                    raise _invalid(f"{where}: {key} must be options of a multi-select field")
+
+    @staticmethod
+    def _write_custom_field(person: dict[str, Any], item: dict[str, Any], definitions: dict[str, dict[str, Any]]) -> None:
+        definition = definitions[item["attribute_id"]]
+        stored = person.setdefault("custom_fields", [])
+        entry = next((entry for entry in stored if entry["attribute_id"] == item["attribute_id"]), None)
+        if entry is None:
+            entry = {"attribute_id": definition["id"], "name": definition["name"], "data_type": definition["data_type"],
+                     "value": [] if definition["data_type"] == "multi-select" else None}
+            stored.append(entry)
+        if item.get("clear_all"):
+            entry["value"] = [] if definition["data_type"] == "multi-select" else None
+        if "value" in item:
+            entry["value"] = item["value"]
+        held = entry["value"] if isinstance(entry["value"], list) else []
+        if "add_values" in item:
+            entry["value"] = held + [value for value in item["add_values"] if value not in held]
+        if "remove_values" in item:
+            entry["value"] = [value for value in entry["value"] if value not in item["remove_values"]]
 
     def _create_activity(self, body: Any) -> tuple[int, Any]:
         self._check_body(body, ACTIVITY_FIELDS, ACTIVITY_FIELDS)

@@ -24,7 +24,9 @@ from jmespath.functions import Functions
 
 from . import transforms as transform_functions
 from .contacts import CONTACT_LISTS, SeenContacts
+from .custom_fields import NamedCustomFields
 from .errors import ConfigurationError
+from .stages import ANY_JOB, JOB_NOT_IN_TABLE, NOT_IN_TABLE, SUPERSEDED, StageRequest, event_time, stage_key
 from .validation import SCHEMAS_DIR, json_path, read_schema
 
 if TYPE_CHECKING:
@@ -72,17 +74,26 @@ class NoteRequest:
 class MappedUpdate:
     """The Stardex PATCH body built from one payload, the person it is for, whether that person
     may be created when not found, who may change what (``write_policy``: ``overwrite`` or
-    ``fill``), and an optional note to write. Plain data: ``to_dict``/``from_dict`` carry it
-    through a queue as JSON."""
+    ``fill``), an optional note to write, an optional pipeline ``stage`` move and the values of
+    custom fields named by their Stardex names (resolved to attribute ids on delivery). Plain
+    data: ``to_dict``/``from_dict`` carry it through a queue as JSON."""
 
     update: dict[str, Any]
     person: PersonRef
     create: bool
     write_policy: str = "overwrite"
     note: NoteRequest | None = None
+    stage: StageRequest | None = None
+    named_custom_fields: NamedCustomFields | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready data; ``stage`` and ``named_custom_fields`` only when the event has them
+        (a document of a mapping without them keeps the shape it always had)."""
+        document = dataclasses.asdict(self)
+        for key in ("stage", "named_custom_fields"):
+            if document[key] is None:
+                del document[key]
+        return document
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MappedUpdate":
@@ -99,9 +110,18 @@ class MappedUpdate:
                     answers=tuple((str(q), str(a)) for q, a in note.get("answers", ())),
                     delivery_id=note.get("delivery_id"),
                 ),
+                stage=None if data.get("stage") is None else StageRequest(**data["stage"]),
+                named_custom_fields=_named_from_dict(data.get("named_custom_fields")),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a mapped update: {error}") from None
+
+
+def _named_from_dict(data: Any) -> NamedCustomFields | None:
+    if data is None:
+        return None
+    return NamedCustomFields(values=dict(data["values"]), declared=tuple(data["declared"]),
+                             options={name: dict(table) for name, table in (data.get("options") or {}).items()})
 
 
 class _Path:
@@ -163,8 +183,9 @@ class _Field:
 
     __slots__ = ("name", "path", "transforms", "constant")
 
-    def __init__(self, name: str, spec: dict[str, Any], transforms: dict[str, Callable[[Any], Any]]) -> None:
-        where = f"fields.{name}"
+    def __init__(self, name: str, spec: dict[str, Any], transforms: dict[str, Callable[[Any], Any]],
+                 where: str | None = None) -> None:
+        where = where or f"fields.{name}"
         self.name = name
         self.constant = spec.get("value")
         self.path = _Path(spec["path"], f"{where}.path") if "path" in spec else None
@@ -272,6 +293,14 @@ class SourceMapping:
     def write_policy(self) -> str:
         return self._base.write_policy
 
+    def named_custom_fields(self) -> list[tuple[str, NamedCustomFields]]:
+        """Each variant's named custom fields (``""`` for the base, else ``forms.<id>``), with the
+        names it declares and its options tables, for a check against Stardex's definitions."""
+        variants = [("", self._base), *((f"forms.{form}", compiled) for form, compiled in self.forms.items())]
+        return [(where, NamedCustomFields({}, tuple(field.name for field in compiled.custom_fields),
+                                          compiled.custom_field_options))
+                for where, compiled in variants if compiled.custom_fields]
+
     def acts_on(self, event_type: str | None) -> bool:
         """True when this mapping handles the event; an event without a type matches only "*"."""
         return self.all_events or (event_type is not None and event_type in self.events)
@@ -290,11 +319,11 @@ def _overlay(document: dict[str, Any], section: dict[str, Any]) -> dict[str, Any
     """A form's section laid over the base document: its fields and person keys replace the base's
     one by one (a field set to null is dropped), its write policy and note replace the base's."""
     merged = {key: value for key, value in document.items() if key not in ("forms", "form_id")}
-    for key in ("fields", "person"):
+    for key in ("fields", "person", "custom_fields"):
         if key in section:
             combined = {**merged.get(key, {}), **section[key]}
             merged[key] = {name: spec for name, spec in combined.items() if spec is not None}
-    for key in ("write_policy", "note", "job"):
+    for key in ("write_policy", "note", "job", "stages"):
         if key in section:
             merged[key] = section[key]
     return merged
@@ -319,6 +348,14 @@ class _CompiledFields:
         # The sender's job id (read from the whole payload) → the Stardex job id; only listed jobs.
         self.job_path = _Path(job["path"], f"{where}job.path") if job else None
         self.job_table = {str(key): value for key, value in job["table"].items()} if job else {}
+        stages = document.get("stages")
+        self.stages = _Stages(stages, job, where) if stages else None
+        self.custom_fields = [
+            _Field(name, spec, transforms, f"{where}custom_fields.{name}")
+            for name, spec in document.get("custom_fields", {}).items()
+        ]
+        self.custom_field_options = {name: dict(spec["options"]) for name, spec in document.get("custom_fields", {}).items()
+                                     if spec.get("options")}
         note = document.get("note")
         self.note_type = note.get("activity_type", "secondary_note") if note is not None else None
         normalisers = {"emails": transforms["email"], "phone_numbers": transforms["phone"]}
@@ -345,8 +382,23 @@ class _CompiledFields:
         if self.note_type and transcript is not None:
             note = NoteRequest(self.note_type, transcript.title, tuple(transcript.answers),
                                getattr(event, "delivery_id", None))
+        stage = self.stages.request(payload, getattr(event, "event_type", None)) if self.stages else None
+        if stage is not None and stage.ignore_reason is None and "job_id" not in update:
+            update["job_id"] = stage.job_id  # a candidate on the job first: the PATCH attaches them
         return MappedUpdate(update=update, person=self._person(root, update), create=self.create,
-                            write_policy=self.write_policy, note=note)
+                            write_policy=self.write_policy, note=note, stage=stage,
+                            named_custom_fields=self._named_custom_fields(root))
+
+    def _named_custom_fields(self, root: Any) -> NamedCustomFields | None:
+        if not self.custom_fields:
+            return None
+        values = {}
+        for field in self.custom_fields:
+            value = field.value(root)
+            if not transform_functions.is_blank(value):
+                values[field.name] = value
+        return NamedCustomFields(values, tuple(field.name for field in self.custom_fields),
+                                 self.custom_field_options)
 
     def _person(self, root: Any, update: dict[str, Any]) -> PersonRef:
         person_id = None
@@ -366,6 +418,56 @@ class _CompiledFields:
         if linkedin_url is None and isinstance(update.get("linkedin_url"), str):
             linkedin_url = update["linkedin_url"]
         return PersonRef(id=person_id, emails=emails, linkedin_url=linkedin_url)
+
+
+class _Stages:
+    """A mapping's stage table: the sender's job and stage (read from the whole payload) to a
+    Stardex job and stage; a job or stage not in its table makes a request that is ignored."""
+
+    def __init__(self, spec: dict[str, Any], job: dict[str, Any] | None, where: str) -> None:
+        where = f"{where}stages"
+        job_path = spec.get("job") or (job or {}).get("path")
+        jobs = spec.get("jobs") or (job or {}).get("table")
+        if not job_path and ANY_JOB not in (jobs or {}):
+            raise ValueError(f"{where}: needs `job` (or a `job` section), or a `jobs` table with \"*\"")
+        if not jobs:
+            raise ValueError(f"{where}: needs a `jobs` table (or a `job` section's table)")
+        self.events = frozenset(spec["events"]) if "events" in spec else None
+        self.job = _Path(job_path, f"{where}.job") if job_path else None
+        self.jobs = {str(key): value for key, value in jobs.items()}
+        self.stage = _Path(spec["stage"], f"{where}.stage")
+        self.current = _Path(spec["current"], f"{where}.current") if "current" in spec else None
+        self.occurred_at = _Path(spec["occurred_at"], f"{where}.occurred_at") if "occurred_at" in spec else None
+        self.table = {str(key): value for key, value in spec["table"].items()}
+        self._loose = {stage_key(key): value for key, value in reversed(list(self.table.items()))}
+
+    def request(self, payload: Any, event_type: str | None) -> StageRequest | None:
+        """None when the event names no stage (or is not one of ``events``)."""
+        if self.events is not None and event_type not in self.events:
+            return None
+        sender_stage = _text(self.stage.find(payload))
+        if sender_stage is None:
+            return None
+        sender_job = _text(self.job.find(payload)) if self.job else None
+        occurred_at = event_time(self.occurred_at.find(payload)) if self.occurred_at else None
+        job_id = self.jobs.get(sender_job) if sender_job is not None else None
+        job_id = job_id or self.jobs.get(ANY_JOB)
+        stage = self.table.get(sender_stage) or self._loose.get(stage_key(sender_stage))
+        reason = None
+        if job_id is None:
+            reason = JOB_NOT_IN_TABLE
+        elif stage is None:
+            reason = NOT_IN_TABLE
+        elif self.current is not None:
+            current = _text(self.current.find(payload))
+            if current is not None and stage_key(current) != stage_key(sender_stage):
+                reason = SUPERSEDED  # the sender's read, made now, shows another stage
+        return StageRequest(job_id, stage, sender_job, sender_stage, occurred_at, reason)
+
+
+def _text(value: Any) -> str | None:
+    """A sender's id or name as text (numbers as their digits), or None."""
+    return transform_functions.trim(transform_functions.string(value))
 
 
 @functools.cache

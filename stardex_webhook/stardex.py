@@ -143,8 +143,9 @@ def _error_code(response: requests.Response) -> str:
 
 
 class StardexClient:
-    """The four person calls the function makes, each returning the ``data`` of the success
-    envelope. One instance (and so one connection pool) per process; safe to share across threads.
+    """The calls the function makes (persons, activities, stages, custom-field definitions), each
+    returning the ``data`` of the success envelope. One instance (and so one connection pool) per
+    process; safe to share across threads.
 
     ``api_key(refresh, deadline)`` returns the key; ``refresh=True`` must read it afresh (after a
     401: the key may have been rotated since it was cached), within the deadline.
@@ -231,6 +232,18 @@ class StardexClient:
         Not idempotent: raises ``OutcomeUnknown`` instead of retrying when the attempt may have
         reached Stardex, so that the caller looks before a second attempt."""
         return self._call(deadline, "POST", "/person-activities", body, dict, idempotent=False)
+
+    def update_stage(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/candidates/update-stage``: the job (``job_id``), the candidate
+        (``candidate_id`` or ``candidate_email``) and the stage (``stage_id`` or ``stage_name``).
+        Retried like a read: setting a stage twice leaves it as set once. Stardex answers
+        ``{candidate_id, person_id, job_id, previous_stage_id, new_stage_id}``."""
+        return self._call(deadline, "POST", "/candidates/update-stage", body, dict)
+
+    def person_custom_fields(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """``GET /v1/custom-fields/persons``: ``[{id, name, description, data_type, job_id,
+        list_id, tags[{id, name, color, description}]}]``."""
+        return self._call(deadline, "GET", "/custom-fields/persons", None, list)
 
     # -- the machinery -----------------------------------------------------------------------
 
