@@ -61,8 +61,9 @@ class Call:
 
 class PlanningClient:
     """The Stardex client as the Deliverer uses it, with writes replaced by a record. Reads (GET a
-    person, POST persons/search, GET activities) go to Stardex; PATCH, POST persons and POST
-    person-activities are recorded and answered as Stardex answers them, and never sent. Any
+    person, POST persons/search, GET activities, GET custom-fields/persons) go to Stardex; PATCH,
+    POST persons, POST person-activities and POST candidates/update-stage are recorded and
+    answered as Stardex answers them, and never sent. Any
     other method is missing on purpose: a new kind of call fails the plan rather than reaching
     Stardex unseen."""
 
@@ -129,6 +130,18 @@ class PlanningClient:
     def create_activity(self, deadline: Any, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(Call("POST", f"{self._prefix}/person-activities", body, write=True, answer="not made"))
         return {"id": "(new activity)", "person_id": body.get("person_id"), "activity_type": body.get("activity_type")}
+
+    def person_custom_fields(self, deadline: Any) -> list[dict[str, Any]]:
+        call = Call("GET", f"{self._prefix}/custom-fields/persons")
+        found = self._read(call, lambda: self._client.person_custom_fields(deadline))
+        call.answer = f"{len(found)} custom fields"
+        return found
+
+    def update_stage(self, deadline: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """A stage move is a write: recorded, answered as a move Stardex made, never sent."""
+        self.calls.append(Call("POST", f"{self._prefix}/candidates/update-stage", body, write=True, answer="not made"))
+        return {"job_id": body.get("job_id"), "previous_stage_id": None,
+                "new_stage_id": body.get("stage_id") or body.get("stage_name")}
 
 
 # ---- the plan ---------------------------------------------------------------------------------

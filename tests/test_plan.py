@@ -577,3 +577,36 @@ def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
     (tmp_path / "greenhouse.json").write_text("{not json")
     code, out = check(str(tmp_path))
     assert code == 1 and "invalid JSON" in out
+
+
+# ---- stages and custom fields: planned, never written ----------------------------------------
+
+STAGE_JOB = "7b0c5a52-3f1e-4c8a-9d2b-1e6f0a9c4d11"
+
+
+def test_a_stage_move_and_custom_fields_are_planned_and_not_made(stardex, tmp_path, base_env):
+    """The move and the custom-field definitions read show in the calls; the move is a write, not made."""
+    stardex.add_job("Senior Data Engineer", id=STAGE_JOB)
+    stardex.add_custom_field("Notice period", "text", id="0c0f0000-0000-4000-8000-000000000001")
+    marta = stardex.add_person(name="Marta Quintal", emails=["marta.quintal@example.org"])
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    document = json.loads((ROOT / "mappings" / "greenhouse.json").read_text())
+    document.pop("$schema", None)
+    document["stages"] = {"events": ["candidate_stage_change"], "job": "payload.application.jobs[0].id",
+                          "jobs": {"300112": STAGE_JOB}, "stage": "payload.application.current_stage.name",
+                          "table": {"Onsite": "Interview"}}
+    document["custom_fields"] = {"Notice period": {"value": "1 month"}}
+    (folder / "greenhouse.json").write_text(json.dumps(document))
+    base_env.setenv("MAPPINGS_DIR", str(folder))
+    body = json.loads((ROOT / "tests" / "fixtures" / "greenhouse_hire_candidate.json").read_text())
+    body["action"] = "candidate_stage_change"
+    body["payload"]["application"]["current_stage"] = {"id": 71416, "name": "Onsite"}
+    raw, headers = signed("greenhouse", body)
+    code, out = run(tmp_path, "greenhouse", raw, *[part for item in headers.items()
+                                                   for part in ("--header", f"{item[0]}: {item[1]}")])
+    assert code == 2, out
+    assert "GET /v1/custom-fields/persons: read, made by this plan" in out
+    assert "POST /v1/candidates/update-stage" in out and out.rstrip().splitlines()[-1].endswith("write, not made")
+    assert not any(request.path == "/v1/candidates/update-stage" for request in stardex.requests)
+    assert stardex.person(marta).get("candidates", []) == []
