@@ -15,6 +15,7 @@ Why it is built this way:
   are ``StardexError``, which keeps Stardex's error code (a short ``[A-Z0-9_]`` token) and nothing
   else of the answer, so no server text can carry the key or personal data into our answers.
 * Redirects are never followed: the key and the body go to Stardex's origin and nowhere else.
+  No answer is read past ``MAX_ANSWER_BYTES``: a huge one is ``stardex_unexpected_answer``.
 * A create is not idempotent: after a failure that may have reached Stardex it is not retried
   here but raised as ``OutcomeUnknown``, so that the resolver searches before a second attempt.
 """
@@ -37,7 +38,9 @@ from . import __version__
 from .deadline import Deadline
 from .errors import RetryLater
 from .http_transport import (
+    MAX_ANSWER_BYTES,
     TRANSPORT_ERRORS,
+    AnswerTooLarge,
     json_or_none,
     non_negative_number,
     retry_after_seconds,
@@ -250,6 +253,9 @@ class StardexClient:
             server_wait, rate_limited = None, False
             try:
                 response = self._send(method, path, body, key, remaining)
+            except AnswerTooLarge:
+                logger.warning("stardex %s: an answer over %d bytes, not read", operation, MAX_ANSWER_BYTES)
+                raise _unexpected(operation, f"an answer over {MAX_ANSWER_BYTES} bytes") from None
             except TRANSPORT_ERRORS as error:
                 failure, maybe_applied = type(error).__name__, not surely_unsent(error)
             else:
