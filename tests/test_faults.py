@@ -323,3 +323,92 @@ def test_a_sender_api_answer_over_the_cap_is_one_read_then_503(declared):
             api.read(Deadline(10), FollowUp("GET", "candidates/1"))
         assert len(mock.calls) == 1
     assert caught.value.reason == "sender_api_unavailable"
+
+
+# ---- queued delivery: the queue and the bucket ---------------------------------------------------
+
+from tests.test_e2e_queued import hire, post, stack  # noqa: E402,F401  (stack is a fixture)
+
+
+@pytest.fixture
+def queued(stack):  # noqa: F811
+    """The queued stack with a clean fake Stardex and an empty bucket (``test_e2e_queued.fresh``)."""
+    from google.cloud import storage
+
+    from tests.test_e2e_queued import BUCKET
+
+    stack.stardex.reset()
+    for blob in storage.Client().list_blobs(BUCKET):
+        blob.delete()
+    stack.mark()
+    yield stack
+    stack.stardex.reset()
+
+
+@pytest.mark.parametrize("endpoint, reason", [
+    pytest.param("CLOUD_TASKS_ENDPOINT", "queue_unavailable", id="queue-hangs"),
+    pytest.param("STORAGE_EMULATOR_HOST", "state_unavailable", id="bucket-hangs-on-claim"),
+    pytest.param("STORAGE_EMULATOR_HOST=refused", "state_unavailable", id="bucket-down-on-claim"),
+])
+def test_the_queue_or_the_bucket_failing_is_503_never_200(queued, endpoint, reason):
+    """A task that cannot be created, or a claim that cannot be made, leaves the event with the
+    sender: 503 with Retry-After, never 200; and the sender's retry, once they are back, is queued
+    (the failed attempt left no claim behind)."""
+    queued.stardex.add_person(name="Cand5 Burst", emails=["cand5@example.org"])
+    name, _, how = endpoint.partition("=")
+    with black_hole() as port:
+        address = f"127.0.0.1:{free_port() if how == 'refused' else port}"
+        with queued.public(**{name: address if name == "CLOUD_TASKS_ENDPOINT" else f"http://{address}"}) as broken:
+            answer, elapsed = timed(lambda: post(broken, hire(5), f"fault-{reason}"))
+    assert_answer(answer, elapsed, 503, reason, None)
+    assert queued.stardex.requests == []
+    retried = post(queued.public_url, hire(5), f"fault-{reason}")
+    assert (retried.status_code, retried.json()["status"]) == (200, "queued"), retried.text
+    assert queued.settle([f"fault-{reason}"]) == {f"fault-{reason}": "updated"}
+
+
+def _task_body(body: dict, event_id: str) -> bytes:
+    """The task the public function enqueues for this Greenhouse delivery (built as it builds it)."""
+    from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+    from stardex_webhook.sources import SOURCES
+    from stardex_webhook.worker import Durability
+    from tests.conftest import make_delivery, signed
+
+    raw, headers = signed("greenhouse", body)
+    headers = {**{name.replace("-", "_"): value for name, value in headers.items()}, "Greenhouse_Event_ID": event_id}
+    delivery = make_delivery(raw, time.time(), **headers)
+    event = SOURCES["greenhouse"].parse(delivery)
+    mapped = load_mappings(BUILTIN_MAPPINGS_DIR, None, "PT", SOURCES)["greenhouse"].apply(event.payload, event)
+    return json.dumps(Durability.task_body("greenhouse", delivery, event, mapped)).encode()
+
+
+@pytest.mark.parametrize("attempt", ["first", "last"])
+def test_the_bucket_down_on_dead_letter_is_never_a_2xx_to_the_queue(queued, attempt):
+    """An event that cannot be applied (no such person) is kept as a dead letter. With the bucket
+    down the worker answers 503 ``state_unavailable``, never 2xx, so the queue keeps the task and
+    retries it; the retry, with the bucket back, stores the letter. (On the queue's very last
+    attempt the 503 is all the worker can give: Cloud Tasks then drops the task, and the worker's
+    ERROR line with the delivery id is what is left, for the operator to ask the sender again.)"""
+    from tests.test_e2e_queued import MAX_ATTEMPTS, dead_letters
+
+    event_id = f"fault-dead-letter-{attempt}"
+    task = _task_body(hire(6, "nobody6@example.org"), event_id)
+    retries = "0" if attempt == "first" else str(MAX_ATTEMPTS - 1)
+    headers = {"X-CloudTasks-QueueName": "stardex-webhook", "X-CloudTasks-TaskRetryCount": retries,
+               "Content-Type": "application/json"}
+    settings = {**queued.env, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}"}
+    with function_server(queued.stardex, queued.secret_manager, target="handle_task", **settings) as (worker, log):
+        answer = requests.post(worker + "/", data=task, headers=headers, timeout=60)
+        time.sleep(0.2)
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert answer.status_code == 503, answer.text
+    assert (answer.json()["reason"], "Retry-After" in answer.headers) == ("state_unavailable", True)
+    [line] = [line for line in lines if line.get("delivery_id") == event_id]
+    assert (line["severity"], line["status_code"], line["reason"]) == ("ERROR", 503, "state_unavailable")
+    assert dead_letters() == []
+
+    headers["X-CloudTasks-TaskRetryCount"] = str(int(retries) + 1)  # the queue's retry, the bucket back
+    kept = requests.post(queued.worker_url + "/", data=task, headers=headers, timeout=60)
+    assert (kept.status_code, kept.json()["status"]) == (200, "dead_lettered"), kept.text
+    [letter] = dead_letters()
+    assert (letter["delivery_id"], letter["error"]["reason"]) == (event_id, "person_not_found")
