@@ -65,8 +65,9 @@ class RateLimiter:
     """A sliding-window limiter shared by every thread of the instance, mirroring Stardex's own
     (60 requests in any 60 seconds), plus a pause that a 429 or an exhausted quota sets for all.
 
-    ``acquire`` never waits past the caller's deadline: it raises ``RetryLater`` at once instead,
-    with the time until a slot frees as ``retry_after``.
+    ``acquire`` never waits past the caller's deadline (nor so close to it that the call could not
+    be made): it raises ``RetryLater`` at once instead, with the time until a slot frees as
+    ``retry_after``.
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class RateLimiter:
                 if wait <= 0:
                     self._granted.append(now)
                     return
-                if wait > deadline.remaining():
+                if wait + MIN_REQUEST_SECONDS > deadline.remaining():  # no time left for the call after it
                     raise RetryLater(
                         "stardex_rate_limited",
                         "waiting for a Stardex rate-limit slot would pass the deadline",
