@@ -17,8 +17,14 @@ the run, and from the end of the spike on) says whether memory stays flat. The t
 took is reported, never judged: during the spike, webhooks wait in gunicorn's queue and in the
 limiter (each within its own deadline, which starts once its body is read).
 
+``--delivery queued``: the public function only verifies and enqueues (gcloud-tasks-emulator,
+fake-gcs-server, the worker ``--target=handle_task``, as in ``bench/queued.py``), so the spike is
+answered ``queued`` and the worker applies it at the limit's pace. Checked then: the ``queued``
+answers + the 503s = the events sent, the worker settled every queued event, and Stardex applied
+each once. The RSS sampled is the public function's worker's.
+
     python bench/soak.py [--rate 3] [--spike 10] [--steady 48] [--spike-seconds 10] [--window 10]
-                         [--deadline 4] [--limit 60]   # prints one JSON result on stdout
+                         [--deadline 4] [--limit 60] [--delivery sync|queued]   # one JSON result on stdout
 """
 
 from __future__ import annotations
@@ -112,10 +118,30 @@ def function(env: dict[str, str], log: Path):
         common.stop_process(process)
 
 
+@contextlib.contextmanager
+def queued_function(env: dict[str, str], scratch: Path):
+    """``DELIVERY=queued``: the emulators (``tests/fakes/emulators.py``), the worker
+    (``--target=handle_task``) and the public function; yields (port, master, the worker's log)."""
+    from queued import BUCKET, QUEUE, server
+    from tests.fakes.emulators import storage_emulator, tasks_emulator
+
+    with contextlib.ExitStack() as exits:
+        env = {**env, "STATE_BUCKET": BUCKET, "STORAGE_EMULATOR_HOST": exits.enter_context(storage_emulator(BUCKET)),
+               "TASKS_QUEUE": QUEUE, "CLOUD_TASKS_ENDPOINT": exits.enter_context(tasks_emulator(QUEUE)),
+               "TASK_DEADLINE_SECONDS": "30"}
+        worker_log = scratch / "worker.log"
+        worker_url = exits.enter_context(server("handle_task", env, worker_log))
+        port, master = exits.enter_context(function(
+            {**env, "DELIVERY": "queued", "TASKS_WORKER_URL": worker_url + "/",
+             "TASKS_SERVICE_ACCOUNT": "tasks@bench.iam.gserviceaccount.com"}, scratch / "public.log"))
+        yield port, master, worker_log
+
+
 def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, spike_seconds: float = 10.0,
         window_seconds: float = 10.0, deadline_seconds: float = 4.0, sample_seconds: float = 1.0,
-        limit: int = LIMIT) -> dict:
+        limit: int = LIMIT, delivery: str = "sync") -> dict:
     times = schedule(rate, spike, steady_seconds, spike_seconds)
+    worker_outcomes: dict[str, int] = {}
     with contextlib.ExitStack() as exits:
         scratch = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
         stardex = exits.enter_context(TimedStardex(api_key=common.STARDEX_KEY, rate_limit=limit,
@@ -124,7 +150,10 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
             stardex.add_person(id=f"soak-{index:05d}", name=f"Soak Person{index}", current_job_title="Before")
         env = {**common.function_environment(stardex.base_url), "STARDEX_REQUESTS_PER_MINUTE": str(limit),
                "STARDEX_RATE_WINDOW_SECONDS": str(window_seconds), "STARDEX_DEADLINE_SECONDS": str(deadline_seconds)}
-        port, master = exits.enter_context(function(env, scratch / "function.log"))
+        if delivery == "queued":
+            port, master, worker_log = exits.enter_context(queued_function(env, scratch))
+        else:
+            (port, master), worker_log = exits.enter_context(function(env, scratch / "function.log")), None
         [worker] = common.worker_pids(master.pid)
         events = [event(index) for index in range(len(times))]  # signed now: valid for five minutes
 
@@ -150,6 +179,21 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
                 futures.append(pool.submit(post, port, body, headers, answer_timeout))
             answers = [future.result() for future in futures]
         seconds = time.monotonic() - started
+        if worker_log is not None:  # the queue owns the queued events now: wait (bounded) until each is settled
+            from tests.fakes.emulators import final_outcomes
+
+            wanted = {headers["webhook-id"] for (_, headers), (status, document, _, _) in zip(events, answers)
+                      if status == 200 and document.get("status") == "queued"}
+            stop = time.monotonic() + len(wanted) / limit * window_seconds * 2 + 60
+            while True:
+                settled = final_outcomes(worker_log.read_text(errors="replace"), wanted)
+                if set(settled) == wanted or time.monotonic() > stop:
+                    break
+                time.sleep(0.5)
+            for outcome in settled.values():
+                worker_outcomes[outcome] = worker_outcomes.get(outcome, 0) + 1
+            worker_outcomes["unsettled"] = len(wanted) - len(settled)
+        drained_seconds = time.monotonic() - started
         stop_sampling.set()
         sampler.join()
         applied = sum(1 for index in range(len(times))
@@ -162,22 +206,27 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         key = document.get("reason") or document.get("status") if status != 200 else document.get("status")
         outcomes[f"{status} {key}"] = outcomes.get(f"{status} {key}", 0) + 1
-    updated = sum(1 for status, document, _, _ in answers if status == 200 and document.get("status") == "updated")
-    no_change = sum(1 for status, document, _, _ in answers if status == 200 and document.get("reason") == "no_change")
+    if delivery == "queued":  # what the sender was told is "queued"; what became of it, the worker says
+        updated, no_change = worker_outcomes.get("updated", 0), 0
+    else:
+        updated = outcomes.get("200 updated", 0)
+        no_change = sum(1 for status, document, _, _ in answers if status == 200 and document.get("reason") == "no_change")
     retry_later = [retry for status, _, retry, _ in answers if status == 503]
     latencies = sorted(latency for *_, latency in answers)
     warm = [point for point in rss if point[0] >= seconds / 6]
     after_spike = [point for point in rss if point[0] >= steady_seconds / 2 + spike_seconds]
     result = {
-        "mode": "sync",
+        "mode": delivery,
         "limit": f"{limit} per {window_seconds:g} s",
         "steady_rate": rate,
         "spike_rate": rate * spike,
         "spike_seconds": spike_seconds,
         "seconds": round(seconds, 1),
+        "drained_seconds": round(drained_seconds, 1),
         "sent": len(times),
         "statuses": dict(sorted(statuses.items())),
         "outcomes": dict(sorted(outcomes.items())),
+        "worker_outcomes": worker_outcomes,
         "updated": updated,
         "no_change": no_change,
         "applied_in_stardex": applied,
@@ -185,11 +234,11 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
         "retry_later_without_retry_after": sum(1 for retry in retry_later if not retry),
         "unanswered": statuses.get("0", 0),
         "refused_by_stardex_limit": refused,
-        "rss_mib": {"first": round(rss[0][1], 1) if rss else 0.0, "last": round(rss[-1][1], 1) if rss else 0.0,
-                    "peak": round(max(v for _, v in rss), 1) if rss else 0.0, "samples": len(rss)},
         "answer_seconds": {"p50": round(common.percentile(latencies, 0.5), 2),
                            "p99": round(common.percentile(latencies, 0.99), 2),
                            "max": round(latencies[-1], 2) if latencies else 0.0},
+        "rss_mib": {"first": round(rss[0][1], 1) if rss else 0.0, "last": round(rss[-1][1], 1) if rss else 0.0,
+                    "peak": round(max(v for _, v in rss), 1) if rss else 0.0, "samples": len(rss)},
         "rss_slope_mib_per_minute": round(slope_per_minute(warm), 3),
         "rss_slope_after_spike_mib_per_minute": round(slope_per_minute(after_spike), 3),
         "rss_samples": [[round(t, 1), round(v, 2)] for t, v in rss],
@@ -207,6 +256,15 @@ def problems(result: dict) -> list[str]:
     other = {status: n for status, n in result["statuses"].items() if status not in ("200", "503")}
     if other:
         found.append(f"answers other than 200 or 503: {other}")
+    if result["mode"] == "queued":
+        queued = result["outcomes"].get("200 queued", 0)
+        if queued + result["retry_later"] != result["sent"]:
+            found.append(f"{result['sent']} sent, {queued} queued + {result['retry_later']} answered 503")
+        if result["worker_outcomes"].get("unsettled") or result["applied_in_stardex"] != result["updated"] \
+                or result["updated"] != queued:
+            found.append(f"{queued} queued, the worker settled {result['worker_outcomes']}, "
+                         f"Stardex applied {result['applied_in_stardex']}")
+        return found
     if result["retry_later_without_retry_after"]:
         found.append(f"{result['retry_later_without_retry_after']} answers 503 without Retry-After")
     told = result["updated"] + result["no_change"]
@@ -232,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=4.0, help="STARDEX_DEADLINE_SECONDS")
     parser.add_argument("--sample", type=float, default=1.0, help="seconds between RSS samples")
     parser.add_argument("--limit", type=int, default=LIMIT, help="Stardex's requests per window (60, as Stardex)")
+    parser.add_argument("--delivery", choices=("sync", "queued"), default="sync")
     args = parser.parse_args(argv)
     print(json.dumps(run(args.rate, args.spike, args.steady, args.spike_seconds, args.window, args.deadline,
-                         args.sample, args.limit)))
+                         args.sample, args.limit, args.delivery)))
     return 0
 
 

@@ -61,6 +61,24 @@ def test_the_memory_was_sampled(sync_run):
     assert isinstance(sync_run["rss_slope_mib_per_minute"], float)
 
 
+@pytest.fixture(scope="module")
+def queued_run():
+    return soak.run(**SHORT, delivery="queued")
+
+
+def test_queued_the_spike_is_all_queued_and_the_worker_applies_each_once(queued_run):
+    """``DELIVERY=queued``: the senders are answered ``queued`` (no 500, none lost; a 503 only if
+    the queue could not take one), and the worker settles every queued event: applied once each."""
+    queued = queued_run["outcomes"].get("200 queued", 0)
+    assert queued_run["unanswered"] == 0
+    assert set(queued_run["outcomes"]) <= {"200 queued", "503 queue_unavailable"}, queued_run["outcomes"]
+    assert queued + queued_run["retry_later"] == queued_run["sent"]
+    assert queued_run["retry_later_without_retry_after"] == 0
+    assert queued_run["worker_outcomes"] == {"updated": queued, "unsettled": 0}
+    assert queued_run["applied_in_stardex"] == queued
+    assert queued_run["problems"] == []
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
