@@ -586,7 +586,7 @@ def details(results: dict, settings: Settings) -> str:
                      "function calls Stardex; `queued`: it enqueues, and the worker (through gcloud-tasks-emulator) "
                      "calls Stardex. Applied = persons the fake changed. RSS of the public function's serving worker "
                      "sampled every second; the slope is a least-squares fit after the first sixth of the run, and "
-                     "from the end of the spike on (the target). Answer times are reported, not judged: in the "
+                     "from the moment the spike's last webhook was answered (the target). Answer times are reported, not judged: in the "
                      "spike, sync webhooks wait in gunicorn's queue before their deadline starts.\n\n"
                      + markdown_table(["mode", "sent", "answers", "worker", "applied in Stardex",
                                        "503 without Retry-After", "refused by Stardex's limit",

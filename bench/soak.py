@@ -13,7 +13,7 @@ timed out); every 503 with a ``Retry-After``; the persons Stardex changed = the 
 ``updated`` (+ ``no_change``; + at most the 503s ``stardex_unavailable``, whose PATCH may have
 landed before the deadline cut its answer), and those + the 503s = the events sent. The RSS of the gunicorn
 worker is sampled every ``--sample`` seconds; its slope (least squares, after the first sixth of
-the run, and from the end of the spike on) says whether memory stays flat. The time each answer
+the run, and from the moment the spike's last webhook was answered) says whether memory stays flat. The time each answer
 took is reported, never judged: during the spike, webhooks wait in gunicorn's queue and in the
 limiter (each within its own deadline, which starts once its body is read).
 
@@ -23,7 +23,7 @@ answered ``queued`` and the worker applies it at the limit's pace. Checked then:
 answers + the 503s = the events sent, the worker settled every queued event, and Stardex applied
 each once. The RSS sampled is the public function's worker's.
 
-    python bench/soak.py [--rate 3] [--spike 10] [--steady 48] [--spike-seconds 10] [--window 10]
+    python bench/soak.py [--rate 3] [--spike 10] [--steady 60] [--spike-seconds 10] [--window 10]
                          [--deadline 4] [--limit 60] [--delivery sync|queued]   # one JSON result on stdout
 """
 
@@ -137,7 +137,7 @@ def queued_function(env: dict[str, str], scratch: Path):
         yield port, master, worker_log
 
 
-def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, spike_seconds: float = 10.0,
+def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 60.0, spike_seconds: float = 10.0,
         window_seconds: float = 10.0, deadline_seconds: float = 4.0, sample_seconds: float = 1.0,
         limit: int = LIMIT, delivery: str = "sync") -> dict:
     times = schedule(rate, spike, steady_seconds, spike_seconds)
@@ -155,7 +155,6 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
         else:
             (port, master), worker_log = exits.enter_context(function(env, scratch / "function.log")), None
         [worker] = common.worker_pids(master.pid)
-        events = [event(index) for index in range(len(times))]  # signed now: valid for five minutes
 
         rss: list[tuple[float, float]] = []
         stop_sampling = threading.Event()
@@ -171,18 +170,19 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
         sampler.start()
         answer_timeout = deadline_seconds + 60  # a late answer is still an answer; none is a lost one
         with concurrent.futures.ThreadPoolExecutor(max(16, int(rate * spike * (deadline_seconds + 2)))) as pool:
-            futures = []
-            for at, (body, headers) in zip(times, events):
+            futures, sent = [], []
+            for index, at in enumerate(times):
                 delay = started + at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                futures.append(pool.submit(post, port, body, headers, answer_timeout))
+                sent.append(event(index))  # signed as it is sent: a signed timestamp is valid for five minutes
+                futures.append(pool.submit(post, port, *sent[-1], answer_timeout))
             answers = [future.result() for future in futures]
         seconds = time.monotonic() - started
         if worker_log is not None:  # the queue owns the queued events now: wait (bounded) until each is settled
             from tests.fakes.emulators import final_outcomes
 
-            wanted = {headers["webhook-id"] for (_, headers), (status, document, _, _) in zip(events, answers)
+            wanted = {headers["webhook-id"] for (_, headers), (status, document, _, _) in zip(sent, answers)
                       if status == 200 and document.get("status") == "queued"}
             stop = time.monotonic() + len(wanted) / limit * window_seconds * 2 + 60
             while True:
@@ -214,7 +214,10 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
     retry_later = [retry for status, _, retry, _ in answers if status == 503]
     latencies = sorted(latency for *_, latency in answers)
     warm = [point for point in rss if point[0] >= seconds / 6]
-    after_spike = [point for point in rss if point[0] >= steady_seconds / 2 + spike_seconds]
+    # Memory after the spike: from the moment its last webhook was answered (its backlog drained).
+    spike_end = steady_seconds / 2 + spike_seconds
+    drained_at = max((at + latency for at, (*_, latency) in zip(times, answers) if at < spike_end), default=spike_end)
+    after_spike = [point for point in rss if point[0] >= drained_at]
     result = {
         "mode": delivery,
         "limit": f"{limit} per {window_seconds:g} s",
@@ -241,6 +244,7 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 48.0, sp
                     "peak": round(max(v for _, v in rss), 1) if rss else 0.0, "samples": len(rss)},
         "rss_slope_mib_per_minute": round(slope_per_minute(warm), 3),
         "rss_slope_after_spike_mib_per_minute": round(slope_per_minute(after_spike), 3),
+        "spike_drained_at_seconds": round(drained_at, 1),
         "rss_samples": [[round(t, 1), round(v, 2)] for t, v in rss],
         "target_slope_mib_per_minute": TARGET_SLOPE_MIB_PER_MINUTE,
     }
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=3.0, help="steady webhooks per second")
     parser.add_argument("--spike", type=float, default=10.0, help="the spike, as a multiple of the steady rate")
-    parser.add_argument("--steady", type=float, default=48.0, help="seconds at the steady rate (half before the spike)")
+    parser.add_argument("--steady", type=float, default=60.0, help="seconds at the steady rate (half before the spike)")
     parser.add_argument("--spike-seconds", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=10.0, help="Stardex's window, seconds (60 requests in it)")
     parser.add_argument("--deadline", type=float, default=4.0, help="STARDEX_DEADLINE_SECONDS")
