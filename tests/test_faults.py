@@ -161,6 +161,23 @@ def test_a_stardex_fault_is_503_within_the_deadline(server, world, fault, reason
     assert calls >= 2 if attempts == RETRIED else calls == 1, [request.method for request in stardex.requests]
 
 
+def test_an_answer_slower_than_the_read_timeout_is_retried_within_the_deadline(fakes, world):
+    """With a deadline (12 s) longer than the client's read timeout (10 s), a Stardex that answers
+    after 11 s times the first read out at 10 s; the retry gets what is left, and the webhook is
+    answered at its deadline, not at the second read's 10 s."""
+    stardex, _ = world
+    deadline = 12.0
+    with function_server(*fakes, STARDEX_DEADLINE_SECONDS=str(deadline)) as (base_url, _log):
+        assert merge_webhook(base_url, stardex)[0].status_code == 200  # secrets read, clients made
+        stardex.requests.clear()
+        stardex.delay_seconds = 11.0
+        answer, elapsed = merge_webhook(base_url, stardex)
+    assert answer.status_code == 503, answer.text
+    assert (answer.json()["reason"], answer.headers["Retry-After"]) == ("stardex_unavailable", "30")
+    assert elapsed < deadline + MARGIN_SECONDS, f"answered after {elapsed:.1f} s"
+    assert [request.method for request in stardex.requests] == ["GET", "GET"], "one retry, in the time left"
+
+
 @pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
 def test_a_50_mb_answer_is_not_read_whole(server, world, mode):
     """The client stops at ``http_transport.MAX_ANSWER_BYTES`` (8 MiB) and hangs up: most of the
