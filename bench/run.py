@@ -37,6 +37,7 @@ TARGETS = {
     "rss_ratio": 1.3,
     "calls_per_event": 1.3,  # Stardex calls per event on the replayed trace (bench/calls.py)
     "queued_budget_used": 0.95,  # a burst drained through the queue (bench/queued.py)
+    "soak_rss_slope_mib_per_minute": 1.0,  # load held against Stardex's limit (bench/soak.py)
 }
 SERVERS = {"ours": common.MAIN_PY, "floor": common.FLOOR_PY}
 # How long the fake Stardex takes to answer: as a real API does (the served target), and at once
@@ -68,6 +69,10 @@ class Settings:
         self.cold_warmup_rounds = 0 if quick else 1  # unrecorded starts first: the page cache
         self.import_runs = 1 if quick else 5
         self.queued_events = 40 if quick else 200
+        # bench/soak.py: steady rate, spike of ten times it, steady again, against 60 per window
+        # (scaled from 60 s); the quick run scales it to seconds (the limit with it).
+        self.soak = ["--steady", "4", "--spike-seconds", "2", "--window", "2", "--deadline", "1", "--rate", "2",
+                     "--limit", "10"] if quick else []
 
 
 # ---- the machine ---------------------------------------------------------------------------------
@@ -391,6 +396,31 @@ def run_queued(settings: Settings) -> tuple[dict, list[str]]:
     return result, problems
 
 
+SOAK_MODES = ("sync", "queued")
+
+
+def run_soak(settings: Settings) -> tuple[dict, list[str]]:
+    """bench/soak.py in each delivery mode: load held against Stardex's limit; unsound unless every
+    request was answered (200 or 503 with Retry-After) and what Stardex applied is what the
+    senders were told (sync) or what the worker settled (queued)."""
+    results, problems = {}, []
+    for mode in SOAK_MODES:
+        done = subprocess.run([sys.executable, str(common.BENCH / "soak.py"), *settings.soak, "--delivery", mode],
+                              cwd=common.ROOT, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench/soak.py --delivery {mode} failed:\n{done.stderr[-3000:]}")
+        results[mode] = json.loads(done.stdout)
+        problems += [f"soak {mode}: {problem}" for problem in results[mode]["problems"]]
+    return results, problems
+
+
+def soak_label(soak: dict) -> str:
+    told = "200 applied" if soak["mode"] == "sync" else "200 queued, then applied"
+    return (f"load held, {soak['mode']}: {soak['steady_rate']:g}/s, spike {soak['spike_rate']:g}/s for "
+            f"{soak['spike_seconds']:g} s, Stardex {soak['limit']}: {told} + 503 Retry-After = sent; "
+            "RSS slope after the spike, MiB/min")
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
@@ -442,6 +472,11 @@ def build_rows(results: dict, settings: Settings) -> list[list[str]]:
         rows.append([f"queued burst of {queued['events']}: Stardex budget used while it lasts (accounted for)",
                      f"{queued['budget_used']:.1%} ({queued['accounted']}/{queued['events']})", "", "",
                      f"≥ {TARGETS['queued_budget_used']:.0%}", verdict(queued["budget_used"] >= TARGETS["queued_budget_used"])])
+    for soak in results.get("soak", {}).values():
+        slope, target = soak["rss_slope_after_spike_mib_per_minute"], TARGETS["soak_rss_slope_mib_per_minute"]
+        rows.append([soak_label(soak), f"{soak['updated'] + soak['no_change']} + {soak['retry_later']} = "
+                     f"{soak['sent']} in {soak['drained_seconds']:g} s, no 500, none lost; {slope:+.2f}", "", "",
+                     f"≤ {target:g} MiB/min", verdict(slope <= target and not soak["problems"])])
     return rows
 
 
@@ -539,6 +574,33 @@ def details(results: dict, settings: Settings) -> str:
                                   [[name, f"{data['worker_vmhwm_mib']:.1f}", f"{data['worker_vmrss_mib']:.1f}",
                                     f"{data['master_vmhwm_mib']:.1f}"] for name, data in results["memory"].items()])
                  + "\n")
+    soaks = results.get("soak", {})
+    if soaks:
+        any_soak = next(iter(soaks.values()))
+        parts.append("## Load held against Stardex's limit\n\n"
+                     "`bench/soak.py`: signed `generic` webhooks (one PATCH each, every one its own stored person) sent "
+                     f"open-loop to the real function at {any_soak['steady_rate']:g}/s, then {any_soak['spike_rate']:g}/s "
+                     f"for {any_soak['spike_seconds']:g} s, then {any_soak['steady_rate']:g}/s again; the fake Stardex "
+                     f"allows {any_soak['limit']} (Stardex: 60 per 60 s, the window scaled so the run takes a minute) "
+                     "and so does the function's limiter (`STARDEX_DEADLINE_SECONDS` scaled with it). `sync`: the "
+                     "function calls Stardex; `queued`: it enqueues, and the worker (through gcloud-tasks-emulator) "
+                     "calls Stardex. Applied = persons the fake changed. RSS of the public function's serving worker "
+                     "sampled every second; the slope is a least-squares fit after the first sixth of the run, and "
+                     "from the moment the spike's last webhook was answered (the target). Answer times are reported, not judged: in the "
+                     "spike, sync webhooks wait in gunicorn's queue before their deadline starts.\n\n"
+                     + markdown_table(["mode", "sent", "answers", "worker", "applied in Stardex",
+                                       "503 without Retry-After", "refused by Stardex's limit",
+                                       "answer s p50 / p99 / max", "RSS first / last / peak MiB",
+                                       "slope MiB/min (after the spike)"],
+                                      [[mode, str(soak["sent"]), ", ".join(f"{k}: {v}" for k, v in soak["outcomes"].items()),
+                                        ", ".join(f"{k}: {v}" for k, v in soak["worker_outcomes"].items()) or "-",
+                                        str(soak["applied_in_stardex"]), str(soak["retry_later_without_retry_after"]),
+                                        str(soak["refused_by_stardex_limit"]),
+                                        " / ".join(str(soak["answer_seconds"][key]) for key in ("p50", "p99", "max")),
+                                        f"{soak['rss_mib']['first']} / {soak['rss_mib']['last']} / {soak['rss_mib']['peak']}",
+                                        f"{soak['rss_slope_mib_per_minute']:+.3f} "
+                                        f"({soak['rss_slope_after_spike_mib_per_minute']:+.3f})"]
+                                       for mode, soak in soaks.items()]) + "\n")
     if results["problems"]:
         parts.append("## Problems\n\n" + "".join(f"- {problem}\n" for problem in results["problems"]))
     return "\n".join(parts)
@@ -580,7 +642,9 @@ def main(argv: list[str] | None = None) -> int:
             fakes.stop()
         step("queued burst")
         results["queued"], queued_problems = run_queued(settings)
-    results["problems"] = pipeline_problems + calls_problems + served_problems + queued_problems
+        step("load held against Stardex's limit")
+        results["soak"], soak_problems = run_soak(settings)
+    results["problems"] = pipeline_problems + calls_problems + served_problems + queued_problems + soak_problems
 
     rows = build_rows(results, settings)
     table = markdown_table(MAIN_HEADER, rows)

@@ -4,6 +4,9 @@
 
 locals {
   queued = var.delivery_mode == "queued"
+  # Attempts the queue keeps past the worker's dead-letter attempt (TASK_MAX_ATTEMPTS), for a bucket
+  # that cannot take the dead letter then: 12 more hours of hourly tries.
+  dead_letter_attempts = 12
 
   # Names known before apply (the resources below make exactly these), so that the function's
   # settings never wait on another resource's attributes; main.tf's depends_on orders the apply.
@@ -136,9 +139,11 @@ resource "google_cloud_tasks_queue" "deliveries" {
   }
 
   # Exponential backoff from 10 s, doubling 9 times, then every hour: with 36 attempts about
-  # 27 hours. The worker dead-letters on the last attempt (TASK_MAX_ATTEMPTS is the same number).
+  # 27 hours. The worker dead-letters on attempt TASK_MAX_ATTEMPTS; the queue keeps
+  # local.dead_letter_attempts more (hourly), so that a bucket that is down at that moment does not
+  # drop the event: the worker answers 503 and tries to dead-letter it again on each of them.
   retry_config {
-    max_attempts       = var.task_max_attempts
+    max_attempts       = var.task_max_attempts + local.dead_letter_attempts
     max_retry_duration = "${var.task_max_retry_seconds}s"
     min_backoff        = "10s"
     max_backoff        = "3600s"

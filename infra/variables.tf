@@ -337,7 +337,7 @@ variable "task_deadline_seconds" {
 }
 
 variable "task_max_attempts" {
-  description = "queued: attempts per task (the queue's max_attempts, and TASK_MAX_ATTEMPTS for the worker, which dead-letters on the last one instead of failing). With the backoff of 10 s doubling 9 times to 3600 s, 36 attempts span about 27 hours, past task_max_retry_seconds."
+  description = "queued: attempts per task before it is dead-lettered (TASK_MAX_ATTEMPTS for the worker, which dead-letters on that attempt instead of failing; the queue's max_attempts is 12 more, so that a bucket that is down then does not drop the event). With the backoff of 10 s doubling 9 times to 3600 s, 36 attempts span about 27 hours, past task_max_retry_seconds."
   type        = number
   default     = 36
 

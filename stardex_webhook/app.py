@@ -218,7 +218,7 @@ class WebhookApp:
         neither the sender's API nor Stardex, and an event that cannot be applied (any 422) is
         kept once as a dead letter. A failure the sender will retry releases the claim."""
         durable = self._durability
-        claim = durable.claim(source.name, event.delivery_id)
+        claim = durable.claim(source.name, event.delivery_id, deadline)
         if claim is DUPLICATE:
             return {"status": "duplicate"}
         try:

@@ -39,7 +39,8 @@ checked and answered but not applied: the bench replays one event on one stored 
 ``MISBEHAVIOURS``, the ways real servers and proxies go wrong (a redirect to ``redirect_to``, a
 redirect loop, an answer dripped one byte every ``drip_seconds`` from its status line or after its
 headers, an absurd ``Retry-After``, HTML or broken JSON with 200, a bad gzip body, a reset in the
-middle of the answer). Standard library only.
+middle of the answer; a 429 with no hint of when to retry, ``{"success": false}`` with 200, a
+50 MB answer; ``huge_bytes_sent``). Standard library only.
 
 As a command, for trying the function against it (seeded with ``SAMPLE_PEOPLE``, the persons the
 shipped samples find)::
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import copy
 import json
 import math
@@ -73,8 +75,13 @@ DEFAULT_API_KEY = "test-stardex-key"
 _REDIRECTS = {"redirect-302": 302, "redirect-303": 303, "redirect-307": 307, "redirect-loop": 301}
 _ODD_RETRY_AFTER = {"retry-after-day": lambda: "86400", "retry-after-negative": lambda: "-30",
                     "retry-after-date": lambda: formatdate(time.time() + 86400, usegmt=True)}
+# Faults of a server that answers, wrongly (tests/test_faults.py): a 429 that says nothing of when
+# to come back, a 200 whose envelope says failure, and an answer of HUGE_ANSWER_BYTES (a runaway
+# proxy), with its length declared or chunked; ``huge_bytes_sent`` counts what got out of it.
+_FAULTS = ("429-bare", "success-false", "huge", "huge-chunked")
+HUGE_ANSWER_BYTES = 50 * 1024 * 1024
 MISBEHAVIOURS = (*_REDIRECTS, *_ODD_RETRY_AFTER, "drip-headers", "drip-body", "html", "bad-json",
-                 "bad-gzip", "reset")
+                 "bad-gzip", "reset", *_FAULTS)
 # What the command serves unless --people says otherwise: every shipped sample finds one of them
 # (the form tools' and generic's samples name the first by id; greenhouse finds the second by
 # email, workable the third, recruitee the fourth, teamtailor the fifth). Fixed ids, so a plan
@@ -254,6 +261,7 @@ class FakeStardex(LoopbackServer):
         self.drip_seconds = 2.0
         self.requests: list[RecordedRequest] = []
         self.discard_writes = False
+        self.huge_bytes_sent = 0
         self._persons: dict[str, dict[str, Any]] = {}
         self._activities: dict[str, list[dict[str, Any]]] = {}
         self._jobs: dict[str, dict[str, Any]] = {}
@@ -362,6 +370,7 @@ class FakeStardex(LoopbackServer):
         self.delay_seconds = 0.0
         self.misbehave = None
         self.discard_writes = False
+        self.huge_bytes_sent = 0
 
     # -- request handling --------------------------------------------------------------------
 
@@ -407,6 +416,8 @@ class FakeStardex(LoopbackServer):
         self._send(handler, status, answer, rate_headers)
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
+        if self.misbehave in ("success-false", "huge", "huge-chunked"):
+            return self._send_fault(handler, status, body, headers)
         payload, mode = json.dumps(body).encode("utf-8"), self.misbehave
         headers = {"Content-Type": "application/json; charset=utf-8", **headers}
         if mode == "html":
@@ -435,9 +446,39 @@ class FakeStardex(LoopbackServer):
         except OSError:
             pass  # the client gave up (a deadline test): nothing to answer
 
+    def _send_fault(self, handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
+        """``success-false``: 200 with ``{"success": false}``; ``huge``/``huge-chunked``: the real
+        envelope padded to HUGE_ANSWER_BYTES, written a megabyte at a time until the client hangs up."""
+        if self.misbehave == "success-false":
+            status, body = 200, {"success": False}
+        head = f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name != "Content-Type")
+        if self.misbehave == "success-false":
+            payload = json.dumps(body).encode()
+            with contextlib.suppress(OSError):
+                handler.wfile.write(f"{head}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            return
+        envelope = json.dumps(body).encode()
+        opening, closing = envelope[:-1] + b', "padding": "', b'"}'
+        pad = HUGE_ANSWER_BYTES - len(opening) - len(closing)
+        chunked = self.misbehave == "huge-chunked"
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {HUGE_ANSWER_BYTES}"
+        pieces = [opening, *([b"x" * (1 << 20)] * (pad >> 20)), b"x" * (pad % (1 << 20)), closing]
+        try:
+            handler.wfile.write(f"{head}{framing}\r\nConnection: close\r\n\r\n".encode())
+            for piece in pieces:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                self.huge_bytes_sent += len(piece)
+            if chunked:
+                handler.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client stopped reading: what it refused is what huge_bytes_sent did not count
+
     def _refuse_if_failing(self, path: str) -> None:
         if self.down:
             raise _envelope_error(503, "Service temporarily unavailable")
+        if self.misbehave == "429-bare":  # no Retry-After, no retry_after_seconds, no X-RateLimit-*
+            raise _envelope_error(429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED")
         if self.misbehave in _REDIRECTS:
             origin = self.base_url[: -len(API_PREFIX)] if self.misbehave == "redirect-loop" else self.redirect_to
             raise _Answer(_REDIRECTS[self.misbehave], {"message": "Moved"}, {"Location": origin + path})

@@ -6,6 +6,8 @@
 * ``send_within``: one request, redirects never followed, from connect to last byte within the
   time left.
 * ``retry_after_seconds``: a server's ``Retry-After`` (seconds or an HTTP date) made sane.
+* ``MAX_ANSWER_BYTES``: no answer is read past it (a 50 MB page from a broken proxy must not be
+  held in memory, once per thread); ``AnswerTooLarge`` says so.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from .deadline import WATCHDOG, Watchdog, cut
 # http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
 # a key that cannot be encoded in a header.
 TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, UnicodeError)
+# The largest answer read: Stardex's and the senders' answers are a few kilobytes (a page of 100
+# activities stays well under a megabyte), so anything near this is not the API answering.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+_ANSWER_CHUNK = 64 * 1024
+
+
+class AnswerTooLarge(requests.RequestException):
+    """An answer over ``MAX_ANSWER_BYTES`` (declared or read): the rest is not read."""
 
 
 class _WatchedPool:
@@ -120,11 +130,29 @@ def send_within(session: requests.Session, method: str, url: str, remaining: flo
             response = session.request(
                 method, url, data=data, headers=headers,
                 timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                allow_redirects=False,
+                allow_redirects=False, stream=True,
             )
+            _read_bounded(response, MAX_ANSWER_BYTES)
         except TRANSPORT_ERRORS:
             if not watch.fired:
                 raise
     if watch.fired:  # also when the cut looked like the end of a body of unknown length
         raise requests.ReadTimeout("the server did not finish answering before the deadline")
     return response
+
+
+def _read_bounded(response: requests.Response, limit: int) -> None:
+    """Read the body as requests does when not streaming (``Response.content``), but stop past
+    ``limit`` bytes (decoded), closing the connection, so memory stays bounded whatever is sent."""
+    declared = non_negative_number(response.headers.get("Content-Length"))
+    if declared is not None and declared > limit:
+        response.close()
+        raise AnswerTooLarge(f"the answer declares {declared:.0f} bytes, over the {limit}-byte limit")
+    chunks, size = [], 0
+    for chunk in response.iter_content(_ANSWER_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise AnswerTooLarge(f"the answer passed the {limit}-byte limit")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what Response.content would hold; json() reads it

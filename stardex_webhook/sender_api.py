@@ -27,7 +27,15 @@ import requests
 
 from .deadline import Deadline
 from .errors import RetryLater, Unprocessable
-from .http_transport import TRANSPORT_ERRORS, json_or_none, retry_after_seconds, send_within, watched_session
+from .http_transport import (
+    MAX_ANSWER_BYTES,
+    TRANSPORT_ERRORS,
+    AnswerTooLarge,
+    json_or_none,
+    retry_after_seconds,
+    send_within,
+    watched_session,
+)
 from .sources.base import FollowUp
 
 logger = logging.getLogger(__name__)
@@ -121,6 +129,8 @@ class SenderApiClient:
             try:
                 response = send_within(self.session, follow_up.method, url, remaining, data=data, headers=headers,
                                        connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
+            except AnswerTooLarge:  # not retried: the same read would send the same flood
+                raise _unavailable(operation, f"an answer over {MAX_ANSWER_BYTES} bytes", DEFAULT_RETRY_AFTER_SECONDS) from None
             except TRANSPORT_ERRORS as error:
                 failure = type(error).__name__
             else:

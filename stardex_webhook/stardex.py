@@ -15,6 +15,7 @@ Why it is built this way:
   are ``StardexError``, which keeps Stardex's error code (a short ``[A-Z0-9_]`` token) and nothing
   else of the answer, so no server text can carry the key or personal data into our answers.
 * Redirects are never followed: the key and the body go to Stardex's origin and nowhere else.
+  No answer is read past ``MAX_ANSWER_BYTES``: a huge one is ``stardex_unexpected_answer``.
 * A create is not idempotent: after a failure that may have reached Stardex it is not retried
   here but raised as ``OutcomeUnknown``, so that the resolver searches before a second attempt.
 """
@@ -37,7 +38,9 @@ from . import __version__
 from .deadline import Deadline
 from .errors import RetryLater
 from .http_transport import (
+    MAX_ANSWER_BYTES,
     TRANSPORT_ERRORS,
+    AnswerTooLarge,
     json_or_none,
     non_negative_number,
     retry_after_seconds,
@@ -62,8 +65,9 @@ class RateLimiter:
     """A sliding-window limiter shared by every thread of the instance, mirroring Stardex's own
     (60 requests in any 60 seconds), plus a pause that a 429 or an exhausted quota sets for all.
 
-    ``acquire`` never waits past the caller's deadline: it raises ``RetryLater`` at once instead,
-    with the time until a slot frees as ``retry_after``.
+    ``acquire`` never waits past the caller's deadline (nor so close to it that the call could not
+    be made): it raises ``RetryLater`` at once instead, with the time until a slot frees as
+    ``retry_after``.
     """
 
     def __init__(
@@ -93,7 +97,7 @@ class RateLimiter:
                 if wait <= 0:
                     self._granted.append(now)
                     return
-                if wait > deadline.remaining():
+                if wait + MIN_REQUEST_SECONDS > deadline.remaining():  # no time left for the call after it
                     raise RetryLater(
                         "stardex_rate_limited",
                         "waiting for a Stardex rate-limit slot would pass the deadline",
@@ -263,6 +267,9 @@ class StardexClient:
             server_wait, rate_limited = None, False
             try:
                 response = self._send(method, path, body, key, remaining)
+            except AnswerTooLarge:
+                logger.warning("stardex %s: an answer over %d bytes, not read", operation, MAX_ANSWER_BYTES)
+                raise _unexpected(operation, f"an answer over {MAX_ANSWER_BYTES} bytes") from None
             except TRANSPORT_ERRORS as error:
                 failure, maybe_applied = type(error).__name__, not surely_unsent(error)
             else:

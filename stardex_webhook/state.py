@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from .deadline import Deadline
 from .errors import RetryLater
 
 CLAIMS_PREFIX = "deliveries/"
@@ -87,9 +88,18 @@ class StateStore:
 
     # -- claims --------------------------------------------------------------------------------
 
-    def claim(self, source: str, delivery_id: str) -> Claim | None:
-        """Claim a delivery id; None when another delivery already holds it (a duplicate)."""
+    def claim(self, source: str, delivery_id: str, deadline: Deadline | None = None) -> Claim | None:
+        """Claim a delivery id; None when another delivery already holds it (a duplicate). With a
+        ``deadline`` (the webhook's), every call ends within it: a hung bucket is a 503 in time."""
         from google.api_core.exceptions import PreconditionFailed
+
+        def seconds() -> float:
+            if deadline is None:
+                return CALL_TIMEOUT_SECONDS
+            left = min(CALL_TIMEOUT_SECONDS, deadline.remaining())
+            if left <= 0:
+                raise RetryLater("state_unavailable", "no time left to claim the delivery id")
+            return left
 
         name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
         token = uuid.uuid4().hex
@@ -97,11 +107,11 @@ class StateStore:
         data = json.dumps({"source": source, "claimed_at": time.time(), "token": token})
         try:
             self._call(lambda: blob.upload_from_string(data, content_type="application/json", if_generation_match=0,
-                                                       timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), PreconditionFailed)
+                                                       timeout=(t := seconds()), retry=_retry(t)), PreconditionFailed)
         except PreconditionFailed:
             # Ours after all, when a retried upload met the object its first try had written.
-            existing = self._call(lambda: self.bucket().get_blob(name, timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
-            held = self._call(lambda: json.loads(existing.download_as_bytes(timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))) \
+            existing = self._call(lambda: self.bucket().get_blob(name, timeout=(t := seconds()), retry=_retry(t)))
+            held = self._call(lambda: json.loads(existing.download_as_bytes(timeout=(t := seconds()), retry=_retry(t)))) \
                 if existing is not None else None
             if not isinstance(held, dict) or held.get("token") != token:
                 return None
@@ -164,11 +174,11 @@ class StateStore:
             raise RetryLater("state_unavailable", f"the state bucket could not be reached ({type(error).__name__})") from None
 
 
-def _retry() -> Any:
+def _retry(seconds: float = CALL_TIMEOUT_SECONDS) -> Any:
     """Google's retry of transient errors, bounded: a sender is waiting for the answer."""
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(CALL_TIMEOUT_SECONDS)
+    return DEFAULT_RETRY.with_timeout(seconds)
 
 
 def dead_letter_name(name: str) -> str:

@@ -115,12 +115,12 @@ class Durability:
                                settings.tasks_service_account or "", settings.cloud_tasks_endpoint) \
             if settings.delivery == "queued" else None
 
-    def claim(self, source: str, delivery_id: str | None) -> Claim | object | None:
+    def claim(self, source: str, delivery_id: str | None, deadline: Deadline | None = None) -> Claim | object | None:
         """The claim on this delivery id, ``DUPLICATE`` when another delivery holds it, or None
         when there is nothing to claim (no bucket, or a sender that gives no delivery id)."""
         if self.state is None or not delivery_id:
             return None
-        claim = self.state.claim(source, delivery_id)
+        claim = self.state.claim(source, delivery_id, deadline)
         return DUPLICATE if claim is None else claim
 
     def release(self, claim: Claim | object | None) -> None:

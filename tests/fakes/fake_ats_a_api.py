@@ -11,7 +11,10 @@ It serves, as documented:
   as Ashby answers its 4xx-like errors, HTTP 200 with ``{"success": false, "errorInfo": {...}}``.
 
 A wrong key is 401 on both. Switches: ``down`` (every request 503), ``requests`` (each one as
-received: method, path, JSON body, headers). Standard library only.
+received: method, path, JSON body, headers), and for the fault tests ``fail_status`` (every
+request answers that status, with ``Retry-After: retry_after`` when set), ``delay`` (seconds
+before answering), ``html`` (200 with an HTML page) and ``redirect_to`` (a 302 to that origin).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -56,6 +60,11 @@ class FakeAtsApi(LoopbackServer):
     def __init__(self, lever_key: str, ashby_key: str) -> None:
         self.keys = {"lever": lever_key, "ashby": ashby_key}
         self.down = False
+        self.fail_status: int | None = None
+        self.retry_after: str | None = None
+        self.delay = 0.0
+        self.html = False
+        self.redirect_to: str | None = None
         self.requests: list[ApiRequest] = []
         self._opportunities: dict[str, dict[str, Any]] = {}
         self._candidates: dict[str, dict[str, Any]] = {}
@@ -90,6 +99,7 @@ class FakeAtsApi(LoopbackServer):
             self._candidates.clear()
             self.requests.clear()
         self.down = False
+        self.fail_status, self.retry_after, self.delay, self.html, self.redirect_to = None, None, 0.0, False, None
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         size = int(handler.headers.get("Content-Length") or 0)
@@ -101,9 +111,20 @@ class FakeAtsApi(LoopbackServer):
         with self._lock:
             self.requests.append(ApiRequest(handler.command, path, body, dict(handler.headers.items())))
         status, answer = self._answer(handler.command, path, body, handler.headers.get("Authorization", ""))
+        headers = {"Content-Type": "application/json"}
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_status is not None:
+            status, answer = self.fail_status, {"code": "Injected", "message": "injected failure"}
+            if self.retry_after is not None:
+                headers["Retry-After"] = self.retry_after
+        if self.redirect_to is not None:
+            status, headers["Location"] = 302, self.redirect_to + handler.path
         payload = json.dumps(answer).encode()
+        if self.html:
+            status, headers["Content-Type"], payload = 200, "text/html", b"<html><body>Sign in</body></html>"
         handler.send_response(status)
-        for name, value in (("Content-Type", "application/json"), ("Content-Length", str(len(payload)))):
+        for name, value in (*headers.items(), ("Content-Length", str(len(payload)))):
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(payload)
