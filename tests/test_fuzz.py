@@ -34,7 +34,7 @@ from stardex_webhook.send_sample import SAMPLES_DIR, signed_request
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.base import Delivery, Headers
 from stardex_webhook.worker import Durability
-from tests.conftest import ROOT, SIGNING_KEYS, STARDEX_KEY
+from tests.conftest import ROOT, SENDER_API_KEYS, SIGNING_KEYS, STARDEX_KEY
 
 # ---- profiles ---------------------------------------------------------------------------------
 
@@ -72,7 +72,6 @@ SIGNATURE_HEADERS = {
 # Senders whose signature does not cover the raw body: Lever signs two of its fields, Jotform and
 # Fillout send a shared token. For every other sender, any change to the body is a forgery.
 BODY_UNSIGNED = {"lever", "jotform", "fillout"}
-SENDER_API_KEYS = {name: f"{name}-test-api-key" for name, source in SOURCES.items() if source.needs_api_key}
 KEYS = [STARDEX_KEY, *SIGNING_KEYS.values(), *SENDER_API_KEYS.values()]
 # Headers through which a request could try to steer the function elsewhere or to a file.
 STEERING_HEADERS = ["Host", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "Link", "Location",
