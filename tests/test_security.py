@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import hmac
+import io
 import json
 import os
 import re
@@ -270,12 +271,19 @@ def opened(monkeypatch):
         paths.append(os.fsdecode(path))
         return real_os_open(path, *args, **kwargs)
 
-    import io
-
     monkeypatch.setattr(builtins, "open", recording_open)
     monkeypatch.setattr(io, "open", recording_open)
     monkeypatch.setattr(os, "open", recording_os_open)
     return paths
+
+
+def test_the_recorder_sees_every_way_of_opening_a_file(opened):
+    """The fixture the two tests below rely on can fail: each way of opening is recorded."""
+    path = ROOT / "main.py"
+    with open(path, "rb"), io.open(path, "rb"), path.open("rb"):
+        pass
+    os.close(os.open(path, os.O_RDONLY))
+    assert opened == [str(path)] * 4
 
 
 TRAVERSALS = ["..", "../..", "../../etc/passwd", "%2e%2e", "%2e%2e/%2e%2e/etc/passwd", "..%2f..%2fmain.py",
@@ -454,3 +462,35 @@ def test_an_advisory_database_out_of_reach_is_a_warning(tmp_path, report):
     result = gate(tmp_path, report)
     assert result.returncode == 0
     assert "warning" in result.stdout.lower()
+
+
+# ---- dead-letter names in replay ------------------------------------------------------------------
+
+
+@pytest.fixture
+def bucket(base_env):
+    from tests.fakes.emulators import storage_emulator
+
+    with storage_emulator("security-bucket"):
+        base_env.setenv("STATE_BUCKET", "security-bucket")
+        yield "security-bucket"
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "../deliveries/greenhouse/claimed", "/etc/passwd",
+                                  "%2e%2e/deliveries/greenhouse/claimed", "dead-letters/../deliveries/greenhouse/claimed"])
+def test_a_dead_letter_name_reaches_neither_the_file_system_nor_the_rest_of_the_bucket(bucket, opened, name, capsys):
+    """``replay show`` and ``replay run`` take a name from the operator: it names an object under
+    ``dead-letters/`` and nothing else (object names are literal, ``..`` included), and no file."""
+    from google.cloud import storage
+
+    from stardex_webhook import replay
+
+    claim = storage.Client().bucket(bucket).blob("deliveries/greenhouse/claimed")
+    claim.upload_from_string(json.dumps({"source": "greenhouse", "body": "{}", "received_at_unix": 1}))
+    opened.clear()
+    printed = io.StringIO()
+    assert replay.main(["show", name], out=printed) == 1
+    assert replay.main(["run", name], out=printed) == 1
+    assert "no dead letter" in capsys.readouterr().err and "missing" in printed.getvalue()
+    assert claim.exists(), "the claim outside dead-letters/ was neither read as a letter nor deleted"
+    assert not [path for path in opened if "passwd" in path or "deliveries" in path], opened
