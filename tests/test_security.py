@@ -155,6 +155,28 @@ def test_the_session_log_scan_sees_what_the_function_logs(make_client, base_env)
     assert conftest.LOG_SCAN["lines"] > before
 
 
+def test_a_person_id_the_sender_wrote_as_an_email_is_masked_in_the_log(make_client, base_env, capsys):
+    """The mapping reads the person id from the payload (a form's hidden field): it is the sender's
+    text, and an email there is masked like any other (the dry-run answer shows it: that is its use)."""
+    base_env.setenv("DRY_RUN", "1")
+    body = json.dumps({"stardex_person_id": "jane.doe@example.org", "current_job_title": "CTO"}).encode()
+    headers, body = sign("generic", body)
+    assert make_client().post("/generic", data=body, headers=headers).get_json()["status"] == "dry_run"
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+    assert line["person_id"] == "j***@example.org"
+
+
+def test_a_uuid_is_logged_whole_though_its_digit_groups_look_like_a_phone_number():
+    from stardex_webhook.logs import JsonLog
+
+    stream = io.StringIO()
+    uuid = "12345678-1234-5602-8d3c-b2e2bbf5a5e9"
+    JsonLog(stream=stream).write("INFO", f"webhook {uuid}", delivery_id=uuid, detail=f"{uuid}@example.org +351 910 000 111")
+    entry = json.loads(stream.getvalue())
+    assert (entry["message"], entry["delivery_id"]) == (f"webhook {uuid}", uuid)
+    assert entry["detail"] == "1***@example.org ***11", "a UUID as an email's local part is still masked"
+
+
 # ---- where the function connects ----------------------------------------------------------------
 
 HOSTILE = "https://evil.example/v1/steal"
