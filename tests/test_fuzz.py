@@ -17,10 +17,12 @@ The default profile (``ci``) is derandomised and bounded; a longer run:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 import functions_framework
@@ -72,6 +74,7 @@ SIGNATURE_HEADERS = {
 # Senders whose signature does not cover the raw body: Lever signs two of its fields, Jotform and
 # Fillout send a shared token. For every other sender, any change to the body is a forgery.
 BODY_UNSIGNED = {"lever", "jotform", "fillout"}
+TOKEN_SENDERS = {"jotform", "fillout"}
 KEYS = [STARDEX_KEY, *SIGNING_KEYS.values(), *SENDER_API_KEYS.values()]
 # Headers through which a request could try to steer the function elsewhere or to a file.
 STEERING_HEADERS = ["Host", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "Link", "Location",
@@ -191,8 +194,11 @@ def bodies(draw, source: str) -> bytes:
 @st.composite
 def header_sets(draw, source: str) -> list[tuple[str, str]]:
     """The sender's own headers, each absent, random, garbled from a real signature, duplicated or
-    non-ASCII; plus headers that name other hosts and paths."""
-    real, _ = sign(source, b'{"x": 1}')
+    non-ASCII; plus headers that name other hosts and paths. The real signature is of a body no
+    example can be (a fresh nonce), and a shared token (which signs no body) is another key's."""
+    key = SIGNING_KEYS[source] if source not in TOKEN_SENDERS else SOURCES[source].sample_key() + "-other"
+    real, _ = signed_request(source, json.dumps({"nonce": uuid.uuid4().hex}).encode(), key, int(time.time()),
+                             url=f"http://localhost/{source}")
     headers: list[tuple[str, str]] = []
     for name in list(real) + SIGNATURE_HEADERS[source]:
         value = real.get(name, "sha256=00")
@@ -258,11 +264,15 @@ def forge(source, headers: dict[str, str], body: bytes, mutation) -> tuple[dict[
     if kind == "drop":
         del headers[name]
     elif kind == "garble":  # one character of the value's last 16 (the digest, the timestamp's seconds…)
-        value = headers[name]
+        # TT-Signature is the base64 of "t=…,v2=<hex>": garbled inside, since a changed base64
+        # character may only change the case of a hex digit, which is the same signature.
+        wrapped = source == "teamtailor"
+        value = base64.b64decode(headers[name]).decode() if wrapped else headers[name]
         at = len(value) - 1 - where % min(16, len(value))
         alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/=_-"
         choices = [c for c in alphabet if c.lower() != value[at].lower()]  # hex is read in either case
-        headers[name] = value[:at] + choices[byte % len(choices)] + value[at + 1:]
+        value = value[:at] + choices[byte % len(choices)] + value[at + 1:]
+        headers[name] = base64.b64encode(value.encode()).decode() if wrapped else value
     elif kind == "replace":
         headers[name] = text if text.strip() != headers[name].strip() else text + "x"
     elif kind == "non_ascii":
@@ -354,7 +364,10 @@ def test_other_methods_and_paths_keep_the_contract(client, outbound, method):
 
 @pytest.fixture
 def worker(make_client, base_env, outbound):
-    """The queued worker (``handle_task``) built in-process from main.py."""
+    """The queued worker (``handle_task``) built in-process from main.py. It waits for its rate
+    limiter's slot within its long deadline: the mock is no rate-limited Stardex, so no limit."""
+    base_env.setenv("STARDEX_REQUESTS_PER_MINUTE", "1000000")
+    base_env.setenv("PERSON_MEMORY_SECONDS", "0")
     app = functions_framework.create_app(target="handle_task", source=str(ROOT / "main.py"))
     return app.test_client()
 
