@@ -148,6 +148,16 @@ def test_the_session_log_scan_lets_masked_and_plain_lines_pass(line):
     assert conftest.log_leaks(line) == []
 
 
+def test_an_end_to_end_servers_log_file_is_scanned(tmp_path):
+    path = tmp_path / "function.log"
+    path.write_text('{"severity":"INFO","detail":"stardex-test-key"}\n')
+    before = len(conftest.LOG_SCAN["leaks"])
+    conftest.scan_log_file(path)
+    planted = conftest.LOG_SCAN["leaks"][before:]
+    del conftest.LOG_SCAN["leaks"][before:]  # planted here, not logged by the function
+    assert len(planted) == 1 and "key star" in planted[0]
+
+
 def test_the_session_log_scan_sees_what_the_function_logs(make_client, base_env):
     """The hook taps ``JsonLog``'s writes to stdout: a webhook's line is scanned."""
     before = conftest.LOG_SCAN["lines"]
