@@ -100,33 +100,40 @@ def _names(node) -> set[str]:
             if isinstance(sub, (ast.Name, ast.Attribute))}
 
 
+def operator_comparisons(text: str, filename: str) -> list[str]:
+    """Each ``==``, ``!=``, ``in`` or ``not in`` of ``text`` with an operand named like a signature,
+    digest, token or secret (a test against None, "", True or False is a presence test: left out)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(text, filename)):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in node.ops):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(operand, ast.Constant) and operand.value in (None, "", True, False) for operand in operands):
+                continue
+            if any(SECRET_WORDS.search(name) for operand in operands for name in _names(operand)):
+                found.append(f"{filename}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
 def test_no_signature_token_or_digest_is_compared_with_an_operator():
     """The source scan behind the test above: in the signature module and every adapter, no
-    ``==``, ``!=``, ``in`` or ``is`` has an operand named like a signature, digest, token or
-    secret (those go through ``signatures.any_signature_matches``)."""
-    import ast
-
+    signature, digest, token or secret is compared with an operator (those go through
+    ``signatures.any_signature_matches``)."""
     files = [ROOT / "stardex_webhook" / "signatures.py", *sorted((ROOT / "stardex_webhook" / "sources").glob("*.py"))]
-    found = []
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Compare) and any(
-                    isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in node.ops):
-                operands = [node.left, *node.comparators]
-                if any(isinstance(operand, ast.Constant) and operand.value in (None, "", True, False)
-                       for operand in operands):
-                    continue  # a presence test, not a comparison of two values
-                if any(SECRET_WORDS.search(name) for operand in operands for name in _names(operand)):
-                    found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
-    assert found == []
+    assert [found for path in files for found in operator_comparisons(path.read_text(), path.name)] == []
 
 
-def test_the_scan_finds_an_operator_comparison_of_a_signature():
-    """The scan above can fail: the comparison it must find, written the wrong way."""
-    import ast
+@pytest.mark.parametrize("code", ["ok = expected_signature == given", "if token != self.key: pass",
+                                  "bad = digest not in allowed", "same = header.signature == computed"])
+def test_the_scan_finds_an_operator_comparison_of_a_signature(code):
+    assert operator_comparisons(code, "x.py")
 
-    node = ast.parse("ok = expected_signature == given").body[0].value
-    assert isinstance(node, ast.Compare) and SECRET_WORDS.search("expected_signature")
+
+@pytest.mark.parametrize("code", ["ok = hmac.compare_digest(expected, given)", "if not token: pass",
+                                  "if signature is None: pass", "if value == '': pass", "same = a == b"])
+def test_the_scan_lets_constant_time_and_presence_tests_pass(code):
+    assert operator_comparisons(code, "x.py") == []
 
 
 # ---- no key, email or phone number in a log line or an answer ---------------------------------------
