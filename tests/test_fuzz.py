@@ -140,9 +140,10 @@ def checked(answer) -> dict:
 
 # Header text as a WSGI server hands it over: Latin-1 characters, no line breaks.
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80)
-# Non-ASCII as a sender's UTF-8 bytes reach the app through WSGI (decoded as Latin-1).
-NON_ASCII = st.text(st.characters(min_codepoint=0x80, max_codepoint=0x2FFF, exclude_categories=("Cs",)),
-                    min_size=1, max_size=8).map(lambda text: text.encode("utf-8").decode("latin-1"))
+# Non-ASCII as a sender's UTF-8 bytes reach the app through WSGI (decoded as Latin-1). Not
+# whitespace: a token or timestamp is read stripped (of U+00A0 too), which keeps it what it was.
+NON_ASCII = st.text(st.characters(min_codepoint=0x80, max_codepoint=0x2FFF, exclude_categories=("Cs",)).filter(
+    lambda char: not char.isspace()), min_size=1, max_size=8).map(lambda text: text.encode("utf-8").decode("latin-1"))
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30) | st.sampled_from(["a@b.co", "+1 415 555 0123", "https://www.linkedin.com/in/x",
@@ -263,12 +264,14 @@ def forge(source, headers: dict[str, str], body: bytes, mutation) -> tuple[dict[
     headers = dict(headers)
     if kind == "drop":
         del headers[name]
-    elif kind == "garble":  # one character of the value's last 16 (the digest, the timestamp's seconds…)
+    elif kind == "garble":  # one character of a short value (a timestamp), or of a digest's end
         # TT-Signature is the base64 of "t=…,v2=<hex>": garbled inside, since a changed base64
         # character may only change the case of a hex digit, which is the same signature.
         wrapped = source == "teamtailor"
         value = base64.b64decode(headers[name]).decode() if wrapped else headers[name]
-        at = len(value) - 1 - where % min(16, len(value))
+        # In a digest, not its last three characters: base64's last ones carry unused bits and
+        # padding, so another character there may decode to the same digest.
+        at = where % len(value) if len(value) < 20 else len(value) - 16 + where % 13
         alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/=_-"
         choices = [c for c in alphabet if c.lower() != value[at].lower()]  # hex is read in either case
         value = value[:at] + choices[byte % len(choices)] + value[at + 1:]
