@@ -24,8 +24,15 @@ _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@"
 _DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]*\d(?![A-Za-z0-9])")
 _SEPARATOR = re.compile(r"\d[\s().-]+\d")
 
+# A UUID standing alone (Stardex's person ids, many senders' delivery ids): kept whole, since its
+# all-digit groups ("12345678-1234-…") would otherwise read as a phone number.
+_UUID = re.compile(r"(?<![\w.%+-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![\w@.%+-])")
+
 # Fields that may carry text from outside, and the length each is cut to.
 OUTSIDE_TEXT = {"message": 1024, "detail": 1024, "error": 1024, "event": 128, "delivery_id": 128}
+# The person id is Stardex's, or read by a mapping from the payload (a form's hidden field), which
+# can hold anything: cut, and an email in it masked (no id is an email); its digits are kept.
+IDENTIFIERS = {"person_id": 128}
 
 _SEVERITIES = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _WRITE_LOCK = threading.Lock()  # one for every JsonLog: lines from concurrent requests stay whole
@@ -43,12 +50,23 @@ def _phone(match: re.Match) -> str:
 
 def mask(text: str) -> str:
     """Hide email addresses (keep the first letter and the domain) and phone numbers (keep the
-    last two digits), so a log line still says what kind of value was there."""
+    last two digits), so a log line still says what kind of value was there; UUIDs stay whole."""
+    parts, last = [], 0
+    for match in _UUID.finditer(text):
+        parts += [_masked(text[last:match.start()]), match.group(0)]
+        last = match.end()
+    return "".join([*parts, _masked(text[last:])])
+
+
+def _masked(text: str) -> str:
     return _DIGITS.sub(_phone, _EMAIL.sub(r"\1***@", text))
 
 
 def _outside(value: Any, limit: int) -> str:
-    text = mask(str(value))
+    return _cut(mask(str(value)), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -65,7 +83,11 @@ class JsonLog:
         entry = {"severity": severity}
         for key, value in {"message": message, **fields}.items():
             if value is not None:
-                entry[key] = _outside(value, OUTSIDE_TEXT[key]) if key in OUTSIDE_TEXT else value
+                if key in OUTSIDE_TEXT:
+                    value = _outside(value, OUTSIDE_TEXT[key])
+                elif key in IDENTIFIERS:
+                    value = _cut(_EMAIL.sub(r"\1***@", str(value)), IDENTIFIERS[key])
+                entry[key] = value
         line = json.dumps(entry, separators=(",", ":"), default=str)
         stream = self._stream or sys.stdout
         with _WRITE_LOCK:

@@ -149,6 +149,8 @@ class StateStore:
 
     def dead_letter(self, name: str) -> dict[str, Any] | None:
         """A dead letter's document, or None when there is none of that name."""
+        if not _plain(name):
+            return None
         blob = self._call(lambda: self.bucket().get_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
         if blob is None:
             return None
@@ -157,6 +159,8 @@ class StateStore:
     def delete_dead_letter(self, name: str) -> None:
         from google.api_core.exceptions import NotFound
 
+        if not _plain(name):
+            return
         try:
             self._call(lambda: self.bucket().delete_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), NotFound)
         except NotFound:
@@ -179,6 +183,13 @@ def _retry(seconds: float = CALL_TIMEOUT_SECONDS) -> Any:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     return DEFAULT_RETRY.with_timeout(seconds)
+
+
+def _plain(name: str) -> bool:
+    """No ``.`` or ``..`` segment: object names are literal in Cloud Storage, but a server or proxy
+    on the way may resolve such segments (the emulator does), and a dead letter's name must never
+    reach another object (a claim under ``deliveries/``)."""
+    return not any(part in (".", "..") for part in name.split("/"))
 
 
 def dead_letter_name(name: str) -> str:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import functions_framework
 import pytest
 
+from stardex_webhook import logs
 from stardex_webhook.errors import Unauthorized
 from stardex_webhook.send_sample import signed_request
 from stardex_webhook.config import signing_key_name
@@ -88,3 +93,83 @@ def make_client(base_env):
         return app.test_client()
 
     return build
+
+
+# ---- the session-wide log scan: no key, email or phone number in any line the function logs -------
+# Every line ``JsonLog`` writes to stdout (in-process apps) and every end-to-end server's log file
+# (``scan_log_file``, called by ``tests/test_e2e.py`` before it removes one) is scanned as it comes;
+# a leak fails the session. ``tests/test_security.py`` tests the scanner.
+
+# Sender API keys the in-process tests set (test_fuzz, test_security).
+SENDER_API_KEYS = {name: f"{name}-test-api-key" for name, source in SOURCES.items() if source.needs_api_key}
+# Every other key or token a test module defines as a constant (``..._KEY = "..."``, ``TOKEN``,
+# ``SECRET``), read from the test files, so a key added later is scanned for too. Lever's ``TOKEN``
+# is its event's own token, which Lever signs and the delivery id carries: not a secret.
+_KEY_CONSTANT = re.compile(r'^\s*([A-Z_]*(?:KEY|TOKEN|SECRET)|rotated)\s*=\s*"([^"]{8,})"', re.MULTILINE)
+_TEST_KEYS = {STARDEX_KEY, *SIGNING_KEYS.values(), *SENDER_API_KEYS.values()} | {
+    value for path in sorted(Path(__file__).parent.glob("*.py"))
+    for name, value in _KEY_CONSTANT.findall(path.read_text())
+    if not value.startswith("projects/") and (path.name, name) != ("test_sources_lever.py", "TOKEN")}
+# An unmasked email: a local-part character right before the "@" (the masked form is "a***@...").
+_UNMASKED_EMAIL = re.compile(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A phone number as people write one: "+351 910 000 111", "(415) 555-0123", "415-555-0123".
+_UNMASKED_PHONE = re.compile(r"(?<![\w*.])(?:\+\d[\d ().-]{6,}\d|\(\d{2,4}\) ?\d{3}[ .-]?\d{3,4}|\d{3}[ .-]\d{3}[ .-]\d{4})(?![\w.])")
+LOG_SCAN: dict[str, Any] = {"lines": 0, "leaks": []}
+
+
+def log_leaks(text: str) -> list[str]:
+    """What in ``text`` is a test key, an unmasked email address or an unmasked phone number."""
+    found = [f"key {key[:4]}…" for key in _TEST_KEYS if key in text]
+    found += [f"email {match.group(0)}" for match in _UNMASKED_EMAIL.finditer(text)]
+    found += [f"phone {match.group(0)}" for match in _UNMASKED_PHONE.finditer(text)]
+    return found
+
+
+def _scan(text: str, where: str) -> None:
+    LOG_SCAN["lines"] += text.count("\n") or 1
+    leaks = log_leaks(text)
+    if leaks and len(LOG_SCAN["leaks"]) < 50:
+        LOG_SCAN["leaks"].append(f"{where}: {', '.join(leaks)}")
+
+
+def scan_log_file(path: Path) -> None:
+    _scan(path.read_text(errors="replace"), f"server log of {os.environ.get('PYTEST_CURRENT_TEST', '?')}")
+
+
+class _StdoutTap:
+    """Stands in for ``sys`` inside ``stardex_webhook.logs`` (whose ``JsonLog`` writes each line to
+    ``sys.stdout`` unless given a stream): each write is scanned, then goes to the real stdout."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys, name)
+
+    @property
+    def stdout(self) -> Any:
+        return _Tee(sys.stdout)
+
+
+class _Tee:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        _scan(text, os.environ.get("PYTEST_CURRENT_TEST", "?"))
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+logs.sys = _StdoutTap()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A leak anywhere fails the run, naming the tests that logged it."""
+    if LOG_SCAN["leaks"]:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "\n".join(["log scan: a key, email or phone number was logged:", *LOG_SCAN["leaks"]])
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        else:
+            print(text, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -26,7 +26,7 @@ import svix.webhooks
 from stardex_webhook.config import signing_key_name
 from stardex_webhook.send_sample import signed_request
 from stardex_webhook.sources import SOURCES
-from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json
+from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, scan_log_file
 from tests.fakes.fake_secret_manager import FakeSecretManager
 from stardex_webhook.fake_stardex import FakeStardex
 
@@ -92,6 +92,7 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, tar
             process.wait(timeout=10)
         process.kill()  # nothing when it has exited
         process.wait()
+        scan_log_file(Path(log.name))  # the session-wide log scan (conftest)
         os.unlink(log.name)
 
 

@@ -179,18 +179,72 @@ def _finite(text: str) -> float:
     return number
 
 
+# What one webhook body may hold. A 1 MiB body can nest ``[`` half a million deep or carry a
+# hundred thousand members (duplicate keys among them, which a dict would silently collapse); every
+# later stage (mapping searches, answer indexing, the transcript) walks what is parsed, so the parse
+# refuses such bodies rather than leave the cost to them. Real webhooks nest a dozen levels at most
+# and carry a few hundred values.
+MAX_JSON_DEPTH = 64
+MAX_JSON_VALUES = 10_000
+
+
+class _TooManyValues(Exception):
+    """Raised from inside the decoder as soon as the member count passes ``MAX_JSON_VALUES``."""
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode a UTF-8 JSON object body, turning every failure into one ``BadRequest``.
 
     Python's decoder takes ``NaN`` and ``Infinity``, which are not JSON: refused here, so they never
-    reach an answer or a PATCH."""
+    reach an answer or a PATCH. A document nested deeper than ``MAX_JSON_DEPTH`` is ``too_deep``;
+    one with more than ``MAX_JSON_VALUES`` values (object members, duplicates included, and list
+    items) is ``too_many_fields``. Every adapter parses its JSON here."""
+    members = 0
+
+    def counted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal members
+        members += len(pairs)
+        if members > MAX_JSON_VALUES:
+            raise _TooManyValues
+        return dict(pairs)
+
     try:
-        document = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_finite)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        document = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_finite,
+                              object_pairs_hook=counted)
+    except RecursionError:  # nesting deeper than the decoder's own stack: far past the limit
+        raise _too_deep() from None
+    except _TooManyValues:
+        raise _too_many() from None
+    except (UnicodeDecodeError, ValueError):
         raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise BadRequest("invalid_json", "the body must be a JSON object")
+    _check_size(document)
     return document
+
+
+def _check_size(document: Any) -> None:
+    """Walk the parsed document without recursion, stopping at the first limit passed."""
+    stack, values = [(document, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            values += 1
+            if values > MAX_JSON_VALUES:
+                raise _too_many()
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest("too_deep", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _too_many() -> BadRequest:
+    return BadRequest("too_many_fields", f"the JSON body holds more than {MAX_JSON_VALUES} values")
 
 
 class BodyHmacSource(SourceBase):

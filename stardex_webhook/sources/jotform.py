@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from ..errors import BadRequest
-from .base import Delivery, Event, SharedTokenSource, parse_json_object
+from .base import MAX_JSON_VALUES, Delivery, Event, SharedTokenSource, parse_json_object
 from .form_answers import PERSON_ID_FIELD, transcript
 
 MULTIPART = "multipart/form-data"
@@ -58,7 +58,9 @@ class JotformSource(SharedTokenSource):
             raise BadRequest("invalid_payload", "a Jotform body must have a 'rawRequest' field")
         try:
             request = parse_json_object(fields["rawRequest"].encode("utf-8", "surrogateescape"))
-        except BadRequest:
+        except BadRequest as error:
+            if error.reason != "invalid_json":  # too_deep, too_many_fields: the limit's own reason
+                raise
             raise BadRequest("invalid_json", "the Jotform 'rawRequest' field is not a JSON object") from None
         answers: dict[str, Any] = {}
         for key, value in request.items():
@@ -82,16 +84,24 @@ def form_fields(content_type: str, body: bytes) -> dict[str, str]:
     left out); any other body, or one that cannot be parsed, is ``BadRequest("invalid_form")``.
     werkzeug (Flask's own form parser) is imported here, not at module load, so ``send_sample``
     and the bench import this module with the standard library only."""
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
     from werkzeug.formparser import FormDataParser
     from werkzeug.http import parse_options_header
 
     mimetype, options = parse_options_header(content_type)
     if mimetype not in (MULTIPART, URLENCODED):
         raise BadRequest("invalid_form", f"a Jotform body is {MULTIPART} or {URLENCODED}, not {mimetype or 'untyped'}")
+    # The JSON bodies' limit on values, for the form's fields too (werkzeug bounds multipart parts
+    # only; an URL-encoded field is one "&" apart).
+    too_many = BadRequest("too_many_fields", f"the form holds more than {MAX_JSON_VALUES} fields")
+    if mimetype == URLENCODED and body.count(b"&") >= MAX_JSON_VALUES:
+        raise too_many
     try:
-        _, form, _ = FormDataParser(silent=False).parse(io.BytesIO(body), mimetype, len(body), options)
-    except (ValueError, HTTPException):  # a bad boundary, a part cut short, bad UTF-8, too many parts
+        parser = FormDataParser(silent=False, max_form_parts=MAX_JSON_VALUES)
+        _, form, _ = parser.parse(io.BytesIO(body), mimetype, len(body), options)
+    except RequestEntityTooLarge:
+        raise too_many from None
+    except (ValueError, HTTPException):  # a bad boundary, a part cut short, bad UTF-8
         raise BadRequest("invalid_form", f"the body is not valid {mimetype}") from None
     return {name: form[name] for name in form}
 

@@ -40,9 +40,13 @@ def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
 
 
 def _object(body: bytes) -> dict[str, Any] | None:
+    """The body as an object, None when it is not one; a body past the JSON limits is refused as
+    such (400), before any signature check, since the signature lives inside it."""
     try:
         return parse_json_object(body)
-    except BadRequest:
+    except BadRequest as error:
+        if error.reason != "invalid_json":
+            raise
         return None
 
 
