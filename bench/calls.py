@@ -130,6 +130,8 @@ class Template:
                   "company": person.company, "title": title, "linkedin": person.linkedin, "email": person.email,
                   "work_email": person.work_email, "id": person.id}
 
+        lowered = {key.casefold(): role for key, role in self.values.items()}
+
         def rewrite(node):
             if isinstance(node, dict):
                 return {key: rewrite(value) for key, value in node.items()}
@@ -143,7 +145,6 @@ class Template:
                 if isinstance(inner, dict):
                     return json.dumps(rewrite(inner))
             if isinstance(node, str):
-                lowered = {key.casefold(): role for key, role in self.values.items()}
                 role = self.values.get(node) or lowered.get(node.strip().casefold())
                 if role:
                     return values[role]

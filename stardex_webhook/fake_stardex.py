@@ -59,7 +59,6 @@ import json
 import math
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid

@@ -17,6 +17,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -115,8 +116,6 @@ class SenderApiClient:
         headers = {**self._auth_headers(key)}
         data = None
         if follow_up.json is not None:
-            import json
-
             data = json.dumps(follow_up.json).encode("utf-8")
             headers["Content-Type"] = "application/json"
         operation = f"{self.source} API {follow_up.method}"
