@@ -14,6 +14,7 @@ import pytest
 
 from stardex_webhook import transforms
 from stardex_webhook.errors import ConfigurationError, Unprocessable
+from stardex_webhook import mapping as mapping_module
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, NoteRequest, PersonRef, load_mappings
 from stardex_webhook.sources.base import Event, Transcript
 from stardex_webhook.sources import SOURCES
@@ -407,6 +408,60 @@ def test_builtin_mappings_are_named_after_their_files(mappings):
     assert Path(BUILTIN_MAPPINGS_DIR).resolve() == REPO / "mappings"
 
 
+# --- the record of validated built-in files: a start skips their schema check, nothing else's ------
+
+def test_the_validated_record_matches_the_shipped_files_and_schema():
+    """validated_record() validates every built-in file now; the committed record must be its
+    output, so a start can trust it. After editing a mapping or the schema:
+    python -m stardex_webhook.mapping > mappings/validated.sha256"""
+    assert Path(mapping_module.VALIDATED_RECORD_PATH).read_text() == mapping_module.validated_record()
+
+
+def count_schema_checks(monkeypatch):
+    checked = []
+    real = mapping_module._schema_faults
+    monkeypatch.setattr(mapping_module, "_schema_faults", lambda document: checked.append(document) or real(document))
+    return checked
+
+
+def test_a_start_skips_the_schema_check_of_recorded_files_only(tmp_path, monkeypatch):
+    checked = count_schema_checks(monkeypatch)
+    write(tmp_path, "greenhouse.json", MINIMAL)
+    loaded = load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
+    assert sorted(loaded) == sorted(SOURCES)
+    assert checked == [MINIMAL]  # the MAPPINGS_DIR file, and none of the built-in ones
+
+
+def test_a_copy_of_a_shipped_file_in_mappings_dir_is_known_valid(tmp_path, monkeypatch):
+    checked = count_schema_checks(monkeypatch)
+    (tmp_path / "lever.json").write_bytes((REPO / "mappings" / "lever.json").read_bytes())
+    load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
+    assert checked == []
+
+
+def test_a_built_in_file_edited_in_place_is_checked_and_stops_the_start(tmp_path):
+    """A user who edits mappings/ in their copy instead of using MAPPINGS_DIR still gets the check:
+    the edited bytes are not in the record."""
+    builtin = tmp_path / "mappings"
+    builtin.mkdir()
+    document = json.loads((REPO / "mappings" / "workable.json").read_text())
+    document["fields"]["first_name"]["transfroms"] = ["trim"]
+    write(builtin, "workable.json", document)
+    with pytest.raises(ConfigurationError, match="workable.json: does not match the mapping schema: .*transfroms"):
+        load_mappings(str(builtin), None, None, SOURCES)
+
+
+def test_a_record_made_against_another_schema_is_ignored(tmp_path, monkeypatch):
+    schema = json.loads((REPO / "schemas" / "mapping.schema.json").read_text())
+    schema["description"] = "changed since the record was made"
+    changed = tmp_path / "mapping.schema.json"
+    changed.write_text(json.dumps(schema))
+    assert mapping_module.validated_digests(mapping_module.VALIDATED_RECORD_PATH, str(changed)) == frozenset()
+    assert mapping_module.validated_digests(str(tmp_path / "missing.sha256"), mapping_module.MAPPING_SCHEMA_PATH) == frozenset()
+    assert len(mapping_module.validated_digests(mapping_module.VALIDATED_RECORD_PATH,
+                                                mapping_module.MAPPING_SCHEMA_PATH)) == len(SOURCES)
+
+
 def test_override_dir_replaces_one_file_only(tmp_path, mappings):
     write(tmp_path, "greenhouse.json", MINIMAL)
     loaded = load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
@@ -670,6 +725,27 @@ def test_no_note_without_a_note_section_or_without_a_transcript(tmp_path):
     assert mapping.apply(FORM_PAYLOAD, event).note is None
     write(tmp_path, "form.json", FORM_DOCUMENT)
     assert load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"].apply(FORM_PAYLOAD).note is None
+
+
+def test_a_transcript_is_worked_out_only_when_a_note_reads_it(tmp_path):
+    """Building every form webhook's transcript cost it about 6%; only a note section reads it."""
+    read = []
+
+    def lines():
+        read.append(True)
+        yield ("Employer", "Initech")
+
+    write(tmp_path, "form.json", {key: value for key, value in FORM_DOCUMENT.items() if key != "note"})
+    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
+    assert mapping.apply(FORM_PAYLOAD, Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", lines()))).note is None
+    assert read == []
+    write(tmp_path, "form.json", FORM_DOCUMENT)
+    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
+    transcript = Transcript("Referral", lines())
+    note = mapping.apply(FORM_PAYLOAD, Event("form", "submitted", "d-7", {}, transcript=transcript)).note
+    assert note.answers == (("Employer", "Initech"),) == transcript.answers  # read once, then kept
+    assert read == [True]
+    assert transcript == Transcript("Referral", (("Employer", "Initech"),))
 
 
 @pytest.mark.parametrize("job, sent", [(101, "sx-job-1"), ("101", "sx-job-1"), ("999", None), (None, None)])
