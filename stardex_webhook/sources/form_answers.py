@@ -10,6 +10,7 @@ answer still reaches the transcript.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any, Iterable
@@ -18,6 +19,7 @@ from ..transforms import is_blank, string
 from .base import Transcript
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
+_LONGEST_CACHED = 500  # a longer title (a sender's garbage) is folded each time, not kept
 # The hidden or URL field that carries the Stardex person id by default (CONTRACT).
 PERSON_ID_FIELD = "stardex_person_id"
 
@@ -26,6 +28,15 @@ def normalise_name(title: object) -> str | None:
     """The key a mapping reads a question by, or None when the title leaves nothing."""
     if not isinstance(title, str):
         return None
+    if len(title) > _LONGEST_CACHED:
+        return _normalised.__wrapped__(title)
+    return _normalised(title)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(title: str) -> str | None:
+    """Cached: a form's questions come back with every submission, and Unicode folding costs a
+    few microseconds a title, a tenth of a form webhook's time in the pipeline bench."""
     folded = "".join(char for char in unicodedata.normalize("NFKD", title) if not unicodedata.combining(char))
     return _NOT_NAME.sub("_", folded.lower()).strip("_") or None
 
@@ -66,10 +77,10 @@ def transcript(title: object, answers: Iterable[tuple[object, Any]]) -> Transcri
     """The submission as a person reads it: each answered question with its answer as text, in
     form order. Unanswered questions are left out, and so is a ``stardex_person_id`` field: an
     id carried for the function, not an answer anyone gave."""
-    lines = tuple(
+    lines = (
         (question.strip() or "(untitled)", text)
         for question, value in answers
         if isinstance(question, str) and normalise_name(question) != PERSON_ID_FIELD
         and not is_blank(value) and (text := answer_text(value))
-    )
+    )  # worked through only when a note reads it
     return Transcript((title.strip() or None) if isinstance(title, str) else None, lines)
