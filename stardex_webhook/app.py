@@ -46,7 +46,7 @@ from .sources.base import Delivery, Event, Headers, Source
 from .deadline import WATCHDOG, Deadline
 from .worker import Durability, DUPLICATE
 from .stardex import RateLimiter, StardexClient
-from .validation import validate_update
+from .validation import build_validator, validate_update
 
 HEALTH_PATH = "healthz"
 _READ_CHUNK = 64 * 1024
@@ -91,6 +91,7 @@ class WebhookApp:
         settings = load_settings(environ)
         mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
         settings.check_api_bases(SOURCES)
+        build_validator()
         secrets = SecretProvider(settings)
         for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES),
                      *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
