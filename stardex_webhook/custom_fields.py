@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from datetime import date, datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from .errors import Unprocessable
 from .policy import ADD, CHANGE, FILL, FILL_KEEPS, FILL_NOT_SHOWN, KEEP, NOT_SHOWN, OVERWRITE, SAME, FieldPlan, same_text
@@ -49,19 +49,17 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d %B %Y", "%d %b %Y", "%B
                  "%b %d %Y")
 
 
-@dataclass(frozen=True)
-class NamedCustomFields:
+class NamedCustomFields(NamedTuple):
     """What a mapping found for its named custom fields: ``values`` by field name (only those the
     payload filled), every name the mapping ``declared``, and its ``options`` tables (the sender's
     answer → the Stardex option)."""
 
     values: dict[str, Any]
     declared: tuple[str, ...]
-    options: dict[str, dict[str, str]] = field(default_factory=dict)
+    options: Mapping[str, dict[str, str]] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(NamedTuple):
     """One Stardex person custom field: its attribute id, name, kind (``TEXT``...) and options."""
 
     id: str
@@ -74,8 +72,7 @@ class Definition:
         return _KINDS.get(self.data_type.strip().lower().replace("_", "-").replace(" ", "-"))
 
 
-@dataclass(frozen=True)
-class CustomFieldValue:
+class CustomFieldValue(NamedTuple):
     """A named value resolved: its definition and the update-person item it becomes."""
 
     name: str
@@ -83,8 +80,7 @@ class CustomFieldValue:
     item: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class CustomFieldsPlan:
+class CustomFieldsPlan(NamedTuple):
     """The write policy applied: one ``FieldPlan`` per named field (``custom_fields.<name>``), the
     items to send, and whether a read of the person would show what the plan could not."""
 

@@ -11,14 +11,12 @@ an update that schema validation then refuses.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -52,8 +50,7 @@ _FUNCTIONS = Functions()
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 
 
-@dataclass(frozen=True)
-class PersonRef:
+class PersonRef(NamedTuple):
     """What the resolver needs to find the Stardex person: an id, or emails and a LinkedIn URL
     to search by (in that order)."""
 
@@ -65,8 +62,7 @@ class PersonRef:
 WRITE_POLICIES = ("overwrite", "fill")
 
 
-@dataclass(frozen=True)
-class NoteRequest:
+class NoteRequest(NamedTuple):
     """A form submission to keep on the person's timeline as a Stardex activity, once the person
     is known; ``delivery_id`` lets a retried delivery find the note it already wrote."""
 
@@ -76,8 +72,7 @@ class NoteRequest:
     delivery_id: str | None
 
 
-@dataclass(frozen=True)
-class MappedUpdate:
+class MappedUpdate(NamedTuple):
     """The Stardex PATCH body built from one payload, the person it is for, whether that person
     may be created when not found, who may change what (``write_policy``: ``overwrite`` or
     ``fill``), an optional note to write, an optional pipeline ``stage`` move and the values of
@@ -95,10 +90,22 @@ class MappedUpdate:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; ``stage`` and ``named_custom_fields`` only when the event has them
         (a document of a mapping without them keeps the shape it always had)."""
-        document = dataclasses.asdict(self)
-        for key in ("stage", "named_custom_fields"):
-            if document[key] is None:
-                del document[key]
+        person, note, named = self.person, self.note, self.named_custom_fields
+        document: dict[str, Any] = {
+            "update": copy.deepcopy(self.update),
+            "person": {"id": person.id, "emails": list(person.emails), "linkedin_url": person.linkedin_url},
+            "create": self.create,
+            "write_policy": self.write_policy,
+            "note": None if note is None else {
+                "activity_type": note.activity_type, "title": note.title,
+                "answers": tuple(tuple(pair) for pair in note.answers), "delivery_id": note.delivery_id},
+        }
+        if self.stage is not None:
+            document["stage"] = self.stage._asdict()
+        if named is not None:
+            document["named_custom_fields"] = {
+                "values": copy.deepcopy(named.values), "declared": tuple(named.declared),
+                "options": {name: dict(table) for name, table in named.options.items()}}
         return document
 
     @classmethod

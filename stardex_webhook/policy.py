@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from .contacts import CONTACT_LISTS, SeenContacts, contacts_known, sort_entries, stored_entries
@@ -68,8 +67,7 @@ _CONVENIENCE_TYPES = {"work_email": "work", "personal_email": "personal", "mobil
                       "work_phone": "work"}
 
 
-@dataclass(frozen=True)
-class EntryPlan:
+class EntryPlan(NamedTuple):
     """One entry of a merged contact list: ``keep`` (reason ``stored``: already in Stardex, sent
     back as stored; or ``same value``: the sender's entry is one the person has) or ``add``."""
 
@@ -83,8 +81,7 @@ class EntryPlan:
         return SYMBOLS[self.action]
 
 
-@dataclass(frozen=True)
-class FieldPlan:
+class FieldPlan(NamedTuple):
     """One field of the update: ``before`` is the person's value (None when it has none or the
     read does not show it), ``after`` the sender's; ``reason`` says why a field is kept or what a
     send is based on. Contact lists also carry their ``entries``, stored ones first."""
@@ -105,8 +102,7 @@ class FieldPlan:
         return self.action != KEEP
 
 
-@dataclass(frozen=True)
-class WritePlan:
+class WritePlan(NamedTuple):
     """What one update does to one person: every field in the update's order, the PATCH body
     (empty: send nothing) and the fields the person as given could not show."""
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .errors import RetryLater, Unprocessable
 from .deadline import Deadline
@@ -51,8 +50,7 @@ CREATE_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """``person`` is the person as the search answered (a read made within this event), when a
     search found it; ``remembered`` says the id came from the memory, not from Stardex now."""
 
@@ -63,8 +61,7 @@ class Resolution:
     remembered: bool = False
 
 
-@dataclass(frozen=True)
-class KnownPerson:
+class KnownPerson(NamedTuple):
     """What this instance knows of a person: ``data`` in the read shape; ``read`` when it holds a
     whole read (so a field it lacks is one Stardex does not show), ``fresh`` when that read was
     made within the current event (the only base for a PATCH of a contact list)."""

@@ -22,8 +22,7 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from .deadline import Deadline
 from .errors import RetryLater
@@ -64,8 +63,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     name: str
     generation: int
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from flask import Request, Response
 
@@ -50,8 +49,7 @@ def _iso(unix: float) -> str:
     return datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """What is kept of an authentic delivery, in a task and in a dead letter: enough to parse it
     again, never what proved it (signatures and tokens are dropped)."""
 

@@ -13,8 +13,8 @@ import base64
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
@@ -39,8 +39,10 @@ class Headers(Mapping[str, str]):
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class Delivery:
+# The records here and across the package are NamedTuples, immutable like frozen dataclasses: a
+# frozen dataclass costs ~0.6 ms to define (its methods are compiled at import), twenty of them
+# 12 ms of every cold start; a NamedTuple ~0.1 ms.
+class Delivery(NamedTuple):
     """One HTTP request as received, body already read within the size limit."""
 
     headers: Headers
@@ -50,7 +52,7 @@ class Delivery:
     # its query parameters (first value of each): for senders that sign the URL (HubSpot) or can
     # only carry a shared token in it (Jotform, Fillout).
     url: str = ""
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = MappingProxyType({})
     method: str = "POST"
 
 
@@ -88,8 +90,7 @@ class Transcript:
         return f"Transcript(title={self.title!r}, answers={self.answers!r})"
 
 
-@dataclass(frozen=True)
-class FollowUp:
+class FollowUp(NamedTuple):
     """A read from the sender's own API that an event needs before it can be mapped (the webhook
     carried only ids). ``target`` is a path under the sender's API base, or an absolute URL taken
     from the request, which is followed only when it lies under that base."""
@@ -99,8 +100,7 @@ class FollowUp:
     json: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """An authentic, parsed webhook, ready for its mapping."""
 
     source: str
@@ -111,13 +111,12 @@ class Event:
     transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
 
 
-@dataclass(frozen=True)
-class Handshake:
+class Handshake(NamedTuple):
     """An answer the sender demands before any verification or mapping (e.g. an echo)."""
 
     status_code: int
     body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
 
 class Source(Protocol):
@@ -177,7 +176,7 @@ class SourceBase:
     def with_follow_up(self, event: Event, answer: Any) -> Event:
         """By default the answer is put under ``api`` beside the webhook's own body."""
         payload = {**event.payload, "api": answer} if isinstance(event.payload, dict) else {"api": answer}
-        return replace(event, payload=payload)
+        return event._replace(payload=payload)
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
