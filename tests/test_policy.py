@@ -209,6 +209,22 @@ def test_the_person_after_a_write_is_what_a_read_would_show():
     assert STORED_PERSON["current_company_name"] == "Analytical Engines", "the person given is not changed"
 
 
+def test_the_person_given_is_left_whole_by_every_kind_of_write():
+    """person_after copies the person shallowly: each field it writes gets a new value, and no
+    list or object of the person given is changed in place."""
+    import copy
+
+    given = copy.deepcopy(STORED_PERSON)
+    body = {"emails": [email("new@example.org", "personal")], "phone_numbers": [phone("+14155550123")],
+            "work_email": "ada@globex-example.com", "mobile_phone": "+442079460958", "job_id": "job-2",
+            "name": "Ada K", "linkedin_url": "https://www.linkedin.com/in/Ada-K"}
+    after = person_after(given, body)
+    after = person_after(after, {"work_email": "other@globex-example.com", "job_id": "job-3"})
+    assert given == STORED_PERSON
+    assert after["emails"][-1] == email("other@globex-example.com", "work")
+    assert [item["job_id"] for item in after["candidates"]][-2:] == ["job-2", "job-3"]
+
+
 @pytest.mark.parametrize("url, public_id", [("https://www.linkedin.com/in/Ada-Lovelace/", "ada-lovelace"),
                                             ("https://linkedin.com/in/ad%C3%A1?trk=x", "adá"),
                                             ("https://www.linkedin.com/company/globex", None), (None, None)])
