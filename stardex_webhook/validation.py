@@ -21,7 +21,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import Unprocessable
+from .errors import ConfigurationError, Unprocessable
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -58,8 +58,11 @@ def _validator() -> Draft202012Validator:
 def build_validator() -> None:
     """Build the validator at start rather than on the first webhook: imports are cheapest there
     (main.py keeps the collector off while the instance starts; jsonschema's import was ~45 ms of
-    a served first request), and a missing or broken schema file then stops the start."""
-    _validator()
+    a served first request), and a schema file that cannot be read as JSON then stops the start."""
+    try:
+        _validator()
+    except (OSError, ValueError) as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigurationError(f"schema file {PERSON_UPDATE_SCHEMA_PATH}: cannot be read: {error}") from None
 
 
 # Keywords whose values are data, not schemas: a "$ref" inside them is not a reference.

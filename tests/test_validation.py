@@ -381,3 +381,17 @@ def test_a_recursive_reference_and_one_beside_a_constraint_are_left_as_they_are(
     data = {"enum": [{"$ref": "#/$defs/text"}], "const": {"$ref": "#/$defs/text"}}
     assert inline_local_refs(data, definitions) == data
     assert inline_local_refs({"$ref": "other.json#/$defs/text"}, definitions) == {"$ref": "other.json#/$defs/text"}
+
+
+def test_an_update_schema_that_cannot_be_read_stops_the_start(tmp_path, monkeypatch):
+    from stardex_webhook.errors import ConfigurationError
+
+    broken = tmp_path / "person_update.schema.json"
+    broken.write_text('{"type": "object",')
+    monkeypatch.setattr(validation, "PERSON_UPDATE_SCHEMA_PATH", str(broken))
+    validation._validator.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match=f"schema file {broken}: cannot be read"):
+            validation.build_validator()
+    finally:
+        validation._validator.cache_clear()
