@@ -114,7 +114,8 @@ resource "google_kms_crypto_key_iam_member" "state" {
   member        = "serviceAccount:${data.google_storage_project_service_account.this[0].email_address}"
 }
 
-# Claims are created and deleted, dead letters written (and, by replay, listed, read and deleted):
+# Claims are created, rewritten (marked done, or taken over when abandoned) and deleted, dead letters
+# written (and, by replay, listed, read and deleted):
 # object access on this bucket only.
 resource "google_storage_bucket_iam_member" "runtime_state" {
   count = var.state_bucket ? 1 : 0

@@ -217,7 +217,8 @@ class WebhookApp:
         """Claim the delivery id (``STATE_BUCKET``), then map and deliver (sync) or enqueue
         (``DELIVERY=queued``). The claim comes before the follow-up read, so a duplicate costs
         neither the sender's API nor Stardex, and an event that cannot be applied (any 422) is
-        kept once as a dead letter. A failure the sender will retry releases the claim."""
+        kept once as a dead letter. A failure the sender will retry releases the claim; once the
+        event is settled (applied, queued, ignored or dead-lettered) the claim is marked done."""
         durable = self._durability
         claim = durable.claim(source.name, event.delivery_id, deadline)
         if claim is DUPLICATE:
@@ -226,8 +227,9 @@ class WebhookApp:
             mapped = self._map(source, event, deadline)
             if self._settings.delivery == "queued":
                 durable.enqueue(durable.task_body(source.name, delivery, event, mapped), deadline)
-                return {"status": "queued"}
-            return self._deliver(mapped, record, deadline)
+                answer: dict[str, Any] = {"status": "queued"}
+            else:
+                answer = self._deliver(mapped, record, deadline)
         except Unprocessable as error:
             if durable.state is not None:  # without a bucket, this answer's own log line is all there is
                 try:
@@ -235,10 +237,13 @@ class WebhookApp:
                 except BaseException:
                     durable.release(claim)
                     raise
+                durable.settle(claim, deadline)
             raise
         except BaseException:
             durable.release(claim)
             raise
+        durable.settle(claim, deadline)
+        return answer
 
     def replay(self, source_name: str, headers: Headers, body: bytes, received_at: float,
                query: Mapping[str, str] | None = None) -> Answer:

@@ -4,7 +4,11 @@
   ``if_generation_match=0``: Cloud Storage creates it only if absent, atomically across every
   instance, so exactly one of two deliveries of the same event wins. The loser answers
   ``duplicate``. A claim whose processing failed in a way the sender will retry is deleted
-  (released) so that the retry can succeed. The bucket's lifecycle rule deletes old claims.
+  (released) so that the retry can succeed; one whose event was applied, queued, ignored or
+  dead-lettered is marked ``done`` (settled). A claim still ``pending`` long after it was made
+  (``STALE_CLAIM_SECONDS``) was left by an instance that stopped mid-delivery (a crash, an
+  out-of-memory kill): the sender's retry takes it over rather than being told ``duplicate``, so
+  the event is not lost. The bucket's lifecycle rule deletes old claims.
 * A dead letter is a JSON object under ``dead-letters/<source>/``: an authentic event that could
   not be applied, with what it takes to replay it (headers without signatures or tokens, the body)
   and why it failed. ``replay`` reads them back.
@@ -31,6 +35,11 @@ CLAIMS_PREFIX = "deliveries/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
 # A Cloud Storage call may take at most this long (each answer waits on it).
 CALL_TIMEOUT_SECONDS = 10.0
+# A pending claim older than this has no live holder: a delivery ends within its deadline and
+# Cloud Run's request timeout (at most 60 minutes; this function's is far less), so a retry
+# after this takes the claim over.
+STALE_CLAIM_SECONDS = 3600.0
+PENDING, DONE = "pending", "done"
 # Header and query names that may carry a credential: never stored.
 _CREDENTIAL_WORDS = ("signature", "token", "authorization", "secret", "cookie", "api-key", "apikey")
 
@@ -57,6 +66,14 @@ def decode_body(document: Mapping[str, Any]) -> bytes:
     if not isinstance(body, str) or encoding not in ("utf-8", "base64"):
         raise ValueError("no body")
     return base64.b64decode(body, validate=True) if encoding == "base64" else body.encode("utf-8")
+
+
+def _abandoned(held: Any) -> bool:
+    """A claim still pending ``STALE_CLAIM_SECONDS`` after it was made. A claim of the shape
+    written before claims were settled (no ``state``) is never abandoned: it may be done."""
+    claimed_at = held.get("claimed_at") if isinstance(held, dict) else None
+    return (held.get("state") == PENDING and isinstance(claimed_at, (int, float))
+            and time.time() - claimed_at > STALE_CLAIM_SECONDS) if isinstance(held, dict) else False
 
 
 def _digest(text: str) -> str:
@@ -102,19 +119,51 @@ class StateStore:
         name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
         token = uuid.uuid4().hex
         blob = self._call(lambda: self.bucket().blob(name))
-        data = json.dumps({"source": source, "claimed_at": time.time(), "token": token})
-        try:
-            self._call(lambda: blob.upload_from_string(data, content_type="application/json", if_generation_match=0,
+        data = json.dumps({"source": source, "claimed_at": time.time(), "token": token, "state": PENDING})
+
+        def write(generation: int) -> None:
+            self._call(lambda: blob.upload_from_string(data, content_type="application/json",
+                                                       if_generation_match=generation,
                                                        timeout=(t := seconds()), retry=_retry(t)), PreconditionFailed)
-        except PreconditionFailed:
-            # Ours after all, when a retried upload met the object its first try had written.
+
+        def read() -> tuple[Any, Any]:
             existing = self._call(lambda: self.bucket().get_blob(name, timeout=(t := seconds()), retry=_retry(t)))
             held = self._call(lambda: json.loads(existing.download_as_bytes(timeout=(t := seconds()), retry=_retry(t)))) \
                 if existing is not None else None
+            return existing, held
+
+        try:
+            write(0)
+        except PreconditionFailed:
+            existing, held = read()
+            if _abandoned(held):
+                try:  # taken over only if nobody changed it since it was read
+                    write(int(existing.generation))
+                    return Claim(name, int(blob.generation or 0))
+                except PreconditionFailed:
+                    existing, held = read()
             if not isinstance(held, dict) or held.get("token") != token:
                 return None
-            blob = existing
+            blob = existing  # ours after all: a retried upload met the object its first try wrote
         return Claim(name, int(blob.generation or 0))
+
+    def settle(self, claim: Claim, deadline: Deadline | None = None) -> None:
+        """Mark the claim done: its event was applied, queued, ignored or dead-lettered, so every
+        later delivery of it is a duplicate, however late. Only the generation this delivery wrote
+        is replaced (a claim taken over meanwhile is left alone)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        left = CALL_TIMEOUT_SECONDS if deadline is None else min(CALL_TIMEOUT_SECONDS, deadline.remaining())
+        if left <= 0:
+            raise RetryLater("state_unavailable", "no time left to mark the claim done")
+        data = json.dumps({"state": DONE, "settled_at": time.time()})
+        blob = self._call(lambda: self.bucket().blob(claim.name))
+        try:
+            self._call(lambda: blob.upload_from_string(data, content_type="application/json",
+                                                       if_generation_match=claim.generation or None,
+                                                       timeout=left, retry=_retry(left)), PreconditionFailed)
+        except PreconditionFailed:
+            pass
 
     def release(self, claim: Claim) -> None:
         """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""

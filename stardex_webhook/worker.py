@@ -121,6 +121,16 @@ class Durability:
         claim = self.state.claim(source, delivery_id, deadline)
         return DUPLICATE if claim is None else claim
 
+    def settle(self, claim: Claim | object | None, deadline: Deadline | None = None) -> None:
+        """Mark the claim done once its event is settled. A bucket that fails now changes nothing
+        the sender is told (the event is settled); the claim stays pending, and only a delivery of
+        it after ``STALE_CLAIM_SECONDS`` would apply it again. Said loudly."""
+        if self.state is not None and isinstance(claim, Claim):
+            try:
+                self.state.settle(claim, deadline)
+            except RetryLater:
+                self.log.write("WARNING", "a claim could not be marked done", reason="claim_not_settled")
+
     def release(self, claim: Claim | object | None) -> None:
         if self.state is not None and isinstance(claim, Claim):
             try:

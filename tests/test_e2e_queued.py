@@ -216,6 +216,29 @@ def test_two_deliveries_at_the_same_moment_are_applied_once(fresh):
     assert len(patches(fresh.stardex)) == 1
 
 
+def test_a_claim_left_by_an_instance_that_stopped_is_taken_over_by_the_retry_and_applied(fresh):
+    """An instance killed mid-delivery leaves its claim pending: the sender's retry, past
+    STALE_CLAIM_SECONDS, is applied rather than told duplicate (the event is not lost)."""
+    import hashlib
+
+    from google.cloud import storage
+
+    from stardex_webhook.state import STALE_CLAIM_SECONDS
+
+    fresh.stardex.add_person(name="Cand3 Burst", emails=["cand3@example.org"])
+    name = f"deliveries/greenhouse/{hashlib.sha256(b'crash-0001').hexdigest()}"
+    bucket = storage.Client().bucket(BUCKET)
+    bucket.blob(name).upload_from_string(json.dumps({
+        "source": "greenhouse", "claimed_at": time.time() - 2 * STALE_CLAIM_SECONDS, "token": "gone", "state": "pending"}))
+    answer = post(fresh.public_url, hire(3), "crash-0001")
+    assert (answer.status_code, answer.json()["status"]) == (200, "queued")
+    assert fresh.settle(["crash-0001"]) == {"crash-0001": "updated"}
+    assert json.loads(bucket.blob(name).download_as_bytes())["state"] == "done", "settled once queued"
+    again = post(fresh.public_url, hire(3), "crash-0001")
+    assert again.json()["status"] == "duplicate"
+    assert len(patches(fresh.stardex)) == 1
+
+
 # ---- Stardex down ------------------------------------------------------------------------------
 
 

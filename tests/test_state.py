@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 
 import pytest
 
 from stardex_webhook.errors import RetryLater
-from stardex_webhook.state import StateStore, decode_body, encode_body, without_credentials
+from stardex_webhook.state import STALE_CLAIM_SECONDS, StateStore, decode_body, encode_body, without_credentials
 from tests.fakes.emulators import bucket_names, free_port, storage_emulator
 
 BUCKET = "state-test"
@@ -103,3 +104,82 @@ def test_a_missing_bucket_is_retry_later(emulator):
     with pytest.raises(RetryLater) as caught:
         StateStore("no-such-bucket").put_dead_letter({"source": "greenhouse"})
     assert caught.value.reason == "state_unavailable"
+
+
+# ---- settled and abandoned claims ---------------------------------------------------------------
+
+def claim_document(name: str) -> dict:
+    from google.cloud import storage
+
+    return json.loads(storage.Client().bucket(BUCKET).blob(name).download_as_bytes())
+
+
+def leave_claim(name: str, document: dict) -> None:
+    """A claim as another instance left it."""
+    from google.cloud import storage
+
+    storage.Client().bucket(BUCKET).blob(name).upload_from_string(json.dumps(document), if_generation_match=0)
+
+
+def claim_name(source: str, delivery_id: str) -> str:
+    import hashlib
+
+    return f"deliveries/{source}/{hashlib.sha256(delivery_id.encode()).hexdigest()}"
+
+
+def test_a_claim_is_pending_until_settled_then_done(store):
+    claim = store.claim("greenhouse", "evt-s")
+    assert claim_document(claim.name)["state"] == "pending"
+    store.settle(claim)
+    assert claim_document(claim.name)["state"] == "done"
+    assert store.claim("greenhouse", "evt-s") is None
+
+
+def test_a_claim_left_pending_by_a_stopped_instance_is_taken_over_by_the_retry(store):
+    name = claim_name("greenhouse", "evt-crash")
+    leave_claim(name, {"source": "greenhouse", "claimed_at": time.time() - 2 * STALE_CLAIM_SECONDS,
+                       "token": "theirs", "state": "pending"})
+    taken = store.claim("greenhouse", "evt-crash")
+    assert taken is not None and taken.name == name
+    assert claim_document(name)["token"] != "theirs"
+    assert store.claim("greenhouse", "evt-crash") is None, "now held (freshly) by the retry"
+
+
+@pytest.mark.parametrize("document", [
+    {"source": "greenhouse", "claimed_at": time.time() - 60, "token": "theirs", "state": "pending"},  # still at work
+    {"state": "done", "settled_at": time.time() - 10 * STALE_CLAIM_SECONDS},  # settled long ago
+    {"source": "greenhouse", "claimed_at": time.time() - 10 * STALE_CLAIM_SECONDS, "token": "theirs"},  # older shape
+], ids=["pending and fresh", "done and old", "without a state"])
+def test_other_claims_stay_duplicates(store, document):
+    leave_claim(claim_name("greenhouse", "evt-held"), document)
+    assert store.claim("greenhouse", "evt-held") is None
+
+
+def test_of_twenty_retries_of_an_abandoned_claim_exactly_one_takes_it(store):
+    leave_claim(claim_name("greenhouse", "evt-race-2"), {"claimed_at": time.time() - 2 * STALE_CLAIM_SECONDS,
+                                                         "token": "theirs", "state": "pending"})
+    barrier = threading.Barrier(20)
+    results = []
+
+    def claim():
+        barrier.wait()
+        results.append(store.claim("greenhouse", "evt-race-2"))
+
+    threads = [threading.Thread(target=claim) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(result is not None for result in results) == 1
+
+
+def test_settling_a_claim_taken_over_meanwhile_leaves_the_new_holder_alone(store):
+    old = store.claim("greenhouse", "evt-slow")
+    name = old.name
+    from google.cloud import storage
+
+    blob = storage.Client().bucket(BUCKET).blob(name)
+    blob.upload_from_string(json.dumps({"token": "new", "state": "pending", "claimed_at": time.time()}),
+                            if_generation_match=old.generation)
+    store.settle(old)
+    assert claim_document(name) == {"token": "new", "state": "pending", "claimed_at": claim_document(name)["claimed_at"]}
