@@ -42,20 +42,25 @@ def test_a_delivery_id_is_claimed_once(store):
     assert all("evt-1" not in name for name in names), "the delivery id is hashed in the object name"
 
 
-def test_of_twenty_claims_at_the_same_moment_exactly_one_wins(store):
-    barrier = threading.Barrier(20)
+def claims_at_once(store, delivery_id: str, count: int = 20) -> list:
+    """``count`` claims of one delivery id, released together from threads."""
+    barrier = threading.Barrier(count)
     results = []
 
     def claim():
         barrier.wait()
-        results.append(store.claim("greenhouse", "evt-race"))
+        results.append(store.claim("greenhouse", delivery_id))
 
-    threads = [threading.Thread(target=claim) for _ in range(20)]
+    threads = [threading.Thread(target=claim) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(result is not None for result in results) == 1
+    return results
+
+
+def test_of_twenty_claims_at_the_same_moment_exactly_one_wins(store):
+    assert sum(result is not None for result in claims_at_once(store, "evt-race")) == 1
 
 
 def test_a_released_claim_can_be_claimed_again(store):
@@ -158,19 +163,7 @@ def test_other_claims_stay_duplicates(store, document):
 def test_of_twenty_retries_of_an_abandoned_claim_exactly_one_takes_it(store):
     leave_claim(claim_name("greenhouse", "evt-race-2"), {"claimed_at": time.time() - 2 * STALE_CLAIM_SECONDS,
                                                          "token": "theirs", "state": "pending"})
-    barrier = threading.Barrier(20)
-    results = []
-
-    def claim():
-        barrier.wait()
-        results.append(store.claim("greenhouse", "evt-race-2"))
-
-    threads = [threading.Thread(target=claim) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(result is not None for result in results) == 1
+    assert sum(result is not None for result in claims_at_once(store, "evt-race-2")) == 1
 
 
 def test_settling_a_claim_taken_over_meanwhile_leaves_the_new_holder_alone(store):
