@@ -90,8 +90,8 @@ def ats_api():
         yield fake
 
 
-@pytest.fixture(scope="module")
-def server(fakes, ats_api):
+@contextlib.contextmanager
+def faults_server(fakes, ats_api):
     """The function with Lever's follow-up reads configured, and its own limiter out of the way
     (the faults here are Stardex's; the limiter has its own tests and the load test)."""
     stardex, secret_manager = fakes
@@ -100,6 +100,20 @@ def server(fakes, ats_api):
     with function_server(stardex, secret_manager, LEVER_API_BASE=ats_api.lever_base,
                          LEVER_API_KEY_SECRET=f"{secret}/versions/latest",
                          STARDEX_REQUESTS_PER_MINUTE="100000") as (base_url, _log):
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def server(fakes, ats_api):
+    with faults_server(fakes, ats_api) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def own_server(fakes, ats_api):
+    """A server of the test's own: a 429 pauses the function's limiter for every later call
+    (as it must), and that pause would eat into the next test's deadline on a shared server."""
+    with faults_server(fakes, ats_api) as base_url:
         yield base_url
 
 
@@ -137,11 +151,13 @@ def _failing(status: int, retry_after: float | None = None) -> Callable[[FakeSta
     return lambda fake: fake.fail_next(status, times=100, retry_after=retry_after)
 
 
-STARDEX_FAULTS = [
-    pytest.param(_set(delay_seconds=8.0), "stardex_unavailable", 30, ONCE, id="slower-than-the-deadline"),
+RATE_LIMITED_FAULTS = [
     pytest.param(_failing(429, 1), "stardex_rate_limited", 1, RETRIED, id="429-storm-retry-after-1"),
     pytest.param(_set(misbehave="429-bare"), "stardex_rate_limited", 30, RETRIED, id="429-storm-no-retry-after"),
     pytest.param(_set(misbehave="retry-after-negative"), "stardex_rate_limited", 30, RETRIED, id="429-retry-after-negative"),
+]
+STARDEX_FAULTS = [
+    pytest.param(_set(delay_seconds=8.0), "stardex_unavailable", 30, ONCE, id="slower-than-the-deadline"),
     *[pytest.param(_failing(status), "stardex_unavailable", 30, RETRIED, id=f"{status}-storm") for status in (500, 502, 503, 504)],
     pytest.param(_failing(503, 2), "stardex_unavailable", 2, RETRIED, id="503-storm-retry-after-2"),
     pytest.param(_set(misbehave="success-false"), "stardex_unexpected_answer", 30, ONCE, id="200-success-false"),
@@ -152,6 +168,15 @@ STARDEX_FAULTS = [
 
 @pytest.mark.parametrize("fault, reason, retry_after, attempts", STARDEX_FAULTS)
 def test_a_stardex_fault_is_503_within_the_deadline(server, world, fault, reason, retry_after, attempts):
+    check_stardex_fault(server, world, fault, reason, retry_after, attempts)
+
+
+@pytest.mark.parametrize("fault, reason, retry_after, attempts", RATE_LIMITED_FAULTS)
+def test_a_stardex_rate_limit_is_503_within_the_deadline(own_server, world, fault, reason, retry_after, attempts):
+    check_stardex_fault(own_server, world, fault, reason, retry_after, attempts)
+
+
+def check_stardex_fault(server, world, fault, reason, retry_after, attempts):
     stardex, _ = world
     fault(stardex)
     answer, elapsed = merge_webhook(server, stardex)
