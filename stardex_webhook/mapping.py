@@ -527,14 +527,17 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None,
             f"mapping file {file_path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
     if _digest(raw) not in validated_digests(VALIDATED_RECORD_PATH, MAPPING_SCHEMA_PATH):
-        faults = _schema_faults(document)
-        if faults:
-            raise ConfigurationError(
-                f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
+        _check_schema(document, file_path)
     try:
         return SourceMapping(name, document, phone_region, default_write_policy)
     except ValueError as error:
         raise ConfigurationError(f"mapping file {file_path}: {error}") from None
+
+
+def _check_schema(document: Any, file_path: str) -> None:
+    faults = _schema_faults(document)
+    if faults:
+        raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
 
 
 def _digest(raw: bytes) -> str:
@@ -571,9 +574,7 @@ def validated_record(directory: str = BUILTIN_MAPPINGS_DIR) -> str:
     for name, path in _mapping_files(directory, "built-in mappings directory").items():
         with open(path, "rb") as handle:
             raw = handle.read()
-        faults = _schema_faults(json.loads(raw))
-        if faults:
-            raise ConfigurationError(f"mapping file {path}: does not match the mapping schema: " + "; ".join(faults))
+        _check_schema(json.loads(raw), path)
         lines.append(f"{_digest(raw)}  {os.path.basename(path)}")
     return "\n".join(lines) + "\n"
 

@@ -71,9 +71,20 @@ def decode_body(document: Mapping[str, Any]) -> bytes:
 def _abandoned(held: Any) -> bool:
     """A claim still pending ``STALE_CLAIM_SECONDS`` after it was made. A claim of the shape
     written before claims were settled (no ``state``) is never abandoned: it may be done."""
-    claimed_at = held.get("claimed_at") if isinstance(held, dict) else None
-    return (held.get("state") == PENDING and isinstance(claimed_at, (int, float))
-            and time.time() - claimed_at > STALE_CLAIM_SECONDS) if isinstance(held, dict) else False
+    if not isinstance(held, dict) or held.get("state") != PENDING:
+        return False
+    claimed_at = held.get("claimed_at")
+    return isinstance(claimed_at, (int, float)) and time.time() - claimed_at > STALE_CLAIM_SECONDS
+
+
+def _seconds_left(deadline: Deadline | None, doing: str) -> float:
+    """One Cloud Storage call's timeout: ``CALL_TIMEOUT_SECONDS``, within the webhook's deadline."""
+    if deadline is None:
+        return CALL_TIMEOUT_SECONDS
+    left = min(CALL_TIMEOUT_SECONDS, deadline.remaining())
+    if left <= 0:
+        raise RetryLater("state_unavailable", f"no time left to {doing}")
+    return left
 
 
 def _digest(text: str) -> str:
@@ -109,12 +120,7 @@ class StateStore:
         from google.api_core.exceptions import PreconditionFailed
 
         def seconds() -> float:
-            if deadline is None:
-                return CALL_TIMEOUT_SECONDS
-            left = min(CALL_TIMEOUT_SECONDS, deadline.remaining())
-            if left <= 0:
-                raise RetryLater("state_unavailable", "no time left to claim the delivery id")
-            return left
+            return _seconds_left(deadline, "claim the delivery id")
 
         name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
         token = uuid.uuid4().hex
@@ -153,9 +159,7 @@ class StateStore:
         is replaced (a claim taken over meanwhile is left alone)."""
         from google.api_core.exceptions import PreconditionFailed
 
-        left = CALL_TIMEOUT_SECONDS if deadline is None else min(CALL_TIMEOUT_SECONDS, deadline.remaining())
-        if left <= 0:
-            raise RetryLater("state_unavailable", "no time left to mark the claim done")
+        left = _seconds_left(deadline, "mark the claim done")
         data = json.dumps({"state": DONE, "settled_at": time.time()})
         blob = self._call(lambda: self.bucket().blob(claim.name))
         try:

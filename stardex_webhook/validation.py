@@ -77,7 +77,7 @@ def inline_local_refs(node: Any, definitions: dict[str, Any], following: tuple[s
     definition (its own references inlined the same way) plus the annotations; every other
     reference, and a recursive one, is left as it is. The schema validates exactly as before;
     only jsonschema's lookup of each reference on each validation goes, about 30 microseconds a
-    reference and a sixth of a webhook's time in the pipeline bench (bench/RESULTS.md).
+    reference and about an eighth of a webhook's time in the pipeline bench (bench/RESULTS.md).
     The test suite holds the two schemas to the same answers."""
     if isinstance(node, list):
         return [inline_local_refs(item, definitions, following) for item in node]
