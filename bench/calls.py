@@ -45,7 +45,7 @@ from stardex_webhook.fake_stardex import FakeStardex  # noqa: E402
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings  # noqa: E402
 from stardex_webhook.send_sample import signed_request  # noqa: E402
 from stardex_webhook.sources import SOURCES  # noqa: E402
-from stardex_webhook.sources.base import Delivery, Headers  # noqa: E402
+from stardex_webhook.records import Delivery, Headers  # noqa: E402
 
 TARGET_CALLS_PER_EVENT = 1.3
 FIRST_PERSON_ID = "0b5e0000-0000-4000-8000-"

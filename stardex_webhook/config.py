@@ -71,6 +71,9 @@ class Settings:
     cloud_tasks_endpoint: str | None = None
     state_bucket: str | None = None
     task_deadline_seconds: float = 120.0
+    # The function's own timeout (Terraform's timeout_seconds): a claim pending longer than this
+    # has no live attempt behind it and is taken over.
+    function_timeout_seconds: float = 60.0
     task_max_attempts: int = 36
     # The limiter's window: STARDEX_REQUESTS_PER_MINUTE requests in any this many seconds. Stardex's
     # is 60; only a test or the bench against the fake shortens it (to take seconds, not minutes).
@@ -138,14 +141,16 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
     """DELIVERY and what it needs: with ``queued`` the queue, the worker's URL and the account
     whose OIDC token the tasks carry are required (a function that could not enqueue must not
-    start and answer 503 to every sender)."""
+    start and answer 503 to every sender), and so is ``STATE_BUCKET``: a queued delivery is claimed
+    there, and an event the worker cannot apply is kept there."""
     delivery = env.get("DELIVERY", "").strip().lower() or "sync"
     if delivery not in DELIVERY_MODES:
         raise ConfigurationError(f"DELIVERY={delivery!r}: expected sync or queued")
     values = {name: env.get(name, "").strip() or None
               for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "CLOUD_TASKS_ENDPOINT", "STATE_BUCKET")}
     if delivery == "queued":
-        missing = [name for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT") if not values[name]]
+        missing = [name for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "STATE_BUCKET")
+                   if not values[name]]
         if missing:
             raise ConfigurationError(f"DELIVERY=queued needs {', '.join(missing)}")
     queue, url, account = values["TASKS_QUEUE"], values["TASKS_WORKER_URL"], values["TASKS_SERVICE_ACCOUNT"]
@@ -163,6 +168,7 @@ def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
         "delivery": delivery, "tasks_queue": queue, "tasks_worker_url": url, "tasks_service_account": account,
         "cloud_tasks_endpoint": values["CLOUD_TASKS_ENDPOINT"], "state_bucket": bucket,
         "task_deadline_seconds": _number(env, "TASK_DEADLINE_SECONDS", 120.0, float, 1),
+        "function_timeout_seconds": _number(env, "FUNCTION_TIMEOUT_SECONDS", 60.0, float, 1),
         "task_max_attempts": int(_number(env, "TASK_MAX_ATTEMPTS", 36, int, 1)),
         "stardex_rate_window_seconds": _number(env, "STARDEX_RATE_WINDOW_SECONDS", 60.0, float, 1),
     }

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from types import MappingProxyType
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from .errors import Unprocessable
+from .records import NamedCustomFields
 from .policy import ADD, CHANGE, FILL, FILL_KEEPS, FILL_NOT_SHOWN, KEEP, NOT_SHOWN, OVERWRITE, SAME, FieldPlan, same_text
 
 CATALOG_CALL = ("GET", "/v1/custom-fields/persons")
@@ -49,17 +50,8 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d %B %Y", "%d %b %Y", "%B
                  "%b %d %Y")
 
 
-class NamedCustomFields(NamedTuple):
-    """What a mapping found for its named custom fields: ``values`` by field name (only those the
-    payload filled), every name the mapping ``declared``, and its ``options`` tables (the sender's
-    answer → the Stardex option)."""
-
-    values: dict[str, Any]
-    declared: tuple[str, ...]
-    options: Mapping[str, dict[str, str]] = MappingProxyType({})
-
-
-class Definition(NamedTuple):
+@dataclass(frozen=True)
+class Definition:
     """One Stardex person custom field: its attribute id, name, kind (``TEXT``...) and options."""
 
     id: str
@@ -72,7 +64,8 @@ class Definition(NamedTuple):
         return _KINDS.get(self.data_type.strip().lower().replace("_", "-").replace(" ", "-"))
 
 
-class CustomFieldValue(NamedTuple):
+@dataclass(frozen=True)
+class CustomFieldValue:
     """A named value resolved: its definition and the update-person item it becomes."""
 
     name: str
@@ -80,7 +73,8 @@ class CustomFieldValue(NamedTuple):
     item: dict[str, Any]
 
 
-class CustomFieldsPlan(NamedTuple):
+@dataclass(frozen=True)
+class CustomFieldsPlan:
     """The write policy applied: one ``FieldPlan`` per named field (``custom_fields.<name>``), the
     items to send, and whether a read of the person would show what the plan could not."""
 

@@ -34,7 +34,7 @@ from .custom_fields import Catalog, CustomFieldValue, CustomFieldsPlan, person_w
 from .deadline import Deadline
 from .errors import Unprocessable
 from .logs import JsonLog
-from .mapping import MappedUpdate, NoteRequest
+from .records import MappedUpdate, NoteRequest
 from .policy import FILL, WritePlan, person_after, plan_update
 from .resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, Resolution, resolve_person, stardex_failure
 from .stages import NOT_A_CANDIDATE, StageMemory, StagePlan, outcome_of, plan_stage, with_stage

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -24,9 +24,9 @@ from jmespath.functions import Functions
 
 from . import transforms as transform_functions
 from .contacts import CONTACT_LISTS, SeenContacts
-from .custom_fields import NamedCustomFields
 from .errors import ConfigurationError
-from .stages import ANY_JOB, JOB_NOT_IN_TABLE, NOT_IN_TABLE, SUPERSEDED, StageRequest, event_time, stage_key
+from .records import MappedUpdate, NamedCustomFields, NoteRequest, PersonRef, StageRequest
+from .stages import ANY_JOB, JOB_NOT_IN_TABLE, NOT_IN_TABLE, SUPERSEDED, event_time, stage_key
 from .validation import SCHEMAS_DIR, json_path, read_schema
 
 if TYPE_CHECKING:
@@ -50,91 +50,7 @@ _FUNCTIONS = Functions()
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 
 
-class PersonRef(NamedTuple):
-    """What the resolver needs to find the Stardex person: an id, or emails and a LinkedIn URL
-    to search by (in that order)."""
-
-    id: str | None
-    emails: list[str]
-    linkedin_url: str | None
-
-
 WRITE_POLICIES = ("overwrite", "fill")
-
-
-class NoteRequest(NamedTuple):
-    """A form submission to keep on the person's timeline as a Stardex activity, once the person
-    is known; ``delivery_id`` lets a retried delivery find the note it already wrote."""
-
-    activity_type: str
-    title: str | None
-    answers: tuple[tuple[str, str], ...]
-    delivery_id: str | None
-
-
-class MappedUpdate(NamedTuple):
-    """The Stardex PATCH body built from one payload, the person it is for, whether that person
-    may be created when not found, who may change what (``write_policy``: ``overwrite`` or
-    ``fill``), an optional note to write, an optional pipeline ``stage`` move and the values of
-    custom fields named by their Stardex names (resolved to attribute ids on delivery). Plain
-    data: ``to_dict``/``from_dict`` carry it through a queue as JSON."""
-
-    update: dict[str, Any]
-    person: PersonRef
-    create: bool
-    write_policy: str = "overwrite"
-    note: NoteRequest | None = None
-    stage: StageRequest | None = None
-    named_custom_fields: NamedCustomFields | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; ``stage`` and ``named_custom_fields`` only when the event has them
-        (a document of a mapping without them keeps the shape it always had)."""
-        person, note, named = self.person, self.note, self.named_custom_fields
-        document: dict[str, Any] = {
-            "update": copy.deepcopy(self.update),
-            "person": {"id": person.id, "emails": list(person.emails), "linkedin_url": person.linkedin_url},
-            "create": self.create,
-            "write_policy": self.write_policy,
-            "note": None if note is None else {
-                "activity_type": note.activity_type, "title": note.title,
-                "answers": tuple(tuple(pair) for pair in note.answers), "delivery_id": note.delivery_id},
-        }
-        if self.stage is not None:
-            document["stage"] = self.stage._asdict()
-        if named is not None:
-            document["named_custom_fields"] = {
-                "values": copy.deepcopy(named.values), "declared": tuple(named.declared),
-                "options": {name: dict(table) for name, table in named.options.items()}}
-        return document
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MappedUpdate":
-        """The inverse of ``to_dict``; a document of another shape raises ``ValueError``."""
-        try:
-            note = data.get("note")
-            return cls(
-                update=dict(data["update"]),
-                person=PersonRef(**data["person"]),
-                create=bool(data["create"]),
-                write_policy=data.get("write_policy", "overwrite"),
-                note=None if note is None else NoteRequest(
-                    activity_type=note["activity_type"], title=note.get("title"),
-                    answers=tuple((str(q), str(a)) for q, a in note.get("answers", ())),
-                    delivery_id=note.get("delivery_id"),
-                ),
-                stage=None if data.get("stage") is None else StageRequest(**data["stage"]),
-                named_custom_fields=_named_from_dict(data.get("named_custom_fields")),
-            )
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"not a mapped update: {error}") from None
-
-
-def _named_from_dict(data: Any) -> NamedCustomFields | None:
-    if data is None:
-        return None
-    return NamedCustomFields(values=dict(data["values"]), declared=tuple(data["declared"]),
-                             options={name: dict(table) for name, table in (data.get("options") or {}).items()})
 
 
 class _Path:
@@ -321,11 +237,15 @@ class SourceMapping:
     def apply(self, payload: Any, event: Any = None) -> MappedUpdate:
         """Build the update from whatever the payload holds; never raises. ``event`` (the adapter's
         ``Event``) supplies the transcript and delivery id for a note."""
-        compiled = self._base
+        return self.variant(payload).apply(payload, event)
+
+    def variant(self, payload: Any) -> "_CompiledFields":
+        """The part of the mapping a payload selects: its form's section, else the base."""
         if self.forms and self.form_id is not None:
             form = transform_functions.string(self.form_id.find(payload))
-            compiled = self.forms.get(form, self._base) if isinstance(form, str) else self._base
-        return compiled.apply(payload, event)
+            if isinstance(form, str) and form in self.forms:
+                return self.forms[form]
+        return self._base
 
 
 def _overlay(document: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,14 @@
     plan --dead-letter NAME [--json]          a dead letter from STATE_BUCKET
     plan --check-mappings [MAPPINGS_DIR] [--samples DIR]
 
-The same line as the function, with the same settings and mapping files (``WebhookApp``): body
-limit, handshake, signature (skipped only with ``--unsigned``), parse, ignore?, follow-up read,
-mapping, schema; then the Deliverer itself (``delivery.Deliverer``, the one decision path of an
-apply: resolver, reads, write plan, note) runs against a Stardex client whose reads go to Stardex
-and whose writes are recorded and never sent. So the calls listed are exactly those an apply by an
-instance that knows nothing of the person yet would make, in order. Exit codes follow ``terraform
-plan -detailed-exitcode``: 0 nothing would change, 2 changes, 1 error. Personal data is printed (it
+The plan door: the pipeline's own stages with the same settings and mapping files
+(``pipeline.Pipeline``): ``accept`` (body limit, handshake, signature, skipped only with
+``--unsigned``, parse), ignored?, ``prepare`` (follow-up read, mapping, schema), then ``process``
+with a Stardex client whose reads go to Stardex and whose writes are recorded and never sent. So
+the calls listed are exactly those an apply by an instance that knows nothing of the person yet
+would make, in order, and the diff, the summary, ``--json`` and the exit code all come from the
+recorded writes (the person's fields, custom fields, a stage move, a note). Exit codes follow
+``terraform plan -detailed-exitcode``: 0 nothing would be written, 2 something would, 1 error. Personal data is printed (it
 is the operator's own terminal, as with a dry run); secrets never are.
 """
 
@@ -25,8 +26,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ConfigurationError, TooLarge, Unauthorized, Unprocessable, WebhookError
-from .sources.base import Delivery, Headers
+from .deadline import Deadline
+from .errors import ConfigurationError, Unauthorized, Unprocessable, WebhookError
+from .pipeline import Pipeline
+from .policy import plan_update
+from .records import Handshake, MappedUpdate, Received
+from .resolver import stardex_failure
+from .stardex import StardexError
+from .validation import schema_errors
+from .records import Delivery, Headers
 
 READ_ONLY = "plan: read-only — nothing is written to Stardex"
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -73,6 +81,7 @@ class PlanningClient:
         self.calls: list[Call] = []
         self.extra_reads: list[Call] = []
         self.person: dict[str, Any] | None = None  # the person as last read within this plan
+        self.custom_field_definitions: list[Any] = []
 
     def _read(self, call: Call, action: Callable[[], Any]) -> Any:
         self.calls.append(call)
@@ -108,9 +117,6 @@ class PlanningClient:
 
     def read_for_diff(self, deadline: Any, person_id: str) -> None:
         """A read the apply would not make (``extra_reads``): the person, for the diff only."""
-        from .resolver import stardex_failure
-        from .stardex import StardexError
-
         call = Call("GET", f"{self._prefix}/persons/{person_id}", made=True, answer="the person")
         self.extra_reads.append(call)
         try:
@@ -135,6 +141,7 @@ class PlanningClient:
         call = Call("GET", f"{self._prefix}/custom-fields/persons")
         found = self._read(call, lambda: self._client.person_custom_fields(deadline))
         call.answer = f"{len(found)} custom fields"
+        self.custom_field_definitions = list(found)
         return found
 
     def update_stage(self, deadline: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -162,16 +169,20 @@ class Plan:
     person: dict[str, Any] | None = None
     write_plan: Any = None  # policy.WritePlan
     note: dict[str, Any] | None = None
+    custom_fields: list[dict[str, Any]] = field(default_factory=list)  # each written value, by name
+    stage: dict[str, Any] | None = None  # the move an apply would make, or why none
     calls: list[Call] = field(default_factory=list)
     extra_reads: list[Call] = field(default_factory=list)
     error: dict[str, Any] | None = None
 
     @property
+    def writes(self) -> list[Call]:
+        """The writes an apply would make, as recorded: what every other answer here counts."""
+        return [call for call in self.calls if call.write]
+
+    @property
     def changes(self) -> bool:
-        if self.error is not None or self.person is None:
-            return False
-        return (self.person["resolution"] == "create" or bool(self.write_plan and self.write_plan.changes)
-                or bool(self.note and self.note["action"] == "write"))
+        return self.error is None and bool(self.writes)
 
     @property
     def outcome(self) -> str:
@@ -192,6 +203,7 @@ class Plan:
             "follow_up": self.follow_up, "update": self.update, "write_policy": self.write_policy,
             "schema_errors": self.schema_errors, "person": self.person,
             "diff": self.write_plan.to_dict() if self.write_plan is not None else None, "note": self.note,
+            "custom_fields": self.custom_fields, "stage": self.stage,
             "calls": [call.to_dict() for call in self.calls],
             "extra_reads": [call.to_dict() for call in self.extra_reads],
             "changes": self.changes, "outcome": self.outcome, "error": self.error, "exit_code": self.exit_code,
@@ -203,52 +215,40 @@ def _error(error: WebhookError) -> dict[str, Any]:
             "status": error.status}
 
 
-def plan_delivery(app: Any, source_name: str, delivery: Delivery, verify: bool = True,
+def plan_delivery(pipeline: Pipeline, source_name: str, delivery: Any, verify: bool = True,
                   signature: str | None = None) -> Plan:
-    """Run the function's line on ``delivery`` up to the write; every read is real, no write is made."""
-    from .deadline import Deadline
-
-    source = app._sources.get(source_name)
+    """The pipeline's stages on ``delivery`` up to the write; every read is real, no write is made."""
     plan = Plan(source_name, "not checked" if verify else (signature or "skipped (--unsigned)"))
-    if source is None:
+    if source_name not in pipeline.sources:
         plan.error = {"status_code": 404, "status": "not_found", "reason": "unknown_source",
-                      "message": f"no source {source_name!r}; one of: {', '.join(sorted(app._sources))}"}
+                      "message": f"no source {source_name!r}; one of: {', '.join(sorted(pipeline.sources))}"}
         return plan
-    settings = app._settings
-    deadline = Deadline(settings.stardex_deadline_seconds)
+    deadline = Deadline(pipeline.settings.stardex_deadline_seconds)
     client: PlanningClient | None = None
     try:
-        if len(delivery.body) > settings.max_body_bytes:
-            raise TooLarge("body_too_large", f"the body is over the {settings.max_body_bytes}-byte limit")
-        handshake = source.handshake(delivery)
-        if handshake is not None:
-            plan.handshake = {"status_code": handshake.status_code, "body": handshake.body}
+        accepted = pipeline.accept(pipeline.source(source_name), delivery, deadline, verify=verify)
+        if isinstance(accepted, Handshake):
+            plan.handshake = {"status_code": accepted.status_code, "body": accepted.body}
             if verify:
                 plan.signature = "not checked: the sender's handshake comes before it"
             return plan
         if verify:
-            app._verify(source, delivery, deadline)
             plan.signature = "checked"
-        event = source.parse(delivery)
-        ignored = app._ignored(source, event)
+        event = accepted
+        ignored = pipeline.ignored(event)
         plan.event = {"type": event.event_type, "delivery_id": event.delivery_id, "acted_on": ignored is None,
                       "ignored": ignored.get("reason") if ignored else None}
         if ignored is not None:
             return plan
-        follow_up = source.follow_up(event)
+        follow_up = pipeline.sources[source_name].follow_up(event)
         if follow_up is not None:
             plan.follow_up = {"method": follow_up.method, "target": follow_up.target}
-        event = app._follow_up(source, event, deadline)
-        mapped = app._mappings[source.name].apply(event.payload, event)
+        mapped = pipeline.mapped(pipeline.follow_up(event, deadline))
         plan.update, plan.write_policy = mapped.update, mapped.write_policy
-        from .validation import schema_errors
-
         plan.schema_errors = schema_errors(mapped.update)
-        if plan.schema_errors:
-            raise Unprocessable("schema_invalid", f"the update does not match the Stardex person schema "
-                                f"({len(plan.schema_errors)} errors)")
-        client = PlanningClient(app._stardex(), urlsplit(settings.stardex_api_base).path)
-        _deliver(app, client, mapped, plan, deadline)
+        pipeline.validated(mapped)
+        client = PlanningClient(pipeline.stardex(), urlsplit(pipeline.settings.stardex_api_base).path)
+        _process(pipeline, client, mapped, plan, deadline)
     except WebhookError as error:
         plan.error = _error(error)
         if isinstance(error, Unauthorized):
@@ -259,18 +259,11 @@ def plan_delivery(app: Any, source_name: str, delivery: Delivery, verify: bool =
     return plan
 
 
-def _deliver(app: Any, client: PlanningClient, mapped: Any, plan: Plan, deadline: Any) -> None:
-    """The Deliverer's own decisions, on a client that records its writes; then the diff."""
-    from .delivery import Deliverer
-    from .logs import JsonLog
-    from .policy import plan_update
-    from .resolver import PersonMemory
-
-    settings = app._settings
-    deliverer = Deliverer(settings, lambda: client, JsonLog(settings.log_level, stream=sys.stderr), PersonMemory(0))
+def _process(pipeline: Pipeline, client: PlanningClient, mapped: MappedUpdate, plan: Plan, deadline: Deadline) -> None:
+    """The process stage on a client that records its writes; then the diff of what it recorded."""
     record: dict[str, Any] = {}
     try:
-        answer = deliverer.deliver(mapped, record, deadline)
+        answer = pipeline.process(mapped, deadline, record, client=client)
     except Unprocessable as error:
         if error.reason == "person_not_found":
             plan.person = {"resolution": "not_found", "id": mapped.person.id, "searched": _searched(client)}
@@ -289,7 +282,12 @@ def _deliver(app: Any, client: PlanningClient, mapped: Any, plan: Plan, deadline
         found_by = None if mapped.person.id else (searched[-1] if searched else None)
         plan.person = {"resolution": "id" if mapped.person.id else "search", "id": person_id,
                        "name": stored.get("name"), "found_by": found_by, "stored": stored}
-    plan.write_plan = plan_update(mapped.update, stored, mapped.write_policy, settings.phone_default_region)
+    plan.write_plan = plan_update(mapped.update, stored, mapped.write_policy, pipeline.settings.phone_default_region)
+    plan.custom_fields = _custom_fields_written(client)
+    if mapped.stage is not None:
+        move = next((call for call in client.calls if call.write and call.path.endswith("/candidates/update-stage")), None)
+        plan.stage = {"action": "move" if move else "keep", "outcome": answer.get("stage"),
+                      "body": move.body if move else None}
     note = answer.get("note")
     if note == "written":
         written = next(call for call in client.calls if call.path.endswith("/person-activities"))
@@ -297,6 +295,16 @@ def _deliver(app: Any, client: PlanningClient, mapped: Any, plan: Plan, deadline
                      "text": written.body["activity_content"]}
     elif note == "already_written":
         plan.note = {"action": "already_written", "activity_type": mapped.note.activity_type, "text": None}
+
+
+def _custom_fields_written(client: PlanningClient) -> list[dict[str, Any]]:
+    """Each custom-field value a recorded write carries, named as Stardex names it."""
+    names = {definition.get("id"): definition.get("name") for definition in client.custom_field_definitions
+             if isinstance(definition, dict)}
+    return [{"name": names.get(item.get("attribute_id"), item.get("attribute_id")), "attribute_id": item.get("attribute_id"),
+             "value": item.get("value")}
+            for call in client.calls if call.write and isinstance(call.body, dict)
+            for item in call.body.get("custom_fields") or () if isinstance(item, dict)]
 
 
 def _searched(client: PlanningClient) -> list[dict[str, Any]]:
@@ -323,11 +331,8 @@ def parse_headers(lines: Sequence[str], where: str) -> list[tuple[str, str]]:
 
 def delivery_from_dead_letter(letter: dict[str, Any]) -> tuple[str, Delivery]:
     """The source and delivery kept in a dead letter (``ValueError`` for another document)."""
-    from .worker import replayable
-
-    received = replayable(letter)
-    return received.source, Delivery(received.delivery_headers(), received.raw_body(), received.received_at,
-                                     query=dict(received.query))
+    received = Received.from_dict(letter)
+    return received.source, received.delivery()
 
 
 # ---- printing ---------------------------------------------------------------------------------
@@ -427,6 +432,15 @@ def _render_person(plan: Plan) -> list[str]:
         lines += _field_line(item, width)
     lines.append("    }")
     counts = {action: sum(1 for item in write_plan.fields if item.action == action) for action in ("add", "change", "keep")}
+    for value in plan.custom_fields:
+        lines.append(f"      ~ custom field {_value(value['name'])} = {_value(value['value'])}")
+    if plan.stage is not None:
+        stage = plan.stage
+        if stage["action"] == "move":
+            target = stage["body"].get("stage_id") or stage["body"].get("stage_name")
+            lines.append(f"  ~ stage on job {stage['body'].get('job_id')} -> {_value(target)}")
+        else:
+            lines.append(f"  = stage: no move ({stage['outcome']})")
     if plan.note:
         if plan.note["action"] == "write":
             lines.append(f"  + note ({plan.note['activity_type']}):")
@@ -435,9 +449,12 @@ def _render_person(plan: Plan) -> list[str]:
             lines.append(f"  = note ({plan.note['activity_type']}): already written")
     lines.append("")
     if plan.changes:
-        note = ", 1 note to write" if plan.note and plan.note["action"] == "write" else ""
+        extras = [f"{len(plan.custom_fields)} custom field(s) to write" if plan.custom_fields else "",
+                  "1 stage move" if plan.stage and plan.stage["action"] == "move" else "",
+                  "1 note to write" if plan.note and plan.note["action"] == "write" else ""]
         create = "1 person to create: " if person["resolution"] == "create" else ""
-        lines.append(f"Plan: {create}{counts['add']} to add, {counts['change']} to change, {counts['keep']} kept{note}.")
+        lines.append(f"Plan: {create}{counts['add']} to add, {counts['change']} to change, {counts['keep']} kept"
+                     + "".join(f", {extra}" for extra in extras if extra) + ".")
     else:
         lines.append("No changes: the person already holds everything this update would write.")
     return lines
@@ -478,22 +495,10 @@ def sample_files(folder: Path, source_names: Sequence[str]) -> tuple[dict[str, l
     return found, strays
 
 
-def _variant(mapping: Any, payload: Any) -> Any:
-    """The part of a mapping that a payload selects (its form's section, else the base)."""
-    from .transforms import string
-
-    if mapping.forms and mapping.form_id is not None:
-        form = string(mapping.form_id.find(payload))
-        if isinstance(form, str) and form in mapping.forms:
-            return mapping.forms[form]
-    return mapping._base
-
-
 def check_sample(source: Any, mapping: Any, body_path: Path) -> dict[str, Any]:
     """Run one mapping on one sample body, as the sender would send it (signed by ``send_sample``,
     parsed by the adapter, with ``<sample>.api.json`` as the follow-up read's answer)."""
     from .send_sample import signed_request
-    from .validation import schema_errors
 
     result: dict[str, Any] = {"sample": body_path.name, "fills": [], "finds_nothing_for": [], "faults": []}
     url = f"http://127.0.0.1:8080/{source.name}"
@@ -516,7 +521,7 @@ def check_sample(source: Any, mapping: Any, body_path: Path) -> dict[str, Any]:
         result["follow_up"] = answer.name
         event = source.with_follow_up(event, json.loads(answer.read_text(encoding="utf-8")))
     mapped = mapping.apply(event.payload, event)
-    paths = [item.name for item in _variant(mapping, event.payload).fields if item.path is not None]
+    paths = [item.name for item in mapping.variant(event.payload).fields if item.path is not None]
     result["fills"] = [name for name in paths if name in mapped.update] + (["job_id"] if "job_id" in mapped.update else [])
     result["finds_nothing_for"] = [name for name in paths if name not in mapped.update]
     if not result["fills"]:
@@ -617,16 +622,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if not args.dead_letter and not (args.source and args.body_file):
         parser.error("give SOURCE BODY_FILE, --dead-letter NAME or --check-mappings")
 
-    from .app import WebhookApp
-
     try:
-        app = WebhookApp.from_environment()
+        pipeline = Pipeline.from_environment(log_stream=sys.stderr)
     except ConfigurationError as error:
         print(f"plan: cannot start: {error}", file=sys.stderr)
         return EXIT_ERROR
     try:
         if args.dead_letter:
-            plan = _plan_dead_letter(app, args.dead_letter)
+            plan = _plan_dead_letter(pipeline, args.dead_letter)
         else:
             pairs = parse_headers(args.header, "--header")
             if args.headers_file:
@@ -634,7 +637,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             url = args.url or f"http://127.0.0.1:8080/{args.source}"
             delivery = Delivery(Headers(pairs), args.body_file.read_bytes(), time.time(), url=url,
                                 query=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)))
-            plan = plan_delivery(app, args.source, delivery, verify=not args.unsigned)
+            plan = plan_delivery(pipeline, args.source, delivery, verify=not args.unsigned)
     except (OSError, ValueError) as error:
         print(f"plan: {getattr(error, 'strerror', None) and f'{error.filename}: {error.strerror}' or error}",
               file=sys.stderr)
@@ -646,16 +649,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     return plan.exit_code
 
 
-def _plan_dead_letter(app: Any, name: str) -> Plan:
-    from .state import StateStore, dead_letter_name
+def _plan_dead_letter(pipeline: Pipeline, name: str) -> Plan:
+    from .state import dead_letter_name
 
-    if not app._settings.state_bucket:
+    if pipeline.state is None:
         raise ValueError("--dead-letter needs STATE_BUCKET: the bucket that holds the dead letters")
-    letter = StateStore(app._settings.state_bucket).dead_letter(name)
+    letter = pipeline.state.dead_letter(name)
     if letter is None:
         raise ValueError(f"no dead letter {name}")
     source, delivery = delivery_from_dead_letter(letter)
-    plan = plan_delivery(app, source, delivery, verify=False,
+    plan = plan_delivery(pipeline, source, delivery, verify=False,
                          signature="not checked: a dead letter was checked when it was received")
     error = letter.get("error") if isinstance(letter.get("error"), dict) else {}
     plan.dead_letter = {"name": dead_letter_name(name), "status_code": error.get("status_code"),

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .contacts import CONTACT_LISTS, SeenContacts, contacts_known, sort_entries, stored_entries
@@ -67,7 +68,8 @@ _CONVENIENCE_TYPES = {"work_email": "work", "personal_email": "personal", "mobil
                       "work_phone": "work"}
 
 
-class EntryPlan(NamedTuple):
+@dataclass(frozen=True)
+class EntryPlan:
     """One entry of a merged contact list: ``keep`` (reason ``stored``: already in Stardex, sent
     back as stored; or ``same value``: the sender's entry is one the person has) or ``add``."""
 
@@ -81,7 +83,8 @@ class EntryPlan(NamedTuple):
         return SYMBOLS[self.action]
 
 
-class FieldPlan(NamedTuple):
+@dataclass(frozen=True)
+class FieldPlan:
     """One field of the update: ``before`` is the person's value (None when it has none or the
     read does not show it), ``after`` the sender's; ``reason`` says why a field is kept or what a
     send is based on. Contact lists also carry their ``entries``, stored ones first."""
@@ -102,7 +105,8 @@ class FieldPlan(NamedTuple):
         return self.action != KEEP
 
 
-class WritePlan(NamedTuple):
+@dataclass(frozen=True)
+class WritePlan:
     """What one update does to one person: every field in the update's order, the PATCH body
     (empty: send nothing) and the fields the person as given could not show."""
 

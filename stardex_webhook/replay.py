@@ -1,10 +1,10 @@
 """``python -m stardex_webhook.replay``: list, show and replay dead letters.
 
 Reads the same settings as the function (``STATE_BUCKET``, the Stardex key, ``MAPPINGS_DIR``...).
-A replayed letter goes through the app's own pipeline from parse on (``WebhookApp.replay``): its
-signature was checked when it was received and is not checked again; the mapping files are read
-as they are now, so a fixed mapping applies. A letter is deleted only once its event is applied
-or deliberately ignored; the command exits 1 when any letter it was asked to replay is left.
+A replayed letter goes through the pipeline's own stages (``accept`` without the signature, which
+was checked when the delivery was received; ``prepare`` with the mapping files as they are now, so
+a fixed mapping applies; ``process``). A letter is deleted only once its event is applied or
+deliberately ignored; the command exits 1 when any letter it was asked to replay is left.
 
     replay list [--prefix P]        one dead letter's name a line
     replay show NAME                the letter as stored (JSON)
@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
-from .app import WebhookApp
+from .deadline import Deadline
 from .errors import ConfigurationError, RetryLater
+from .pipeline import Answer, Pipeline, answered
+from .records import Handshake, Received
 from .state import DEAD_LETTERS_PREFIX, StateStore
-from .worker import replayable
 
 # Outcomes after which the letter has served its purpose.
 DONE = ("updated", "ignored")
@@ -33,7 +34,26 @@ def _short(name: str) -> str:
     return name[len(DEAD_LETTERS_PREFIX):] if name.startswith(DEAD_LETTERS_PREFIX) else name
 
 
-def run(app: WebhookApp, store: StateStore, names: Sequence[str], out: TextIO) -> int:
+def replay(pipeline: Pipeline, received: Received) -> Answer:
+    """The replay door: accept (no signature) ─► ignored? ─► prepare ─► process; no claim and no
+    new dead letter: the letter being replayed is both."""
+
+    def work(record: dict[str, Any]) -> Answer:
+        record.update(source=received.source, event=received.event, delivery_id=received.delivery_id)
+        source = pipeline.source(received.source)
+        deadline = Deadline(pipeline.settings.task_deadline_seconds)
+        event = pipeline.accept(source, received.delivery(), deadline, verify=False)
+        if isinstance(event, Handshake):
+            return event.status_code, event.body, dict(event.headers)
+        answer = pipeline.ignored(event)
+        if answer is None:
+            answer = pipeline.process(pipeline.prepare(event, deadline), deadline, record)
+        return source.success_status, answer, {}
+
+    return answered(pipeline.log, work)
+
+
+def run(pipeline: Pipeline, store: StateStore, names: Sequence[str], out: TextIO) -> int:
     """Replay each letter, print one line per letter, return how many are left."""
     left = 0
     for name in names:
@@ -43,13 +63,12 @@ def run(app: WebhookApp, store: StateStore, names: Sequence[str], out: TextIO) -
             left += 1
             continue
         try:
-            received = replayable(letter)
+            received = Received.from_dict(letter)
         except ValueError as error:
             print(f"{_short(name)}: unreadable ({error})", file=out)
             left += 1
             continue
-        status_code, answer, _ = app.replay(received.source, received.delivery_headers(), received.raw_body(),
-                                            received.received_at, dict(received.query))
+        status_code, answer, _ = replay(pipeline, received)
         outcome = answer.get("status")
         detail = " ".join(str(part) for part in (answer.get("reason"), answer.get("person_id")) if part)
         if outcome in DONE:
@@ -68,23 +87,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     listing.add_argument("--prefix", default="")
     show = commands.add_parser("show", help="print one dead letter")
     show.add_argument("name")
-    replay = commands.add_parser("run", help="replay dead letters through the pipeline")
-    replay.add_argument("names", nargs="*")
-    which = replay.add_mutually_exclusive_group()
+    replay_command = commands.add_parser("run", help="replay dead letters through the pipeline")
+    replay_command.add_argument("names", nargs="*")
+    which = replay_command.add_mutually_exclusive_group()
     which.add_argument("--prefix")
     which.add_argument("--all", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "run" and bool(args.names) + (args.prefix is not None) + args.all != 1:
         parser.error("run takes NAME..., --prefix P or --all (one of them)")
     try:
-        app = WebhookApp.from_environment()
+        pipeline = Pipeline.from_environment(log_stream=sys.stderr)
     except ConfigurationError as error:
         print(f"replay cannot start: {error}", file=sys.stderr)
         return 2
-    if not app._settings.state_bucket:
+    if pipeline.state is None:
         print("replay needs STATE_BUCKET: the bucket that holds the dead letters", file=sys.stderr)
         return 2
-    store = StateStore(app._settings.state_bucket)
+    store = pipeline.state
     try:
         if args.command == "list":
             for name in store.dead_letters(args.prefix):
@@ -98,7 +117,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             print(json.dumps(letter, indent=2, ensure_ascii=False), file=out)
             return 0
         names = args.names or store.dead_letters("" if args.all else args.prefix)
-        left = run(app, store, names, out)
+        left = run(pipeline, store, names, out)
     except RetryLater as error:
         print(f"replay: {error.reason}: {error.message}", file=sys.stderr)
         return 1

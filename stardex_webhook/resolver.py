@@ -18,7 +18,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from .errors import RetryLater, Unprocessable
 from .deadline import Deadline
@@ -50,7 +51,8 @@ CREATE_FIELDS = frozenset(
 )
 
 
-class Resolution(NamedTuple):
+@dataclass(frozen=True)
+class Resolution:
     """``person`` is the person as the search answered (a read made within this event), when a
     search found it; ``remembered`` says the id came from the memory, not from Stardex now."""
 
@@ -61,7 +63,8 @@ class Resolution(NamedTuple):
     remembered: bool = False
 
 
-class KnownPerson(NamedTuple):
+@dataclass(frozen=True)
+class KnownPerson:
     """What this instance knows of a person: ``data`` in the read shape; ``read`` when it holds a
     whole read (so a field it lacks is one Stardex does not show), ``fresh`` when that read was
     made within the current event (the only base for a PATCH of a contact list)."""

@@ -37,7 +37,7 @@ from .http_transport import (
     send_within,
     watched_session,
 )
-from .sources.base import FollowUp
+from .records import FollowUp
 
 logger = logging.getLogger(__name__)
 

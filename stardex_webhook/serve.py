@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env, notes = local_environment(dict(os.environ))
 
-    from .app import WebhookApp
+    from .pipeline import Pipeline
     from .errors import ConfigurationError
 
     try:
-        WebhookApp.from_environment(env)  # the same checks as the server's start, before any promise
+        Pipeline.from_environment(env)  # the same checks as the server's start, before any promise
     except ConfigurationError as error:
         print(f"serve: cannot start: {error}", file=sys.stderr)
         return 2

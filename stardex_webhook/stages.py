@@ -27,7 +27,10 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .records import StageRequest
 
 UPDATE_STAGE = ("POST", "/v1/candidates/update-stage")
 # Answers of a stage request (the webhook answer's ``stage``).
@@ -43,21 +46,8 @@ STAGE_MEMORY_SIZE = 5000
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-class StageRequest(NamedTuple):
-    """What one event asks of a Stardex pipeline: ``job_id`` and ``stage`` (a Stardex stage id when
-    it is a UUID, else a stage name), the sender's values they came from, the event's time (epoch
-    seconds, None when the sender gives none) and, when the mapping already knows no move can be
-    made, ``ignore_reason``."""
-
-    job_id: str | None
-    stage: str | None
-    sender_job: str | None = None
-    sender_stage: str | None = None
-    occurred_at: float | None = None
-    ignore_reason: str | None = None
-
-
-class StagePlan(NamedTuple):
+@dataclass(frozen=True)
+class StagePlan:
     """The decision for one request: ``move`` (``body`` is the update-stage body; ``needs_read``
     when the candidate must first be found in a read of the person), or ``keep`` with ``outcome``
     (``unchanged``, ``older_event``, or the request's ``ignore_reason``)."""

@@ -1,14 +1,14 @@
 """Cloud Storage (``STATE_BUCKET``): de-duplication claims and dead letters.
 
-* A claim is a small object ``deliveries/<source>/<sha256 of the delivery id>`` written with
-  ``if_generation_match=0``: Cloud Storage creates it only if absent, atomically across every
-  instance, so exactly one of two deliveries of the same event wins. The loser answers
-  ``duplicate``. A claim whose processing failed in a way the sender will retry is deleted
-  (released) so that the retry can succeed; one whose event was applied, queued, ignored or
-  dead-lettered is marked ``done`` (settled). A claim still ``pending`` long after it was made
-  (``STALE_CLAIM_SECONDS``) was left by an instance that stopped mid-delivery (a crash, an
-  out-of-memory kill): the sender's retry takes it over rather than being told ``duplicate``, so
-  the event is not lost. The bucket's lifecycle rule deletes old claims.
+* A claim is a small object ``deliveries/<source>/<sha256 of the delivery id>`` written
+  ``pending`` with ``if_generation_match=0``: Cloud Storage creates it only if absent, atomically
+  across every instance, so exactly one of two deliveries of the same event wins. ``claim`` tells
+  the loser whether the winner is still at work (``PENDING``) or the event is settled (``DONE``).
+  A claim whose attempt failed in a way the sender will retry is deleted (released); one whose
+  event was applied, ignored or dead-lettered is marked ``done`` (settled). A claim still
+  ``pending`` longer than the function's timeout was left by an attempt that died (a crash, an
+  out-of-memory kill): the next attempt takes it over, so the event is not lost. The protocol
+  around these calls is ``pipeline.once``. The bucket's lifecycle rule deletes old claims.
 * A dead letter is a JSON object under ``dead-letters/<source>/``: an authentic event that could
   not be applied, with what it takes to replay it (headers without signatures or tokens, the body)
   and why it failed. ``replay`` reads them back.
@@ -20,61 +20,34 @@ The client is made once per instance, on first use; it honours ``STORAGE_EMULATO
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
 import time
 import uuid
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from .deadline import Deadline
-from .errors import RetryLater
+from .errors import RetryLater, WebhookError
+from .records import Claim, Received, iso_time
 
 CLAIMS_PREFIX = "deliveries/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
 # A Cloud Storage call may take at most this long (each answer waits on it).
 CALL_TIMEOUT_SECONDS = 10.0
-# A pending claim older than this has no live holder: a delivery ends within its deadline and
-# Cloud Run's request timeout (at most 60 minutes; this function's is far less), so a retry
-# after this takes the claim over.
-STALE_CLAIM_SECONDS = 3600.0
+# A pending claim older than this has no live holder, unless the function's timeout says otherwise
+# (``FUNCTION_TIMEOUT_SECONDS``): an attempt ends within its timeout.
+STALE_CLAIM_SECONDS = 60.0
 PENDING, DONE = "pending", "done"
-# Header and query names that may carry a credential: never stored.
-_CREDENTIAL_WORDS = ("signature", "token", "authorization", "secret", "cookie", "api-key", "apikey")
 
 
-def without_credentials(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
-    """Headers (or query parameters) without any whose name says it holds a credential
-    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...): a dead letter keeps what
-    replay needs to parse the event, never what proves it."""
-    return [[name, value] for name, value in pairs
-            if not any(word in name.lower().replace("_", "-") for word in _CREDENTIAL_WORDS)]
-
-
-def encode_body(body: bytes) -> dict[str, str]:
-    """A body as JSON can hold it: its text when it is UTF-8, else base64."""
-    try:
-        return {"body": body.decode("utf-8"), "body_encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"body": base64.b64encode(body).decode("ascii"), "body_encoding": "base64"}
-
-
-def decode_body(document: Mapping[str, Any]) -> bytes:
-    """The inverse of ``encode_body``; a document of another shape raises ``ValueError``."""
-    body, encoding = document.get("body"), document.get("body_encoding", "utf-8")
-    if not isinstance(body, str) or encoding not in ("utf-8", "base64"):
-        raise ValueError("no body")
-    return base64.b64decode(body, validate=True) if encoding == "base64" else body.encode("utf-8")
-
-
-def _abandoned(held: Any) -> bool:
-    """A claim still pending ``STALE_CLAIM_SECONDS`` after it was made. A claim of the shape
-    written before claims were settled (no ``state``) is never abandoned: it may be done."""
+def _abandoned(held: Any, stale_seconds: float) -> bool:
+    """A claim still pending ``stale_seconds`` after it was made. A claim of the shape written
+    before claims were settled (no ``state``) is never abandoned: it may be done."""
     if not isinstance(held, dict) or held.get("state") != PENDING:
         return False
     claimed_at = held.get("claimed_at")
-    return isinstance(claimed_at, (int, float)) and time.time() - claimed_at > STALE_CLAIM_SECONDS
+    return isinstance(claimed_at, (int, float)) and time.time() - claimed_at > stale_seconds
 
 
 def _seconds_left(deadline: Deadline | None, doing: str) -> float:
@@ -89,11 +62,6 @@ def _seconds_left(deadline: Deadline | None, doing: str) -> float:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-class Claim(NamedTuple):
-    name: str
-    generation: int
 
 
 class StateStore:
@@ -114,9 +82,12 @@ class StateStore:
 
     # -- claims --------------------------------------------------------------------------------
 
-    def claim(self, source: str, delivery_id: str, deadline: Deadline | None = None) -> Claim | None:
-        """Claim a delivery id; None when another delivery already holds it (a duplicate). With a
-        ``deadline`` (the webhook's), every call ends within it: a hung bucket is a 503 in time."""
+    def claim(self, source: str, delivery_id: str, deadline: Deadline | None = None,
+              stale_seconds: float = STALE_CLAIM_SECONDS) -> Claim | str:
+        """Claim a delivery id: the ``Claim``, or the state of another attempt's claim (``PENDING``
+        while it works, ``DONE`` once the event is settled). A pending claim older than
+        ``stale_seconds`` is taken over. With a ``deadline`` (the webhook's), every call ends
+        within it: a hung bucket is a 503 in time."""
         from google.api_core.exceptions import PreconditionFailed
 
         def seconds() -> float:
@@ -142,19 +113,21 @@ class StateStore:
             write(0)
         except PreconditionFailed:
             existing, held = read()
-            if _abandoned(held):
+            if _abandoned(held, stale_seconds):
                 try:  # taken over only if nobody changed it since it was read
                     write(int(existing.generation))
                     return Claim(name, int(blob.generation or 0))
                 except PreconditionFailed:
                     existing, held = read()
             if not isinstance(held, dict) or held.get("token") != token:
-                return None
+                # Gone meanwhile (released) or unreadable: never a duplicate, the sender tries again.
+                settled = isinstance(held, dict) and held.get("state") != PENDING
+                return DONE if settled else PENDING
             blob = existing  # ours after all: a retried upload met the object its first try wrote
         return Claim(name, int(blob.generation or 0))
 
     def settle(self, claim: Claim, deadline: Deadline | None = None) -> None:
-        """Mark the claim done: its event was applied, queued, ignored or dead-lettered, so every
+        """Mark the claim done: its event was applied, ignored or dead-lettered, so every
         later delivery of it is a duplicate, however late. Only the generation this delivery wrote
         is replaced (a claim taken over meanwhile is left alone)."""
         from google.api_core.exceptions import PreconditionFailed
@@ -241,6 +214,12 @@ def _plain(name: str) -> bool:
     on the way may resolve such segments (the emulator does), and a dead letter's name must never
     reach another object (a claim under ``deliveries/``)."""
     return not any(part in (".", "..") for part in name.split("/"))
+
+
+def dead_letter_document(received: Received, error: WebhookError, attempts: int) -> dict[str, Any]:
+    """A dead letter: the delivery as kept, why it failed, after how many attempts."""
+    return {**received.to_dict(), "error": {"status_code": error.status_code, **error.body()},
+            "attempts": attempts, "dead_lettered_at": iso_time(time.time())}
 
 
 def dead_letter_name(name: str) -> str:

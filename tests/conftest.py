@@ -17,7 +17,7 @@ from stardex_webhook.errors import Unauthorized
 from stardex_webhook.send_sample import signed_request
 from stardex_webhook.config import signing_key_name
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
+from stardex_webhook.records import Delivery, Headers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -356,8 +356,8 @@ def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
     """No input may cause this; if code breaks anyway, the sender gets JSON and the log says where."""
     import flask
 
-    from stardex_webhook.app import WebhookApp
     from stardex_webhook.config import load_settings
+    from stardex_webhook.ingress import Ingress
     from stardex_webhook.logs import JsonLog
     from stardex_webhook.secrets import SecretProvider
 
@@ -369,7 +369,9 @@ def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
             raise KeyError("secret-looking payload value")
 
     settings = load_settings({"ALLOW_UNSIGNED": "1"})
-    app = WebhookApp(settings, {"broken": BrokenSource()}, {"broken": object()}, SecretProvider(settings), JsonLog())
+    from stardex_webhook.pipeline import Pipeline
+
+    app = Ingress(Pipeline(settings, {"broken": BrokenSource()}, {"broken": object()}, SecretProvider(settings), JsonLog()))
     with flask.Flask(__name__).test_request_context("/broken", method="POST", data=b"{}"):
         answer = app.handle(flask.request)
     assert answer.status_code == 500

@@ -15,13 +15,15 @@ import json
 import pytest
 import responses
 
-from stardex_webhook.custom_fields import Definition, NamedCustomFields, check, definitions_from
+from stardex_webhook.custom_fields import Definition, check, definitions_from
+from stardex_webhook.records import NamedCustomFields
 from stardex_webhook.custom_fields import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook.fake_stardex import FakeStardex
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, load_mapping_file
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
+from stardex_webhook.records import MappedUpdate
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
+from stardex_webhook.records import Delivery, Headers
 from tests.conftest import fixture_json
 from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
 from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)

@@ -20,7 +20,7 @@ from stardex_webhook.deadline import Deadline
 from stardex_webhook.delivery import Deliverer, note_marker, note_text
 from stardex_webhook.errors import Unprocessable
 from stardex_webhook.logs import JsonLog
-from stardex_webhook.mapping import MappedUpdate, NoteRequest, PersonRef
+from stardex_webhook.records import MappedUpdate, NoteRequest, PersonRef
 from stardex_webhook.resolver import PersonMemory
 from stardex_webhook.stardex import RateLimiter, StardexClient
 

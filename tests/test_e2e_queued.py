@@ -188,11 +188,23 @@ def test_a_burst_of_200_is_queued_and_all_applied_within_stardex_limit(fresh):
 def test_a_duplicate_delivery_is_applied_once(fresh):
     fresh.stardex.add_person(name="Cand1 Burst", emails=["cand1@example.org"])
     first = post(fresh.public_url, hire(1), "dup-0001")
-    second = post(fresh.public_url, hire(1), "dup-0001")
     assert (first.status_code, first.json()["status"]) == (200, "queued")
-    assert (second.status_code, second.json()["status"]) == (200, "duplicate")
     assert fresh.settle(["dup-0001"]) == {"dup-0001": "updated"}
+    second = post(fresh.public_url, hire(1), "dup-0001")
+    assert (second.status_code, second.json()["status"]) == (200, "duplicate"), "the worker settled the claim"
     assert len(patches(fresh.stardex)) == 1
+
+
+def test_a_retry_while_the_task_is_still_queued_is_told_to_come_back(fresh):
+    """Only a settled claim is a duplicate: a retry before the worker applied the event is a 503
+    with a short Retry-After, never a 200 that would make the sender drop it."""
+    fresh.stardex.down = True  # the worker cannot apply it yet: the claim stays pending
+    first = post(fresh.public_url, hire(4), "pend-0004")
+    assert first.json()["status"] == "queued"
+    second = post(fresh.public_url, hire(4), "pend-0004")
+    assert (second.status_code, second.json()["reason"]) == (503, "delivery_in_progress")
+    assert int(second.headers["Retry-After"]) <= 10
+    fresh.stardex.down = False
 
 
 def test_two_deliveries_at_the_same_moment_are_applied_once(fresh):
@@ -211,7 +223,7 @@ def test_two_deliveries_at_the_same_moment_are_applied_once(fresh):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answer.json()["status"] for answer in answers) == ["duplicate", "queued"]
+    assert sorted(answer.json()["status"] for answer in answers) == ["queued", "retry_later"]
     assert fresh.settle(["dup-0002"]) == {"dup-0002": "updated"}
     assert len(patches(fresh.stardex)) == 1
 

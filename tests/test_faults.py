@@ -354,7 +354,7 @@ def test_a_sender_api_answer_over_the_cap_is_one_read_then_503(declared):
     from stardex_webhook.errors import RetryLater
     from stardex_webhook.http_transport import MAX_ANSWER_BYTES
     from stardex_webhook.sender_api import SenderApiClient
-    from stardex_webhook.sources.base import FollowUp
+    from stardex_webhook.records import FollowUp
 
     body = b'{"data": "' + b"x" * MAX_ANSWER_BYTES + b'"}'
     api = SenderApiClient("sender", "https://api.sender.test/v1", lambda deadline: "key", lambda key: {}, "SENDER_API_KEY")

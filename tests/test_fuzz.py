@@ -34,7 +34,7 @@ from stardex_webhook.config import api_key_name
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.send_sample import SAMPLES_DIR, signed_request
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
+from stardex_webhook.records import Delivery, Headers
 from stardex_webhook.worker import Durability
 from tests.conftest import ROOT, SENDER_API_KEYS, SIGNING_KEYS, STARDEX_KEY
 

@@ -15,8 +15,9 @@ import pytest
 from stardex_webhook import transforms
 from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook import mapping as mapping_module
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, NoteRequest, PersonRef, load_mappings
-from stardex_webhook.sources.base import Event, Transcript
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+from stardex_webhook.records import MappedUpdate, NoteRequest, PersonRef
+from stardex_webhook.records import Event, Transcript
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.validation import validate_update
 from tests.conftest import make_delivery

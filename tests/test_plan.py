@@ -220,7 +220,7 @@ def test_the_json_plan_is_the_same_plan_as_one_document(stardex, tmp_path, base_
             {"method": "PATCH", "path": f"/v1/persons/{ADA}", "body": diff["body"], "write": True, "made": False,
              "answer": "not made"},
         ],
-        "extra_reads": [], "changes": True, "outcome": "changes", "error": None, "exit_code": 2,
+        "custom_fields": [], "stage": None, "extra_reads": [], "changes": True, "outcome": "changes", "error": None, "exit_code": 2,
     }
 
 
@@ -468,16 +468,16 @@ def bucket():
 
 def test_a_dead_letter_is_planned_from_the_bucket_and_kept(stardex, bucket, base_env, capsys):
     from stardex_webhook.errors import Unprocessable
-    from stardex_webhook.sources.base import Delivery, Headers
-    from stardex_webhook.state import StateStore
-    from stardex_webhook.worker import Received, letter_of
+    from stardex_webhook.records import Delivery, Headers
+    from stardex_webhook.records import Received
+    from stardex_webhook.state import StateStore, dead_letter_document
 
     raw, headers = signed("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes())
     delivery = Delivery(Headers(headers.items()), raw, time.time())
     event = SOURCES["greenhouse"].parse(delivery)
     store = StateStore(bucket)
-    name = store.put_dead_letter(letter_of(Received.of("greenhouse", delivery, event),
-                                           Unprocessable("person_not_found", "no match"), attempts=3))
+    name = store.put_dead_letter(dead_letter_document(Received.of(delivery, event),
+                                                      Unprocessable("person_not_found", "no match"), attempts=3))
     base_env.setenv("STATE_BUCKET", bucket)
     marta = stardex.add_person(**SAMPLE_PEOPLE[1])  # the person the letter could not find, now there
 

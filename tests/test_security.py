@@ -31,7 +31,8 @@ from stardex_webhook.config import api_key_name
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.send_sample import SAMPLES_DIR, signed_request
 from stardex_webhook.sources import SOURCES, smartrecruiters
-from stardex_webhook.sources.base import MAX_JSON_DEPTH, MAX_JSON_VALUES, Delivery, Headers, parse_json_object
+from stardex_webhook.sources.base import MAX_JSON_DEPTH, MAX_JSON_VALUES, parse_json_object
+from stardex_webhook.records import Delivery, Headers
 from tests import conftest
 from tests.conftest import ROOT, SENDER_API_KEYS, SIGNING_KEYS, STARDEX_KEY
 

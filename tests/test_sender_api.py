@@ -10,7 +10,7 @@ import responses
 from stardex_webhook.deadline import Deadline
 from stardex_webhook.errors import RetryLater, Unprocessable
 from stardex_webhook.sender_api import SenderApiClient, under_base
-from stardex_webhook.sources.base import FollowUp
+from stardex_webhook.records import FollowUp
 
 BASE = "https://api.sender.test/v1"
 KEY = "sender-SECRET-api-key"

@@ -17,7 +17,7 @@ from stardex_webhook.errors import BadRequest, Unprocessable
 from stardex_webhook.mapping import SourceMapping
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.ashby import AshbySource
-from stardex_webhook.sources.base import Delivery, FollowUp
+from stardex_webhook.records import Delivery, FollowUp
 from tests.ats_a_helpers import (  # noqa: F401 (fixtures)
     MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_json, random_shapes_never_500, request_json, sender_api,
 )

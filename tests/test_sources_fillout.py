@@ -11,7 +11,7 @@ import pytest
 from stardex_webhook.errors import BadRequest
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Transcript
+from stardex_webhook.records import Transcript
 from stardex_webhook.sources.fillout import FilloutSource
 from stardex_webhook.sources.form_answers import normalise_name
 from tests.conftest import fixture_bytes, fixture_json, make_delivery, refusal

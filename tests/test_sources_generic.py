@@ -20,7 +20,7 @@ import svix.webhooks
 
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery
+from stardex_webhook.records import Delivery
 from stardex_webhook.sources.generic import StandardWebhooksSource
 from tests.conftest import make_delivery, refusal
 

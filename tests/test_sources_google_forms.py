@@ -22,7 +22,7 @@ import pytest
 from stardex_webhook.errors import BadRequest
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Transcript
+from stardex_webhook.records import Transcript
 from stardex_webhook.sources.generic import StandardWebhooksSource
 from stardex_webhook.sources.google_forms import GoogleFormsSource
 from stardex_webhook.send_sample import SAMPLES_DIR

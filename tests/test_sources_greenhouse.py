@@ -13,7 +13,7 @@ import pytest
 
 from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery
+from stardex_webhook.records import Delivery
 from stardex_webhook.sources.greenhouse import GreenhouseSource
 from tests.conftest import GREENHOUSE_KEY as KEY, fixture_bytes, make_delivery, refusal
 

@@ -17,7 +17,7 @@ from stardex_webhook.errors import BadRequest
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.send_sample import signed_request
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Transcript
+from stardex_webhook.records import Transcript
 from stardex_webhook.sources.hubspot import HubSpotSource
 from tests.conftest import SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 

@@ -18,9 +18,10 @@ import pytest
 from urllib3.filepost import encode_multipart_formdata
 
 from stardex_webhook.errors import BadRequest
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, NoteRequest, PersonRef, load_mappings
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+from stardex_webhook.records import NoteRequest, PersonRef
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Transcript
+from stardex_webhook.records import Transcript
 from stardex_webhook.sources.jotform import JotformSource, form_fields
 from tests.conftest import ROOT, fixture_json, make_delivery, refusal
 

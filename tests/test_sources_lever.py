@@ -14,7 +14,7 @@ import pytest
 
 from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, FollowUp
+from stardex_webhook.records import Delivery, FollowUp
 from stardex_webhook.sources.lever import LeverSource
 from tests.ats_a_helpers import (  # noqa: F401 (fixtures)
     MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_json, random_shapes_never_500, sender_api,

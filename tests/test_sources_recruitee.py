@@ -16,7 +16,7 @@ import pytest
 from stardex_webhook.errors import BadRequest
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery
+from stardex_webhook.records import Delivery
 from stardex_webhook.sources.recruitee import RecruiteeSource
 from tests.conftest import SIGNING_KEYS, fixture_bytes, make_delivery, refusal
 

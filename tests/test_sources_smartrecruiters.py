@@ -22,7 +22,7 @@ from stardex_webhook.errors import BadRequest, Unauthorized, Unprocessable
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sender_api import SenderApiClient
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, FollowUp
+from stardex_webhook.records import Delivery, FollowUp
 from stardex_webhook.sources.smartrecruiters import SmartRecruitersSource
 from tests.conftest import SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 

@@ -15,7 +15,7 @@ import pytest
 
 from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery
+from stardex_webhook.records import Delivery
 from tests.conftest import make_delivery
 from stardex_webhook.sources.typeform import TypeformSource, index_answers
 

@@ -17,9 +17,10 @@ import random
 import pytest
 
 from stardex_webhook.errors import BadRequest
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, NoteRequest, PersonRef, load_mappings
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+from stardex_webhook.records import NoteRequest, PersonRef
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Transcript
+from stardex_webhook.records import Transcript
 from stardex_webhook.sources.webflow import WebflowSource
 from tests.conftest import ROOT, fixture_bytes, make_delivery, refusal
 

@@ -17,10 +17,12 @@ import pytest
 import responses
 
 from stardex_webhook.errors import ConfigurationError, Unprocessable
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, MappedUpdate, PersonRef, load_mapping_file
+from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
+from stardex_webhook.records import MappedUpdate, PersonRef
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.sources.base import Delivery, Headers
-from stardex_webhook.stages import StageMemory, StageRequest, event_time, plan_stage
+from stardex_webhook.records import Delivery, Headers
+from stardex_webhook.stages import StageMemory, event_time, plan_stage
+from stardex_webhook.records import StageRequest
 from tests.conftest import fixture_json
 from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
 from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)

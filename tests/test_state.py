@@ -10,7 +10,8 @@ import time
 import pytest
 
 from stardex_webhook.errors import RetryLater
-from stardex_webhook.state import STALE_CLAIM_SECONDS, StateStore, decode_body, encode_body, without_credentials
+from stardex_webhook.records import Claim, decode_body, encode_body, without_credentials
+from stardex_webhook.state import DONE, PENDING, STALE_CLAIM_SECONDS, StateStore
 from tests.fakes.emulators import bucket_names, free_port, storage_emulator
 
 BUCKET = "state-test"
@@ -34,8 +35,8 @@ def store(emulator):
 
 def test_a_delivery_id_is_claimed_once(store):
     first = store.claim("greenhouse", "evt-1")
-    assert first is not None
-    assert store.claim("greenhouse", "evt-1") is None, "the second delivery is a duplicate"
+    assert isinstance(first, Claim)
+    assert store.claim("greenhouse", "evt-1") == PENDING, "the second delivery waits for the first"
     assert store.claim("typeform", "evt-1") is not None, "claims are per source"
     names = bucket_names(BUCKET, "deliveries/")
     assert len(names) == 2
@@ -60,7 +61,7 @@ def claims_at_once(store, delivery_id: str, count: int = 20) -> list:
 
 
 def test_of_twenty_claims_at_the_same_moment_exactly_one_wins(store):
-    assert sum(result is not None for result in claims_at_once(store, "evt-race")) == 1
+    assert sum(isinstance(result, Claim) for result in claims_at_once(store, "evt-race")) == 1
 
 
 def test_a_released_claim_can_be_claimed_again(store):
@@ -137,7 +138,7 @@ def test_a_claim_is_pending_until_settled_then_done(store):
     assert claim_document(claim.name)["state"] == "pending"
     store.settle(claim)
     assert claim_document(claim.name)["state"] == "done"
-    assert store.claim("greenhouse", "evt-s") is None
+    assert store.claim("greenhouse", "evt-s") == DONE
 
 
 def test_a_claim_left_pending_by_a_stopped_instance_is_taken_over_by_the_retry(store):
@@ -147,23 +148,32 @@ def test_a_claim_left_pending_by_a_stopped_instance_is_taken_over_by_the_retry(s
     taken = store.claim("greenhouse", "evt-crash")
     assert taken is not None and taken.name == name
     assert claim_document(name)["token"] != "theirs"
-    assert store.claim("greenhouse", "evt-crash") is None, "now held (freshly) by the retry"
+    assert store.claim("greenhouse", "evt-crash") == PENDING, "now held (freshly) by the retry"
 
 
-@pytest.mark.parametrize("document", [
-    {"source": "greenhouse", "claimed_at": time.time() - 60, "token": "theirs", "state": "pending"},  # still at work
-    {"state": "done", "settled_at": time.time() - 10 * STALE_CLAIM_SECONDS},  # settled long ago
-    {"source": "greenhouse", "claimed_at": time.time() - 10 * STALE_CLAIM_SECONDS, "token": "theirs"},  # older shape
-], ids=["pending and fresh", "done and old", "without a state"])
-def test_other_claims_stay_duplicates(store, document):
-    leave_claim(claim_name("greenhouse", "evt-held"), document)
-    assert store.claim("greenhouse", "evt-held") is None
+@pytest.mark.parametrize("document, state", [
+    (lambda now: {"source": "greenhouse", "claimed_at": now - STALE_CLAIM_SECONDS / 2, "token": "theirs",
+                  "state": "pending"}, PENDING),  # still at work: come back shortly
+    (lambda now: {"state": "done", "settled_at": now - 10 * STALE_CLAIM_SECONDS}, DONE),  # settled long ago
+    (lambda now: {"source": "greenhouse", "claimed_at": now - 10 * STALE_CLAIM_SECONDS, "token": "theirs"}, DONE),
+], ids=["pending and fresh", "done and old", "without a state (an older shape)"])
+def test_other_claims_are_pending_or_done(store, document, state):
+    leave_claim(claim_name("greenhouse", "evt-held"), document(time.time()))
+    assert store.claim("greenhouse", "evt-held") == state
+
+
+def test_a_claim_is_stale_after_the_timeout_given(store):
+    """The function's timeout (FUNCTION_TIMEOUT_SECONDS) says when a pending claim has no live attempt."""
+    leave_claim(claim_name("greenhouse", "evt-timeout"), {"claimed_at": time.time() - 100, "token": "theirs",
+                                                          "state": "pending"})
+    assert store.claim("greenhouse", "evt-timeout", stale_seconds=300) == PENDING
+    assert isinstance(store.claim("greenhouse", "evt-timeout", stale_seconds=90), Claim)
 
 
 def test_of_twenty_retries_of_an_abandoned_claim_exactly_one_takes_it(store):
     leave_claim(claim_name("greenhouse", "evt-race-2"), {"claimed_at": time.time() - 2 * STALE_CLAIM_SECONDS,
                                                          "token": "theirs", "state": "pending"})
-    assert sum(result is not None for result in claims_at_once(store, "evt-race-2")) == 1
+    assert sum(isinstance(result, Claim) for result in claims_at_once(store, "evt-race-2")) == 1
 
 
 def test_settling_a_claim_taken_over_meanwhile_leaves_the_new_holder_alone(store):

@@ -17,11 +17,13 @@ HTTP 200 and ``success: false``: a candidate it does not know is ``sender_resour
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from .. import signatures
 from ..errors import BadRequest, Unprocessable
-from .base import BodyHmacSource, Delivery, Event, FollowUp, basic_auth_headers, parse_json_object
+from ..records import Delivery, Event, FollowUp
+from .base import BodyHmacSource, basic_auth_headers, parse_json_object
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -77,7 +79,7 @@ class AshbySource(BodyHmacSource):
                 raise Unprocessable("sender_resource_not_found", f"the ashby API has no such candidate ({code})")
             raise Unprocessable("sender_api_rejected", f"the ashby API refused candidate.info ({code or 'no error code'})")
         results = answer.get("results")
-        return event._replace(payload={**event.payload, "api": results if isinstance(results, dict) else {}})
+        return replace(event, payload={**event.payload, "api": results if isinstance(results, dict) else {}})
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         return basic_auth_headers(api_key)

@@ -10,113 +10,15 @@ tests). It knows nothing of Stardex or of mappings. Adding a sender = one adapte
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import json
 import math
 import re
-from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
-
-
-class Headers(Mapping[str, str]):
-    """Case-insensitive, read-only request headers. A header sent twice reaches the app joined into
-    one value by the server (with a comma); given twice here, the first value is kept."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: dict[str, str] = {}
-        for key, value in pairs:
-            self._items.setdefault(key.lower(), value)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()]
-
-    def __iter__(self):
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-# The records here and across the package are NamedTuples, immutable like frozen dataclasses: a
-# frozen dataclass costs ~0.6 ms to define (its methods are compiled at import), twenty of them
-# 12 ms of every cold start; a NamedTuple ~0.1 ms.
-class Delivery(NamedTuple):
-    """One HTTP request as received, body already read within the size limit."""
-
-    headers: Headers
-    body: bytes
-    received_at: float  # unix seconds, when the request arrived
-    # The URL as the sender addressed it (scheme and host as forwarded by the load balancer) and
-    # its query parameters (first value of each): for senders that sign the URL (HubSpot) or can
-    # only carry a shared token in it (Jotform, Fillout).
-    url: str = ""
-    query: Mapping[str, str] = MappingProxyType({})
-    method: str = "POST"
-
-
-class Transcript:
-    """A form submission as a person reads it: the form's title and each question with its answer
-    as text, in form order. Adapters of form tools fill it; a mapping with a ``note`` section
-    keeps it on the person's timeline.
-
-    ``answers`` may be given as an iterable, worked through on first read: only a mapping with a
-    note reads them, and building them on every form webhook cost about 6% of its time in the
-    pipeline bench. Two transcripts are equal when their titles and answers are."""
-
-    __slots__ = ("title", "_answers", "_pending")
-
-    def __init__(self, title: str | None, answers: Iterable[tuple[str, str]]) -> None:
-        self.title = title
-        self._answers: tuple[tuple[str, str], ...] | None = answers if isinstance(answers, tuple) else None
-        self._pending = None if isinstance(answers, tuple) else answers
-
-    @property
-    def answers(self) -> tuple[tuple[str, str], ...]:
-        if self._answers is None:
-            self._answers, self._pending = tuple(self._pending or ()), None
-        return self._answers
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Transcript):
-            return NotImplemented
-        return (self.title, self.answers) == (other.title, other.answers)
-
-    def __hash__(self) -> int:
-        return hash((self.title, self.answers))
-
-    def __repr__(self) -> str:
-        return f"Transcript(title={self.title!r}, answers={self.answers!r})"
-
-
-class FollowUp(NamedTuple):
-    """A read from the sender's own API that an event needs before it can be mapped (the webhook
-    carried only ids). ``target`` is a path under the sender's API base, or an absolute URL taken
-    from the request, which is followed only when it lies under that base."""
-
-    method: str  # "GET" or "POST"
-    target: str
-    json: dict[str, Any] | None = None
-
-
-class Event(NamedTuple):
-    """An authentic, parsed webhook, ready for its mapping."""
-
-    source: str
-    event_type: str | None
-    delivery_id: str | None
-    payload: Any  # the parsed document the mapping reads (usually the whole JSON body)
-    ignore_reason: str | None = None  # set for pings/tests: answer 200 ignored with this reason
-    transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
-
-
-class Handshake(NamedTuple):
-    """An answer the sender demands before any verification or mapping (e.g. an echo)."""
-
-    status_code: int
-    body: dict[str, Any]
-    headers: Mapping[str, str] = MappingProxyType({})
+from ..records import Delivery, Event, FollowUp, Handshake
 
 
 class Source(Protocol):
@@ -176,7 +78,7 @@ class SourceBase:
     def with_follow_up(self, event: Event, answer: Any) -> Event:
         """By default the answer is put under ``api`` beside the webhook's own body."""
         payload = {**event.payload, "api": answer} if isinstance(event.payload, dict) else {"api": answer}
-        return event._replace(payload=payload)
+        return replace(event, payload=payload)
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BadRequest
-from .base import Delivery, Event, SharedTokenSource, parse_json_object
+from ..records import Delivery, Event
+from .base import SharedTokenSource, parse_json_object
 from .form_answers import normalise_name, numbers_as_text, transcript
 from .typeform import index_answers
 

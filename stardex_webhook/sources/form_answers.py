@@ -16,7 +16,7 @@ import unicodedata
 from typing import Any, Iterable
 
 from ..transforms import is_blank, string
-from .base import Transcript
+from ..records import Transcript
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _LONGEST_CACHED = 500  # a longer title (a sender's garbage) is folded each time, not kept

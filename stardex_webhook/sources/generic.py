@@ -23,7 +23,8 @@ from typing import Sequence
 
 from .. import signatures
 from ..errors import Unauthorized
-from .base import Delivery, Event, SourceBase, parse_json_object
+from ..records import Delivery, Event
+from .base import SourceBase, parse_json_object
 
 HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"

@@ -17,7 +17,8 @@ import re
 from typing import Any
 
 from ..errors import BadRequest
-from .base import Delivery, Event, parse_json_object
+from ..records import Delivery, Event
+from .base import parse_json_object
 from .form_answers import normalise_name, numbers_as_text, transcript
 from .generic import StandardWebhooksSource
 

@@ -15,7 +15,8 @@ import uuid
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, parse_json_object
+from ..records import Delivery, Event
+from .base import BodyHmacSource, parse_json_object
 
 EVENT_ID_HEADER = "Greenhouse-Event-ID"
 

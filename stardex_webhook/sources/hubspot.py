@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 from .. import signatures
 from ..errors import Unauthorized
-from .base import Delivery, Event, SourceBase, parse_json_object
+from ..records import Delivery, Event
+from .base import SourceBase, parse_json_object
 from .form_answers import numbers_as_text, transcript
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"

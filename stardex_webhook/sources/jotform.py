@@ -22,7 +22,8 @@ import uuid
 from typing import Any
 
 from ..errors import BadRequest
-from .base import MAX_JSON_VALUES, Delivery, Event, SharedTokenSource, parse_json_object
+from ..records import Delivery, Event
+from .base import MAX_JSON_VALUES, SharedTokenSource, parse_json_object
 from .form_answers import PERSON_ID_FIELD, transcript
 
 MULTIPART = "multipart/form-data"

@@ -26,7 +26,8 @@ from urllib.parse import quote
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
-from .base import Delivery, Event, FollowUp, Handshake, SourceBase, basic_auth_headers, parse_json_object
+from ..records import Delivery, Event, FollowUp, Handshake
+from .base import SourceBase, basic_auth_headers, parse_json_object
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")

@@ -25,7 +25,8 @@ import re
 
 from .. import signatures, transforms
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, Handshake, parse_json_object
+from ..records import Delivery, Event, Handshake
+from .base import BodyHmacSource, parse_json_object
 
 TEST_BODY = {"test": True}
 _LONGEST_TEST_BODY = 64  # bytes; '{"test": true}' with room for any whitespace Recruitee adds

@@ -39,7 +39,8 @@ from urllib.parse import quote
 
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
-from .base import Delivery, Event, FollowUp, Handshake, SourceBase, parse_json_object
+from ..records import Delivery, Event, FollowUp, Handshake
+from .base import SourceBase, parse_json_object
 
 HOOK_SECRET_HEADER = "X-Hook-Secret"
 SIGNATURE_HEADER = "smartrecruiters-signature"

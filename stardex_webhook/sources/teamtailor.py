@@ -35,7 +35,8 @@ from urllib.parse import quote
 
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
-from .base import Delivery, Event, FollowUp, SourceBase, parse_json_object
+from ..records import Delivery, Event, FollowUp
+from .base import SourceBase, parse_json_object
 
 SIGNATURE_HEADER = "TT-Signature"
 API_VERSION = "20240404"

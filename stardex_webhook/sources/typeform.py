@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, Transcript, parse_json_object
+from ..records import Delivery, Event, Transcript
+from .base import BodyHmacSource, parse_json_object
 
 
 class TypeformSource(BodyHmacSource):

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..transforms import string
-from .base import Delivery, Event, SourceBase, parse_json_object
+from ..records import Delivery, Event
+from .base import SourceBase, parse_json_object
 from .form_answers import PERSON_ID_FIELD, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"

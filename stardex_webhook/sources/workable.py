@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import signatures
 from ..errors import BadRequest
-from .base import BodyHmacSource, Delivery, Event, parse_json_object
+from ..records import Delivery, Event
+from .base import BodyHmacSource, parse_json_object
 
 
 def decode_digest(text: str) -> bytes | None:
