@@ -87,11 +87,15 @@ class Ingress:
             raise
 
     def _enqueue(self, delivery: Delivery, event: Event, claim: Claim | None, deadline: Deadline) -> dict[str, Any]:
-        """The raw delivery (without its credentials) and the claim the worker settles."""
-        task = {"kind": TASK_KIND, "version": TASK_VERSION, **Received.of(delivery, event).to_dict(),
-                "claim": None if claim is None else {"name": claim.name, "generation": claim.generation}}
-        self.pipeline.enqueue(task, deadline)
+        self.pipeline.enqueue(task_body(delivery, event, claim), deadline)
         return {"status": "queued"}
+
+
+def task_body(delivery: Delivery, event: Event, claim: Claim | None = None) -> dict[str, Any]:
+    """What a queued webhook hands the worker: the raw delivery (without its credentials) and the
+    claim the worker settles once the event is applied, ignored or dead-lettered."""
+    return {"kind": TASK_KIND, "version": TASK_VERSION, **Received.of(delivery, event).to_dict(),
+            "claim": None if claim is None else {"name": claim.name, "generation": claim.generation}}
 
 
 def health(pipeline: Pipeline, method: str) -> Answer:

@@ -251,6 +251,31 @@ def test_a_claim_left_by_an_instance_that_stopped_is_taken_over_by_the_retry_and
     assert len(patches(fresh.stardex)) == 1
 
 
+def test_a_retry_during_a_slow_first_attempt_is_never_told_duplicate(fresh):
+    """Sync delivery with a bucket: Stardex is slow, the sender gives up and retries while the first
+    attempt still works. The retry is a 503 (come back), never a 200 duplicate; the first attempt
+    then fails and releases its claim, and the sender's next retry applies the event."""
+    fresh.stardex.add_person(name="Cand7 Burst", emails=["cand7@example.org"])
+    with fresh.public(DELIVERY="sync") as sync_url:
+        fresh.stardex.delay_seconds = 6.0  # past the webhook's 4 s deadline: the first attempt fails
+        first: list[requests.Response] = []
+        thread = threading.Thread(target=lambda: first.append(post(sync_url, hire(7), "slow-0007")))
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not fresh.stardex.requests and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first attempt holds its claim once it reaches Stardex
+        retry = post(sync_url, hire(7), "slow-0007")
+        thread.join()
+        fresh.stardex.delay_seconds = 0.0
+        assert (retry.status_code, retry.json()["reason"]) == (503, "delivery_in_progress")
+        assert int(retry.headers["Retry-After"]) <= 10
+        assert first[0].status_code == 503, first[0].text
+        applied = post(sync_url, hire(7), "slow-0007")
+        assert applied.json()["status"] == "updated", "the failed attempt released its claim"
+        assert post(sync_url, hire(7), "slow-0007").json()["status"] == "duplicate"
+    assert len(patches(fresh.stardex)) == 1
+
+
 # ---- Stardex down ------------------------------------------------------------------------------
 
 

@@ -411,17 +411,15 @@ def test_the_queue_or_the_bucket_failing_is_503_never_200(queued, endpoint, reas
 
 def _task_body(body: dict, event_id: str) -> bytes:
     """The task the public function enqueues for this Greenhouse delivery (built as it builds it)."""
-    from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+    from stardex_webhook.ingress import task_body
     from stardex_webhook.sources import SOURCES
-    from stardex_webhook.worker import Durability
     from tests.conftest import make_delivery, signed
 
     raw, headers = signed("greenhouse", body)
     headers = {**{name.replace("-", "_"): value for name, value in headers.items()}, "Greenhouse_Event_ID": event_id}
     delivery = make_delivery(raw, time.time(), **headers)
     event = SOURCES["greenhouse"].parse(delivery)
-    mapped = load_mappings(BUILTIN_MAPPINGS_DIR, None, "PT", SOURCES)["greenhouse"].apply(event.payload, event)
-    return json.dumps(Durability.task_body("greenhouse", delivery, event, mapped)).encode()
+    return json.dumps(task_body(delivery, event)).encode()
 
 
 @pytest.mark.parametrize("attempt", ["first", "last"])

@@ -23,7 +23,6 @@ import os
 import re
 import time
 import uuid
-from pathlib import Path
 
 import functions_framework
 import pytest
@@ -31,11 +30,10 @@ import responses
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from stardex_webhook.config import api_key_name
-from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.send_sample import SAMPLES_DIR, signed_request
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery, Headers
-from stardex_webhook.worker import Durability
+from stardex_webhook.ingress import task_body
 from tests.conftest import ROOT, SENDER_API_KEYS, SIGNING_KEYS, STARDEX_KEY
 
 # ---- profiles ---------------------------------------------------------------------------------
@@ -377,12 +375,10 @@ def worker(make_client, base_env, outbound):
 
 def valid_task(source: str = "generic") -> dict:
     """A task as the public function enqueues it, for the source's signed sample."""
-    mappings = load_mappings(BUILTIN_MAPPINGS_DIR, None, None, SOURCES)
     headers, body = sign(source, sample(source))
     delivery = Delivery(Headers(headers.items()), body, time.time())
     event = SOURCES[source].parse(delivery)
-    mapped = mappings[source].apply(event.payload, event)
-    return json.loads(json.dumps(Durability.task_body(source, delivery, event, mapped)))
+    return json.loads(json.dumps(task_body(delivery, event)))
 
 
 WORKER_STATUSES = {"dead_lettered", "failed"}  # the worker's own answers to the queue, beside the CONTRACT's

@@ -610,3 +610,58 @@ def test_a_stage_move_and_custom_fields_are_planned_and_not_made(stardex, tmp_pa
     assert "POST /v1/candidates/update-stage" in out and out.rstrip().splitlines()[-1].endswith("write, not made")
     assert not any(request.path == "/v1/candidates/update-stage" for request in stardex.requests)
     assert stardex.person(marta).get("candidates", []) == []
+
+
+# ---- a plan counts every write: custom fields and stage moves -----------------------------------
+
+NOTICE = "0c0f0000-0000-4000-8000-000000000002"
+
+
+def test_a_custom_field_only_change_is_a_change(stardex, tmp_path, base_env):
+    """The person holds every core field the update writes; only a named custom field differs: the
+    apply would PATCH it, so the plan says so in its diff, its summary, --json and its exit code."""
+    stardex.add_custom_field("Notice period", "text", id=NOTICE)
+    add_ada(stardex, current_company_name="Analytical Engines")
+    base_env.setenv("MAPPINGS_DIR", override(tmp_path, "generic", custom_fields={"Notice period": {"value": "1 month"}}))
+    same = {key: value for key, value in ADA_UPDATE.items() if key not in ("current_job_title", "emails")}
+    raw, headers = standard_webhook(same)
+    code, out = run(tmp_path, "generic", raw, *headers)
+    assert code == 2, out
+    assert '      ~ custom field "Notice period" = "1 month"\n' in out
+    assert "1 custom field(s) to write" in out and "No changes" not in out
+    code, document = run(tmp_path, "generic", raw, *headers, "--json")
+    plan = json.loads(document)
+    assert (code, plan["changes"], plan["exit_code"]) == (2, True, 2)
+    assert plan["custom_fields"] == [{"name": "Notice period", "attribute_id": NOTICE, "value": "1 month"}]
+    assert [call["method"] for call in plan["calls"] if call["write"]] == ["PATCH"]
+
+
+def test_a_stage_only_change_is_a_change(stardex, tmp_path, base_env):
+    """Nothing of the person's fields changes; the candidate would move: exit 2, the move named."""
+    stardex.add_job("Senior Data Engineer", id=STAGE_JOB)
+    stardex.add_person(**{**SAMPLE_PEOPLE[1], "emails": [
+        {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
+        {"contact_data_type": "work", "value": "mquintal@northwind-example.com"}]}, first_name="Marta")
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    document = json.loads((ROOT / "mappings" / "greenhouse.json").read_text())
+    document.pop("$schema", None)
+    document["fields"] = {name: document["fields"][name] for name in ("first_name", "emails")}
+    document["stages"] = {"events": ["candidate_stage_change"], "job": "payload.application.jobs[0].id",
+                          "jobs": {"300112": STAGE_JOB}, "stage": "payload.application.current_stage.name",
+                          "table": {"Onsite": "Interview"}}
+    (folder / "greenhouse.json").write_text(json.dumps(document))
+    base_env.setenv("MAPPINGS_DIR", str(folder))
+    body = json.loads((ROOT / "tests" / "fixtures" / "greenhouse_hire_candidate.json").read_text())
+    body["action"] = "candidate_stage_change"
+    body["payload"]["application"]["current_stage"] = {"id": 71416, "name": "Onsite"}
+    raw, headers = signed("greenhouse", body)
+    args = [part for item in headers.items() for part in ("--header", f"{item[0]}: {item[1]}")]
+    code, out = run(tmp_path, "greenhouse", raw, *args)
+    assert code == 2, out
+    assert f'  ~ stage on job {STAGE_JOB} -> "Interview"\n' in out
+    assert "1 stage move" in out and "No changes" not in out
+    code, document = run(tmp_path, "greenhouse", raw, *args, "--json")
+    plan = json.loads(document)
+    assert (code, plan["changes"]) == (2, True)
+    assert plan["stage"]["action"] == "move" and plan["stage"]["body"]["job_id"] == STAGE_JOB
