@@ -8,7 +8,6 @@ every later update), then the new ones that are not already there.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Iterable
 
 CONTACT_LISTS = ("emails", "phone_numbers")
@@ -19,8 +18,6 @@ _DEFAULT_TYPES = {"emails": "personal", "phone_numbers": "mobile"}
 # The types Stardex documents (and our schema allows); a stored entry of any other type is sent
 # back with the default one, so the merged body still validates.
 _KNOWN_TYPES = {"emails": frozenset({"work", "personal"}), "phone_numbers": frozenset({"work", "mobile"})}
-# Longer inputs are not remembered, so that a sender cannot fill memory through the cache.
-_LONGEST_CACHED = 100
 
 PhoneId = tuple[str | None, str]
 
@@ -38,15 +35,7 @@ def contacts_known(person: dict[str, Any], key: str) -> bool:
 def phone_id(number: str, region: str | None) -> PhoneId:
     """What identifies a number: (country code, national significant number) when the number is
     written with a country code or ``region`` places it, else (None, its digits without leading
-    zeros); text without digits is its own identity. Valid or not: only the digits count."""
-    if len(number) > _LONGEST_CACHED:
-        return _phone_id.__wrapped__(number, region)
-    return _phone_id(number, region)
-
-
-@functools.lru_cache(maxsize=4096)
-def _phone_id(number: str, region: str | None) -> PhoneId:
-    """Cached: parsing costs tens of microseconds and the same numbers come back event after event.
+    zeros); text without digits is its own identity. Valid or not: only the digits count.
     phonenumbers is imported here because its import is slow and many cold starts never need it."""
     import phonenumbers
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import jmespath
@@ -34,10 +32,6 @@ if TYPE_CHECKING:
 
 BUILTIN_MAPPINGS_DIR = os.path.join(os.path.dirname(__file__), "..", "mappings")
 MAPPING_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "mapping.schema.json")
-# The digests of the built-in files as the test suite validated them, and of the schema they were
-# validated against; written by ``python -m stardex_webhook.mapping``, in ``sha256sum`` format.
-VALIDATED_RECORD_PATH = os.path.join(BUILTIN_MAPPINGS_DIR, "validated.sha256")
-_SCHEMA_ENTRY = "../schemas/mapping.schema.json"  # as named in the record: ``sha256sum -c`` works in mappings/
 ALL_EVENTS = "*"
 
 # Distinct contacts collected per list at most: far beyond the update schema's maxItems, so a longer
@@ -432,12 +426,10 @@ def _schema_message(error: ValidationError) -> str:
 def load_mapping_file(name: str, file_path: str, phone_region: str | None,
                       default_write_policy: str = "overwrite") -> SourceMapping:
     """Read, validate and compile one mapping file; any fault raises ``ConfigurationError``
-    naming the file. A file whose bytes are ones the test suite validated against this schema
-    (see ``validated_digests``) skips the schema check; every other step runs for every file."""
+    naming the file."""
     try:
-        with open(file_path, "rb") as handle:
-            raw = handle.read()
-        text = raw.decode("utf-8")
+        with open(file_path, encoding="utf-8") as handle:
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"mapping file {file_path}: cannot be read: {error}") from None
     try:
@@ -446,57 +438,13 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None,
         raise ConfigurationError(
             f"mapping file {file_path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
-    if _digest(raw) not in validated_digests(VALIDATED_RECORD_PATH, MAPPING_SCHEMA_PATH):
-        _check_schema(document, file_path)
+    faults = _schema_faults(document)
+    if faults:
+        raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
     try:
         return SourceMapping(name, document, phone_region, default_write_policy)
     except ValueError as error:
         raise ConfigurationError(f"mapping file {file_path}: {error}") from None
-
-
-def _check_schema(document: Any, file_path: str) -> None:
-    faults = _schema_faults(document)
-    if faults:
-        raise ConfigurationError(f"mapping file {file_path}: does not match the mapping schema: " + "; ".join(faults))
-
-
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-@functools.cache
-def validated_digests(record_path: str, schema_path: str) -> frozenset[str]:
-    """The digests of mapping files already validated against the schema at ``schema_path``.
-
-    Validating the built-in files with jsonschema costs every cold start about 13 ms, and
-    their bytes only change with the code; the suite validates them and checks this record
-    against them (tests/test_mapping.py). So a file with a recorded digest is known to be valid,
-    and anything else (a built-in file edited in place, any file in MAPPINGS_DIR) is checked as
-    before. Empty, so every file is checked, when the record is missing, unreadable or was made
-    against another schema."""
-    try:
-        with open(record_path, encoding="utf-8") as handle:
-            entries = [line.split("  ", 1) for line in handle.read().splitlines() if line.strip()]
-        with open(schema_path, "rb") as handle:
-            schema_digest = _digest(handle.read())
-    except (OSError, UnicodeDecodeError):
-        return frozenset()
-    if [schema_digest, _SCHEMA_ENTRY] not in entries:
-        return frozenset()
-    return frozenset(entry[0] for entry in entries if len(entry) == 2 and entry[1] != _SCHEMA_ENTRY)
-
-
-def validated_record(directory: str = BUILTIN_MAPPINGS_DIR) -> str:
-    """The text of ``mappings/validated.sha256``: every file in ``directory`` validated now
-    (``ConfigurationError`` names the first that fails), then its digest, after the schema's."""
-    with open(MAPPING_SCHEMA_PATH, "rb") as handle:
-        lines = [f"{_digest(handle.read())}  {_SCHEMA_ENTRY}"]
-    for name, path in _mapping_files(directory, "built-in mappings directory").items():
-        with open(path, "rb") as handle:
-            raw = handle.read()
-        _check_schema(json.loads(raw), path)
-        lines.append(f"{_digest(raw)}  {os.path.basename(path)}")
-    return "\n".join(lines) + "\n"
 
 
 def _mapping_files(directory: str, setting: str) -> dict[str, str]:
@@ -538,6 +486,3 @@ def load_mappings(
         for name, path in files.items()
     }
 
-
-if __name__ == "__main__":  # python -m stardex_webhook.mapping > mappings/validated.sha256
-    sys.stdout.write(validated_record())

@@ -18,8 +18,6 @@ Transform = Callable[[Any], Any]
 LINKEDIN_HOST = "linkedin.com"
 # Keys of an object (e.g. Greenhouse's {"value": ...}) that may hold a URL, in order of preference.
 _URL_KEYS = ("value", "url")
-# Longer inputs are not remembered, so that a sender cannot fill memory through the cache.
-_LONGEST_CACHED = 100
 
 
 def trim(value: Any) -> str | None:
@@ -66,23 +64,14 @@ def phone(value: Any, default_region: str | None = None) -> str | None:
 
     A number written without a country code is read in ``default_region``; one that cannot be
     parsed or is not a valid number is returned trimmed but otherwise as written, so nothing the
-    sender supplied is lost.
+    sender supplied is lost. ``phonenumbers`` is imported here, not at module load, because its
+    import is slow and many cold starts never need it.
     """
     if isinstance(value, bool):
         return None
     text = string(value) if isinstance(value, (int, float)) else trim(value)
     if not text:
         return None
-    if len(text) > _LONGEST_CACHED:
-        return _e164.__wrapped__(text, default_region)
-    return _e164(text, default_region)
-
-
-@functools.lru_cache(maxsize=4096)
-def _e164(text: str, default_region: str | None) -> str:
-    """Cached because parsing costs about 20 microseconds and the same people's numbers come back
-    event after event. ``phonenumbers`` is imported here, not at module load, because its import
-    is slow and many cold starts never need it."""
     import phonenumbers
 
     try:

@@ -51,8 +51,7 @@ def _validator() -> Draft202012Validator:
     """jsonschema's validator for the update schema, built on first use and reused."""
     from jsonschema import Draft202012Validator
 
-    schema = read_schema(PERSON_UPDATE_SCHEMA_PATH)
-    return Draft202012Validator(inline_local_refs(schema, schema.get("$defs", {})))
+    return Draft202012Validator(read_schema(PERSON_UPDATE_SCHEMA_PATH))
 
 
 def build_validator() -> None:
@@ -63,35 +62,6 @@ def build_validator() -> None:
         _validator()
     except (OSError, ValueError) as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigurationError(f"schema file {PERSON_UPDATE_SCHEMA_PATH}: cannot be read: {error}") from None
-
-
-# Keywords whose values are data, not schemas: a "$ref" inside them is not a reference.
-_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
-# Keywords that only annotate: beside a "$ref", they do not change what it validates.
-_ANNOTATIONS = frozenset({"description", "title", "$comment", "default", "examples", "deprecated"})
-_LOCAL_DEF = "#/$defs/"
-
-
-def inline_local_refs(node: Any, definitions: dict[str, Any], following: tuple[str, ...] = ()) -> Any:
-    """``node`` with each ``{"$ref": "#/$defs/<name>", ...annotations}`` replaced by that
-    definition (its own references inlined the same way) plus the annotations; every other
-    reference, and a recursive one, is left as it is. The schema validates exactly as before;
-    only jsonschema's lookup of each reference on each validation goes, about 30 microseconds a
-    reference and about an eighth of a webhook's time in the pipeline bench (bench/RESULTS.md).
-    The test suite holds the two schemas to the same answers."""
-    if isinstance(node, list):
-        return [inline_local_refs(item, definitions, following) for item in node]
-    if not isinstance(node, dict):
-        return node
-    reference = node.get("$ref")
-    name = reference[len(_LOCAL_DEF):] if isinstance(reference, str) and reference.startswith(_LOCAL_DEF) else None
-    if (name is not None and name in definitions and name not in following
-            and not set(node) - {"$ref"} - _ANNOTATIONS):
-        target = inline_local_refs(definitions[name], definitions, (*following, name))
-        if isinstance(target, dict):
-            return {**target, **{key: value for key, value in node.items() if key != "$ref"}}
-    return {key: value if key in _DATA_KEYWORDS else inline_local_refs(value, definitions, following)
-            for key, value in node.items()}
 
 
 def json_path(parts: Iterable[Any]) -> str:

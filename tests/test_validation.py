@@ -335,52 +335,9 @@ def test_the_email_pattern_accepts_nothing_email_validator_refuses():
     assert len(accepted) > 500  # the corpus reaches the pattern's accepting side, not only its refusals
 
 
-# ---- the references inlined at load: the same answers as the schema file read by jsonschema ----
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
+# ---- the validator, built at start ----------------------------------------------------------
 
 from stardex_webhook import validation  # noqa: E402
-from stardex_webhook.validation import inline_local_refs  # noqa: E402
-
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
-PROPERTIES = sorted(SCHEMA["properties"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, width=16),
-                    st.sampled_from(["", " ", "x", "Marta", "a@example.org", "a b@example.org", "https://x.example/in/a",
-                                     "ftp://x", UUID, UUID + "\n", "work", "personal", "mobile"]))
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(st.sampled_from(["contact_data_type", "value", "attribute_id", "x"]), inner, max_size=3)),
-    max_leaves=8)
-BODIES = st.one_of(JSON, st.dictionaries(st.sampled_from(PROPERTIES + ["unknown"]), JSON, max_size=5))
-
-
-def test_the_shipped_schema_keeps_no_reference_once_inlined():
-    assert "$ref" not in json.dumps({key: value for key, value in
-                                     inline_local_refs(SCHEMA, SCHEMA["$defs"]).items() if key != "$defs"})
-    assert "$ref" in json.dumps(SCHEMA["properties"])  # the file itself is unchanged
-
-
-@settings(max_examples=500, derandomize=True, deadline=None, database=None)
-@given(BODIES)
-def test_inlined_references_validate_exactly_as_the_schema_file(body):
-    stock = Draft202012Validator(SCHEMA)
-    expected = sorted({(validation.json_path(parts), message) for error in stock.iter_errors(body)
-                       for parts, message in validation._describe(error)})
-    assert [(error["path"], error["message"]) for error in validation.schema_errors(body)] == expected
-
-
-def test_a_recursive_reference_and_one_beside_a_constraint_are_left_as_they_are():
-    definitions = {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}},
-                   "text": {"type": "string"}}
-    assert inline_local_refs({"$ref": "#/$defs/node"}, definitions) == {
-        "type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}
-    beside = {"$ref": "#/$defs/text", "maxLength": 3}
-    assert inline_local_refs(beside, definitions) == beside
-    assert inline_local_refs({"$ref": "#/$defs/text", "description": "a name"}, definitions) == {
-        "type": "string", "description": "a name"}
-    data = {"enum": [{"$ref": "#/$defs/text"}], "const": {"$ref": "#/$defs/text"}}
-    assert inline_local_refs(data, definitions) == data
-    assert inline_local_refs({"$ref": "other.json#/$defs/text"}, definitions) == {"$ref": "other.json#/$defs/text"}
 
 
 def test_an_update_schema_that_cannot_be_read_stops_the_start(tmp_path, monkeypatch):

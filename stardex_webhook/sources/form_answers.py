@@ -10,7 +10,6 @@ answer still reaches the transcript.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from typing import Any, Iterable
@@ -19,7 +18,6 @@ from ..transforms import is_blank, string
 from ..records import Transcript
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
-_LONGEST_CACHED = 500  # a longer title (a sender's garbage) is folded each time, not kept
 # The hidden or URL field that carries the Stardex person id by default (CONTRACT).
 PERSON_ID_FIELD = "stardex_person_id"
 
@@ -28,15 +26,6 @@ def normalise_name(title: object) -> str | None:
     """The key a mapping reads a question by, or None when the title leaves nothing."""
     if not isinstance(title, str):
         return None
-    if len(title) > _LONGEST_CACHED:
-        return _normalised.__wrapped__(title)
-    return _normalised(title)
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalised(title: str) -> str | None:
-    """Cached: a form's questions come back with every submission, and Unicode folding costs a
-    few microseconds a title, a tenth of a form webhook's time in the pipeline bench."""
     folded = "".join(char for char in unicodedata.normalize("NFKD", title) if not unicodedata.combining(char))
     return _NOT_NAME.sub("_", folded.lower()).strip("_") or None
 

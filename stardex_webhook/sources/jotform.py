@@ -31,10 +31,6 @@ URLENCODED = "application/x-www-form-urlencoded"
 _ANSWER_KEY = re.compile(r"q[0-9]+_(.+)", re.DOTALL)
 _NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-# The plain shape of multipart body Jotform sends, read without werkzeug (see plain_multipart_fields):
-# a boundary of RFC 2046's characters without space, and parts with one header naming the field.
-_PLAIN_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")
-_PLAIN_PART_HEAD = re.compile(rb'(?i:Content-Disposition): form-data; name="([0-9A-Za-z_.:\[\]-]+)"')
 
 
 class JotformSource(SharedTokenSource):
@@ -99,10 +95,6 @@ def form_fields(content_type: str, body: bytes) -> dict[str, str]:
     # The JSON bodies' limit on values, for the form's fields too (werkzeug bounds multipart parts
     # only; an URL-encoded field is one "&" apart).
     too_many = BadRequest("too_many_fields", f"the form holds more than {MAX_JSON_VALUES} fields")
-    if mimetype == MULTIPART:
-        fields = plain_multipart_fields(body, options.get("boundary", ""))
-        if fields is not None:
-            return fields
     if mimetype == URLENCODED and body.count(b"&") >= MAX_JSON_VALUES:
         raise too_many
     try:
@@ -113,33 +105,6 @@ def form_fields(content_type: str, body: bytes) -> dict[str, str]:
     except (ValueError, HTTPException):  # a bad boundary, a part cut short, bad UTF-8
         raise BadRequest("invalid_form", f"the body is not valid {mimetype}") from None
     return {name: form[name] for name in form}
-
-
-def plain_multipart_fields(body: bytes, boundary: str) -> dict[str, str] | None:
-    """The fields of a multipart body of the plain shape Jotform posts (text parts, each with the one
-    header ``Content-Disposition: form-data; name="..."``, CRLF line ends, no preamble or
-    epilogue), exactly as werkzeug's parser reads them; None for a body of any other shape, which
-    werkzeug then reads (or refuses). Why: werkzeug's parser costs about 25 microseconds a part, and
-    a Jotform body has one part per answer and several more, which put the Jotform pipeline over
-    its 1 ms target (bench/RESULTS.md); a differential test holds the two to the same answers."""
-    if not _PLAIN_BOUNDARY.fullmatch(boundary):
-        return None
-    delimiter = b"--" + boundary.encode("ascii")
-    closing = b"\r\n" + delimiter + b"--"
-    end = len(body) - (2 if body.endswith(b"\r\n") else 0)
-    if not body.startswith(delimiter + b"\r\n") or not body.endswith(closing, 0, end):
-        return None
-    parts = body[len(delimiter) + 2:end - len(closing)].split(b"\r\n" + delimiter + b"\r\n")
-    if len(parts) > MAX_JSON_VALUES or body.count(delimiter) != len(parts) + 1:
-        return None  # too many parts (werkzeug refuses them), or a delimiter inside a value
-    fields: dict[str, str] = {}
-    for part in parts:
-        head, separator, value = part.partition(b"\r\n\r\n")
-        named = _PLAIN_PART_HEAD.fullmatch(head) if separator else None
-        if named is None:
-            return None
-        fields.setdefault(named.group(1).decode("ascii"), value.decode("utf-8", "replace"))
-    return fields
 
 
 def multipart_body(fields: dict[str, Any], boundary: str) -> bytes:
