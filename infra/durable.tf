@@ -44,6 +44,7 @@ locals {
     {
       STARDEX_REQUESTS_PER_MINUTE = tostring(var.stardex_requests_per_minute)
       THREADS                     = tostring(var.worker_concurrency)
+      FUNCTION_TIMEOUT_SECONDS    = tostring(var.task_deadline_seconds + 30)
     },
   )
 }

@@ -34,12 +34,14 @@ locals {
 
   environment = merge(
     {
-      STARDEX_API_BASE            = var.stardex_api_base
-      DRY_RUN                     = var.dry_run ? "1" : "0"
-      ALLOW_UNSIGNED              = "0"
-      MAX_BODY_BYTES              = tostring(var.max_body_bytes)
-      LOG_LEVEL                   = var.log_level
-      STARDEX_DEADLINE_SECONDS    = tostring(min(20, var.timeout_seconds - 10))
+      STARDEX_API_BASE         = var.stardex_api_base
+      DRY_RUN                  = var.dry_run ? "1" : "0"
+      ALLOW_UNSIGNED           = "0"
+      MAX_BODY_BYTES           = tostring(var.max_body_bytes)
+      LOG_LEVEL                = var.log_level
+      STARDEX_DEADLINE_SECONDS = tostring(min(20, var.timeout_seconds - 10))
+      # A de-duplication claim pending longer than this has no live attempt: the next one takes it over.
+      FUNCTION_TIMEOUT_SECONDS    = tostring(var.timeout_seconds)
       STARDEX_REQUESTS_PER_MINUTE = tostring(local.requests_per_minute_per_instance)
       SECRET_TTL_SECONDS          = tostring(var.secret_ttl_seconds)
       # functions-framework's gunicorn runs one worker with THREADS threads: one per concurrent request.

@@ -254,13 +254,18 @@ variable "notification_channels" {
 # ---- Queued delivery and what is never lost ----------------------------------------------------
 
 variable "delivery_mode" {
-  description = "sync: the function calls Stardex inside the webhook's request (the default). queued: the function verifies, maps and validates, hands the event to a Cloud Tasks queue and answers 200 queued; a second, private function (the worker) calls Stardex at the pace Stardex allows, with retries for a day."
+  description = "sync: the function calls Stardex inside the webhook's request (the default). queued: the function verifies the webhook, claims its delivery id and hands the raw delivery to a Cloud Tasks queue, answering 200 queued; a second, private function (the worker) reads the sender's API where needed, maps, validates and calls Stardex at the pace Stardex allows, with retries for a day. queued needs state_bucket."
   type        = string
   default     = "sync"
 
   validation {
     condition     = contains(["sync", "queued"], var.delivery_mode)
     error_message = "delivery_mode must be sync or queued."
+  }
+
+  validation {
+    condition     = var.delivery_mode != "queued" || var.state_bucket
+    error_message = "delivery_mode = \"queued\" needs state_bucket = true: a queued delivery is claimed there, and kept there when it cannot be applied."
   }
 }
 

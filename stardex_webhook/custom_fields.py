@@ -389,47 +389,7 @@ def check_mappings(mappings: dict[str, Any], definitions: list[Definition]) -> l
     return faults
 
 
-def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
-    """Check the custom fields that the mapping files name (built-in, or ``MAPPINGS_DIR``) against
-    the person custom fields of the Stardex account that ``STARDEX_API_KEY`` opens: exit 0 when
-    every field and option exists, 1 with one line per fault otherwise. Reads only."""
-    import argparse
-    import sys
+if __name__ == "__main__":  # the command's first name; the check itself lives with the tools
+    from stardex_webhook.custom_fields_check import main
 
-    from .config import STARDEX_API_KEY, load_settings
-    from .deadline import Deadline
-    from .errors import ConfigurationError, WebhookError
-    from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
-    from .secrets import SecretProvider
-    from .sources import SOURCES
-    from .stardex import RateLimiter, StardexClient, StardexError
-
-    argparse.ArgumentParser(prog="python -m stardex_webhook.custom_fields", description=main.__doc__).parse_args(argv)
-    try:
-        settings = load_settings(environ)
-        mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
-    except ConfigurationError as error:
-        print(error, file=sys.stderr)
-        return 1
-    named = sum(len(mapping.named_custom_fields()) for mapping in mappings.values())
-    if not named:
-        print("no mapping names a custom field")
-        return 0
-    secrets = SecretProvider(settings)
-    client = StardexClient(settings.stardex_api_base, lambda refresh, deadline: secrets.get(
-        STARDEX_API_KEY, refresh=refresh, deadline=deadline), RateLimiter(settings.stardex_requests_per_minute))
-    try:
-        definitions = definitions_from(client.person_custom_fields(Deadline(settings.stardex_deadline_seconds)))
-    except (WebhookError, StardexError) as error:
-        print(f"cannot read GET /v1/custom-fields/persons: {error}", file=sys.stderr)
-        return 1
-    faults = check_mappings(mappings, definitions)
-    for fault in faults:
-        print(fault)
-    if not faults:
-        print(f"ok: every custom field {named} mapping section(s) name exists in Stardex ({len(definitions)} defined)")
-    return 1 if faults else 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -17,7 +17,7 @@ import responses
 
 from stardex_webhook.custom_fields import Definition, check, definitions_from
 from stardex_webhook.records import NamedCustomFields
-from stardex_webhook.custom_fields import main as custom_fields_main
+from stardex_webhook.custom_fields_check import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook.fake_stardex import FakeStardex
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file

@@ -683,27 +683,6 @@ def test_no_note_without_a_note_section_or_without_a_transcript(tmp_path):
     assert load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"].apply(FORM_PAYLOAD).note is None
 
 
-def test_a_transcript_is_worked_out_only_when_a_note_reads_it(tmp_path):
-    """Building every form webhook's transcript cost it about 6%; only a note section reads it."""
-    read = []
-
-    def lines():
-        read.append(True)
-        yield ("Employer", "Initech")
-
-    write(tmp_path, "form.json", {key: value for key, value in FORM_DOCUMENT.items() if key != "note"})
-    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
-    assert mapping.apply(FORM_PAYLOAD, Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", lines()))).note is None
-    assert read == []
-    write(tmp_path, "form.json", FORM_DOCUMENT)
-    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
-    transcript = Transcript("Referral", lines())
-    note = mapping.apply(FORM_PAYLOAD, Event("form", "submitted", "d-7", {}, transcript=transcript)).note
-    assert note.answers == (("Employer", "Initech"),) == transcript.answers  # read once, then kept
-    assert read == [True]
-    assert transcript == Transcript("Referral", (("Employer", "Initech"),))
-
-
 @pytest.mark.parametrize("job, sent", [(101, "sx-job-1"), ("101", "sx-job-1"), ("999", None), (None, None)])
 def test_job_id_is_sent_only_for_a_job_in_the_table(tmp_path, job, sent):
     write(tmp_path, "x.json", {**MINIMAL, "root": "candidate", "job": {"path": "job.id", "table": {"101": "sx-job-1"}}})

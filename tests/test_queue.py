@@ -69,7 +69,7 @@ def test_a_task_over_cloud_tasks_limit_is_refused_before_any_call(endpoint):
 # ---- the settings ------------------------------------------------------------------------------
 
 QUEUED = {"DELIVERY": "queued", "TASKS_QUEUE": QUEUE, "TASKS_WORKER_URL": "https://worker.example.net/",
-          "TASKS_SERVICE_ACCOUNT": ACCOUNT}
+          "TASKS_SERVICE_ACCOUNT": ACCOUNT, "STATE_BUCKET": "my-state"}
 
 
 def test_queued_settings_are_read():
@@ -86,6 +86,7 @@ def test_queued_settings_are_read():
     ({"TASKS_QUEUE": ""}, "TASKS_QUEUE"),
     ({"TASKS_WORKER_URL": ""}, "TASKS_WORKER_URL"),
     ({"TASKS_SERVICE_ACCOUNT": ""}, "TASKS_SERVICE_ACCOUNT"),
+    ({"STATE_BUCKET": ""}, "STATE_BUCKET"),  # a queued delivery is claimed, and kept if it fails, there
     ({"DELIVERY": "later"}, "DELIVERY"),
     ({"TASKS_QUEUE": "stardex-webhook"}, "TASKS_QUEUE"),
     ({"TASKS_WORKER_URL": "http://worker.example.net/"}, "TASKS_WORKER_URL"),
