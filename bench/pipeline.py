@@ -3,7 +3,7 @@ prints one JSON document.
 
     python bench/pipeline.py --iterations 2000 --warmup 300
 
-For each source's shipped sample, signed for real, the whole ``WebhookApp.handle`` on a Werkzeug
+For each source's shipped sample, signed for real, the whole ``Ingress.handle`` (``main.handle_webhook``) on a Werkzeug
 request (reading the request, signature, mapping, validation, person resolution, contact merge,
 every Stardex request built and its answer read, the answer and the log line), timed with
 ``perf_counter_ns``; round-robin over the samples, so a slow moment of a shared machine falls on
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import common  # noqa: E402
-from stardex_webhook.app import WebhookApp  # noqa: E402
+from stardex_webhook.ingress import Ingress  # noqa: E402
+from stardex_webhook.pipeline import Pipeline  # noqa: E402
 
 BASE_URL = "https://stardex.invalid/v1"  # never reached: the session answers
 
@@ -89,18 +90,21 @@ class CannedSenderApi:
         return self.answer
 
 
-def build_app() -> tuple[WebhookApp, InMemoryStardex]:
-    """The app as ``main.py`` builds it, its Stardex client's session answering from memory and each
-    sender API answering its canned sample. The one place the bench reaches into the app (how to
-    get at its clients): adapt it here."""
-    app = WebhookApp.from_environment(common.function_environment(BASE_URL))
+class BenchPipeline(Pipeline):
+    """The pipeline as ``main.py`` builds it, with each sender's API answering its canned sample."""
+
+    def sender_api(self, source):
+        answer = common.api_sample(source.name)
+        return CannedSenderApi(answer) if answer is not None else super().sender_api(source)
+
+
+def build_app() -> tuple[Ingress, InMemoryStardex]:
+    """The webhook door as ``main.py`` builds it, its Stardex client's session answering from
+    memory and each sender API answering its canned sample."""
+    pipeline = BenchPipeline.from_environment(common.function_environment(BASE_URL))
     stardex = InMemoryStardex()
-    app._stardex().session = stardex
-    for source in common.SOURCES:
-        answer = common.api_sample(source)
-        if answer is not None:
-            app._sender_apis[source] = CannedSenderApi(answer)
-    return app, stardex
+    pipeline.stardex().session = stardex
+    return Ingress(pipeline), stardex
 
 
 class Sample:
@@ -116,7 +120,7 @@ class Sample:
         self.status = 0
         self.calls: list[str] = []
 
-    def handle(self, app: WebhookApp, stardex: InMemoryStardex, record: bool) -> None:
+    def handle(self, app: Ingress, stardex: InMemoryStardex, record: bool) -> None:
         request = Request({**self.environ, "wsgi.input": io.BytesIO(self.body)})
         stardex.calls.clear()
         stardex.prepare()

@@ -508,7 +508,7 @@ def details(results: dict, settings: Settings) -> str:
              "production, lifted so it does not cap the load)\n"]
 
     parts.append("## Pipeline\n\n"
-                 f"`WebhookApp.handle` on a Werkzeug request, per shipped sample, {settings.pipeline_iterations} "
+                 f"`Ingress.handle` (`main.handle_webhook`) on a Werkzeug request, per shipped sample, {settings.pipeline_iterations} "
                  f"iterations after {settings.pipeline_warmup} of warm-up, round-robin; the Stardex client's "
                  "session replaced by one answering from memory.\n\n"
                  + markdown_table(["sample", "p50 µs", "p99 µs", "answer", "Stardex calls"],
