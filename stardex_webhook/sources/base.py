@@ -148,6 +148,18 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return document
 
 
+def envelope(body: dict[str, Any], sender: str, data_key: str, type_key: str) -> tuple[dict[str, Any], str | None]:
+    """A form tool's envelope: the object under ``data_key`` (required) and the event name under
+    ``type_key`` (optional, a string when given)."""
+    data = body.get(data_key)
+    if not isinstance(data, dict):
+        raise BadRequest("invalid_payload", f"a {sender} body must have a '{data_key}' object")
+    event_type = body.get(type_key)
+    if event_type is not None and not isinstance(event_type, str):
+        raise BadRequest("invalid_payload", f"a {sender} '{type_key}' must be a string")
+    return data, event_type
+
+
 def _check_size(document: Any) -> None:
     """Walk the parsed document without recursion, stopping at the first limit passed."""
     stack, values = [(document, 1)], 0

@@ -22,9 +22,8 @@ import re
 from typing import Any
 
 from .. import signatures
-from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import BodyHmacSource, parse_json_object
+from .base import BodyHmacSource, envelope, parse_json_object
 from .form_answers import normalise_name, transcript
 from .typeform import index_answers
 
@@ -46,12 +45,7 @@ class TallySource(BodyHmacSource):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise BadRequest("invalid_payload", "a Tally body must have a 'data' object")
-        event_type = body.get("eventType")
-        if event_type is not None and not isinstance(event_type, str):
-            raise BadRequest("invalid_payload", "a Tally 'eventType' must be a string")
+        data, event_type = envelope(body, "Tally", "data", "eventType")
         sent = data.get("fields")
         fields = [resolved(field) for field in sent if isinstance(field, dict)] if isinstance(sent, list) else []
         by_key = index_answers(fields, key_of=lambda field: field.get("key"), type_of=lambda field: field.get("type"))

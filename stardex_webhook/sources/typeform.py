@@ -14,9 +14,8 @@ import re
 from typing import Any, Callable
 
 from .. import signatures
-from ..errors import BadRequest
 from ..records import Delivery, Event, Transcript
-from .base import BodyHmacSource, parse_json_object
+from .base import BodyHmacSource, envelope, parse_json_object
 
 
 class TypeformSource(BodyHmacSource):
@@ -33,12 +32,7 @@ class TypeformSource(BodyHmacSource):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        form_response = body.get("form_response")
-        if not isinstance(form_response, dict):
-            raise BadRequest("invalid_payload", "a Typeform body must have a 'form_response' object")
-        event_type = body.get("event_type")
-        if event_type is not None and not isinstance(event_type, str):
-            raise BadRequest("invalid_payload", "a Typeform 'event_type' must be a string")
+        form_response, event_type = envelope(body, "Typeform", "form_response", "event_type")
         return Event(
             source=self.name,
             event_type=event_type,

@@ -21,10 +21,10 @@ import re
 from typing import Any, Sequence
 
 from .. import signatures
-from ..errors import BadRequest, Unauthorized
+from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
-from .base import SourceBase, parse_json_object
+from .base import SourceBase, envelope, parse_json_object
 from .form_answers import PERSON_ID_FIELD, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
@@ -63,12 +63,7 @@ class WebflowSource(SourceBase):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        payload = body.get("payload")
-        if not isinstance(payload, dict):
-            raise BadRequest("invalid_payload", "a Webflow body must have a 'payload' object")
-        trigger = body.get("triggerType")
-        if trigger is not None and not isinstance(trigger, str):
-            raise BadRequest("invalid_payload", "a Webflow 'triggerType' must be a string")
+        payload, trigger = envelope(body, "Webflow", "payload", "triggerType")
         data = payload.get("data")
         sent = list(data.items()) if isinstance(data, dict) else []
         fields: dict[str, Any] = {}
