@@ -105,8 +105,10 @@ class TaskWorker:
             raise TooLarge("task_too_large", "the task body is over Cloud Tasks' limit")
         try:
             document = json.loads(b"".join(chunks).decode("utf-8"))
+            # Version 1 (before the worker mapped) carried the mapped update beside the delivery:
+            # a task still queued across the upgrade is delivered from its delivery, as version 2.
             if not isinstance(document, dict) or document.get("kind") != TASK_KIND \
-                    or document.get("version") != TASK_VERSION:
+                    or document.get("version") not in (1, TASK_VERSION):
                 raise ValueError("not a task of this function")
             received = Received.from_dict(document)
             if received.source not in self.pipeline.sources:
