@@ -28,15 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+# What a user feels: every webhook waits 50-300 ms on Stardex, and Stardex allows 60 calls a minute.
 TARGETS = {
     "pipeline_p50_us": 1000.0,
     "pipeline_p99_us": 3000.0,
     "served_rps_ratio": 0.95,  # with Stardex answering after 50 ms
-    "cold_start_ratio": 1.5,
-    "cold_start_secret_manager_ratio": 1.3,
-    "rss_ratio": 1.3,
-    "calls_per_event": 1.3,  # Stardex calls per event on the replayed trace (bench/calls.py)
-    "queued_budget_used": 0.95,  # a burst drained through the queue (bench/queued.py)
+    "cold_start_ratio": 2.0,  # a platform cold start is seconds: 2x a bare function's start is not felt
+    "cold_start_secret_manager_ratio": 2.0,
+    "rss_ratio": 1.5,
+    "calls_per_event": 1.2,  # Stardex calls per event on the replayed trace (bench/calls.py)
+    "queued_budget_used": 0.95,  # a burst drained through the queue (bench/queued.py), all accounted for
     "soak_rss_slope_mib_per_minute": 1.0,  # load held against Stardex's limit (bench/soak.py)
 }
 SERVERS = {"ours": common.MAIN_PY, "floor": common.FLOOR_PY}
