@@ -89,3 +89,66 @@ def test_garbage_in_any_header_token_or_body_is_a_clean_refusal(name):
             source.parse(delivery)
         except BadRequest:
             pass
+
+
+# ---- what every sender's signature check shares: rotation, and one mutation at a time ----------
+
+def _signed_delivery(name: str, key: str):
+    url = f"https://function.example/{name}"
+    headers, body = signed_request(name, (SAMPLES_DIR / f"{name}.json").read_bytes(), key, NOW, url=url)
+    return headers, body, url
+
+
+def _delivery(headers: dict, body: bytes, url: str):
+    return make_delivery(body, NOW, url=url, **{k.replace("-", "_"): v for k, v in headers.items()})
+
+
+def _other_key(name: str) -> str:
+    """A key of the same form as the sender's test key, but another one."""
+    key = SIGNING_KEYS[name]
+    return "whsec_" + "QUJD" * 8 if key.startswith("whsec_") else key + "-other"
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_during_a_rotation_either_key_verifies(name):
+    """Several keys configured (a rotation): a delivery signed with any one of them is authentic."""
+    source, key, other = SOURCES[name], SIGNING_KEYS[name], _other_key(name)
+    for signing_key in (key, other):
+        headers, body, url = _signed_delivery(name, signing_key)
+        source.verify(_delivery(headers, body, url), [key, other], NOW)
+        source.verify(_delivery(headers, body, url), [other, key], NOW)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_a_delivery_signed_with_another_key_is_refused(name):
+    headers, body, url = _signed_delivery(name, _other_key(name))
+    with pytest.raises(Unauthorized):
+        SOURCES[name].verify(_delivery(headers, body, url), [SIGNING_KEYS[name]], NOW)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_one_changed_character_of_what_proves_it_is_refused(name):
+    """Each header whose value depends on the key (the signature, the token), one character changed;
+    and for the senders that sign their body, one byte of the body changed."""
+    source, key = SOURCES[name], SIGNING_KEYS[name]
+    headers, body, url = _signed_delivery(name, key)
+    other_headers, other_body, _ = _signed_delivery(name, _other_key(name))
+    again, same_body, _ = _signed_delivery(name, key)
+    # What depends on the key: a header or body byte that another key changes and the same key keeps.
+    proofs = [header for header, value in headers.items() if other_headers.get(header) != value == again.get(header)]
+    mutations = []
+    for header in proofs:
+        value = headers[header]
+        position = len(value) // 2  # inside the digest or token, whatever its prefix and padding
+        flipped = value[:position] + ("0" if value[position] != "0" else "1") + value[position + 1:]
+        mutations.append(({**headers, header: flipped}, body))
+    if body == same_body and body != other_body:  # signed inside the body (Lever): change that part
+        index = next(i for i, (a, b) in enumerate(zip(body, other_body)) if a != b)
+        mutations.append((headers, body[:index] + (b"0" if body[index:index + 1] != b"0" else b"1") + body[index + 1:]))
+    elif body == same_body and name not in ("jotform", "fillout"):  # a shared token signs no body
+        index = body.rindex(b"}") - 1  # the body is what is signed: change a byte near its end
+        mutations.append((headers, body[:index] + bytes([body[index] ^ 1]) + body[index + 1:]))
+    assert mutations, f"{name}: nothing proves its deliveries"
+    for mutated_headers, mutated_body in mutations:
+        with pytest.raises((Unauthorized, BadRequest)):
+            source.verify(_delivery(mutated_headers, mutated_body, url), [key], NOW)
