@@ -114,7 +114,7 @@ def sort_entries(key: str, new_entries: list[dict[str, str]], person: dict[str, 
                  phone_region: str | None) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
     """The person's stored entries of ``key`` (as stored), the sender's entries that are new, and
     the sender's entries already there (or repeated within the update): the contact merge entry by
-    entry, which the write plan shows and ``merge_contacts`` sends."""
+    entry, which the write plan shows and sends."""
     stored = stored_entries(person, key)
     seen = SeenContacts(key, phone_region)
     for entry in stored:
@@ -124,22 +124,3 @@ def sort_entries(key: str, new_entries: list[dict[str, str]], person: dict[str, 
         (added if seen.add(entry["value"]) else repeated).append(entry)
     return stored, added, repeated
 
-
-def merge_contacts(update: dict[str, Any], person: dict[str, Any], phone_region: str | None) -> dict[str, Any]:
-    """Return a copy of ``update`` whose contact lists are the union with ``person``'s.
-
-    A list that would add nothing new is left out of the update altogether: sending it would cost
-    nothing but could reorder what Stardex shows. ``phone_region`` is PHONE_DEFAULT_REGION, the
-    region of numbers written without a country code.
-    """
-    merged = dict(update)
-    for key in CONTACT_LISTS:
-        new_entries = update.get(key)
-        if not new_entries:
-            continue
-        stored, added, _ = sort_entries(key, new_entries, person, phone_region)
-        if added:
-            merged[key] = stored + added
-        else:
-            del merged[key]
-    return merged

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date, datetime
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Callable, Iterable
 
 from .errors import Unprocessable
-from .records import NamedCustomFields
 from .policy import ADD, CHANGE, FILL, FILL_KEEPS, FILL_NOT_SHOWN, KEEP, NOT_SHOWN, OVERWRITE, SAME, FieldPlan, same_text
+from .records import NamedCustomFields
 
-CATALOG_CALL = ("GET", "/v1/custom-fields/persons")
 # How long an instance keeps the definitions; a name not found in a copy older than
 # ``REREAD_AFTER_SECONDS`` is looked up once more (a field created a moment ago).
 CATALOG_SECONDS = 300.0

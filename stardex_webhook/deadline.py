@@ -25,10 +25,6 @@ class Deadline:
         """Seconds left, never negative."""
         return max(0.0, self.expires_at - self._clock())
 
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
 
 class Watch:
     """One call under watch: when it must end, and how to cut what it is reading from."""

@@ -6,8 +6,14 @@ import json
 import pytest
 import responses
 
-from stardex_webhook.contacts import merge_contacts, touches_contacts
+from stardex_webhook.contacts import touches_contacts
+from stardex_webhook.policy import plan_update
 from tests.conftest import PERSON_ID, signed
+
+
+def merge_contacts(update, person, region):
+    """What an overwrite sends of ``update`` to ``person``: contact lists merged with what is stored."""
+    return plan_update(update, person, "overwrite", region).body
 
 
 def email(value, kind="personal"):

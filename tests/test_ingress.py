@@ -378,7 +378,7 @@ def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
     assert answer.get_json() == {"status": "error", "reason": "internal_error"}
     entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert entry["severity"] == "ERROR"
-    assert entry["error"].startswith("KeyError at test_app.py:")
+    assert entry["error"].startswith("KeyError at test_ingress.py:")
     assert "secret-looking" not in json.dumps(entry)
 
 

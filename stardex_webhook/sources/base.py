@@ -4,87 +4,70 @@ An adapter knows one sender: its handshakes, its signature scheme, its envelope,
 its delivery id, what to read from its own API when a webhook carries only ids (``follow_up``),
 and how to sign a sample the way the sender would (``sign_sample``, for ``send_sample`` and the
 tests). It knows nothing of Stardex or of mappings. Adding a sender = one adapter (a subclass of
-``SourceBase``), one mapping file, one sample, and one line in ``sources/__init__.py``.
+``Source``), one mapping file, one sample, and one line in ``sources/__init__.py``.
 """
 
 from __future__ import annotations
 
+import abc
 import base64
-from dataclasses import replace
 import json
 import math
 import re
-from typing import Any, Callable, Protocol, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Sequence
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
 
 
-class Source(Protocol):
-    """One sender. Subclass ``SourceBase`` and register an instance in ``sources/__init__.py``."""
+class Source(abc.ABC):
+    """One sender: subclass it and register an instance in ``sources/__init__.py``. The defaults
+    suit the many senders that have no handshake and no follow-up read."""
 
     name: str  # the path segment, e.g. "greenhouse"
-    success_status: int  # the 2xx the sender counts as delivered (200 for most)
-    default_write_policy: str  # "overwrite" (an ATS, a system of record) or "fill" (a form)
-    needs_api_key: bool  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
-    api_base: str | None  # the sender's public API base (https), when it has follow-up reads
-    signs_url: bool  # the sender signs the URL it posts to (HubSpot): sign_sample takes ``url=``
+    success_status = 200  # the 2xx the sender counts as delivered
+    default_write_policy = "overwrite"  # "overwrite" (an ATS, a system of record) or "fill" (a form)
+    needs_api_key = False  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
+    api_base: str | None = None  # the sender's public API base (https), when it has follow-up reads
+    signs_url = False  # the sender signs the URL it posts to (HubSpot): sign_sample takes ``url=``
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An answer to give before verification, or None (most senders have none)."""
+        return None
 
+    @abc.abstractmethod
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         """Raise ``Unauthorized`` unless the delivery is signed by one of ``keys`` (rotation) and,
         where the sender signs a timestamp, lies within the replay window of ``now``."""
 
+    @abc.abstractmethod
     def parse(self, delivery: Delivery) -> Event:
         """Parse the verified body into an ``Event``; raise ``BadRequest`` if it cannot be parsed."""
 
     def follow_up(self, event: Event) -> FollowUp | None:
         """The read from the sender's API this event needs before mapping, or None."""
+        return None
 
     def with_follow_up(self, event: Event, answer: Any) -> Event:
-        """The event with the follow-up read's answer (a parsed JSON document) where its mapping
-        reads it."""
+        """The event with the follow-up read's answer where its mapping reads it: by default under
+        ``api`` beside the webhook's own body."""
+        payload = {**event.payload, "api": answer} if isinstance(event.payload, dict) else {"api": answer}
+        return replace(event, payload=payload)
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         """The headers that authenticate a follow-up read with the sender's API key."""
+        return {"Authorization": f"Bearer {api_key}"}
 
+    @abc.abstractmethod
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
         """The headers (and body, for senders that sign inside it) the sender would send; a
         sender that ``signs_url`` also takes the ``url`` it is posted to."""
 
     def sample_key(self) -> str:
-        """A demo signing key for local runs in the form this sender's keys take."""
-
-
-class SourceBase:
-    """Defaults for the many senders that have no handshake and no follow-up read."""
-
-    name: str
-    success_status = 200
-    default_write_policy = "overwrite"
-    needs_api_key = False
-    api_base: str | None = None
-    signs_url = False
-
-    def handshake(self, delivery: Delivery) -> Handshake | None:
-        return None
-
-    def follow_up(self, event: Event) -> FollowUp | None:
-        return None
-
-    def with_follow_up(self, event: Event, answer: Any) -> Event:
-        """By default the answer is put under ``api`` beside the webhook's own body."""
-        payload = {**event.payload, "api": answer} if isinstance(event.payload, dict) else {"api": answer}
-        return replace(event, payload=payload)
-
-    def api_headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"}
-
-    def sample_key(self) -> str:
-        """The demo key for local runs only: published here, so never for a deployed function."""
+        """A demo signing key for local runs, in the form this sender's keys take: published here,
+        so never for a deployed function."""
         return f"local-{self.name}-signing-key"
 
 
@@ -184,7 +167,7 @@ def _too_many() -> BadRequest:
     return BadRequest("too_many_fields", f"the JSON body holds more than {MAX_JSON_VALUES} values")
 
 
-class BodyHmacSource(SourceBase):
+class BodyHmacSource(Source):
     """The most common scheme: a sender that signs its raw body with HMAC-SHA256 in one header and
     needs no handshake (Greenhouse, Typeform). A subclass sets the header, the pattern of one entry
     (capturing the encoded digest in group 1), how that digest is decoded (hex or base64), and
@@ -216,7 +199,7 @@ class BodyHmacSource(SourceBase):
             raise Unauthorized("bad_signature", "the signature does not match the body")
 
 
-class SharedTokenSource(SourceBase):
+class SharedTokenSource(Source):
     """For a sender that cannot sign its webhooks (Jotform): the URL it calls carries a shared
     secret, as ``?token=<token>`` or an ``Authorization: Bearer <token>`` header, and any configured
     key (several during a rotation) may match. Weaker than a signature: the token travels in every

@@ -24,7 +24,7 @@ from typing import Sequence
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import SourceBase, parse_json_object
+from .base import Source, parse_json_object
 
 HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"
@@ -44,7 +44,7 @@ def signing_key_bytes(key: str) -> bytes | None:
         return signatures.utf8_bytes(text)
 
 
-class StandardWebhooksSource(SourceBase):
+class StandardWebhooksSource(Source):
     """Adapter for Standard Webhooks senders; one instance per path that speaks it."""
 
     def __init__(self, name: str = "generic") -> None:

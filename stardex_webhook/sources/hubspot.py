@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import SourceBase, parse_json_object
+from .base import Source, parse_json_object
 from .form_answers import numbers_as_text, transcript
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -55,7 +55,7 @@ def _signature(key: str, method: str, url: str, body: bytes, timestamp: str) -> 
     return signatures.hmac_sha256(signatures.utf8_bytes(key), message)
 
 
-class HubSpotSource(SourceBase):
+class HubSpotSource(Source):
     """Adapter for HubSpot workflow webhooks, signature v3."""
 
     name = "hubspot"

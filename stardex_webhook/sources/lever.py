@@ -27,7 +27,7 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import SourceBase, basic_auth_headers, parse_json_object
+from .base import Source, basic_auth_headers, parse_json_object
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
@@ -79,7 +79,7 @@ def _utc_text(triggered_at: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class LeverSource(SourceBase):
+class LeverSource(Source):
     """Adapter for Lever: the signature in the body, the person read from Lever's API."""
 
     name = "lever"

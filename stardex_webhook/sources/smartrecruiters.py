@@ -40,7 +40,7 @@ from urllib.parse import quote
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import SourceBase, parse_json_object
+from .base import Source, parse_json_object
 
 HOOK_SECRET_HEADER = "X-Hook-Secret"
 SIGNATURE_HEADER = "smartrecruiters-signature"
@@ -57,7 +57,7 @@ _LINK_VALUE = re.compile(r"<([^>]*)>([^,]*)")
 _REL_SELF = re.compile(r";\s*rel\s*=\s*\"?([^\";]*)\"?", re.IGNORECASE)
 
 
-class SmartRecruitersSource(SourceBase):
+class SmartRecruitersSource(Source):
     """Adapter for SmartRecruiters: the ``X-Hook-Secret`` echo, the v1 signature over the body and
     the event headers, and one follow-up read of the candidate."""
 

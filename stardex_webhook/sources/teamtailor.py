@@ -36,7 +36,7 @@ from urllib.parse import quote
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp
-from .base import SourceBase, parse_json_object
+from .base import Source, parse_json_object
 
 SIGNATURE_HEADER = "TT-Signature"
 API_VERSION = "20240404"
@@ -48,7 +48,7 @@ _PART = re.compile(r"\s*([a-z0-9]+)=(\S*)\s*")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
-class TeamtailorSource(SourceBase):
+class TeamtailorSource(Source):
     """Adapter for Teamtailor: v2 signatures, candidate attributes in either casing, and a read of
     the candidate for job-application events."""
 

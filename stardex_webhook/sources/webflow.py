@@ -24,7 +24,7 @@ from .. import signatures
 from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
-from .base import SourceBase, envelope, parse_json_object
+from .base import Source, envelope, parse_json_object
 from .form_answers import PERSON_ID_FIELD, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
@@ -33,7 +33,7 @@ _MILLISECONDS = re.compile(r"[0-9]{1,15}")
 _HEX_ENTRY = re.compile(r"\s*(\S+)\s*")
 
 
-class WebflowSource(SourceBase):
+class WebflowSource(Source):
     """Adapter for Webflow: hex HMAC of ``timestamp:body`` with a millisecond timestamp."""
 
     name = "webflow"
