@@ -375,19 +375,6 @@ def person_with(person: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict
     return after
 
 
-# -- the check a person runs before deploying ------------------------------------------------------
-
-def check_mappings(mappings: dict[str, Any], definitions: list[Definition]) -> list[str]:
-    """Every fault of every mapping's named custom fields (``check``), each line naming the
-    mapping file and the place in it (``mapping typeform: forms.w4Ld2x.custom_fields.Notice...``)."""
-    faults = []
-    for name, mapping in sorted(mappings.items()):
-        for where, named in mapping.named_custom_fields():
-            prefix = f"mapping {name}: " + (f"{where}." if where else "")
-            faults += [prefix + fault for fault in check(named, definitions)]
-    return faults
-
-
 if __name__ == "__main__":  # the command's first name; the check itself lives with the tools
     from stardex_webhook.custom_fields_check import main
 

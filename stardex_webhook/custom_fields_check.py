@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .config import STARDEX_API_KEY, load_settings
-from .custom_fields import check_mappings, definitions_from
+from .custom_fields import Definition, check, definitions_from
 from .deadline import Deadline
 from .errors import ConfigurationError, WebhookError
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from .secrets import SecretProvider
 from .sources import SOURCES
 from .stardex import RateLimiter, StardexClient, StardexError
+
+
+def check_mappings(mappings: dict[str, Any], definitions: list[Definition]) -> list[str]:
+    """Every fault of every mapping's named custom fields (``check``), each line naming the
+    mapping file and the place in it (``mapping typeform: forms.w4Ld2x.custom_fields.Notice...``)."""
+    faults = []
+    for name, mapping in sorted(mappings.items()):
+        for where, named in mapping.named_custom_fields():
+            prefix = f"mapping {name}: " + (f"{where}." if where else "")
+            faults += [prefix + fault for fault in check(named, definitions)]
+    return faults
 
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:

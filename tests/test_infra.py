@@ -26,7 +26,8 @@ import tfparse
 from stardex_webhook import send_sample
 from stardex_webhook.config import STARDEX_API_KEY, api_key_name, signing_key_name
 from stardex_webhook.secrets import check_version_name
-from stardex_webhook.sources import SOURCES, terraform_locals
+from stardex_webhook.sources import SOURCES
+from stardex_webhook.sources.__main__ import terraform_locals
 
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"
