@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -495,23 +496,28 @@ def sample_files(folder: Path, source_names: Sequence[str]) -> tuple[dict[str, l
     return found, strays
 
 
-def check_sample(source: Any, mapping: Any, body_path: Path) -> dict[str, Any]:
-    """Run one mapping on one sample body, as the sender would send it (signed by ``send_sample``,
-    parsed by the adapter, with ``<sample>.api.json`` as the follow-up read's answer)."""
+def check_sample(pipeline: Pipeline, source_name: str, body_path: Path) -> dict[str, Any]:
+    """One sample body through the pipeline's accept and prepare stages, as the sender would send
+    it (signed by ``send_sample``), with ``<sample>.api.json`` as the follow-up read's answer."""
     from .send_sample import signed_request
 
+    source, mapping = pipeline.source(source_name), pipeline.mappings[source_name]
     result: dict[str, Any] = {"sample": body_path.name, "fills": [], "finds_nothing_for": [], "faults": []}
     url = f"http://127.0.0.1:8080/{source.name}"
     try:
         headers, body = signed_request(source.name, body_path.read_bytes(), source.sample_key(), url=url)
-        event = source.parse(Delivery(Headers(headers.items()), body, time.time(), url=url))
+        event = pipeline.accept(source, Delivery(Headers(headers.items()), body, time.time(), url=url),
+                                Deadline(pipeline.settings.stardex_deadline_seconds), verify=False)
     except WebhookError as error:
         result["faults"].append(f"the {source.name} adapter cannot parse it ({error.reason})")
         return result
+    if isinstance(event, Handshake):
+        result["faults"].append("fills nothing: it is the sender's handshake")
+        return result
     result["event"] = event.event_type
-    if event.ignore_reason or not mapping.acts_on(event.event_type):
-        result["faults"].append(f"fills nothing: event {event.event_type!r} is ignored "
-                                f"({event.ignore_reason or 'event_not_mapped'})")
+    ignored = pipeline.ignored(event)
+    if ignored is not None:
+        result["faults"].append(f"fills nothing: event {event.event_type!r} is ignored ({ignored['reason']})")
         return result
     if source.follow_up(event) is not None:
         answer = body_path.with_name(body_path.name[: -len(".json")] + API_SUFFIX)
@@ -520,7 +526,7 @@ def check_sample(source: Any, mapping: Any, body_path: Path) -> dict[str, Any]:
             return result
         result["follow_up"] = answer.name
         event = source.with_follow_up(event, json.loads(answer.read_text(encoding="utf-8")))
-    mapped = mapping.apply(event.payload, event)
+    mapped = pipeline.mapped(event)
     paths = [item.name for item in mapping.variant(event.payload).fields if item.path is not None]
     result["fills"] = [name for name in paths if name in mapped.update] + (["job_id"] if "job_id" in mapped.update else [])
     result["finds_nothing_for"] = [name for name in paths if name not in mapped.update]
@@ -536,15 +542,15 @@ def check_sample(source: Any, mapping: Any, body_path: Path) -> dict[str, Any]:
 def check_mappings(mappings_dir: str | None, samples_dir: Path | None, out: TextIO) -> int:
     """Every mapping the function would load (built-ins, with ``MAPPINGS_DIR`` or the folder given
     laid over them) on its sender's shipped sample and on the user's samples; 1 when any is flagged."""
-    from .config import load_settings
-    from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
     from .send_sample import SAMPLES_DIR
     from .sources import SOURCES
 
     try:
-        settings = load_settings()
-        directory = mappings_dir if mappings_dir is not None else settings.mappings_dir
-        mappings = load_mappings(BUILTIN_MAPPINGS_DIR, directory, settings.phone_default_region, SOURCES)
+        environ = dict(os.environ)
+        if mappings_dir is not None:
+            environ["MAPPINGS_DIR"] = mappings_dir
+        pipeline = Pipeline.from_environment(environ, log_stream=sys.stderr)
+        directory = pipeline.settings.mappings_dir
         if samples_dir is not None and not samples_dir.is_dir():
             raise ConfigurationError(f"--samples {samples_dir}: not a directory")
     except ConfigurationError as error:
@@ -557,7 +563,7 @@ def check_mappings(mappings_dir: str | None, samples_dir: Path | None, out: Text
         where = str(override) if override is not None and override.is_file() else f"mappings/{name}.json"
         print(f"{name} ({where})", file=out)
         for sample in [SAMPLES_DIR / f"{name}.json", *extra.get(name, [])]:
-            result = check_sample(SOURCES[name], mappings[name], sample)
+            result = check_sample(pipeline, name, sample)
             checked += 1
             flagged += bool(result["faults"])
             label = result["sample"] + (f" + {result['follow_up']}" if result.get("follow_up") else "")
