@@ -24,9 +24,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import requests
+
 from .config import Settings
 from .deadline import Deadline
 from .errors import ConfigurationError, RetryLater
+from .http_transport import send_within, watched_session
 from .logs import JsonLog
 
 SECRET_SUFFIX = "_SECRET"
@@ -40,28 +43,47 @@ _FORM = "projects/PROJECT/secrets/SECRET/versions/VERSION"
 
 
 def secret_manager_client(settings: Settings) -> Any:
-    """The real ``SecretManagerServiceClient``; imported here so a cold start does not pay for it.
+    """The client that reads secret versions; imported here so a cold start does not pay for it.
 
-    With ``SECRET_MANAGER_ENDPOINT`` set the client talks REST to that endpoint with anonymous
-    credentials (an emulator or a loopback fake); otherwise gRPC to Google with the runtime's
-    default credentials (gRPC follows no redirects).
+    Without ``SECRET_MANAGER_ENDPOINT``: Google's ``SecretManagerServiceClient``, gRPC to Google
+    with the runtime's default credentials (gRPC follows no redirects). With it (an emulator or a
+    loopback fake): ``EndpointSecretClient``, Secret Manager's REST API through the function's one
+    outbound transport, anonymous.
     """
+    if settings.secret_manager_endpoint:
+        return EndpointSecretClient(settings.secret_manager_endpoint)
     from google.cloud import secretmanager
 
-    if not settings.secret_manager_endpoint:
-        return secretmanager.SecretManagerServiceClient()
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
+    return secretmanager.SecretManagerServiceClient()
 
-    client = secretmanager.SecretManagerServiceClient(
-        transport="rest",
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=settings.secret_manager_endpoint),
-    )
-    # Never follow a redirect (it could send the request elsewhere): the REST transport's requests
-    # session, which the client does not expose otherwise, then raises TooManyRedirects instead.
-    client.transport._session.max_redirects = 0
-    return client
+
+class EndpointSecretClient:
+    """``access_secret_version`` of Secret Manager's REST API (``GET /v1/{name}:access``) at an
+    emulator's endpoint, answering Google's own ``AccessSecretVersionResponse``.
+
+    Why not Google's client with ``transport="rest"``: its requests session follows redirects (a
+    redirect could send the read elsewhere and take the value from there), and neither the client
+    nor the transport has a public way to stop that (the transport builds its session itself and
+    takes none). ``send_within`` never follows one, cuts a dripping answer at the timeout instead
+    of holding the reading thread, and caps the answer's size.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        endpoint = endpoint.strip().rstrip("/")
+        self.base_url = endpoint if "://" in endpoint else "https://" + endpoint
+        self.session = watched_session()
+
+    def access_secret_version(self, request: dict[str, str], timeout: float, retry: Any = None) -> Any:
+        from google.api_core import exceptions
+        from google.cloud.secretmanager import AccessSecretVersionResponse
+
+        answer = send_within(self.session, "GET", f"{self.base_url}/v1/{request['name']}:access", timeout,
+                             headers={"Accept": "application/json"})
+        if 300 <= answer.status_code < 400:
+            raise requests.TooManyRedirects(f"HTTP {answer.status_code}: a redirect is not followed")
+        if answer.status_code != 200:
+            raise exceptions.from_http_status(answer.status_code, "Secret Manager refused the read")
+        return AccessSecretVersionResponse.from_json(answer.body.decode("utf-8"), ignore_unknown_fields=True)
 
 
 def check_version_name(setting: str, value: str) -> str:
