@@ -1,4 +1,5 @@
-"""SecretProvider with the REAL Secret Manager client (REST, anonymous) against the loopback fake.
+"""SecretProvider with its real client (``secret_manager_client``: at an endpoint, Secret Manager's
+REST API through the function's one HTTP transport, anonymous) against the loopback fake.
 
 Each failure test also checks that the secret's value appears in no exception and no log line.
 """
@@ -14,13 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from stardex_webhook.config import load_settings
 from stardex_webhook.deadline import Deadline
 from stardex_webhook.errors import ConfigurationError, RetryLater
 from stardex_webhook.logs import JsonLog
-from stardex_webhook.secrets import STALE_SECONDS, SecretProvider, secret_manager_client
+from stardex_webhook.secrets import STALE_SECONDS, EndpointSecretClient, SecretProvider, secret_manager_client
 from tests.fakes.fake_secret_manager import FakeSecretManager
+from tests.test_http_transport import Dripper
 
 SECRET = "projects/test-project/secrets/greenhouse-key"
 LATEST = f"{SECRET}/versions/latest"
@@ -200,6 +203,22 @@ def test_a_dripping_or_hung_answer_ends_at_the_deadline_with_one_read_in_flight(
     for _ in range(3):
         assert_unavailable(provider, deadline=Deadline(0.3))
     assert fake.access_count == 1, "a read in flight is shared, never started again per request"
+
+
+def test_a_dripping_answer_is_cut_at_the_access_timeout_not_left_to_hold_the_read_thread():
+    """The endpoint client reads through the watched transport: the server sees the hang-up."""
+    dripper = Dripper(from_byte=0)
+    try:
+        with pytest.raises(requests.ReadTimeout):
+            EndpointSecretClient(dripper.url).access_secret_version(request={"name": LATEST}, timeout=0.3)
+        assert dripper.first_done.wait(timeout=30)
+        assert dripper.hung_up == [True]
+    finally:
+        dripper.stop.set()
+
+
+def test_an_endpoint_without_a_scheme_is_https():
+    assert EndpointSecretClient("secretmanager.example.test:8443/").base_url == "https://secretmanager.example.test:8443"
 
 
 def test_an_expired_deadline_reads_nothing_more(fake):
