@@ -12,6 +12,7 @@ from .config import STARDEX_API_KEY, load_settings
 from .custom_fields import Definition, check, definitions_from
 from .deadline import Deadline
 from .errors import ConfigurationError, WebhookError
+from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from .secrets import SecretProvider
 from .sources import SOURCES
@@ -44,9 +45,11 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if not named:
         print("no mapping names a custom field")
         return 0
-    secrets = SecretProvider(settings)
+    log = JsonLog(settings.log_level, stream=sys.stderr)  # stdout is the report
+    secrets = SecretProvider(settings, log=log)
     client = StardexClient(settings.stardex_api_base, lambda refresh, deadline: secrets.get(
-        STARDEX_API_KEY, refresh=refresh, deadline=deadline), RateLimiter(settings.stardex_requests_per_minute))
+        STARDEX_API_KEY, refresh=refresh, deadline=deadline), RateLimiter(settings.stardex_requests_per_minute),
+        log=log)
     try:
         definitions = definitions_from(client.person_custom_fields(Deadline(settings.stardex_deadline_seconds)))
     except (WebhookError, StardexError) as error:

@@ -41,8 +41,8 @@ class Watchdog:
     """One thread per process that, when a watched read's time is up, shuts down the socket it
     reads from: the only bound that holds however slowly a peer sends (a socket timeout restarts
     with every byte). Two kinds of read register for their duration: a webhook's body
-    (``app._read_body``, gunicorn's socket) and each Stardex call (``stardex._WatchedPool`` hands
-    over the connection, then the response). ``current`` is the watch of the read on this thread."""
+    (``app._read_body``, gunicorn's socket) and each outbound request (``http_transport``'s
+    connections hand over their socket). ``current`` is the watch of the read on this thread."""
 
     current = threading.local()
 

@@ -1,28 +1,46 @@
-"""HTTP plumbing shared by the Stardex client and the senders' API client (follow-up reads).
+"""Outbound HTTP: the one transport and the one retry helper of the Stardex client, the senders'
+API client and Secret Manager at an emulator endpoint.
 
-* ``watched_session``: a requests session whose connections the watchdog can cut, so that no
-  request outlives its deadline, not even one whose server drips its answer a byte at a time (a
-  read timeout restarts with every byte).
 * ``send_within``: one request, redirects never followed, from connect to last byte within the
-  time left.
+  time left; the answer comes back whole as an ``Answer`` (status, headers, the body's bytes).
+* ``Retries.run``: one logical call made of attempts, with exponential backoff and full jitter, a
+  server's ``Retry-After`` honoured up to ``MAX_WAIT_SECONDS``, and no attempt, sleep or wait past
+  the deadline. Each client keeps only what is its own (what an answer means, what to raise).
 * ``retry_after_seconds``: a server's ``Retry-After`` (seconds or an HTTP date) made sane.
 * ``MAX_ANSWER_BYTES``: no answer is read past it (a 50 MB page from a broken proxy must not be
   held in memory, once per thread); ``AnswerTooLarge`` says so.
+
+Why a watchdog thread, and how it reaches the socket through public API only: a socket timeout
+(urllib3's ``Timeout``, requests' ``timeout=``) bounds each read, not the whole answer; a server
+that sends one byte of its status line or body every half second restarts it at every byte, and
+``http.client`` parses the status line and headers in one blocking call that nothing public lets
+us interrupt between reads. So ``deadline.WATCHDOG`` shuts the socket down when the deadline
+passes, and the reader sees the end of the stream. The socket is handed over by our own
+connection classes (``_WatchedConnection``): subclasses of urllib3's public ``HTTPConnection`` and
+``HTTPSConnection`` that override their public ``connect``, ``request`` and ``getresponse`` and
+read their public ``sock``; the pools use them through the documented ``ConnectionCls`` class
+attribute, and requests' adapter through ``PoolManager.pool_classes_by_scheme`` (set per instance
+so that a manager can override it) in the documented ``HTTPAdapter.init_poolmanager`` hook. The
+body is then read in chunks with requests' public ``iter_content`` and handed back as bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import math
+import random
 import socket
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, TypeVar
 
 import requests
 import urllib3
 
-from .deadline import WATCHDOG, Watchdog, cut
+from .deadline import WATCHDOG, Deadline, Watch, Watchdog, cut
+from .logs import JsonLog
 
 # Everything a request can raise that is not our bug: requests' own errors, the urllib3,
 # http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
@@ -33,31 +51,100 @@ TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPExcep
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 _ANSWER_CHUNK = 64 * 1024
 
+# What we tell our caller's sender when the server gave no Retry-After of its own.
+DEFAULT_RETRY_AFTER_SECONDS = 30
+# Not worth starting a request with less time than this left: it could not finish.
+MIN_REQUEST_SECONDS = 0.25
+# The longest wait we honour or pass on (Stardex's rate window frees every slot within it): a
+# ``Retry-After: 86400`` must not hold a webhook, nor the sender's retry, for a day.
+MAX_WAIT_SECONDS = 60.0
+
+T = TypeVar("T")
+
 
 class AnswerTooLarge(requests.RequestException):
     """An answer over ``MAX_ANSWER_BYTES`` (declared or read): the rest is not read."""
 
 
-class _WatchedPool:
-    """Tells the watchdog what the call on this thread reads from: the connection's socket while
-    the status line and headers come, then the response (``HTTPResponse.shutdown``) for the body."""
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer: its status, its headers (case-insensitive) and its body as read."""
 
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        watch = getattr(Watchdog.current, "watch", None)
-        if watch is None:
-            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
-        watch.cuts.append(lambda: conn.sock.shutdown(socket.SHUT_RDWR))
-        response = super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
-        watch.cuts.append(response.shutdown)
-        if watch.fired:  # the deadline passed as the headers came: no body read may start
-            cut(response.shutdown)
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json_or_none(self) -> Any:
+        """The body as JSON (UTF-8, -16 or -32, as ``json.loads`` detects), or None when it is not."""
+        try:
+            return json.loads(self.body)
+        except ValueError:  # also UnicodeDecodeError
+            return None
+
+
+# -- the transport ---------------------------------------------------------------------------
+
+
+class _WatchedConnection:
+    """Hands its socket to the watch of the call on this thread (``Watchdog.current``), so the
+    watchdog can shut it down at the deadline: while it connects (an HTTPS handshake can drip
+    too), while the status line and headers come, and while the body is read. A cut applies only
+    while the connection serves the call that registered it, never to a later call that took the
+    connection from the pool."""
+
+    sock: Any
+    _watch: Watch | None = None
+    _answering: Any = None  # the socket the answer comes on: http.client drops ``sock`` on "Connection: close"
+
+    def connect(self) -> None:
+        self._follow()
+        super().connect()  # type: ignore[misc]
+        self._cut_if_fired()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._follow()
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> Any:
+        self._answering = self.sock
+        self._cut_if_fired()
+        response = super().getresponse()  # type: ignore[misc]
+        self._cut_if_fired()  # the deadline passed as the headers came: no body read may start
         return response
 
+    def _follow(self) -> None:
+        watch = getattr(Watchdog.current, "watch", None)
+        if watch is not self._watch:
+            self._watch, self._answering = watch, None
+            if watch is not None:
+                watch.cuts.append(lambda: self._shut(watch))
+        self._cut_if_fired()
 
-_WATCHED_POOLS = {
-    "http": type("WatchedHTTPConnectionPool", (_WatchedPool, urllib3.HTTPConnectionPool), {}),
-    "https": type("WatchedHTTPSConnectionPool", (_WatchedPool, urllib3.HTTPSConnectionPool), {}),
-}
+    def _shut(self, watch: Watch) -> None:
+        sock = self.sock or self._answering
+        if self._watch is watch and sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def _cut_if_fired(self) -> None:
+        watch = self._watch
+        if watch is not None and watch.fired:
+            cut(lambda: self._shut(watch))
+
+
+class _WatchedHTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):
@@ -65,14 +152,157 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool,
+        }
 
 
-def retry_after_seconds(response: requests.Response, wall_clock: Callable[[], float] = time.time) -> float | None:
-    """How long Stardex asked us to wait: the ``Retry-After`` header (seconds or an HTTP date),
-    else ``retry_after_seconds`` in the body (top level or inside ``error``). None when absent or
-    nonsense (negative, not a number, not a date)."""
-    header = (response.headers.get("Retry-After") or "").strip()
+def watched_session() -> requests.Session:
+    """A session whose direct connections the watchdog can cut at the deadline."""
+    session = requests.Session()
+    session.mount("http://", _WatchedAdapter())
+    session.mount("https://", _WatchedAdapter())
+    return session
+
+
+def send_within(session: requests.Session, method: str, url: str, remaining: float, *,
+                data: bytes | None = None, headers: dict[str, str] | None = None,
+                connect_timeout: float = 3.05, read_timeout: float = 10.0) -> Answer:
+    """One request, from connect to last byte within ``remaining`` seconds; never follows a
+    redirect (a 3xx comes back as it is). Raises one of ``TRANSPORT_ERRORS`` when the answer did
+    not come whole: ``requests.ReadTimeout`` when the deadline cut it, ``AnswerTooLarge``."""
+    response = None
+    with WATCHDOG.watch(remaining) as watch:
+        try:
+            response = session.request(
+                method, url, data=data, headers=headers,
+                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
+                allow_redirects=False, stream=True,
+            )
+            body = _read_bounded(response, MAX_ANSWER_BYTES)
+        except TRANSPORT_ERRORS:
+            if not watch.fired:
+                raise
+    if watch.fired:  # also when the cut looked like the end of a body of unknown length
+        if response is not None:
+            response.close()
+        raise requests.ReadTimeout("the server did not finish answering before the deadline")
+    return Answer(response.status_code, response.headers, body)
+
+
+def _read_bounded(response: requests.Response, limit: int) -> bytes:
+    """The body, decoded as requests decodes it (gzip, deflate), read in chunks with requests'
+    ``iter_content``; past ``limit`` bytes it stops, closing the connection, so memory stays
+    bounded whatever is sent."""
+    declared = non_negative_number(response.headers.get("Content-Length"))
+    if declared is not None and declared > limit:
+        response.close()
+        raise AnswerTooLarge(f"the answer declares {declared:.0f} bytes, over the {limit}-byte limit")
+    chunks, size = [], 0
+    for chunk in response.iter_content(_ANSWER_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise AnswerTooLarge(f"the answer passed the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- the retry helper --------------------------------------------------------------------------
+
+
+class Failed(NamedTuple):
+    """An attempt that failed in a way a later attempt may not: ``what`` names it for the log and
+    the final error (a status or an exception's type, never server text); ``server_wait`` is what
+    the server asked for (``retry_after_seconds``); ``rate_limited`` says it asked us to slow
+    down; ``maybe_applied`` that the request may have been acted on; ``counted=False`` that the
+    next attempt may start at once and does not count (a key just read afresh)."""
+
+    what: str
+    server_wait: float | None = None
+    rate_limited: bool = False
+    maybe_applied: bool = True
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How one logical call retries: at most ``max_attempts`` counted attempts, waiting between
+    them what the server asked (at most ``MAX_WAIT_SECONDS``) or else a backoff with full jitter,
+    uniform in [0, min(backoff_max, backoff_base * 2^(n-1))). ``sleep`` and ``rng`` are injected."""
+
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    sleep: Callable[[float], None] = time.sleep
+    rng: Callable[[], float] = random.random
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def backoff(self, failures: int) -> float:
+        return self.rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+
+    def run(
+        self,
+        deadline: Deadline,
+        attempt: Callable[[float], T | Failed],
+        *,
+        label: str,
+        log: JsonLog,
+        out_of_time: Callable[[], Exception],
+        give_up: Callable[[Failed, int, float], Exception],
+        before: Callable[[], None] | None = None,
+        on_failure: Callable[[Failed, float], None] | None = None,
+    ) -> T:
+        """Call ``attempt(remaining)`` until it returns something other than ``Failed``, and return
+        that. A ``TRANSPORT_ERRORS`` it raises is a ``Failed`` named by the error's type (an
+        ``AnswerTooLarge`` too: catch it in ``attempt`` when the same flood should not be read
+        again); anything else it raises ends the call.
+
+        ``before()`` runs before each attempt (a rate limiter's slot); ``out_of_time()`` is raised
+        when less than ``MIN_REQUEST_SECONDS`` is left for an attempt; ``on_failure(failed, wait)``
+        sees each counted failure and the wait chosen (it may raise instead); ``give_up(failed,
+        failures, retry_after)`` is raised after the last attempt, or when the wait would leave no
+        time for another, with the server's wait (else ``DEFAULT_RETRY_AFTER_SECONDS``) to pass on.
+        Each retry is logged at INFO as ``<label>: <what>, retry <n> in <wait>s``.
+        """
+        failures = 0
+        while True:
+            if before is not None:
+                before()
+            remaining = deadline.remaining()
+            if remaining < MIN_REQUEST_SECONDS:
+                raise out_of_time()
+            try:
+                outcome = attempt(remaining)
+            except TRANSPORT_ERRORS as error:
+                outcome = Failed(type(error).__name__, maybe_applied=not surely_unsent(error))
+            if not isinstance(outcome, Failed):
+                return outcome
+            if not outcome.counted:
+                continue
+            failures += 1
+            server_wait = None if outcome.server_wait is None else min(outcome.server_wait, MAX_WAIT_SECONDS)
+            wait = server_wait if server_wait is not None else self.backoff(failures)
+            if on_failure is not None:
+                on_failure(outcome, wait)
+            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
+                raise give_up(outcome, failures, server_wait or DEFAULT_RETRY_AFTER_SECONDS)
+            log.write("INFO", f"{label}: {outcome.what}, retry {failures} in {wait:.2f}s")
+            if wait > 0:
+                self.sleep(wait)
+
+
+# -- reading answers -----------------------------------------------------------------------------
+
+
+def retry_after_seconds(answer: Answer, wall_clock: Callable[[], float] = time.time) -> float | None:
+    """How long the server asked us to wait: the ``Retry-After`` header (seconds or an HTTP date),
+    else ``retry_after_seconds`` in the body (top level or inside ``error``, as Stardex sends it).
+    None when absent or nonsense (negative, not a number, not a date)."""
+    header = (answer.headers.get("Retry-After") or "").strip()
     seconds = non_negative_number(header)
     if seconds is None and header:
         from email.utils import parsedate_to_datetime  # rare: keep it off the import path
@@ -82,7 +312,7 @@ def retry_after_seconds(response: requests.Response, wall_clock: Callable[[], fl
             if when.tzinfo is not None:  # an HTTP date is always GMT
                 seconds = max(0.0, when.timestamp() - wall_clock())
     if seconds is None:
-        body = json_or_none(response)
+        body = answer.json_or_none()
         for holder in (body, body.get("error") if isinstance(body, dict) else None):
             if isinstance(holder, dict) and seconds is None:
                 seconds = non_negative_number(holder.get("retry_after_seconds"))
@@ -98,61 +328,9 @@ def non_negative_number(value: Any) -> float | None:
     return None
 
 
-def json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def surely_unsent(error: Exception) -> bool:
     """The request never left: the connection could not be made."""
     cause = error.args[0] if error.args else None
     return isinstance(error, requests.ConnectTimeout) or isinstance(
         getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
     )
-
-
-def watched_session() -> requests.Session:
-    """A session whose direct connections the watchdog can cut at the deadline."""
-    session = requests.Session()
-    session.mount("http://", _WatchedAdapter())
-    session.mount("https://", _WatchedAdapter())
-    return session
-
-
-def send_within(session: requests.Session, method: str, url: str, remaining: float, *,
-                data: bytes | None = None, headers: dict[str, str] | None = None,
-                connect_timeout: float = 3.05, read_timeout: float = 10.0) -> requests.Response:
-    """One request, from connect to last byte within ``remaining`` seconds; never follows a redirect."""
-    with WATCHDOG.watch(remaining) as watch:
-        try:
-            response = session.request(
-                method, url, data=data, headers=headers,
-                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                allow_redirects=False, stream=True,
-            )
-            _read_bounded(response, MAX_ANSWER_BYTES)
-        except TRANSPORT_ERRORS:
-            if not watch.fired:
-                raise
-    if watch.fired:  # also when the cut looked like the end of a body of unknown length
-        raise requests.ReadTimeout("the server did not finish answering before the deadline")
-    return response
-
-
-def _read_bounded(response: requests.Response, limit: int) -> None:
-    """Read the body as requests does when not streaming (``Response.content``), but stop past
-    ``limit`` bytes (decoded), closing the connection, so memory stays bounded whatever is sent."""
-    declared = non_negative_number(response.headers.get("Content-Length"))
-    if declared is not None and declared > limit:
-        response.close()
-        raise AnswerTooLarge(f"the answer declares {declared:.0f} bytes, over the {limit}-byte limit")
-    chunks, size = [], 0
-    for chunk in response.iter_content(_ANSWER_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise AnswerTooLarge(f"the answer passed the {limit}-byte limit")
-        chunks.append(chunk)
-    response._content = b"".join(chunks)  # what Response.content would hold; json() reads it

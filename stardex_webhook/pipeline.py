@@ -72,11 +72,12 @@ class Pipeline:
         mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
         settings.check_api_bases(SOURCES)
         build_validator()
-        secrets = SecretProvider(settings)
+        log = JsonLog(settings.log_level, stream=log_stream)
+        secrets = SecretProvider(settings, log=log)
         for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES),
                      *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
-        return cls(settings, SOURCES, mappings, secrets, JsonLog(settings.log_level, stream=log_stream))
+        return cls(settings, SOURCES, mappings, secrets, log)
 
     def source(self, name: str) -> Source:
         source = self.sources.get(name)
@@ -148,7 +149,7 @@ class Pipeline:
                 client = SenderApiClient(
                     source.name, self.settings.api_base(source.name, source.api_base) or "",
                     lambda deadline, name=key_setting: self.secrets.get(name, deadline=deadline),
-                    source.api_headers, key_setting)
+                    source.api_headers, key_setting, log=self.log)
                 self._sender_apis[source.name] = client
             return client
 
@@ -176,7 +177,7 @@ class Pipeline:
             if self._stardex is None:
                 limiter = RateLimiter(self.settings.stardex_requests_per_minute,
                                       window_seconds=self.settings.stardex_rate_window_seconds)
-                self._stardex = StardexClient(self.settings.stardex_api_base, self._api_key, limiter)
+                self._stardex = StardexClient(self.settings.stardex_api_base, self._api_key, limiter, log=self.log)
             return self._stardex
 
     def _api_key(self, refresh: bool, deadline: Deadline) -> str:

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
+
 from .config import Settings
 from .deadline import Deadline
 from .errors import ConfigurationError, RetryLater
@@ -43,8 +44,8 @@ def secret_manager_client(settings: Settings) -> Any:
     """The real ``SecretManagerServiceClient``; imported here so a cold start does not pay for it.
 
     With ``SECRET_MANAGER_ENDPOINT`` set the client talks REST to that endpoint with anonymous
-    credentials (an emulator or a loopback fake); otherwise gRPC to Google with the runtime's
-    default credentials (gRPC follows no redirects).
+    credentials (an emulator or a loopback fake, where there is no credential to send elsewhere);
+    otherwise gRPC to Google with the runtime's default credentials (gRPC follows no redirects).
     """
     from google.cloud import secretmanager
 
@@ -53,15 +54,11 @@ def secret_manager_client(settings: Settings) -> Any:
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
-    client = secretmanager.SecretManagerServiceClient(
+    return secretmanager.SecretManagerServiceClient(
         transport="rest",
         credentials=AnonymousCredentials(),
         client_options=ClientOptions(api_endpoint=settings.secret_manager_endpoint),
     )
-    # Never follow a redirect (it could send the request elsewhere): the REST transport's requests
-    # session, which the client does not expose otherwise, then raises TooManyRedirects instead.
-    client.transport._session.max_redirects = 0
-    return client
 
 
 def check_version_name(setting: str, value: str) -> str:

@@ -18,7 +18,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from typing import Any, Callable
@@ -29,21 +28,17 @@ import requests
 from .deadline import Deadline
 from .errors import RetryLater, Unprocessable
 from .http_transport import (
+    DEFAULT_RETRY_AFTER_SECONDS,
     MAX_ANSWER_BYTES,
-    TRANSPORT_ERRORS,
     AnswerTooLarge,
-    json_or_none,
+    Failed,
+    Retries,
     retry_after_seconds,
     send_within,
     watched_session,
 )
+from .logs import JsonLog
 from .records import FollowUp
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_RETRY_AFTER_SECONDS = 30
-MIN_REQUEST_SECONDS = 0.25
-MAX_WAIT_SECONDS = 60.0
 
 
 def under_base(url: str, base: str) -> bool:
@@ -78,6 +73,7 @@ class SenderApiClient:
         rng: Callable[[], float] = random.random,
         backoff_base: float = 0.5,
         backoff_max: float = 4.0,
+        log: JsonLog | None = None,
     ) -> None:
         self.source = source
         self.base_url = base_url.rstrip("/")
@@ -88,11 +84,8 @@ class SenderApiClient:
         self.session.headers.update({"Accept": "application/json"})
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.retries = Retries(max_attempts, backoff_base, backoff_max, sleep, rng)
+        self._log = log if log is not None else JsonLog("INFO")
 
     def url_for(self, target: str) -> str:
         """The absolute URL of a follow-up target, or ``Unprocessable`` when it leaves the base."""
@@ -119,50 +112,36 @@ class SenderApiClient:
             data = json.dumps(follow_up.json).encode("utf-8")
             headers["Content-Type"] = "application/json"
         operation = f"{self.source} API {follow_up.method}"
-        failures = 0
-        while True:
-            remaining = deadline.remaining()
-            if remaining < MIN_REQUEST_SECONDS:
-                raise _unavailable(operation, "no time left", DEFAULT_RETRY_AFTER_SECONDS)
-            server_wait = None
+
+        def attempt(remaining: float) -> Any:
             try:
-                response = send_within(self.session, follow_up.method, url, remaining, data=data, headers=headers,
-                                       connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
+                answer = send_within(self.session, follow_up.method, url, remaining, data=data, headers=headers,
+                                     connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
             except AnswerTooLarge:  # not retried: the same read would send the same flood
                 raise _unavailable(operation, f"an answer over {MAX_ANSWER_BYTES} bytes", DEFAULT_RETRY_AFTER_SECONDS) from None
-            except TRANSPORT_ERRORS as error:
-                failure = type(error).__name__
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    document = json_or_none(response)
-                    if document is None:
-                        raise _unavailable(operation, f"HTTP {status} without a JSON answer", DEFAULT_RETRY_AFTER_SECONDS)
-                    return document
-                if 300 <= status < 400:
-                    raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)", DEFAULT_RETRY_AFTER_SECONDS)
-                if status in (401, 403):
-                    raise RetryLater("sender_api_auth_failed",
-                                     f"the {self.source} API refused {self.key_setting} (HTTP {status})", retry_after=300)
-                if status == 404:
-                    raise Unprocessable("sender_resource_not_found", f"the {self.source} API has no such resource")
-                if status != 429 and status < 500:
-                    raise Unprocessable("sender_api_rejected", f"the {self.source} API answered HTTP {status}")
-                failure = f"HTTP {status}"
-                server_wait = retry_after_seconds(response)
-            failures += 1
-            if server_wait is not None:
-                server_wait = min(server_wait, MAX_WAIT_SECONDS)
-            wait = server_wait if server_wait is not None else self._backoff(failures)
-            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
-                raise _unavailable(operation, f"failed {failures} times ({failure})",
-                                   server_wait or DEFAULT_RETRY_AFTER_SECONDS)
-            logger.info("%s: %s, retry %d in %.2fs", operation, failure, failures, wait)
-            if wait > 0:
-                self._sleep(wait)
+            status = answer.status_code
+            if 200 <= status < 300:
+                document = answer.json_or_none()
+                if document is None:
+                    raise _unavailable(operation, f"HTTP {status} without a JSON answer", DEFAULT_RETRY_AFTER_SECONDS)
+                return document
+            if 300 <= status < 400:
+                raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)", DEFAULT_RETRY_AFTER_SECONDS)
+            if status in (401, 403):
+                raise RetryLater("sender_api_auth_failed",
+                                 f"the {self.source} API refused {self.key_setting} (HTTP {status})", retry_after=300)
+            if status == 404:
+                raise Unprocessable("sender_resource_not_found", f"the {self.source} API has no such resource")
+            if status != 429 and status < 500:
+                raise Unprocessable("sender_api_rejected", f"the {self.source} API answered HTTP {status}")
+            return Failed(f"HTTP {status}", retry_after_seconds(answer), rate_limited=status == 429)
 
-    def _backoff(self, failures: int) -> float:
-        return self._rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+        return self.retries.run(
+            deadline, attempt, label=operation, log=self._log,
+            out_of_time=lambda: _unavailable(operation, "no time left", DEFAULT_RETRY_AFTER_SECONDS),
+            give_up=lambda failed, failures, retry_after: _unavailable(
+                operation, f"failed {failures} times ({failed.what})", retry_after),
+        )
 
 
 def _unavailable(operation: str, what: str, retry_after: float) -> RetryLater:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import random
 import re
 import threading
@@ -38,25 +37,19 @@ from . import __version__
 from .deadline import Deadline
 from .errors import RetryLater
 from .http_transport import (
+    DEFAULT_RETRY_AFTER_SECONDS,
     MAX_ANSWER_BYTES,
-    TRANSPORT_ERRORS,
+    MIN_REQUEST_SECONDS,
+    Answer,
     AnswerTooLarge,
-    json_or_none,
+    Failed,
+    Retries,
     non_negative_number,
     retry_after_seconds,
     send_within,
-    surely_unsent,
     watched_session,
 )
-
-logger = logging.getLogger(__name__)
-
-# What we tell the sender when Stardex gave no Retry-After of its own.
-DEFAULT_RETRY_AFTER_SECONDS = 30
-# Not worth starting a request with less time than this left: it could not finish.
-MIN_REQUEST_SECONDS = 0.25
-# The longest wait we honour or pass on: Stardex's window frees every slot within it.
-MAX_WAIT_SECONDS = 60.0
+from .logs import JsonLog
 
 _ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 
@@ -139,11 +132,11 @@ class OutcomeUnknown(RetryLater):
     whether it was applied is unknown until someone looks."""
 
 
-def _error_code(response: requests.Response) -> str:
-    body = json_or_none(response)
+def _error_code(answer: Answer) -> str:
+    body = answer.json_or_none()
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{response.status_code}"
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{answer.status_code}"
 
 
 class StardexClient:
@@ -170,9 +163,9 @@ class StardexClient:
         wall_clock: Callable[[], float] = time.time,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
+        log: JsonLog | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        self.retries = Retries(max_attempts, backoff_base, backoff_max, sleep, rng)
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.limiter = limiter
@@ -184,12 +177,8 @@ class StardexClient:
         })
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng
         self._wall_clock = wall_clock
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self._log = log if log is not None else JsonLog("INFO")
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -255,73 +244,57 @@ class StardexClient:
               data_type: type, idempotent: bool = True) -> Any:
         """One logical call: limiter, request, retries with backoff, 401 key refresh, deadline."""
         operation = f"{method} {_path_template(path)}"
+        data = None if body is None else json.dumps(body).encode("utf-8")
         key = self._key(False, deadline)
         refreshed = False
-        failures = 0
-        while True:
-            self.limiter.acquire(deadline)
-            remaining = deadline.remaining()
-            if remaining < MIN_REQUEST_SECONDS:
-                raise RetryLater("stardex_unavailable", f"no time left for Stardex ({operation})",
-                                 retry_after=DEFAULT_RETRY_AFTER_SECONDS)
-            server_wait, rate_limited = None, False
+
+        def attempt(remaining: float) -> Any:
+            nonlocal key, refreshed
             try:
-                response = self._send(method, path, body, key, remaining)
+                answer = send_within(
+                    self.session, method, self.base_url + path, remaining, data=data,
+                    headers={"Authorization": f"Bearer {key}"},
+                    connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+                )
             except AnswerTooLarge:
-                logger.warning("stardex %s: an answer over %d bytes, not read", operation, MAX_ANSWER_BYTES)
+                self._log.write("WARNING", f"stardex {operation}: an answer over {MAX_ANSWER_BYTES} bytes, not read",
+                                reason="stardex_unexpected_answer")
                 raise _unexpected(operation, f"an answer over {MAX_ANSWER_BYTES} bytes") from None
-            except TRANSPORT_ERRORS as error:
-                failure, maybe_applied = type(error).__name__, not surely_unsent(error)
-            else:
-                self._note_rate_headers(response)
-                status = response.status_code
-                if 200 <= status < 300:
-                    envelope = json_or_none(response)
-                    if isinstance(envelope, dict) and envelope.get("success") is not False \
-                            and isinstance(envelope.get("data"), data_type):
-                        return envelope["data"]
-                    raise _unexpected(operation, f"HTTP {status} without a success envelope")
-                if 300 <= status < 400:
-                    logger.warning("stardex %s: HTTP %d, a redirect, not followed", operation, status)
-                    raise _unexpected(operation, f"HTTP {status} (a redirect, not followed)")
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    key = self._key(True, deadline)
-                    logger.info("stardex %s: 401, retrying once with a freshly read key", operation)
-                    continue
-                if status != 429 and status < 500:
-                    raise StardexError(status, _error_code(response))
-                failure, rate_limited, maybe_applied = f"HTTP {status}", status == 429, status != 429
-                server_wait = retry_after_seconds(response, self._wall_clock)
-            failures += 1
-            reason = "stardex_rate_limited" if rate_limited else "stardex_unavailable"
-            if maybe_applied and not idempotent:
-                raise OutcomeUnknown(reason, f"Stardex may have received {operation} ({failure})")
-            if server_wait is not None:
-                server_wait = min(server_wait, MAX_WAIT_SECONDS)
-            wait = server_wait if server_wait is not None else self._backoff(failures)
-            if rate_limited:
+            self._note_rate_headers(answer)
+            status = answer.status_code
+            if 200 <= status < 300:
+                envelope = answer.json_or_none()
+                if isinstance(envelope, dict) and envelope.get("success") is not False \
+                        and isinstance(envelope.get("data"), data_type):
+                    return envelope["data"]
+                raise _unexpected(operation, f"HTTP {status} without a success envelope")
+            if 300 <= status < 400:
+                self._log.write("WARNING", f"stardex {operation}: HTTP {status}, a redirect, not followed",
+                                reason="stardex_unexpected_answer")
+                raise _unexpected(operation, f"HTTP {status} (a redirect, not followed)")
+            if status == 401 and not refreshed:
+                refreshed, key = True, self._key(True, deadline)
+                self._log.write("INFO", f"stardex {operation}: 401, retrying once with a freshly read key")
+                return Failed("HTTP 401", counted=False)
+            if status != 429 and status < 500:
+                raise StardexError(status, _error_code(answer))
+            return Failed(f"HTTP {status}", retry_after_seconds(answer, self._wall_clock),
+                          rate_limited=status == 429, maybe_applied=status != 429)
+
+        def on_failure(failed: Failed, wait: float) -> None:
+            if failed.maybe_applied and not idempotent:
+                raise OutcomeUnknown(_reason(failed), f"Stardex may have received {operation} ({failed.what})")
+            if failed.rate_limited:
                 self.limiter.pause_for(wait)  # every thread, not just this call, must hold back
-            retry_after = server_wait or DEFAULT_RETRY_AFTER_SECONDS
-            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
-                raise RetryLater(reason, f"Stardex failed {failures} times ({operation}: {failure})",
-                                 retry_after=retry_after)
-            logger.info("stardex %s: %s, retry %d in %.2fs", operation, failure, failures, wait)
-            if wait > 0:
-                self._sleep(wait)
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None, key: str, remaining: float) -> requests.Response:
-        """One request, from connect to last byte within ``remaining`` seconds."""
-        return send_within(
-            self.session, method, self.base_url + path, remaining,
-            data=None if body is None else json.dumps(body).encode("utf-8"),
-            headers={"Authorization": f"Bearer {key}"},
-            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+        return self.retries.run(
+            deadline, attempt, label=f"stardex {operation}", log=self._log,
+            before=lambda: self.limiter.acquire(deadline), on_failure=on_failure,
+            out_of_time=lambda: RetryLater("stardex_unavailable", f"no time left for Stardex ({operation})",
+                                           retry_after=DEFAULT_RETRY_AFTER_SECONDS),
+            give_up=lambda failed, failures, retry_after: RetryLater(
+                _reason(failed), f"Stardex failed {failures} times ({operation}: {failed.what})", retry_after=retry_after),
         )
-
-    def _backoff(self, failures: int) -> float:
-        """Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1)))."""
-        return self._rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
 
     def _key(self, refresh: bool, deadline: Deadline) -> str:
         key = self._api_key(refresh, deadline)
@@ -329,10 +302,10 @@ class StardexClient:
             raise StardexError(401, "MISSING_API_KEY")
         return key
 
-    def _note_rate_headers(self, response: requests.Response) -> None:
+    def _note_rate_headers(self, answer: Answer) -> None:
         """Good citizen: when Stardex says the quota is used up, wait for its reset everywhere."""
-        remaining = response.headers.get("X-RateLimit-Remaining")
-        reset = non_negative_number(response.headers.get("X-RateLimit-Reset"))
+        remaining = answer.headers.get("X-RateLimit-Remaining")
+        reset = non_negative_number(answer.headers.get("X-RateLimit-Reset"))
         if remaining is None or reset is None or remaining.strip() != "0":
             return
         # Documented as Unix seconds; a small number can only be a delay in seconds.
@@ -355,6 +328,10 @@ def _path_template(path: str) -> str:
         return path
     tail = path[len("/persons/"):].partition("/")[2]
     return "/persons/{id}" + (f"/{tail}" if tail else "")
+
+
+def _reason(failed: Failed) -> str:
+    return "stardex_rate_limited" if failed.rate_limited else "stardex_unavailable"
 
 
 def _unexpected(operation: str, what: str) -> RetryLater:

@@ -290,6 +290,21 @@ def test_the_check_command_reads_the_definitions_and_names_each_fault(tmp_path, 
     assert capsys.readouterr().out.splitlines() == lines
 
 
+def test_the_check_commands_report_stays_alone_on_stdout_when_stardex_needs_a_retry(tmp_path, capsys):
+    write_mapping(tmp_path, CUSTOM_FIELDS)
+    with FakeStardex(api_key="check-key") as fake:
+        for definition in DEFINITIONS:
+            fake.add_custom_field(definition["name"], definition["data_type"],
+                                  tuple(tag["name"] for tag in definition["tags"]), id=definition["id"])
+        fake.fail_next(503, times=1, retry_after=0)
+        environ = {"STARDEX_API_BASE": fake.base_url, "STARDEX_API_KEY": "check-key", "MAPPINGS_DIR": str(tmp_path)}
+        assert custom_fields_main([], environ) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == ["ok: every custom field 1 mapping section(s) name exists in Stardex (6 defined)"]
+    [retry] = [json.loads(line) for line in printed.err.splitlines()]
+    assert retry == {"severity": "INFO", "message": "stardex GET /custom-fields/persons: HTTP 503, retry 1 in 0.00s"}
+
+
 # ---- the fake Stardex's custom fields, as the end-to-end tests meet them -------------------------
 
 def test_the_fake_merges_custom_fields_attribute_by_attribute_and_shows_them_in_reads(fake):

@@ -20,7 +20,7 @@ import responses
 import urllib3
 
 from stardex_webhook.fake_stardex import FakeStardex
-from stardex_webhook.stardex import StardexClient
+from stardex_webhook.http_transport import Retries
 from tests.conftest import PERSON_ID, fixture_bytes, signed
 from tests.test_e2e import fakes, function_server, send, server, stardex, typeform_body  # noqa: F401  (fixtures)
 
@@ -66,7 +66,7 @@ def _misbehaving(rng: random.Random):
 
 @pytest.mark.parametrize("source", ["greenhouse", "generic"])
 def test_a_misbehaving_stardex_never_causes_a_500(make_client, base_env, monkeypatch, source):
-    monkeypatch.setattr(StardexClient, "_backoff", lambda self, failures: 0.0)  # no real waits
+    monkeypatch.setattr(Retries, "backoff", lambda self, failures: 0.0)  # no real waits
     body = fixture_bytes("greenhouse_hire_candidate.json") if source == "greenhouse" else {
         "stardex_person_id": PERSON_ID, "current_job_title": "CTO",
         "emails": [{"contact_data_type": "work", "value": "ada@example.com"}]}

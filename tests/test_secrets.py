@@ -1,4 +1,5 @@
-"""SecretProvider with the REAL Secret Manager client (REST, anonymous) against the loopback fake.
+"""SecretProvider with its real client (``secret_manager_client``: at an endpoint, Secret Manager's
+REST API through the function's one HTTP transport, anonymous) against the loopback fake.
 
 Each failure test also checks that the secret's value appears in no exception and no log line.
 """
@@ -182,14 +183,6 @@ def test_client_that_cannot_be_built_is_retry_later(fake):
         raise RuntimeError("no default credentials")
 
     assert "RuntimeError" in assert_unavailable(provider_for(fake, factory=broken_factory)).message
-
-
-def test_a_redirect_is_not_followed(fake):
-    with FakeSecretManager() as elsewhere:
-        elsewhere.set(SECRET, ROTATED)
-        fake.redirect_to = elsewhere.endpoint
-        assert "TooManyRedirects" in assert_unavailable(provider_for(fake)).message
-        assert elsewhere.access_count == 0
 
 
 @pytest.mark.parametrize("switch", [{"drip": 0.2}, {"delay": 3.0}])
