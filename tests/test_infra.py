@@ -687,3 +687,9 @@ def test_dead_letters_and_503s_are_counted_and_alert_the_channels_named():
                                   "task_max_attempts", "task_max_retry_seconds"])
 def test_the_durability_variables_are_validated(name):
     assert blocks(INFRA / "variables.tf", "variable")[name].get("validation"), name
+
+
+def test_queued_delivery_without_the_state_bucket_is_refused_at_plan():
+    """The function refuses to start with DELIVERY=queued and no STATE_BUCKET: Terraform says so first."""
+    conditions = [rule["condition"] for rule in blocks(INFRA / "variables.tf", "variable")["delivery_mode"]["validation"]]
+    assert '${var.delivery_mode != "queued" || var.state_bucket}' in conditions
