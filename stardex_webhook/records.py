@@ -9,8 +9,7 @@ the bucket's de-duplication hands out ``Claim``s.
 from __future__ import annotations
 
 import base64
-import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -149,8 +148,7 @@ class MappedUpdate:
     """The Stardex PATCH body built from one payload, the person it is for, whether that person
     may be created when not found, who may change what (``write_policy``: ``overwrite`` or
     ``fill``), an optional note to write, an optional pipeline ``stage`` move and the values of
-    custom fields named by their Stardex names (resolved to attribute ids on delivery). Plain
-    data: ``to_dict``/``from_dict`` carry it as JSON."""
+    custom fields named by their Stardex names (resolved to attribute ids on delivery)."""
 
     update: dict[str, Any]
     person: PersonRef
@@ -159,37 +157,6 @@ class MappedUpdate:
     note: NoteRequest | None = None
     stage: StageRequest | None = None
     named_custom_fields: NamedCustomFields | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; ``stage`` and ``named_custom_fields`` only when the event has them."""
-        document = asdict(self)
-        for key in ("stage", "named_custom_fields"):
-            if document[key] is None:
-                del document[key]
-        return copy.deepcopy(document)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MappedUpdate":
-        """The inverse of ``to_dict``; a document of another shape raises ``ValueError``."""
-        try:
-            note, named = data.get("note"), data.get("named_custom_fields")
-            return cls(
-                update=dict(data["update"]),
-                person=PersonRef(**data["person"]),
-                create=bool(data["create"]),
-                write_policy=data.get("write_policy", "overwrite"),
-                note=None if note is None else NoteRequest(
-                    activity_type=note["activity_type"], title=note.get("title"),
-                    answers=tuple((str(q), str(a)) for q, a in note.get("answers", ())),
-                    delivery_id=note.get("delivery_id"),
-                ),
-                stage=None if data.get("stage") is None else StageRequest(**data["stage"]),
-                named_custom_fields=None if named is None else NamedCustomFields(
-                    values=dict(named["values"]), declared=tuple(named["declared"]),
-                    options={name: dict(table) for name, table in (named.get("options") or {}).items()}),
-            )
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"not a mapped update: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -55,6 +56,13 @@ def make_delivery(body: bytes, received_at: float, url: str = "", query: dict | 
     """A delivery as the app hands it to an adapter; header names use ``_`` for ``-``."""
     return Delivery(Headers((name.replace("_", "-"), value) for name, value in headers.items()), body, received_at,
                     url=url, query=query or {})
+
+
+def as_document(mapped) -> dict:
+    """A mapped update as plain data, without the sections it does not have (stage, custom fields)."""
+    document = dataclasses.asdict(mapped)
+    return {key: value for key, value in document.items()
+            if value is not None or key not in ("stage", "named_custom_fields")}
 
 
 def refusal(source, delivery: Delivery, keys, now: float) -> str:

@@ -21,7 +21,6 @@ from stardex_webhook.custom_fields_check import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
 from stardex_webhook.fake_stardex import FakeStardex
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
-from stardex_webhook.records import MappedUpdate
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery, Headers
 from tests.conftest import fixture_json
@@ -266,10 +265,6 @@ def test_a_malformed_custom_field_spec_stops_the_start(tmp_path, spec):
         write_mapping(tmp_path, {"Notice period": spec})
 
 
-def test_a_queued_event_keeps_its_named_custom_fields(tmp_path):
-    event = submission(write_mapping(tmp_path))
-    again = MappedUpdate.from_dict(json.loads(json.dumps(event.to_dict())))
-    assert again == event and again.named_custom_fields.values["Notice period"] == "3 months"
 
 
 @pytest.mark.parametrize("extra, code, lines", [

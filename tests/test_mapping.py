@@ -689,12 +689,3 @@ def test_job_id_is_sent_only_for_a_job_in_the_table(tmp_path, job, sent):
     payload = {"candidate": {"first_name": "Ada"}, "job": {"id": job}}
     assert load_mappings(str(tmp_path), None, None, SOURCES)["x"].apply(payload).update.get("job_id") == sent
 
-
-def test_a_mapped_update_survives_a_queue_as_json(tmp_path):
-    write(tmp_path, "form.json", FORM_DOCUMENT)
-    mapping = load_mappings(str(tmp_path), None, None, {"form": _Sender()})["form"]
-    event = Event("form", "submitted", "d-7", {}, transcript=Transcript("Referral", (("Q", "A"),)))
-    mapped = mapping.apply(FORM_PAYLOAD, event)
-    assert MappedUpdate.from_dict(json.loads(json.dumps(mapped.to_dict()))) == mapped
-    with pytest.raises(ValueError, match="not a mapped update"):
-        MappedUpdate.from_dict({"update": {}})

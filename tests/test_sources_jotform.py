@@ -23,7 +23,7 @@ from stardex_webhook.records import NoteRequest, PersonRef
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Transcript
 from stardex_webhook.sources.jotform import JotformSource, form_fields
-from tests.conftest import ROOT, fixture_json, make_delivery, refusal
+from tests.conftest import ROOT, as_document, fixture_json, make_delivery, refusal
 
 TOKEN = "jf-3q9ZpXb7RkLw2cVn"
 NOW = 1_773_000_000.0
@@ -248,7 +248,7 @@ def test_bodies_of_any_shape_parse_and_map_or_are_400():
 
 
 def test_the_preset_mapping_makes_the_exact_stardex_update():
-    assert mapped().to_dict() == {
+    assert as_document(mapped()) == {
         "update": {
             "first_name": "Tomas",
             "last_name": "Novak",

@@ -22,7 +22,7 @@ from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Transcript
 from stardex_webhook.sources.form_answers import normalise_name
 from stardex_webhook.sources.tally import TallySource
-from tests.conftest import ROOT, fixture_bytes, make_delivery, refusal
+from tests.conftest import ROOT, as_document, fixture_bytes, make_delivery, refusal
 
 KEY = "tally-signing-secret"
 NOW = 1_773_760_811.0
@@ -235,7 +235,7 @@ def test_signed_payloads_of_any_shape_parse_and_map_or_are_400():
 
 
 def test_the_preset_mapping_makes_the_exact_stardex_update():
-    assert mapped(region="IT").to_dict() == {
+    assert as_document(mapped(region="IT")) == {
         "update": {
             "name": "Sofia Marino",
             "company_name": "Umbrella S.p.A.",

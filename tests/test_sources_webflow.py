@@ -22,7 +22,7 @@ from stardex_webhook.records import NoteRequest, PersonRef
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Transcript
 from stardex_webhook.sources.webflow import WebflowSource
-from tests.conftest import ROOT, fixture_bytes, make_delivery, refusal
+from tests.conftest import ROOT, as_document, fixture_bytes, make_delivery, refusal
 
 KEY = "webflow-webhook-secret"
 NOW = 1_773_906_312.0
@@ -217,7 +217,7 @@ def test_signed_payloads_of_any_shape_parse_and_map_or_are_400():
 
 
 def test_the_preset_mapping_makes_the_exact_stardex_update():
-    assert mapped().to_dict() == {
+    assert as_document(mapped()) == {
         "update": {
             "first_name": "Kai",
             "last_name": "Tanaka",

@@ -369,11 +369,6 @@ def test_a_person_on_no_such_job_and_without_an_email_is_not_a_candidate(mock):
     assert stardex.moves() == []
 
 
-@pytest.mark.parametrize("source", ["greenhouse", "lever"])
-def test_a_mapped_stage_survives_the_queue(mappings, source):
-    event = mapped_event(mappings, source)
-    again = MappedUpdate.from_dict(json.loads(json.dumps(event.to_dict())))
-    assert again == event and again.stage.job_id == JOB
 
 
 # ---- the fake Stardex's update-stage, as the end-to-end tests meet it ----------------------------
