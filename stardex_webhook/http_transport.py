@@ -34,7 +34,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import requests
 import urllib3
@@ -211,12 +211,12 @@ def _read_bounded(response: requests.Response, limit: int) -> bytes:
 # -- the retry helper --------------------------------------------------------------------------
 
 
-class Failed(NamedTuple):
-    """An attempt that failed in a way a later attempt may not: ``what`` names it for the log and
-    the final error (a status or an exception's type, never server text); ``server_wait`` is what
-    the server asked for (``retry_after_seconds``); ``rate_limited`` says it asked us to slow
-    down; ``maybe_applied`` that the request may have been acted on; ``counted=False`` that the
-    next attempt may start at once and does not count (a key just read afresh)."""
+@dataclass(frozen=True)
+class Failed:
+    """An attempt that failed in a way a later one may not. ``what`` names it (a status or an
+    exception's type, never server text); ``server_wait`` is the server's ``Retry-After``;
+    ``maybe_applied``: the request may have been acted on; ``counted=False``: the next attempt
+    starts at once and does not count (a key just read afresh)."""
 
     what: str
     server_wait: float | None = None
