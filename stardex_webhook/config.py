@@ -1,8 +1,5 @@
 """The CONTRACT's configuration, read once from the environment into one immutable object.
-
-Secret settings are not resolved here: ``Settings`` only knows their names, and
-``secrets.SecretProvider`` reads ``NAME_SECRET`` (Secret Manager) or ``NAME`` (plain value) on
-first use, so nothing slow happens at start.
+Secrets are only named here (``secrets.SecretProvider`` reads them on first use): nothing slow at start.
 """
 
 from __future__ import annotations
@@ -75,8 +72,7 @@ class Settings:
     # has no live attempt behind it and is taken over.
     function_timeout_seconds: float = 60.0
     task_max_attempts: int = 36
-    # The limiter's window: STARDEX_REQUESTS_PER_MINUTE requests in any this many seconds. Stardex's
-    # is 60; only a test or the bench against the fake shortens it (to take seconds, not minutes).
+    # The limiter's window (Stardex's is 60 s); only a test or the bench against the fake shortens it.
     stardex_rate_window_seconds: float = 60.0
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -85,8 +81,7 @@ class Settings:
         return self.environ.get(api_base_name(source), "").strip().rstrip("/") or default
 
     def check_api_bases(self, sources: Mapping[str, object]) -> None:
-        """Every ``<SOURCE>_API_BASE`` that is set must be https (http only to loopback): the
-        sender's API key travels in every follow-up read."""
+        """https (http only to loopback): the sender's API key travels in every follow-up read."""
         for name in sources:
             base = self.environ.get(api_base_name(name), "").strip()
             if base and not _safe_base(base.rstrip("/")):
@@ -139,10 +134,8 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """DELIVERY and what it needs: with ``queued`` the queue, the worker's URL and the account
-    whose OIDC token the tasks carry are required (a function that could not enqueue must not
-    start and answer 503 to every sender), and so is ``STATE_BUCKET``: a queued delivery is claimed
-    there, and an event the worker cannot apply is kept there."""
+    """With ``queued`` the queue, the worker's URL, its OIDC account and ``STATE_BUCKET`` are required:
+    a function that could not enqueue must not start and answer 503 to every sender."""
     delivery = env.get("DELIVERY", "").strip().lower() or "sync"
     if delivery not in DELIVERY_MODES:
         raise ConfigurationError(f"DELIVERY={delivery!r}: expected sync or queued")

@@ -1,9 +1,6 @@
-"""Merge an update's contact lists with what the person already has, and say when two entries are one.
-
-Stardex replaces the whole list when ``emails`` or ``phone_numbers`` is sent, so sending only the
-sender's values would drop every address the recruiter already had. We send the union instead:
-existing entries first, exactly as stored (never re-judged: one odd stored address must not block
-every later update), then the new ones that are not already there.
+"""Merge an update's contact lists with what the person already has. Stardex replaces a sent list
+whole, so we send the union: stored entries first, as stored (never re-judged: one odd stored
+address must not block every later update), then the new ones.
 """
 
 from __future__ import annotations
@@ -33,10 +30,8 @@ def contacts_known(person: dict[str, Any], key: str) -> bool:
 
 
 def phone_id(number: str, region: str | None) -> PhoneId:
-    """What identifies a number: (country code, national significant number) when the number is
-    written with a country code or ``region`` places it, else (None, its digits without leading
-    zeros); text without digits is its own identity. Valid or not: only the digits count.
-    phonenumbers is imported here because its import is slow and many cold starts never need it."""
+    """(country code, national number) when known, else (None, digits without leading zeros); valid
+    or not, only the digits count. phonenumbers is imported here: slow, and often not needed."""
     import phonenumbers
 
     digits = "".join(character for character in number if character.isdigit())
@@ -50,11 +45,8 @@ def phone_id(number: str, region: str | None) -> PhoneId:
 
 
 class SeenContacts:
-    """The values of one list (``emails`` or ``phone_numbers``) seen so far, answering in constant
-    time whether another value is one of them: emails ignoring case; phone numbers by ``phone_id``,
-    a number without a country code being the one whose national number (or code and national
-    number) its digits are. Constant time matters: the mapping meets a list before the schema's
-    bound does."""
+    """One list's values seen so far, answering in constant time (the mapping meets a list before the
+    schema's bound does): emails ignoring case, phone numbers by ``phone_id``."""
 
     def __init__(self, key: str, phone_region: str | None) -> None:
         self._phones = key == "phone_numbers"
@@ -84,8 +76,7 @@ class SeenContacts:
 
 
 def stored_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
-    """The person's stored entries of ``key`` (``emails`` or ``phone_numbers``; read from
-    ``emails``/``phones``) as ``{contact_data_type, value}``, skipping blanks."""
+    """The person's stored entries of ``key`` as ``{contact_data_type, value}``, skipping blanks."""
     raw: Iterable[Any] = ()
     for read_key in _READ_KEYS[key]:
         candidate = person.get(read_key)
@@ -112,9 +103,7 @@ def stored_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
 
 def sort_entries(key: str, new_entries: list[dict[str, str]], person: dict[str, Any],
                  phone_region: str | None) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
-    """The person's stored entries of ``key`` (as stored), the sender's entries that are new, and
-    the sender's entries already there (or repeated within the update): the contact merge entry by
-    entry, which the write plan shows and sends."""
+    """(stored entries, the sender's new ones, the sender's already there or repeated)."""
     stored = stored_entries(person, key)
     seen = SeenContacts(key, phone_region)
     for entry in stored:

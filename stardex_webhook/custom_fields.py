@@ -1,24 +1,14 @@
-"""Stardex person custom fields named in a mapping: "Notice period" instead of an attribute id.
+"""Stardex person custom fields named in a mapping ("Notice period", not an attribute id), made
+the ``custom_fields`` items of the update-person body.
 
-A mapping's ``custom_fields`` section (``schemas/mapping.schema.json``) names each Stardex custom
-field by its name, as a recruiter sees it. The mapping engine hands the values it finds to the
-delivery as ``NamedCustomFields``; here they become the ``custom_fields`` items of Stardex's
-update-person body:
-
-* names are resolved against ``GET /v1/custom-fields/persons`` (``[{id, name, data_type, tags}]``),
-  read once per instance and kept ``CATALOG_SECONDS`` (``Catalog``); a name Stardex does not have is
-  refused with 422 ``unknown_custom_field`` naming it, on the first event that uses the mapping,
-  whether or not that event carries a value for it (and before anything is written);
-* each value is made the type Stardex keeps: text, number (``integer`` whole), date
-  (``YYYY-MM-DD``: an ISO time gives its date, ``5 March 2026`` is read, ``05/03/2026`` is refused
-  as ambiguous), single-select (``value``: one of the field's options, matched ignoring case, sent
-  as Stardex spells it) and multi-select (``add_values``: never ``clear_all``, never removing a
-  value); a value that cannot be is 422 ``custom_field_invalid`` with the field's name;
-* ``plan_custom_fields`` applies the write policy per field, against the person's
-  ``custom_fields`` as a read shows them (search with ``include: ["custom_fields"]``): under
-  ``fill`` a field is written only where the person has no value, and not at all when no read
-  shows the person's custom fields; a field already holding the value (a multi-select already
-  holding every option) is not sent.
+* Names resolve against Stardex's definitions (``Catalog``, kept per instance); a name Stardex
+  lacks is 422 ``unknown_custom_field`` on the first event using the mapping, value or not, before
+  anything is written.
+* Each value is made the field's type; ``05/03/2026`` is refused as ambiguous; a select matches an
+  option ignoring case; a multi-select only adds (never ``clear_all``). A value that cannot be is
+  422 ``custom_field_invalid`` naming the field.
+* Under ``fill`` a field is written only where a read shows it empty; a field already holding
+  the value is not sent.
 """
 
 from __future__ import annotations
@@ -33,8 +23,7 @@ from .errors import Unprocessable
 from .policy import ADD, CHANGE, FILL, FILL_KEEPS, FILL_NOT_SHOWN, KEEP, NOT_SHOWN, OVERWRITE, SAME, FieldPlan, same_text
 from .records import NamedCustomFields
 
-# How long an instance keeps the definitions; a name not found in a copy older than
-# ``REREAD_AFTER_SECONDS`` is looked up once more (a field created a moment ago).
+# A name missing from a copy older than REREAD_AFTER_SECONDS is looked up again (a new field).
 CATALOG_SECONDS = 300.0
 REREAD_AFTER_SECONDS = 60.0
 
@@ -74,8 +63,7 @@ class CustomFieldValue:
 
 @dataclass(frozen=True)
 class CustomFieldsPlan:
-    """The write policy applied: one ``FieldPlan`` per named field (``custom_fields.<name>``), the
-    items to send, and whether a read of the person would show what the plan could not."""
+    """One ``FieldPlan`` per named field, the items to send, and whether a read would show more."""
 
     fields: tuple[FieldPlan, ...]
     items: tuple[dict[str, Any], ...]
@@ -101,8 +89,7 @@ def definitions_from(answer: Any) -> list[Definition]:
 
 
 class Catalog:
-    """The person custom fields, read on first use and kept ``seconds`` per instance (thread-safe:
-    two first uses at once may both read, and either answer is kept)."""
+    """Thread-safe: two first uses at once may both read; either answer is kept."""
 
     def __init__(self, seconds: float = CATALOG_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds, self._clock = seconds, clock
@@ -111,8 +98,6 @@ class Catalog:
         self._definitions: list[Definition] = []
 
     def definitions(self, read: Callable[[], Any], names: Iterable[str] = ()) -> list[Definition]:
-        """The definitions, read afresh when the copy is too old, or when it lacks one of
-        ``names`` and was read more than ``REREAD_AFTER_SECONDS`` ago."""
         with self._lock:
             read_at, definitions = self._read_at, self._definitions
         now = self._clock()
@@ -143,8 +128,7 @@ def find(name: str, definitions: list[Definition]) -> Definition:
 
 
 def check(named: NamedCustomFields, definitions: list[Definition]) -> list[str]:
-    """Every fault of a mapping's named fields against Stardex's definitions (empty: none): an
-    unknown, ambiguous or unsupported field, an options table naming an option the field lacks."""
+    """Every fault of a mapping's named fields against Stardex's definitions (empty: none)."""
     faults = []
     for name in named.declared:
         try:
@@ -162,8 +146,8 @@ def check(named: NamedCustomFields, definitions: list[Definition]) -> list[str]:
 
 
 def resolve(named: NamedCustomFields, definitions: list[Definition]) -> list[CustomFieldValue]:
-    """The update-person items for the values found, or 422: an unknown field first (its name),
-    then every value that is not of its field's type (each with its field's name, never the value)."""
+    """The items, or 422: an unknown field first, then each value not of its type (named by the field,
+    never the value)."""
     for name in named.declared:
         find(name, definitions)  # an unknown field: 422 naming it
     faults = check(named, definitions)
@@ -281,8 +265,6 @@ def _date(raw: Any) -> str | None:
     raise ValueError("write dates as YYYY-MM-DD (a day and month written with slashes is ambiguous: DD/MM or MM/DD)")
 
 
-# -- the write policy ---------------------------------------------------------------------------
-
 def _stored(person: dict[str, Any], attribute_id: str) -> tuple[bool, Any]:
     """(the read shows the person's custom fields, the value stored for that attribute or None)."""
     items = person.get("custom_fields") if isinstance(person, dict) else None
@@ -310,8 +292,6 @@ def _same(kind: str | None, before: Any, after: Any) -> bool:
 
 
 def plan_custom_fields(values: list[CustomFieldValue], person: dict[str, Any], write_policy: str) -> CustomFieldsPlan:
-    """Per field: ``add`` (the person has no value), ``change`` (another value, under overwrite
-    only), ``keep`` (same value, or fill and the person has one, or fill and no read shows it)."""
     plans, items, unknown = [], [], False
     for value in values:
         name, kind, item = f"custom_fields.{value.name}", value.definition.kind, value.item
@@ -345,8 +325,7 @@ def plan_custom_fields(values: list[CustomFieldValue], person: dict[str, Any], w
 
 
 def with_items(body: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The PATCH body with the named items added to its ``custom_fields`` (an attribute the body
-    already carries, from a sender that writes attribute ids itself, keeps its own item)."""
+    """An attribute the body already carries (a sender writing attribute ids) keeps its own item."""
     items = list(items)
     if not items:
         return body

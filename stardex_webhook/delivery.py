@@ -1,26 +1,13 @@
-"""Deliver one mapped update to Stardex: find the person, plan the write, send only what changes,
-keep the submission as a note. The only stage that calls Stardex.
+"""Deliver one mapped update to Stardex (the only stage that calls it): resolve the person, plan
+the write (custom fields resolved first, so a name Stardex lacks is refused before any write), send
+only what changes, keep the submission as a note, move the stage.
 
-resolver (id │ memory │ search │ create) ─► the person: search answer │ memory │ GET if needed
-         ─► policy.plan_update (fill │ overwrite) ─► PATCH of what changes, or none (no_change)
-         ─► note: look for its marker among recent activities ─► POST /v1/person-activities
-         ─► stage (``stages``): POST /v1/candidates/update-stage, unless already there or outdated
-
-Custom fields named by their Stardex names are resolved (``custom_fields.Catalog``) before the
-person is looked up, so a mapping naming a field Stardex lacks is refused before anything is
-written; their write plan (``custom_fields.plan_custom_fields``) joins the PATCH.
-
-Stardex's 60 calls a minute are the real ceiling, so each call is made only when needed:
-
-* a search answer is a read: its person object is planned against, with no GET after it;
-* the instance remembers (``PERSON_MEMORY_SECONDS``) which person a key found and the person as
-  last read or written, so a repeated event that changes nothing costs no call at all;
-* but a PATCH that sends ``emails`` or ``phone_numbers`` (which Stardex replaces whole), and any
-  PATCH under ``fill``, is planned against a read made within this event (the search answer or a
-  GET), never against the memory: a contact or a value a recruiter added meanwhile is never lost;
-* under ``overwrite`` with nothing known of the person and no list to merge, the PATCH goes out
-  at once: a read first would cost as much as the write it might spare;
-* a 404 for a remembered id drops what was remembered and searches again.
+Stardex's 60 calls a minute are the ceiling, so a call is made only when needed: a search answer
+is a read (no GET after it); the instance remembers which person a key found and the person as last
+read or written, so a repeat that changes nothing costs no call. But a PATCH of ``emails`` or
+``phone_numbers`` (replaced whole) and any PATCH under ``fill`` is planned against a read made
+within this event, never the memory, so nothing a recruiter added meanwhile is lost. A 404 for a
+remembered id forgets it and searches again.
 """
 
 from __future__ import annotations
@@ -40,10 +27,9 @@ from .resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, Resolution, 
 from .stages import NOT_A_CANDIDATE, StageMemory, StagePlan, outcome_of, plan_stage, with_stage
 from .stardex import OutcomeUnknown, StardexClient, StardexError
 
-# The note's last line, which a retried delivery looks for among the person's activities.
+# The note's last line, which a retried delivery looks for among the last NOTE_LOOKBACK activities.
 NOTE_MARKER = "stardex-webhook delivery: "
 NOTE_MARKER_WITHOUT_ID = "stardex-webhook submission: "
-# How many of the person's most recent activities are searched for that line (one page).
 NOTE_LOOKBACK = 100
 
 
@@ -52,8 +38,7 @@ class _RememberedPersonGone(Exception):
 
 
 def note_marker(note: NoteRequest) -> str:
-    """The line that identifies a note: the delivery id, or without one a digest of the
-    submission itself (a sender's retry carries the same answers)."""
+    """The delivery id, or a digest of the submission (a sender's retry carries the same answers)."""
     if note.delivery_id:
         return NOTE_MARKER + " ".join(str(note.delivery_id).split())
     digest = hashlib.sha256(repr((note.activity_type, note.title, note.answers)).encode("utf-8")).hexdigest()
@@ -61,8 +46,7 @@ def note_marker(note: NoteRequest) -> str:
 
 
 def note_text(note: NoteRequest) -> str:
-    """The activity's plain text: the form's title, each question with its answer beneath it,
-    and the marker line last."""
+    """The form's title, each question with its answer beneath, the marker line last."""
     blocks = [note.title.strip()] if note.title and note.title.strip() else []
     blocks += [f"{question}\n{answer}" for question, answer in note.answers]
     blocks.append(note_marker(note))
@@ -70,8 +54,7 @@ def note_text(note: NoteRequest) -> str:
 
 
 class Deliverer:
-    """Made once per instance with the settings, the Stardex client getter and the log; holds
-    the person memory. ``deliver`` is safe to call from many threads."""
+    """One per instance; holds the person memory; ``deliver`` is thread-safe."""
 
     def __init__(self, settings: Settings, client: Callable[[], StardexClient], log: JsonLog,
                  memory: PersonMemory | None = None) -> None:
@@ -83,8 +66,7 @@ class Deliverer:
         self.catalog = Catalog()
 
     def deliver(self, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-        """Apply ``mapped`` and return the answer's body (``updated``, or ``ignored`` /
-        ``no_change``); a failure raises the pipeline's typed errors."""
+        """The answer's body; a failure raises the pipeline's typed errors."""
         client = self._client()
         try:
             return self._deliver(client, mapped, record, deadline, self.memory)
@@ -93,8 +75,6 @@ class Deliverer:
             self._log.write("DEBUG", "a remembered Stardex person is gone: searching again",
                             person_id=record.get("person_id"))
             return self._deliver(client, mapped, record, deadline, None)
-
-    # -- one attempt -------------------------------------------------------------------------
 
     def _deliver(self, client: StardexClient, mapped: MappedUpdate, record: dict[str, Any], deadline: Deadline,
                  memory: PersonMemory | None) -> dict[str, Any]:
@@ -146,8 +126,7 @@ class Deliverer:
 
     def _after_create(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
                       resolution: Resolution, custom: list[CustomFieldValue] | None = None) -> dict[str, Any]:
-        """A person just created: what create does not take follows in one PATCH (custom fields
-        included: a new person has none, so every policy writes them)."""
+        """What create does not take follows in one PATCH (custom fields too: a new person has none)."""
         person_id, update = resolution.person_id, mapped.update
         remaining = with_items(resolution.remaining_update or {}, (value.item for value in custom or ()))
         if remaining:
@@ -166,11 +145,8 @@ class Deliverer:
         fields = sorted(set(update) | ({"custom_fields"} if custom else set()))
         return {"status": "updated", "person_id": person_id, "fields": fields, "created": True}
 
-    # -- custom fields named by their Stardex names ------------------------------------------
-
     def _custom_values(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate) -> list[CustomFieldValue]:
-        """The named values as update-person items, against the cached definitions (read on first
-        use); 422 for a name or option Stardex does not have, before any write."""
+        """422 for a name or option Stardex does not have, before any write."""
         named = mapped.named_custom_fields
         if named is None or not named.declared:
             return []
@@ -183,11 +159,8 @@ class Deliverer:
 
         return resolve(named, self.catalog.definitions(read, named.declared))
 
-    # -- the pipeline stage ------------------------------------------------------------------
-
     def stage_plan(self, mapped: MappedUpdate, resolution: Resolution) -> StagePlan:
-        """What an apply would do about the event's stage, from what is known now (the search's
-        read, else the person memory): the decision ``plan`` can show."""
+        """The stage decision from what is known now (the search's read, else the memory)."""
         person = resolution.person
         if person is None:
             known = self.memory.person(resolution.person_id)
@@ -230,8 +203,6 @@ class Deliverer:
             answer.update(status="updated", fields=[])
         return answer
 
-    # -- the note ----------------------------------------------------------------------------
-
     def _note(self, client: StardexClient, deadline: Deadline, resolution: Resolution, note: NoteRequest,
               look: bool) -> str:
         """``written`` or ``already_written``; a sender's retry finds the marker and writes nothing."""
@@ -259,8 +230,6 @@ class Deliverer:
                    and marker in (line.strip() for line in activity["activity_content"].splitlines())
                    for activity in activities)
 
-    # -- Stardex's refusals ------------------------------------------------------------------
-
     def _stardex(self, resolution: Resolution, action: str, call: Callable[..., Any], *args: Any) -> Any:
         try:
             return call(*args)
@@ -277,8 +246,7 @@ class Deliverer:
 
 
 def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
-    """The sections a search answers along with the person: ``candidates`` for a job or a stage,
-    ``custom_fields`` for named custom fields (so the plan needs no GET after the search)."""
+    """The sections a search answers along with the person, so the plan needs no GET after it."""
     include = []
     if "job_id" in mapped.update or mapped.stage is not None:
         include.append("candidates")
@@ -301,7 +269,6 @@ def _needs_read(plan: WritePlan, known: KnownPerson | None, policy: str) -> bool
     if touches_contacts(plan.body):
         return True  # a list Stardex replaces whole: never from memory
     if policy == FILL:
-        # Fill never replaces a value: what it writes must be seen empty now, and a field the
-        # memory cannot show may be empty.
+        # Fill writes only what a read now shows empty; a field the memory cannot show may be empty.
         return bool(plan.body) or (bool(plan.unknown) and not (known is not None and known.read))
     return False

@@ -1,27 +1,13 @@
-"""Outbound HTTP: the one transport and the one retry helper of the Stardex client, the senders'
-API client and Secret Manager at an emulator endpoint.
+"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of
+the Stardex client, the senders' API client and Secret Manager at an emulator endpoint.
 
-* ``send_within``: one request, redirects never followed, from connect to last byte within the
-  time left; the answer comes back whole as an ``Answer`` (status, headers, the body's bytes).
-* ``Retries.run``: one logical call made of attempts, with exponential backoff and full jitter, a
-  server's ``Retry-After`` honoured up to ``MAX_WAIT_SECONDS``, and no attempt, sleep or wait past
-  the deadline. Each client keeps only what is its own (what an answer means, what to raise).
-* ``retry_after_seconds``: a server's ``Retry-After`` (seconds or an HTTP date) made sane.
-* ``MAX_ANSWER_BYTES``: no answer is read past it (a 50 MB page from a broken proxy must not be
-  held in memory, once per thread); ``AnswerTooLarge`` says so.
-
-Why a watchdog thread, and how it reaches the socket through public API only: a socket timeout
-(urllib3's ``Timeout``, requests' ``timeout=``) bounds each read, not the whole answer; a server
-that sends one byte of its status line or body every half second restarts it at every byte, and
-``http.client`` parses the status line and headers in one blocking call that nothing public lets
-us interrupt between reads. So ``deadline.WATCHDOG`` shuts the socket down when the deadline
-passes, and the reader sees the end of the stream. The socket is handed over by our own
-connection classes (``_WatchedConnection``): subclasses of urllib3's public ``HTTPConnection`` and
-``HTTPSConnection`` that override their public ``connect``, ``request`` and ``getresponse`` and
-read their public ``sock``; the pools use them through the documented ``ConnectionCls`` class
-attribute, and requests' adapter through ``PoolManager.pool_classes_by_scheme`` (set per instance
-so that a manager can override it) in the documented ``HTTPAdapter.init_poolmanager`` hook. The
-body is then read in chunks with requests' public ``iter_content`` and handed back as bytes.
+Why a watchdog: a socket timeout bounds each read, not the whole answer, so a server dripping one
+byte every half second never times out, and ``http.client`` reads the status line and headers in
+one call nothing public can interrupt. ``deadline.WATCHDOG`` shuts the socket down at the deadline
+instead. Public API only: our connection classes subclass urllib3's ``HTTPConnection`` and
+``HTTPSConnection`` (their ``connect``, ``request``, ``getresponse``, ``sock``), the pools take
+them as ``ConnectionCls``, and requests' adapter sets ``pool_classes_by_scheme`` per instance in
+``HTTPAdapter.init_poolmanager``.
 """
 
 from __future__ import annotations
@@ -34,7 +20,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import requests
 import urllib3
@@ -42,21 +28,17 @@ import urllib3
 from .deadline import WATCHDOG, Deadline, Watch, Watchdog, cut
 from .logs import JsonLog
 
-# Everything a request can raise that is not our bug: requests' own errors, the urllib3,
-# http.client and socket errors that reach us unwrapped (RequestException is an OSError too), and
-# a key that cannot be encoded in a header.
+# What a request can raise that is not our bug (RequestException is an OSError; UnicodeError: a key
+# that cannot be encoded in a header).
 TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, UnicodeError)
-# The largest answer read: Stardex's and the senders' answers are a few kilobytes (a page of 100
-# activities stays well under a megabyte), so anything near this is not the API answering.
+# No answer is read past this (a broken proxy's 50 MB page must not be held in memory per thread).
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 _ANSWER_CHUNK = 64 * 1024
 
-# What we tell our caller's sender when the server gave no Retry-After of its own.
 DEFAULT_RETRY_AFTER_SECONDS = 30
 # Not worth starting a request with less time than this left: it could not finish.
 MIN_REQUEST_SECONDS = 0.25
-# The longest wait we honour or pass on (Stardex's rate window frees every slot within it): a
-# ``Retry-After: 86400`` must not hold a webhook, nor the sender's retry, for a day.
+# The longest wait honoured or passed on: a ``Retry-After: 86400`` must not hold anything a day.
 MAX_WAIT_SECONDS = 60.0
 
 T = TypeVar("T")
@@ -86,11 +68,8 @@ class Answer:
 
 
 class _WatchedConnection:
-    """Hands its socket to the watch of the call on this thread (``Watchdog.current``), so the
-    watchdog can shut it down at the deadline: while it connects (an HTTPS handshake can drip
-    too), while the status line and headers come, and while the body is read. A cut applies only
-    while the connection serves the call that registered it, never to a later call that took the
-    connection from the pool."""
+    """Hands its socket to this thread's watch (``Watchdog.current``) from connect (a TLS handshake
+    can drip too) to the body's end; a cut never reaches a later call that took it from the pool."""
 
     sock: Any
     _watch: Watch | None = None
@@ -168,9 +147,8 @@ def watched_session() -> requests.Session:
 def send_within(session: requests.Session, method: str, url: str, remaining: float, *,
                 data: bytes | None = None, headers: dict[str, str] | None = None,
                 connect_timeout: float = 3.05, read_timeout: float = 10.0) -> Answer:
-    """One request, from connect to last byte within ``remaining`` seconds; never follows a
-    redirect (a 3xx comes back as it is). Raises one of ``TRANSPORT_ERRORS`` when the answer did
-    not come whole: ``requests.ReadTimeout`` when the deadline cut it, ``AnswerTooLarge``."""
+    """One request, connect to last byte within ``remaining`` seconds; a 3xx comes back as it is
+    (never followed). An answer not whole raises ``ReadTimeout`` (the deadline) or ``AnswerTooLarge``."""
     response = None
     with WATCHDOG.watch(remaining) as watch:
         try:
@@ -191,9 +169,8 @@ def send_within(session: requests.Session, method: str, url: str, remaining: flo
 
 
 def _read_bounded(response: requests.Response, limit: int) -> bytes:
-    """The body, decoded as requests decodes it (gzip, deflate), read in chunks with requests'
-    ``iter_content``; past ``limit`` bytes it stops, closing the connection, so memory stays
-    bounded whatever is sent."""
+    """The body as requests decodes it; past ``limit`` bytes the connection is closed (memory stays
+    bounded whatever is sent)."""
     declared = non_negative_number(response.headers.get("Content-Length"))
     if declared is not None and declared > limit:
         response.close()
@@ -211,12 +188,12 @@ def _read_bounded(response: requests.Response, limit: int) -> bytes:
 # -- the retry helper --------------------------------------------------------------------------
 
 
-class Failed(NamedTuple):
-    """An attempt that failed in a way a later attempt may not: ``what`` names it for the log and
-    the final error (a status or an exception's type, never server text); ``server_wait`` is what
-    the server asked for (``retry_after_seconds``); ``rate_limited`` says it asked us to slow
-    down; ``maybe_applied`` that the request may have been acted on; ``counted=False`` that the
-    next attempt may start at once and does not count (a key just read afresh)."""
+@dataclass(frozen=True)
+class Failed:
+    """An attempt that failed in a way a later one may not. ``what`` names it (a status or an
+    exception's type, never server text); ``server_wait`` is the server's ``Retry-After``;
+    ``maybe_applied``: the request may have been acted on; ``counted=False``: the next attempt
+    starts at once and does not count (a key just read afresh)."""
 
     what: str
     server_wait: float | None = None
@@ -227,9 +204,8 @@ class Failed(NamedTuple):
 
 @dataclass(frozen=True)
 class Retries:
-    """How one logical call retries: at most ``max_attempts`` counted attempts, waiting between
-    them what the server asked (at most ``MAX_WAIT_SECONDS``) or else a backoff with full jitter,
-    uniform in [0, min(backoff_max, backoff_base * 2^(n-1))). ``sleep`` and ``rng`` are injected."""
+    """One logical call's attempts: waits are the server's (up to ``MAX_WAIT_SECONDS``) or a full-jitter
+    backoff; no attempt or wait passes the deadline."""
 
     max_attempts: int
     backoff_base: float
@@ -256,18 +232,11 @@ class Retries:
         before: Callable[[], None] | None = None,
         on_failure: Callable[[Failed, float], None] | None = None,
     ) -> T:
-        """Call ``attempt(remaining)`` until it returns something other than ``Failed``, and return
-        that. A ``TRANSPORT_ERRORS`` it raises is a ``Failed`` named by the error's type (an
-        ``AnswerTooLarge`` too: catch it in ``attempt`` when the same flood should not be read
-        again); anything else it raises ends the call.
-
-        ``before()`` runs before each attempt (a rate limiter's slot); ``out_of_time()`` is raised
-        when less than ``MIN_REQUEST_SECONDS`` is left for an attempt; ``on_failure(failed, wait)``
-        sees each counted failure and the wait chosen (it may raise instead); ``give_up(failed,
-        failures, retry_after)`` is raised after the last attempt, or when the wait would leave no
-        time for another, with the server's wait (else ``DEFAULT_RETRY_AFTER_SECONDS``) to pass on.
-        Each retry is logged at INFO as ``<label>: <what>, retry <n> in <wait>s``.
-        """
+        """``attempt(remaining)`` until it returns other than ``Failed``. A ``TRANSPORT_ERRORS`` it
+        raises is a ``Failed`` (``AnswerTooLarge`` too: catch it in ``attempt`` so the same flood is
+        not read again); anything else ends the call. ``before`` runs before each attempt (a rate
+        limiter's slot); ``on_failure`` may raise instead of a retry; ``give_up`` is raised when no
+        attempt or no time for one is left, with the wait to pass on to the sender."""
         failures = 0
         while True:
             if before is not None:
@@ -299,9 +268,8 @@ class Retries:
 
 
 def retry_after_seconds(answer: Answer, wall_clock: Callable[[], float] = time.time) -> float | None:
-    """How long the server asked us to wait: the ``Retry-After`` header (seconds or an HTTP date),
-    else ``retry_after_seconds`` in the body (top level or inside ``error``, as Stardex sends it).
-    None when absent or nonsense (negative, not a number, not a date)."""
+    """The server's ``Retry-After`` (seconds or an HTTP date), else the body's ``retry_after_seconds``
+    (top level or in ``error``, as Stardex sends it); None when absent or nonsense."""
     header = (answer.headers.get("Retry-After") or "").strip()
     seconds = non_negative_number(header)
     if seconds is None and header:

@@ -1,11 +1,6 @@
 """One structured log line per webhook, in the JSON shape Cloud Logging reads from stdout.
-
-Cloud Logging turns a JSON line on stdout into a structured entry: ``severity`` and ``message``
-are recognised, every other key lands in ``jsonPayload``. Nothing personal leaves here unmasked:
-every field whose text may come from outside (the message, an error's detail, the sender's event
-name and delivery id) is scrubbed of email addresses and phone numbers and cut to a length, so a
-sender can neither put personal data in the log nor fill it. Our own identifiers (source, reason,
-person id) are written as they are.
+Every field whose text may come from outside is scrubbed of email addresses and phone numbers and
+cut to a length, so a sender can neither put personal data in the log nor fill it.
 """
 
 from __future__ import annotations
@@ -49,8 +44,8 @@ def _phone(match: re.Match) -> str:
 
 
 def mask(text: str) -> str:
-    """Hide email addresses (keep the first letter and the domain) and phone numbers (keep the
-    last two digits), so a log line still says what kind of value was there; UUIDs stay whole."""
+    """Emails keep the first letter and the domain, phone numbers the last two digits (the line
+    still says what was there); UUIDs stay whole."""
     parts, last = [], 0
     for match in _UUID.finditer(text):
         parts += [_masked(text[last:match.start()]), match.group(0)]

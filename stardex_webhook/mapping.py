@@ -1,11 +1,6 @@
-"""The mapping engine: turns a sender's payload into a Stardex update, driven by data files.
-
-Each source has one JSON file in ``mappings/`` (format documented in ``schemas/mapping.schema.json``).
-All the checking happens in ``load_mappings`` when the function starts: a file that is not valid
-JSON, breaks the schema, holds a bad JMESPath expression or names an unknown transform stops the
-start with a ``ConfigurationError`` that names the file and the fault. In exchange ``apply`` never
-fails: a path that meets the wrong shape yields nothing, and the worst a payload can do is produce
-an update that schema validation then refuses.
+"""The mapping engine: a sender's payload to a Stardex update, driven by ``mappings/<source>.json``.
+All checking happens in ``load_mappings`` at start (a fault is a ``ConfigurationError`` naming the
+file); in exchange ``apply`` never fails: a path that meets the wrong shape yields nothing.
 """
 
 from __future__ import annotations
@@ -44,9 +39,6 @@ _FUNCTIONS = Functions()
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 
 
-WRITE_POLICIES = ("overwrite", "fill")
-
-
 class _Path:
     """A JMESPath expression compiled once at load; its search answers None instead of raising."""
 
@@ -79,8 +71,7 @@ def _jmespath_message(error: JMESPathError) -> str:
 
 
 def _check_functions(node: Any, where: str) -> None:
-    """Catch unknown functions and wrong argument counts at load time: jmespath itself only finds
-    them when a search reaches the call, i.e. at request time."""
+    """Unknown functions and wrong argument counts at load: jmespath finds them only at request time."""
     if not isinstance(node, dict):
         return
     children = node.get("children") or []
@@ -190,14 +181,10 @@ def _unique(values: Iterable[Any]) -> list[str]:
 
 
 class SourceMapping:
-    """One source's mapping file, compiled: which events it acts on and how a payload becomes a
-    ``MappedUpdate``. A file with a ``forms`` section compiles one variant per form: the base
-    document with that form's ``person``, ``fields``, ``write_policy`` and ``note`` laid over it."""
+    """One source's mapping, compiled; a ``forms`` section compiles one variant per form."""
 
     def __init__(self, name: str, document: dict[str, Any], phone_region: str | None,
                  default_write_policy: str = "overwrite") -> None:
-        """Compile a document already validated against the mapping schema; a fault raises
-        ``ValueError`` with the location inside the document."""
         self.name = name
         events = document["events"]
         self.all_events = events == ALL_EVENTS
@@ -217,8 +204,7 @@ class SourceMapping:
         return self._base.write_policy
 
     def named_custom_fields(self) -> list[tuple[str, NamedCustomFields]]:
-        """Each variant's named custom fields (``""`` for the base, else ``forms.<id>``), with the
-        names it declares and its options tables, for a check against Stardex's definitions."""
+        """Each variant's named custom fields (``""``: the base), for a check against Stardex's."""
         variants = [("", self._base), *((f"forms.{form}", compiled) for form, compiled in self.forms.items())]
         return [(where, NamedCustomFields({}, tuple(field.name for field in compiled.custom_fields),
                                           compiled.custom_field_options))
@@ -229,8 +215,7 @@ class SourceMapping:
         return self.all_events or (event_type is not None and event_type in self.events)
 
     def apply(self, payload: Any, event: Any = None) -> MappedUpdate:
-        """Build the update from whatever the payload holds; never raises. ``event`` (the adapter's
-        ``Event``) supplies the transcript and delivery id for a note."""
+        """Never raises; ``event`` supplies a note's transcript and delivery id."""
         return self.variant(payload).apply(payload, event)
 
     def variant(self, payload: Any) -> "_CompiledFields":
@@ -243,8 +228,7 @@ class SourceMapping:
 
 
 def _overlay(document: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
-    """A form's section laid over the base document: its fields and person keys replace the base's
-    one by one (a field set to null is dropped), its write policy and note replace the base's."""
+    """A form's section over the base: fields and person keys one by one (null drops one)."""
     merged = {key: value for key, value in document.items() if key not in ("forms", "form_id")}
     for key in ("fields", "person", "custom_fields"):
         if key in section:
@@ -425,8 +409,7 @@ def _schema_message(error: ValidationError) -> str:
 
 def load_mapping_file(name: str, file_path: str, phone_region: str | None,
                       default_write_policy: str = "overwrite") -> SourceMapping:
-    """Read, validate and compile one mapping file; any fault raises ``ConfigurationError``
-    naming the file."""
+    """Any fault raises ``ConfigurationError`` naming the file."""
     try:
         with open(file_path, encoding="utf-8") as handle:
             text = handle.read()
@@ -458,14 +441,10 @@ def _mapping_files(directory: str, setting: str) -> dict[str, str]:
     }
 
 
-def load_mappings(
-    builtin_dir: str, override_dir: str | None, phone_region: str | None, source_names: Iterable[str]
-) -> dict[str, SourceMapping]:
-    """Every source's compiled mapping, keyed by file name without ``.json``. A file in
-    ``override_dir`` (MAPPINGS_DIR) replaces the built-in file of the same name; one that names
-    no source (a typo such as ``greenhose.json``) stops the start rather than being ignored.
-    ``source_names`` may be the sources themselves (name → adapter): a file without a
-    ``write_policy`` then takes its sender's default (``fill`` for a form tool)."""
+def load_mappings(builtin_dir: str, override_dir: str | None, phone_region: str | None,
+                  source_names: Iterable[str]) -> dict[str, SourceMapping]:
+    """A file in ``override_dir`` replaces the built-in one; one naming no source (a typo) stops the
+    start. Given the sources (name → adapter), a file without ``write_policy`` takes its sender's."""
     policies = {
         name: getattr(source, "default_write_policy", "overwrite")
         for name, source in (source_names.items() if isinstance(source_names, dict) else ())

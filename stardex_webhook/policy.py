@@ -1,33 +1,17 @@
-"""Who may change what: the write plan of one update against the person as Stardex stores it.
+"""Who may change what (README): the write plan of one update against the person as Stardex
+stores it. Pure functions. Each field is ``add`` (no value), ``change`` (another value, replaced
+under ``overwrite`` only) or ``keep`` (with the reason); the body carries only what changes.
 
-Pure functions, no HTTP. ``plan_update`` takes the mapped update (the PATCH body the sender's
-values make), the person as ``GET /v1/persons/{id}`` (or a search) returns it, and the mapping's
-write policy, and answers a ``WritePlan``: for each field what happens (``add`` +: the person has no
-value; ``change`` ~: another value, replaced under ``overwrite`` only; ``keep`` =: not sent, with the
-reason) and the body to send, which carries only what changes. An empty body means no PATCH.
+* Text fields compare case- and whitespace-insensitively. Under ``fill`` a first or last name is
+  added only when it is that part of the stored full name, so no one renames a person piecemeal.
+* ``linkedin_url`` compares by public id (reads show only the id).
+* ``emails`` / ``phone_numbers``: stored entries kept as stored, new ones added under both
+  policies; Stardex replaces a sent list whole, so the body carries the union.
+* ``job_id`` is an addition under both policies; ``enrich_record`` is sent only with a change.
+* ``custom_fields``: reads do not show them, so under ``fill`` they are never sent.
 
-The rules, field by field (the CONTRACT's "Who may change what"):
-
-* Names, company, title, location, headline, address: compared case- and whitespace-insensitively.
-  Under ``fill`` a stored value is never replaced; under ``overwrite`` a different one is. A name
-  counts as one value under ``fill``: a first or last name the person lacks is added only when it
-  is that part of the stored full name, so a respondent cannot rename "Ada Lovelace" piecemeal.
-* ``linkedin_url``: compared by LinkedIn public id (``/in/<id>``), since reads show only the id.
-* ``emails`` / ``phone_numbers``: merged entry by entry (``contacts.sort_entries``): stored entries
-  kept as stored, never re-judged; only new ones added, under both policies. Stardex replaces a
-  sent list whole, so the body carries the union.
-* ``work_email``, ``personal_email``, ``mobile_phone``, ``work_phone``: Stardex adds them to the
-  person's lists; sent when the value is not already there.
-* ``job_id``: attaches the person to a job, an addition under both policies; kept when the
-  person's ``candidates`` already show that job.
-* ``custom_fields``: reads do not show them; compared only with what this function last wrote
-  (a remembered person). Under ``fill`` they are never sent, since no read can show them empty.
-* ``enrich_record``: a request, not a stored value: sent only together with another change.
-
-A field the person dict does not show at all (a remembered person knows only what was read or
-written; Stardex's read may not return ``linkedin_headline`` or ``address``) is *unknown*: under
-``overwrite`` it is sent, under ``fill`` it is not, and it is listed in ``WritePlan.unknown`` so
-that the caller can read the person first.
+A field the person dict does not show is *unknown*: sent under ``overwrite`` only, and listed in
+``WritePlan.unknown`` so the caller can read the person first.
 """
 
 from __future__ import annotations
@@ -70,8 +54,7 @@ _CONVENIENCE_TYPES = {"work_email": "work", "personal_email": "personal", "mobil
 
 @dataclass(frozen=True)
 class EntryPlan:
-    """One entry of a merged contact list: ``keep`` (reason ``stored``: already in Stardex, sent
-    back as stored; or ``same value``: the sender's entry is one the person has) or ``add``."""
+    """One entry of a merged contact list: ``add``, or ``keep`` (``stored`` or ``same value``)."""
 
     action: str
     contact_data_type: str
@@ -85,9 +68,8 @@ class EntryPlan:
 
 @dataclass(frozen=True)
 class FieldPlan:
-    """One field of the update: ``before`` is the person's value (None when it has none or the
-    read does not show it), ``after`` the sender's; ``reason`` says why a field is kept or what a
-    send is based on. Contact lists also carry their ``entries``, stored ones first."""
+    """One field: ``before`` the person's value (None when none or not shown), ``after`` the sender's;
+    contact lists also carry their ``entries``, stored ones first."""
 
     field: str
     action: str
@@ -107,8 +89,7 @@ class FieldPlan:
 
 @dataclass(frozen=True)
 class WritePlan:
-    """What one update does to one person: every field in the update's order, the PATCH body
-    (empty: send nothing) and the fields the person as given could not show."""
+    """Every field in the update's order, the PATCH body (empty: none) and the fields not shown."""
 
     write_policy: str
     fields: tuple[FieldPlan, ...]
@@ -172,8 +153,7 @@ def _stored_linkedin(person: dict[str, Any]) -> tuple[bool, str | None]:
 
 
 def _replaceable(field: str, after: Any, known: bool, before: Any, same: bool, policy: str) -> FieldPlan:
-    """A field with one stored value: added when empty, kept when the same, replaced only under
-    overwrite; unknown ones sent under overwrite only."""
+    """Added when empty, kept when the same, replaced (or sent unknown) under overwrite only."""
     if not known:
         return FieldPlan(field, CHANGE, None, after, NOT_SHOWN) if policy == OVERWRITE else \
             FieldPlan(field, KEEP, None, after, FILL_NOT_SHOWN)
@@ -241,8 +221,6 @@ def _canonical(value: Any) -> str:
 
 def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: str,
                 phone_region: str | None = None) -> WritePlan:
-    """The write plan of ``update`` for ``person`` under ``write_policy`` (``overwrite`` or
-    ``fill``); ``phone_region`` is PHONE_DEFAULT_REGION, as the contact merge uses it."""
     if write_policy not in (OVERWRITE, FILL):
         raise ValueError(f"unknown write policy {write_policy!r}")
     person = person if isinstance(person, dict) else {}
@@ -302,10 +280,8 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
 
 
 def person_after(person: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """The person as Stardex stores it once ``body`` is applied (what this function then knows of
-    it): sent fields in their read places, lists replaced, convenience contacts and a job added.
-    A new dict over the same untouched values: person data is never changed in place (not here,
-    not by the memory's readers), and a deep copy of the whole person cost a webhook ~5%."""
+    """The person as Stardex stores it once ``body`` is applied. A new dict over the untouched values
+    (no deep copy of the whole person): person data is never changed in place, here or by readers."""
     after = dict(person) if isinstance(person, dict) else {}
     for field, value in body.items():
         if field in CONTACT_LISTS:

@@ -1,13 +1,9 @@
 """Cloud Tasks: the durable queue between the public function and the private worker.
 
-The public function (``DELIVERY=queued``) hands each verified, mapped and validated event to one
-HTTP task aimed at the worker (``TASKS_WORKER_URL``), carrying an OIDC token of
-``TASKS_SERVICE_ACCOUNT`` so that only the queue can invoke the worker. The queue then owns the
-event: it paces the dispatches and retries with backoff for a day (Terraform's settings). A task
-that cannot be created is a 503 to the sender, never a 200: the sender still holds the event.
-
-The client is made once per instance, on first use (its import alone costs a cold start time);
-``CLOUD_TASKS_ENDPOINT`` points it at an emulator over an insecure channel.
+With ``DELIVERY=queued`` each verified event becomes one HTTP task to ``TASKS_WORKER_URL`` with an
+OIDC token of ``TASKS_SERVICE_ACCOUNT``, so only the queue can invoke the worker; the queue then
+paces and retries it for a day. A task that cannot be created is a 503, never a 200: the sender
+still holds the event. The client is made on first use; ``CLOUD_TASKS_ENDPOINT`` is an emulator.
 """
 
 from __future__ import annotations

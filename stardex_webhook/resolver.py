@@ -1,16 +1,10 @@
 """Find the Stardex person a webhook is about: by id, by search, or (opted in) by creating them.
 
-Never a guess: one match is used, none is "person not found" (or a create when the mapping opts in),
-several is refused, because updating the wrong candidate is worse than updating none.
-
-One event may cost only a few of Stardex's 60 requests a minute: at most ``MAX_SEARCH_EMAILS``
-emails are searched, then the one LinkedIn URL; a payload naming more emails is refused (422)
-before any call, since an authentic sender could otherwise spend the whole budget on one event.
-
-A ``PersonMemory`` (one per instance, for ``PERSON_MEMORY_SECONDS``) spares the search of a key
-that found exactly one person a moment ago: an ATS sends created, stage moved and updated for the
-same candidate within seconds. Keys are still tried in the same order, an unremembered one is
-searched, and only hits are remembered (never a miss, so a create is always preceded by a search).
+Never a guess: several matches are refused (updating the wrong candidate is worse than none). At
+most ``MAX_SEARCH_EMAILS`` emails are searched, then the LinkedIn URL; a payload naming more is 422
+before any call, or one authentic event could spend Stardex's whole rate budget. ``PersonMemory``
+spares the search of a key that found one person a moment ago (an ATS sends several events for a
+candidate within seconds); only hits are remembered, so a create always follows a search.
 """
 
 from __future__ import annotations
@@ -30,31 +24,15 @@ MAX_SEARCH_EMAILS = 5
 MEMORY_SIZE = 2000
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
-CREATE_FIELDS = frozenset(
-    {
-        "name",
-        "first_name",
-        "last_name",
-        "linkedin_url",
-        "current_job_title",
-        "linkedin_location",
-        "company_name",
-        "emails",
-        "phone_numbers",
-        "work_email",
-        "personal_email",
-        "work_phone",
-        "mobile_phone",
-        "job_id",
-        "enrich_record",
-    }
-)
+CREATE_FIELDS = frozenset({
+    "name", "first_name", "last_name", "linkedin_url", "current_job_title", "linkedin_location", "company_name",
+    "emails", "phone_numbers", "work_email", "personal_email", "work_phone", "mobile_phone", "job_id", "enrich_record",
+})
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """``person`` is the person as the search answered (a read made within this event), when a
-    search found it; ``remembered`` says the id came from the memory, not from Stardex now."""
+    """``person``: the search's answer (a read within this event); ``remembered``: the id came from memory."""
 
     person_id: str
     created: bool = False
@@ -65,9 +43,8 @@ class Resolution:
 
 @dataclass(frozen=True)
 class KnownPerson:
-    """What this instance knows of a person: ``data`` in the read shape; ``read`` when it holds a
-    whole read (so a field it lacks is one Stardex does not show), ``fresh`` when that read was
-    made within the current event (the only base for a PATCH of a contact list)."""
+    """``read``: a whole read (a field it lacks is one Stardex does not show); ``fresh``: read within
+    this event (the only base for a PATCH of a contact list)."""
 
     data: dict[str, Any]
     read: bool = False
@@ -78,9 +55,8 @@ Key = tuple[str, str]  # ("email", address) or ("linkedin_url", url): a search a
 
 
 class PersonMemory:
-    """Per instance, for ``seconds`` after it was learnt: which person id a search key found, and
-    each person as last read or written. Bounded (``size`` of each, oldest dropped first) and
-    thread-safe; ``seconds <= 0`` remembers nothing. What it answers is never *fresh*."""
+    """Which person a search key found, and each person as last read or written, for ``seconds``.
+    Bounded, thread-safe; what it answers is never *fresh*."""
 
     def __init__(self, seconds: float, size: int = MEMORY_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -131,20 +107,14 @@ class PersonMemory:
 
 
 def stardex_failure(error: StardexError, action: str) -> Exception:
-    """Turn a non-retryable Stardex answer into the pipeline's error.
-
-    401/403 mean our key is wrong or lacks rights: a fix by the operator makes a retry succeed, so
-    the sender is told to retry rather than to drop the event.
-    """
+    """The pipeline's error for a Stardex refusal. 401/403 (our key) is a retry: once the operator
+    fixes it the event succeeds, so the sender must not drop it."""
     if error.status_code in (401, 403):
         return RetryLater("stardex_auth_failed", f"Stardex refused the API key while trying to {action}", retry_after=300)
     if error.status_code == 404:
         return Unprocessable("person_not_found", f"Stardex has no such person ({action})")
-    return Unprocessable(
-        "stardex_rejected",
-        f"Stardex rejected the request to {action} with HTTP {error.status_code}",
-        stardex_code=error.code or None,
-    )
+    return Unprocessable("stardex_rejected", f"Stardex rejected the request to {action} with HTTP {error.status_code}",
+                         stardex_code=error.code or None)
 
 
 def _search_one(client: StardexClient, deadline: Deadline, field: str, value: str,
@@ -172,10 +142,7 @@ def _full_name(update: dict[str, Any]) -> str | None:
 def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -> Resolution:
     name = _full_name(update)
     if not name or not update.get("linkedin_url"):
-        raise Unprocessable(
-            "person_not_found",
-            "no Stardex person matches, and creating one needs a name and a LinkedIn URL",
-        )
+        raise Unprocessable("person_not_found", "no Stardex person matches, and creating one needs a name and a LinkedIn URL")
     body = {key: value for key, value in update.items() if key in CREATE_FIELDS}
     body["name"] = name
     # On create Stardex takes plain strings for the contact lists.
@@ -205,8 +172,7 @@ def _not_for_create(update: dict[str, Any]) -> dict[str, Any]:
 
 def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None,
           memory: PersonMemory | None = None, include: tuple[str, ...] = ()) -> Resolution | None:
-    """Each email, then the LinkedIn URL, in turn: a remembered key answers at once, any other is
-    searched (and remembered when it finds one person)."""
+    """Each email, then the LinkedIn URL: a remembered key answers at once, any other is searched."""
     keys: list[Key] = [("email", email) for email in emails]
     if linkedin_url:
         keys.append(("linkedin_url", linkedin_url))
@@ -223,19 +189,9 @@ def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin
     return None
 
 
-def resolve_person(
-    client: StardexClient,
-    deadline: Deadline,
-    person: Any,
-    update: dict[str, Any],
-    create: bool,
-    memory: PersonMemory | None = None,
-    include: tuple[str, ...] = (),
-) -> Resolution:
-    """The person to update: ``person.id`` when the payload names one; otherwise a search by each
-    email (at most ``MAX_SEARCH_EMAILS``), then by the LinkedIn URL (``memory`` answering for keys
-    it holds; ``include`` the search's extra sections, e.g. ``candidates``); otherwise a create
-    when ``create`` is set."""
+def resolve_person(client: StardexClient, deadline: Deadline, person: Any, update: dict[str, Any], create: bool,
+                   memory: PersonMemory | None = None, include: tuple[str, ...] = ()) -> Resolution:
+    """``person.id``, else a search by each email then the LinkedIn URL, else a create if opted in."""
     if person.id:
         return Resolution(str(person.id))
     emails = list(dict.fromkeys(email for email in person.emails if email))

@@ -1,17 +1,12 @@
 """Secret settings: ``NAME_SECRET`` from Secret Manager (cached per instance) or ``NAME`` as a plain value.
 
-Read on first use and cached for ``SECRET_TTL_SECONDS``: a cold start stays fast and cannot fail
-because Secret Manager blinked, and a rotated key is picked up without a redeploy (at once with
-``refresh=True``, when Stardex has just refused the key). A read runs in a daemon thread, one at a
-time per secret: the caller waits at most the time its webhook has left, whatever Secret Manager
-does (hang, drip), others share that read, and a hung read holds one thread, not one per request.
-When a refresh fails, the last good value is served (logged at WARNING) for up to
-``STALE_SECONDS`` past its TTL, so an outage does not stop webhooks; a forced refresh never is.
-
-Every failure (malformed name, Secret Manager down or too slow, secret missing, no permission, a
-redirect, checksum mismatch, client cannot be built) is ``RetryLater("secret_unavailable")``
-naming the setting: the operator can fix each, and the sender's retry then succeeds. No value
-ever reaches a log line or an exception.
+Cached for ``SECRET_TTL_SECONDS``: a cold start cannot fail because Secret Manager blinked, and a
+rotated key is picked up without a redeploy (at once with ``refresh=True``, after Stardex refused
+it). A read runs in a daemon thread, one per secret at a time: a caller waits at most what its
+webhook has left, and a hung read holds one thread, not one per request. A failed refresh serves
+the last good value (WARNING) up to ``STALE_SECONDS`` past its TTL; a forced refresh never does.
+Every failure is ``RetryLater("secret_unavailable")`` naming the setting (the operator can fix it,
+then the sender's retry succeeds). No value ever reaches a log line or an exception.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
-
 
 from .config import Settings
 from .deadline import Deadline
@@ -41,12 +35,8 @@ _FORM = "projects/PROJECT/secrets/SECRET/versions/VERSION"
 
 
 def secret_manager_client(settings: Settings) -> Any:
-    """The real ``SecretManagerServiceClient``; imported here so a cold start does not pay for it.
-
-    With ``SECRET_MANAGER_ENDPOINT`` set the client talks REST to that endpoint with anonymous
-    credentials (an emulator or a loopback fake, where there is no credential to send elsewhere);
-    otherwise gRPC to Google with the runtime's default credentials (gRPC follows no redirects).
-    """
+    """Imported here so a cold start does not pay for it. At ``SECRET_MANAGER_ENDPOINT`` (an emulator)
+    REST with anonymous credentials, so no credential goes there; else gRPC (it follows no redirects)."""
     from google.cloud import secretmanager
 
     if not settings.secret_manager_endpoint:
@@ -55,14 +45,12 @@ def secret_manager_client(settings: Settings) -> Any:
     from google.auth.credentials import AnonymousCredentials
 
     return secretmanager.SecretManagerServiceClient(
-        transport="rest",
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=settings.secret_manager_endpoint),
-    )
+        transport="rest", credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=settings.secret_manager_endpoint))
 
 
 def check_version_name(setting: str, value: str) -> str:
-    """Return ``value`` stripped if it is a secret version resource name, else ``ConfigurationError``."""
+    """``value`` stripped if it is a secret version name, else ``ConfigurationError``."""
     name = value.strip()
     if not _VERSION_NAME.fullmatch(name):
         raise ConfigurationError(f"{setting}: expected a secret version name {_FORM}")
@@ -71,23 +59,16 @@ def check_version_name(setting: str, value: str) -> str:
 
 @dataclass
 class _Entry:
-    """One setting's last good value and the read in flight, if any."""
-
     value: str | None = None
     read_at: float = -math.inf
     pending: Future | None = None
 
 
 class SecretProvider:
-    """Reads secret settings for the whole instance; safe to share between request threads."""
+    """One per instance; safe to share between request threads."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        client_factory: Callable[[Settings], Any] = secret_manager_client,
-        clock: Callable[[], float] = time.monotonic,
-        log: JsonLog | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, client_factory: Callable[[Settings], Any] = secret_manager_client,
+                 clock: Callable[[], float] = time.monotonic, log: JsonLog | None = None) -> None:
         self._settings = settings
         self._client_factory = client_factory
         self._clock = clock
@@ -98,16 +79,13 @@ class SecretProvider:
         self._lock = threading.Lock()
 
     def check(self, name: str) -> None:
-        """Start-time check of ``NAME_SECRET``'s form (no network); raises ``ConfigurationError``."""
+        """Start-time check of ``NAME_SECRET``'s form (no network)."""
         reference = self._settings.environ.get(name + SECRET_SUFFIX, "").strip()
         if reference:
             check_version_name(name + SECRET_SUFFIX, reference)
 
     def get(self, name: str, refresh: bool = False, deadline: Deadline | None = None) -> str | None:
-        """The value of setting ``name``, or None when neither ``NAME_SECRET`` nor ``NAME`` is set.
-
-        Waits at most ``deadline.remaining()`` (and never more than the access timeout).
-        """
+        """None when neither ``NAME_SECRET`` nor ``NAME`` is set; waits at most the deadline's remainder."""
         setting = name + SECRET_SUFFIX
         environ = self._settings.environ
         reference = environ.get(setting, "").strip()
@@ -146,8 +124,7 @@ class SecretProvider:
         return value.split() if value else []
 
     def _start_read(self, entry: _Entry, setting: str, version_name: str) -> Future:
-        """Read in a daemon thread, so no caller waits longer than it may and a hung read stops
-        nothing, not even the interpreter's exit."""
+        """A daemon thread: a hung read stops nothing, not even the interpreter's exit."""
         future: Future = Future()
 
         def read() -> None:
@@ -174,17 +151,15 @@ class SecretProvider:
             with self._client_lock:  # built once, on first use
                 if self._client is None:
                     self._client = self._client_factory(self._settings)
-            response = self._client.access_secret_version(
-                request={"name": version_name}, timeout=ACCESS_TIMEOUT_SECONDS, retry=None
-            )
+            response = self._client.access_secret_version(request={"name": version_name},
+                                                          timeout=ACCESS_TIMEOUT_SECONDS, retry=None)
             payload = response.payload
             data = bytes(payload.data)
             declared_crc = payload.data_crc32c if "data_crc32c" in payload else None
         except Exception as exc:
             # The exception text may quote the request or the server's words; only its type is kept.
-            raise RetryLater(
-                "secret_unavailable", f"{setting} could not be read from Secret Manager ({type(exc).__name__})"
-            ) from None
+            raise RetryLater("secret_unavailable",
+                             f"{setting} could not be read from Secret Manager ({type(exc).__name__})") from None
         if declared_crc is not None:
             import google_crc32c
 

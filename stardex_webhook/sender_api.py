@@ -1,18 +1,11 @@
-"""Follow-up reads from a sender's own API, for webhooks that carry only ids (Lever, Ashby,
-SmartRecruiters, Teamtailor, Recruitee).
+"""Follow-up reads from a sender's own API, for webhooks that carry only ids.
 
-Why it is built this way:
-
-* The base URL guard: every request goes to the sender's API base (``<SOURCE>_API_BASE``, else
-  the sender's public HTTPS host) and nowhere else. A URL taken from the request (SmartRecruiters'
-  ``Link`` header) is followed only when its scheme, host, port and path lie under that base: a
-  forged webhook cannot make the function send the sender's API key elsewhere. Redirects are never
-  followed, for the same reason.
-* Same deadline as the Stardex calls: the read is part of answering the webhook, so it shares the
-  webhook's ``Deadline``, with timeouts, retries and backoff like the Stardex client.
-* Failures map to what helps the sender: its API down, slow or rate limited is a 503 (the sender
-  retries later); a resource that does not exist is a 422; a refused key is a 503 too, because the
-  operator's fix makes a retry succeed.
+* Every request goes under the sender's API base (``<SOURCE>_API_BASE``) and nowhere else: a URL
+  from the request (SmartRecruiters' ``Link``) is followed only under that base, and redirects
+  never, so a forged webhook cannot send the sender's API key elsewhere.
+* The read shares the webhook's ``Deadline``, with retries like the Stardex client.
+* Its API down, slow, rate limited or refusing the key is a 503 (the sender retries, the operator
+  can fix the key); a resource that does not exist is a 422.
 """
 
 from __future__ import annotations
@@ -54,8 +47,7 @@ def under_base(url: str, base: str) -> bool:
 
 
 class SenderApiClient:
-    """One sender's API: its base, how its key authenticates, retries within the deadline.
-    One instance per sender and process; safe to share across threads."""
+    """One per sender and process; safe to share across threads."""
 
     def __init__(
         self,

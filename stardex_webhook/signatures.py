@@ -1,13 +1,10 @@
 """Signature primitives shared by every sender adapter; they know nothing of any sender.
 
-Three habits keep verification safe and the answers clean:
-- digests are compared in constant time (``hmac.compare_digest``), against every active key and
-  every signature sent, so a key rotation on either side never drops a delivery;
-- any one valid signature is enough: an entry that cannot be parsed (bad hex, bad base64) is
-  skipped, as the Standard Webhooks libraries skip it, and only a header with no parseable entry
-  at all is ``Unauthorized("malformed_signature")``;
-- every other parse error (a timestamp that is not a number) is that same 401, as stripe-python's
-  webhook module does: a forged or garbled header gets a 401, never another exception (or a 500).
+- Digests are compared in constant time against every active key and every signature sent, so a
+  key rotation on either side never drops a delivery.
+- Any one valid signature is enough: an entry that cannot be parsed is skipped (as the Standard
+  Webhooks libraries do); only a header with none parseable is ``malformed_signature``.
+- Every other parse error is that same 401: a forged header never gets another exception or a 500.
 """
 
 from __future__ import annotations
@@ -37,8 +34,7 @@ def require_keys(keys: Iterable[str]) -> list[str]:
 
 
 def utf8_bytes(text: str) -> bytes:
-    """UTF-8 bytes of a key or header that never raises: a key read from the environment with
-    undecodable bytes (held as surrogate escapes) gets its original bytes back."""
+    """Never raises: a key from the environment with undecodable bytes gets its original bytes back."""
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -57,8 +53,7 @@ def any_signature_matches(expected: Iterable[bytes], given: Iterable[bytes]) -> 
 
 
 def decoded_entries(pattern: re.Pattern[str], decode: Callable[[str], bytes | None], entries: Iterable[str]) -> list[bytes]:
-    """The digests of the entries that ``pattern`` matches whole (the encoded digest in group 1)
-    and ``decode`` can read; the others are skipped."""
+    """The digests (group 1 of ``pattern``) ``decode`` can read; the others are skipped."""
     digests = []
     for entry in entries:
         match = pattern.fullmatch(entry)
@@ -69,8 +64,7 @@ def decoded_entries(pattern: re.Pattern[str], decode: Callable[[str], bytes | No
 
 
 def check_timestamp(timestamp: float, now: float, tolerance: float = REPLAY_TOLERANCE_SECONDS) -> None:
-    """Refuse a signed timestamp more than ``tolerance`` seconds from ``now``, in the past (a replay)
-    or in the future (a sender clock far off, or a forged time to stretch the window)."""
+    """Refused past ``tolerance`` either way: a replay, or a forged future time stretching the window."""
     if abs(now - timestamp) > tolerance:
         raise Unauthorized(
             "stale_timestamp", f"the signed timestamp is more than {int(tolerance)} seconds from the server's time"

@@ -1,23 +1,12 @@
 """Pipeline stages: when an ATS says a candidate moved, the same candidate moves in the Stardex job.
 
-The mapping (``stages`` in ``schemas/mapping.schema.json``) turns an event into a ``StageRequest``:
-the Stardex job (from the sender's job id, through a table) and the Stardex stage (from the
-sender's stage name or id, through a table). Nothing is guessed: a job or a stage that is not in
-its table is a request that carries its ``ignore_reason`` and makes no call.
-
-``plan_stage`` is the decision, a pure function so that ``plan`` can show it: the one
-``POST /v1/candidates/update-stage`` an apply makes, or why none is made:
-
-* ``unchanged``: the person's ``candidates[]`` (a read made for this event, or what this instance
-  last read or wrote) already shows that stage on that job, or Stardex answers that the previous
-  and the new stage are the same: a retried delivery changes nothing twice;
-* ``older_event``: this instance moved the candidate on that job for an event that happened later
-  than this one (a sender's delayed retry of an earlier move); the candidate is not moved back.
-  ``StageMemory`` keeps those event times per person and job, for a day;
-* ``superseded`` (decided by the mapping): the sender's own read, made now, shows another stage.
-
-Stardex's documented ``candidates[]`` carries no stage time, and Stardex's stage dates are the
-times of the writes, not of the ATS's events, so event times are compared only with event times.
+The mapping turns an event into a ``StageRequest`` through its tables; nothing is guessed: a job or
+stage not in its table carries an ``ignore_reason`` and makes no call. ``plan_stage`` (pure, so
+``plan`` can show it) decides the one update-stage call, or why none: ``unchanged`` (a retried
+delivery changes nothing twice), ``older_event`` (this instance applied a later event for that
+person and job: a delayed retry never moves a candidate back), ``superseded`` (the sender's read,
+made now, shows another stage). Stardex's stage dates are the times of its writes, not of the
+ATS's events, so event times are compared only with event times.
 """
 
 from __future__ import annotations
@@ -48,9 +37,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 @dataclass(frozen=True)
 class StagePlan:
-    """The decision for one request: ``move`` (``body`` is the update-stage body; ``needs_read``
-    when the candidate must first be found in a read of the person), or ``keep`` with ``outcome``
-    (``unchanged``, ``older_event``, or the request's ``ignore_reason``)."""
+    """``move`` (``needs_read``: find the candidate in a read first), or ``keep`` with the outcome."""
 
     action: str
     outcome: str
@@ -58,8 +45,7 @@ class StagePlan:
     needs_read: bool = False
 
     def call(self) -> tuple[str, str, dict[str, str]] | None:
-        """The Stardex call an apply makes for this plan, or None."""
-        return (*UPDATE_STAGE, dict(self.body)) if self.action == "move" and self.body else None
+            return (*UPDATE_STAGE, dict(self.body)) if self.action == "move" and self.body else None
 
     def to_dict(self) -> dict[str, Any]:
         call = self.call()
@@ -77,8 +63,7 @@ def stage_key(stage: str) -> str:
 
 
 def event_time(value: Any) -> float | None:
-    """Epoch seconds from what senders write: epoch seconds or milliseconds (a number or digits),
-    or an ISO 8601 time (``Z`` or an offset; none means UTC). Anything else is no time."""
+    """Epoch seconds from epoch seconds or milliseconds, or ISO 8601 (no offset: UTC); else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip().isdigit():
@@ -102,7 +87,6 @@ def event_time(value: Any) -> float | None:
 
 
 def candidate_on(person: dict[str, Any] | None, job_id: str) -> dict[str, Any] | None:
-    """The person's candidate entry on that Stardex job, from a read's ``candidates[]``."""
     candidates = person.get("candidates") if isinstance(person, dict) else None
     if not isinstance(candidates, list):
         return None
@@ -120,8 +104,7 @@ def at_stage(candidate: dict[str, Any] | None, stage: str) -> bool:
 
 
 class StageMemory:
-    """Per instance: the time of the latest event whose stage was applied (or found already there)
-    for each person and job, and that stage. Thread-safe, bounded, forgotten after ``seconds``."""
+    """Per instance, person and job: the latest applied event's time and stage. Thread-safe, bounded."""
 
     def __init__(self, seconds: float = STAGE_MEMORY_SECONDS, size: int = STAGE_MEMORY_SIZE,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -155,9 +138,7 @@ class StageMemory:
 
 def plan_stage(request: StageRequest, person: dict[str, Any] | None, last: tuple[float, str] | None = None,
                email: str | None = None) -> StagePlan:
-    """The update-stage call for ``request``, or why none: ``person`` is the person as last read
-    (None: not known), ``last`` what ``StageMemory`` holds for this person and job, ``email`` an
-    address the person was found by (the candidate's key when no read shows a ``candidate_id``)."""
+    """``email``, one the person was found by, names the candidate when no read shows its id."""
     if request.ignore_reason or not request.job_id or not request.stage:
         return StagePlan("keep", request.ignore_reason or NOT_IN_TABLE)
     if last is not None and request.occurred_at is not None and request.occurred_at < last[0] \

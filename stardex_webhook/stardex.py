@@ -1,23 +1,15 @@
 """The Stardex v1 API client: HTTP, the shared rate limiter, retries and the deadline.
 
-Why it is built this way:
-
-* A webhook sender waits for our answer, so every call of one webhook shares one ``Deadline``:
-  no sleep, limiter wait, connect or read may run past it, not even when a server drips its
-  answer a byte at a time (a read timeout restarts with every byte): a watchdog thread shuts the
-  connection down when the deadline passes. We then raise ``RetryLater`` so the sender retries.
-* Stardex allows 60 requests a minute per key (a sliding window). All threads of the instance
-  share one ``RateLimiter`` so we keep under it instead of collecting 429s, and a 429 (or
-  ``X-RateLimit-Remaining: 0``) holds every thread back, for what Stardex asks but never longer
-  than one window (60 s): a ``Retry-After: 86400`` must not stop the instance for a day.
-* Any failure to talk to Stardex (network, TLS, decoding, a redirect, an answer that is not its
-  envelope) is ``RetryLater``, a 503: the event is not lost. Only Stardex's own refusals (4xx)
-  are ``StardexError``, which keeps Stardex's error code (a short ``[A-Z0-9_]`` token) and nothing
-  else of the answer, so no server text can carry the key or personal data into our answers.
-* Redirects are never followed: the key and the body go to Stardex's origin and nowhere else.
-  No answer is read past ``MAX_ANSWER_BYTES``: a huge one is ``stardex_unexpected_answer``.
-* A create is not idempotent: after a failure that may have reached Stardex it is not retried
-  here but raised as ``OutcomeUnknown``, so that the resolver searches before a second attempt.
+* Every call of one webhook shares its ``Deadline`` (the sender waits for our answer); past it we
+  raise ``RetryLater`` so the sender retries.
+* Stardex allows 60 requests in any 60 seconds per key: all threads share one ``RateLimiter``, and
+  a 429 (or ``X-RateLimit-Remaining: 0``) holds them all back, never longer than one window.
+* Any failure to talk to Stardex (network, TLS, a redirect, an answer not its envelope) is
+  ``RetryLater``: the event is not lost. Only Stardex's refusals (4xx) are ``StardexError``, which
+  keeps Stardex's error code and nothing else, so no server text carries the key or personal data
+  into our answers. Redirects are never followed: the key goes to Stardex's origin only.
+* A create is not idempotent: after a failure that may have reached Stardex it is raised as
+  ``OutcomeUnknown``, not retried, so the resolver searches before a second attempt.
 """
 
 from __future__ import annotations
@@ -55,22 +47,11 @@ _ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 
 
 class RateLimiter:
-    """A sliding-window limiter shared by every thread of the instance, mirroring Stardex's own
-    (60 requests in any 60 seconds), plus a pause that a 429 or an exhausted quota sets for all.
+    """Stardex's sliding window, shared by every thread, plus a pause a 429 sets for all. ``acquire``
+    never waits so long that the call could not be made before the deadline: it raises ``RetryLater``."""
 
-    ``acquire`` never waits past the caller's deadline (nor so close to it that the call could not
-    be made): it raises ``RetryLater`` at once instead, with the time until a slot frees as
-    ``retry_after``.
-    """
-
-    def __init__(
-        self,
-        requests_per_minute: int = 60,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        *,
-        window_seconds: float = 60.0,
-    ) -> None:
+    def __init__(self, requests_per_minute: int = 60, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, *, window_seconds: float = 60.0) -> None:
         if requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1")
         self.requests_per_window = requests_per_minute
@@ -91,11 +72,8 @@ class RateLimiter:
                     self._granted.append(now)
                     return
                 if wait + MIN_REQUEST_SECONDS > deadline.remaining():  # no time left for the call after it
-                    raise RetryLater(
-                        "stardex_rate_limited",
-                        "waiting for a Stardex rate-limit slot would pass the deadline",
-                        retry_after=wait,
-                    )
+                    raise RetryLater("stardex_rate_limited",
+                                     "waiting for a Stardex rate-limit slot would pass the deadline", retry_after=wait)
             self._sleep(wait)
 
     def _wait_locked(self, now: float) -> float:
@@ -109,8 +87,7 @@ class RateLimiter:
         return 0.0
 
     def pause_for(self, seconds: float) -> None:
-        """Hold every thread back for ``seconds``, at most one window (a sliding window frees
-        every slot within it); a shorter pause never shortens one already set."""
+        """Hold every thread back, at most one window; a shorter pause never shortens one set."""
         if seconds > 0:
             with self._lock:
                 until = self._clock() + min(seconds, self.window_seconds)
@@ -118,8 +95,8 @@ class RateLimiter:
 
 
 class StardexError(Exception):
-    """A refusal that retrying cannot fix (400, 403, 404, 409, 422..., or 401 after one key
-    refresh), with Stardex's error code when it sent a well-formed one, else ``HTTP_<status>``."""
+    """A refusal retrying cannot fix (a 4xx, or 401 after one key refresh), with Stardex's error
+    code when well-formed, else ``HTTP_<status>``."""
 
     def __init__(self, status_code: int, code: str) -> None:
         super().__init__(f"Stardex answered HTTP {status_code} {code}")
@@ -128,8 +105,7 @@ class StardexError(Exception):
 
 
 class OutcomeUnknown(RetryLater):
-    """A request that is not safe to repeat (a create) failed after it may have reached Stardex:
-    whether it was applied is unknown until someone looks."""
+    """A create failed after it may have reached Stardex: whether it was applied is unknown."""
 
 
 def _error_code(answer: Answer) -> str:
@@ -140,41 +116,22 @@ def _error_code(answer: Answer) -> str:
 
 
 class StardexClient:
-    """The calls the function makes (persons, activities, stages, custom-field definitions), each
-    returning the ``data`` of the success envelope. One instance (and so one connection pool) per
-    process; safe to share across threads.
+    """The calls the function makes, each returning the success envelope's ``data``; one per process,
+    shared across threads. ``api_key(refresh=True, ...)`` reads the key afresh (after a 401: it may
+    have been rotated)."""
 
-    ``api_key(refresh, deadline)`` returns the key; ``refresh=True`` must read it afresh (after a
-    401: the key may have been rotated since it was cached), within the deadline.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: Callable[[bool, Deadline], str | None],
-        limiter: RateLimiter,
-        *,
-        session: requests.Session | None = None,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        max_attempts: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
-        wall_clock: Callable[[], float] = time.time,
-        backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
-        log: JsonLog | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, api_key: Callable[[bool, Deadline], str | None], limiter: RateLimiter, *,
+                 session: requests.Session | None = None, connect_timeout: float = 3.05, read_timeout: float = 10.0,
+                 max_attempts: int = 4, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, wall_clock: Callable[[], float] = time.time,
+                 backoff_base: float = 0.5, backoff_max: float = 8.0, log: JsonLog | None = None) -> None:
         self.retries = Retries(max_attempts, backoff_base, backoff_max, sleep, rng)
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.limiter = limiter
         self.session = session if session is not None else watched_session()
-        self.session.headers.update({
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "User-Agent": f"stardex-webhook/{__version__}",
-        })
+        self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json",
+                                     "User-Agent": f"stardex-webhook/{__version__}"})
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._wall_clock = wall_clock
@@ -182,18 +139,9 @@ class StardexClient:
 
     # -- the API -----------------------------------------------------------------------------
 
-    def search_persons(
-        self,
-        deadline: Deadline,
-        *,
-        email: str | None = None,
-        linkedin_url: str | None = None,
-        limit: int = 2,
-        include: list[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Persons whose email (exact) or LinkedIn URL (exact) matches, as person objects (base
-        fields, contact lists included, plus the ``include`` sections, e.g. ``candidates``);
-        ``limit=2`` is enough to tell one match from several."""
+    def search_persons(self, deadline: Deadline, *, email: str | None = None, linkedin_url: str | None = None,
+                       limit: int = 2, include: list[str] | None = None) -> list[dict[str, Any]]:
+        """Persons whose email or LinkedIn URL matches exactly; ``limit=2`` tells one from several."""
         if (email is None) == (linkedin_url is None):
             raise ValueError("search_persons needs exactly one of email or linkedin_url")
         body: dict[str, Any] = {"email": email} if email is not None else {"linkedin_url": linkedin_url}
@@ -207,8 +155,7 @@ class StardexClient:
         return self._call(deadline, "GET", _person_path(person_id), None, dict)
 
     def create_person(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a person (needs ``name`` and ``linkedin_url``; contact lists as plain strings).
-        Raises ``OutcomeUnknown`` instead of retrying when the attempt may have reached Stardex."""
+        """Needs ``name`` and ``linkedin_url``; not retried once it may have reached Stardex."""
         return self._call(deadline, "POST", "/persons", body, dict, idempotent=False)
 
     def update_person(self, deadline: Deadline, person_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -216,26 +163,19 @@ class StardexClient:
         return self._call(deadline, "PATCH", _person_path(person_id), body, dict)
 
     def list_activities(self, deadline: Deadline, person_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The first page of the person's activities (``GET /v1/persons/{id}/activities``)."""
+        """The first page of the person's activities."""
         path = f"{_person_path(person_id)}/activities?" + urlencode({"offset": 0, "limit": limit})
         return self._call(deadline, "GET", path, None, list)
 
     def create_activity(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v1/person-activities`` (``person_id``, ``activity_type``, ``activity_content``).
-        Not idempotent: raises ``OutcomeUnknown`` instead of retrying when the attempt may have
-        reached Stardex, so that the caller looks before a second attempt."""
+        """Not idempotent: not retried once it may have reached Stardex (the caller looks first)."""
         return self._call(deadline, "POST", "/person-activities", body, dict, idempotent=False)
 
     def update_stage(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v1/candidates/update-stage``: the job (``job_id``), the candidate
-        (``candidate_id`` or ``candidate_email``) and the stage (``stage_id`` or ``stage_name``).
-        Retried like a read: setting a stage twice leaves it as set once. Stardex answers
-        ``{candidate_id, person_id, job_id, previous_stage_id, new_stage_id}``."""
+        """Retried like a read: setting a stage twice leaves it as set once."""
         return self._call(deadline, "POST", "/candidates/update-stage", body, dict)
 
     def person_custom_fields(self, deadline: Deadline) -> list[dict[str, Any]]:
-        """``GET /v1/custom-fields/persons``: ``[{id, name, description, data_type, job_id,
-        list_id, tags[{id, name, color, description}]}]``."""
         return self._call(deadline, "GET", "/custom-fields/persons", None, list)
 
     # -- the machinery -----------------------------------------------------------------------
@@ -251,11 +191,9 @@ class StardexClient:
         def attempt(remaining: float) -> Any:
             nonlocal key, refreshed
             try:
-                answer = send_within(
-                    self.session, method, self.base_url + path, remaining, data=data,
-                    headers={"Authorization": f"Bearer {key}"},
-                    connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                )
+                answer = send_within(self.session, method, self.base_url + path, remaining, data=data,
+                                     headers={"Authorization": f"Bearer {key}"},
+                                     connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
             except AnswerTooLarge:
                 self._log.write("WARNING", f"stardex {operation}: an answer over {MAX_ANSWER_BYTES} bytes, not read",
                                 reason="stardex_unexpected_answer")
@@ -313,8 +251,7 @@ class StardexClient:
 
 
 def _person_path(person_id: str) -> str:
-    """``/persons/<id>`` with the id as one path segment: an id from a payload must not be able
-    to reach another endpoint (``../jobs``)."""
+    """The id as one path segment: an id from a payload must not reach another endpoint (``../jobs``)."""
     person_id = str(person_id)
     if person_id.strip() in ("", ".", ".."):
         raise StardexError(400, "INVALID_PERSON_ID")

@@ -1,21 +1,15 @@
 """Cloud Storage (``STATE_BUCKET``): de-duplication claims and dead letters.
 
-* A claim is a small object ``deliveries/<source>/<sha256 of the delivery id>`` written
-  ``pending`` with ``if_generation_match=0``: Cloud Storage creates it only if absent, atomically
-  across every instance, so exactly one of two deliveries of the same event wins. ``claim`` tells
-  the loser whether the winner is still at work (``PENDING``) or the event is settled (``DONE``).
-  A claim whose attempt failed in a way the sender will retry is deleted (released); one whose
-  event was applied, ignored or dead-lettered is marked ``done`` (settled). A claim still
-  ``pending`` longer than the function's timeout was left by an attempt that died (a crash, an
-  out-of-memory kill): the next attempt takes it over, so the event is not lost. The protocol
-  around these calls is ``pipeline.once``. The bucket's lifecycle rule deletes old claims.
-* A dead letter is a JSON object under ``dead-letters/<source>/``: an authentic event that could
-  not be applied, with what it takes to replay it (headers without signatures or tokens, the body)
-  and why it failed. ``replay`` reads them back.
+* A claim ``deliveries/<source>/<sha256 of the delivery id>`` is written ``pending`` with
+  ``if_generation_match=0``: created only if absent, atomically across instances, so one of two
+  deliveries of an event wins. It is released (deleted) on a failure the sender will retry, marked
+  ``done`` once settled; one still ``pending`` past the function's timeout was left by an attempt
+  that died, and is taken over so the event is not lost. The protocol is ``pipeline.once``.
+* A dead letter (``dead-letters/<source>/``) keeps an authentic event that could not be applied,
+  what replays it (headers without signatures or tokens, the body) and why it failed.
 
-Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without the bucket,
-de-duplication and dead letters cannot be promised, so the sender (or the queue) retries.
-The client is made once per instance, on first use; it honours ``STORAGE_EMULATOR_HOST``.
+Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without it,
+de-duplication and dead letters cannot be promised, so the sender retries.
 """
 
 from __future__ import annotations
@@ -33,7 +27,6 @@ from .records import Claim, Received, iso_time
 
 CLAIMS_PREFIX = "deliveries/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
-# A Cloud Storage call may take at most this long (each answer waits on it).
 CALL_TIMEOUT_SECONDS = 10.0
 # A pending claim older than this has no live holder, unless the function's timeout says otherwise
 # (``FUNCTION_TIMEOUT_SECONDS``): an attempt ends within its timeout.
@@ -42,8 +35,7 @@ PENDING, DONE = "pending", "done"
 
 
 def _abandoned(held: Any, stale_seconds: float) -> bool:
-    """A claim still pending ``stale_seconds`` after it was made. A claim of the shape written
-    before claims were settled (no ``state``) is never abandoned: it may be done."""
+    """Still pending ``stale_seconds`` on. A claim of the older shape (no ``state``) may be done: never."""
     if not isinstance(held, dict) or held.get("state") != PENDING:
         return False
     claimed_at = held.get("claimed_at")
@@ -65,8 +57,6 @@ def _digest(text: str) -> str:
 
 
 class StateStore:
-    """The bucket's two uses. ``bucket_name`` is ``STATE_BUCKET``."""
-
     def __init__(self, bucket_name: str) -> None:
         self.bucket_name = bucket_name
         self._bucket: Any = None
@@ -80,14 +70,10 @@ class StateStore:
                 self._bucket = storage.Client().bucket(self.bucket_name)
             return self._bucket
 
-    # -- claims --------------------------------------------------------------------------------
-
     def claim(self, source: str, delivery_id: str, deadline: Deadline | None = None,
               stale_seconds: float = STALE_CLAIM_SECONDS) -> Claim | str:
-        """Claim a delivery id: the ``Claim``, or the state of another attempt's claim (``PENDING``
-        while it works, ``DONE`` once the event is settled). A pending claim older than
-        ``stale_seconds`` is taken over. With a ``deadline`` (the webhook's), every call ends
-        within it: a hung bucket is a 503 in time."""
+        """The ``Claim``, or another attempt's claim's state (``PENDING``/``DONE``). With a ``deadline``
+        every call ends within it: a hung bucket is a 503 in time."""
         from google.api_core.exceptions import PreconditionFailed
 
         def seconds() -> float:
@@ -127,8 +113,7 @@ class StateStore:
         return Claim(name, int(blob.generation or 0))
 
     def settle(self, claim: Claim, deadline: Deadline | None = None) -> None:
-        """Mark the claim done: its event was applied, ignored or dead-lettered, so every
-        later delivery of it is a duplicate, however late. Only the generation this delivery wrote
+        """Every later delivery is a duplicate, however late. Only the generation this delivery wrote
         is replaced (a claim taken over meanwhile is left alone)."""
         from google.api_core.exceptions import PreconditionFailed
 
@@ -152,10 +137,8 @@ class StateStore:
         except (NotFound, PreconditionFailed):
             pass
 
-    # -- dead letters --------------------------------------------------------------------------
-
     def put_dead_letter(self, letter: Mapping[str, Any]) -> str:
-        """Store one dead letter and return its name (``dead-letters/<source>/<time>-<id>.json``)."""
+        """Its name: ``dead-letters/<source>/<time>-<id>.json``."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         key = _digest(str(letter.get("delivery_id") or uuid.uuid4()))[:16]
         name = f"{DEAD_LETTERS_PREFIX}{letter['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
@@ -192,8 +175,8 @@ class StateStore:
 
     @staticmethod
     def _call(action, *handled: type[Exception]):
-        """Run one Cloud Storage call; any failure but those the caller ``handled`` is ``RetryLater``
-        (a missing bucket too: that is a deployment fault the operator must see, not a lost event)."""
+        """Any failure but those ``handled`` is ``RetryLater`` (a missing bucket too: the operator must
+        see a deployment fault, and no event is lost)."""
         try:
             return action()
         except handled:
@@ -210,9 +193,8 @@ def _retry(seconds: float = CALL_TIMEOUT_SECONDS) -> Any:
 
 
 def _plain(name: str) -> bool:
-    """No ``.`` or ``..`` segment: object names are literal in Cloud Storage, but a server or proxy
-    on the way may resolve such segments (the emulator does), and a dead letter's name must never
-    reach another object (a claim under ``deliveries/``)."""
+    """No ``.`` or ``..`` segment: a proxy (or the emulator) may resolve them, and a dead letter's
+    name must never reach another object (a claim)."""
     return not any(part in (".", "..") for part in name.split("/"))
 
 

@@ -1,9 +1,6 @@
 """Named value transforms that mapping files chain after a path: pure functions, total on any input.
-
-Every transform takes one JSON value and returns the transformed value, or ``None`` when the input
-is of a type it cannot handle or when nothing is left of it. Returning ``None`` (never raising) is
-what lets a mapping meet any payload shape at request time: a field whose chain yields ``None`` is
-simply not sent.
+Each returns ``None`` (never raises) for a type it cannot handle or when nothing is left, so a
+mapping meets any payload shape at request time: a field whose chain yields ``None`` is not sent.
 """
 
 from __future__ import annotations
@@ -21,22 +18,20 @@ _URL_KEYS = ("value", "url")
 
 
 def trim(value: Any) -> str | None:
-    """Strip surrounding whitespace from a string; senders often pad form answers."""
+    """Senders often pad form answers."""
     if not isinstance(value, str):
         return None
     return value.strip() or None
 
 
 def lower(value: Any) -> str | None:
-    """Lower-case a string (for case-insensitive identifiers)."""
     if not isinstance(value, str):
         return None
     return value.lower() or None
 
 
 def string(value: Any) -> str | None:
-    """Turn a number or boolean into text, because Stardex fields are strings but senders
-    (Webflow, spreadsheets) send ids and phones as numbers. Booleans use JSON spelling."""
+    """Text from a number or boolean (JSON spelling): senders send ids and phones as numbers."""
     if isinstance(value, str):
         return value or None
     if isinstance(value, bool):
@@ -54,19 +49,14 @@ def string(value: Any) -> str | None:
 
 
 def email(value: Any) -> str | None:
-    """Trim and lower-case an email address, so that lookups and de-duplication ignore case."""
+    """Lower-cased, so lookups and de-duplication ignore case."""
     text = trim(value)
     return text.lower() if text else None
 
 
 def phone(value: Any, default_region: str | None = None) -> str | None:
-    """Normalise a phone number to E.164 so the same number is stored and de-duplicated once.
-
-    A number written without a country code is read in ``default_region``; one that cannot be
-    parsed or is not a valid number is returned trimmed but otherwise as written, so nothing the
-    sender supplied is lost. ``phonenumbers`` is imported here, not at module load, because its
-    import is slow and many cold starts never need it.
-    """
+    """E.164, so a number is stored and de-duplicated once; one not valid is kept as written (nothing
+    the sender supplied is lost). ``phonenumbers`` is imported here: slow, and often not needed."""
     if isinstance(value, bool):
         return None
     text = string(value) if isinstance(value, (int, float)) else trim(value)
@@ -84,7 +74,7 @@ def phone(value: Any, default_region: str | None = None) -> str | None:
 
 
 def first_name(value: Any) -> str | None:
-    """The first word of a full name; senders with one name field still fill Stardex's first name."""
+    """Senders with one name field still fill Stardex's first name."""
     if not isinstance(value, str):
         return None
     words = value.split()
@@ -92,7 +82,6 @@ def first_name(value: Any) -> str | None:
 
 
 def last_name(value: Any) -> str | None:
-    """Everything after the first word of a full name; None for a single-word name."""
     if not isinstance(value, str):
         return None
     words = value.split()
@@ -100,9 +89,7 @@ def last_name(value: Any) -> str | None:
 
 
 def full_name(value: Any) -> str | None:
-    """A whole name, trimmed and with single spaces: from a string, or from a list of parts
-    (first and last name) only when every part is there, so that a partial name never replaces
-    a whole one."""
+    """From a string, or from parts only when every part is there: a partial name never replaces a whole one."""
     parts = value if isinstance(value, list) else [value]
     words = [part.split() if isinstance(part, str) else [] for part in parts]
     if not parts or not all(words):
@@ -111,7 +98,6 @@ def full_name(value: Any) -> str | None:
 
 
 def _linkedin_url(text: str) -> str | None:
-    """``text`` as an http(s) URL if its host is linkedin.com or a subdomain of it."""
     text = text.strip()
     if not text:
         return None
@@ -130,8 +116,7 @@ def _linkedin_url(text: str) -> str | None:
 
 
 def linkedin(value: Any) -> str | None:
-    """Pick the person's LinkedIn profile URL out of a string or a list of strings/objects, because
-    senders mix it with other links (Greenhouse's website and social media addresses)."""
+    """The LinkedIn URL among a sender's links (Greenhouse mixes it with websites)."""
     candidates = value if isinstance(value, list) else [value]
     for candidate in candidates:
         if isinstance(candidate, dict):
@@ -155,31 +140,22 @@ def is_blank(value: Any) -> bool:
 
 
 def first(value: Any) -> Any:
-    """The first non-empty item of a list (a blank string counts as empty); a non-list value is
-    treated as a list of one, so the transform can follow a path that sometimes yields a scalar."""
+    """The first non-blank item; a scalar is a list of one (a path sometimes yields one)."""
     if isinstance(value, list):
         return next((item for item in value if not is_blank(item)), None)
     return None if is_blank(value) else value
 
 
 _REGIONLESS: dict[str, Transform] = {
-    "trim": trim,
-    "lower": lower,
-    "string": string,
-    "email": email,
-    "first_name": first_name,
-    "last_name": last_name,
-    "full_name": full_name,
-    "linkedin": linkedin,
-    "first": first,
+    "trim": trim, "lower": lower, "string": string, "email": email, "first_name": first_name,
+    "last_name": last_name, "full_name": full_name, "linkedin": linkedin, "first": first,
 }
 
 TRANSFORM_NAMES: frozenset[str] = frozenset(_REGIONLESS) | {"phone"}
 
 
 def make_transforms(phone_default_region: str | None) -> dict[str, Transform]:
-    """Every named transform as a one-argument function, ``phone`` bound to the deployment's
-    default region (PHONE_DEFAULT_REGION)."""
+    """``phone`` bound to PHONE_DEFAULT_REGION."""
     transforms = dict(_REGIONLESS)
     transforms["phone"] = functools.partial(phone, default_region=phone_default_region)
     return transforms

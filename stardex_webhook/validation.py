@@ -1,16 +1,11 @@
-"""Checks an update body against ``schemas/person_update.schema.json`` before it reaches Stardex.
+"""Checks an update body against ``schemas/person_update.schema.json`` before it reaches Stardex:
+a 422 lists every error with its JSON path, so all can be fixed at once. Messages never quote the
+value: values are personal data and end up in answers and logs.
 
-A body that fails is answered 422 with every error and its JSON path, so the sender (or whoever
-wrote the mapping) can fix all of them at once. Messages are written here per schema keyword and
-never quote the offending value: values are personal data (emails, phones, names) and end up in
-answers and logs.
-
-The schema stands on its own (the CONTRACT): every ``format`` it asserts has a ``pattern`` beside
-it, so any Draft 2020-12 validator refuses what this one refuses. This one is exactly that: a stock
-``Draft202012Validator``, the patterns being the check. The email pattern is a strict, portable
-subset of what email-validator accepts, and the tests hold it to that with email-validator as the
-oracle; calling email-validator here as well could refuse nothing more and would cost every cold
-start ~20 ms (its Unicode regexes), which put the Secret Manager cold start past its target.
+The schema stands on its own: each ``format`` has a ``pattern`` beside it, so a stock
+``Draft202012Validator`` refuses what any does. The email pattern is a strict subset of what
+email-validator accepts (the tests hold it to that); calling email-validator too could refuse
+nothing more and would slow every cold start.
 """
 
 from __future__ import annotations
@@ -55,9 +50,8 @@ def _validator() -> Draft202012Validator:
 
 
 def build_validator() -> None:
-    """Build the validator at start rather than on the first webhook: imports are cheapest there
-    (main.py keeps the collector off while the instance starts; jsonschema's import was ~45 ms of
-    a served first request), and a schema file that cannot be read as JSON then stops the start."""
+    """Built at start, not on the first webhook: imports are cheapest there, and a schema file that
+    cannot be read then stops the start."""
     try:
         _validator()
     except (OSError, ValueError) as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -65,8 +59,7 @@ def build_validator() -> None:
 
 
 def json_path(parts: Iterable[Any]) -> str:
-    """``$.emails[0].value`` style path of a location in the document. Overlong property names
-    are cut, since a sender controls them and the path goes into answers and logs."""
+    """``$.emails[0].value``; long names are cut (a sender controls them; the path is logged)."""
     path = "$"
     for part in parts:
         if isinstance(part, int):

@@ -1,17 +1,11 @@
 """Ashby webhooks (https://developers.ashbyhq.com/docs/authenticating-webhooks, …/setting-up-webhooks).
 
-``Ashby-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body, keyed with the webhook's
-"Secret token"; no timestamp, so no replay window. The envelope is
-``{"webhookActionId", "action", "data"}``; ``webhookActionId`` stays the same across retries, so it
-is the delivery id. ``action: "ping"`` (Ashby checking the URL) is answered 200 ``ignored`` once
-its signature checks.
-
-The webhook's candidate (``data.application.candidate``) has a name and at most a primary email and
-phone; LinkedIn, company, title and location are only in Ashby's API. So every event the mapping
-acts on reads ``POST candidate.info`` with the candidate's id (Basic auth, the API key as
-username), and the mapping finds Ashby's candidate under ``api``. Ashby answers its own errors with
-HTTP 200 and ``success: false``: a candidate it does not know is ``sender_resource_not_found``
-(422), like a 404 elsewhere.
+``Ashby-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body; no timestamp.
+``webhookActionId`` stays the same across retries: the delivery id. ``action: "ping"`` is answered
+200 ``ignored`` once its signature checks. The webhook's candidate lacks LinkedIn, company, title
+and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``). Ashby
+answers errors with HTTP 200 and ``success: false``: an unknown candidate is
+``sender_resource_not_found`` (422), like a 404 elsewhere.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Standard Webhooks (https://www.standardwebhooks.com/): any sender that signs the standard way,
 including the Apps Script the project ships for Google Forms, and senders that deliver through Svix.
 
-Headers: ``webhook-id``, ``webhook-timestamp`` (unix seconds) and ``webhook-signature``, a
-space-separated list of ``v1,<base64>``; Svix sends the same three as ``svix-id``,
-``svix-timestamp`` and ``svix-signature``, which win over the ``webhook-*`` ones, as in the svix
-library. Any one valid ``v1`` signature is enough: other versions (such as the asymmetric ``v1a``)
-and entries that cannot be parsed are skipped. The signed content is
-``{id}.{timestamp}.{raw body}`` (the id's UTF-8 bytes), HMAC-SHA256 keyed with the secret's bytes.
-A timestamp more than 5 minutes from now, either way, is refused.
-
-Keys: the standard form is ``whsec_<base64>``, whose base64 part is decoded to the key bytes. A key
-without the prefix is taken as base64 too when it decodes (what the standard's own libraries do),
-and otherwise as its UTF-8 bytes, so a plain shared secret still works.
+``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64>`` entries; Svix's
+``svix-*`` win, as in the svix library); HMAC-SHA256 of ``{id}.{timestamp}.{raw body}``, within 5
+minutes. Other versions (``v1a``) and unreadable entries are skipped. A key is ``whsec_<base64>``;
+without the prefix it is base64 when it decodes (as the standard's libraries do), else its UTF-8.
 """
 
 from __future__ import annotations

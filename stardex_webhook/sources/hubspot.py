@@ -2,18 +2,13 @@
 submission (https://knowledge.hubspot.com/workflows/how-do-i-use-webhooks-with-hubspot-workflows).
 
 Signature v3 (https://developers.hubspot.com/docs/apps/legacy-apps/authentication/validating-requests):
-``X-HubSpot-Signature-v3`` is the base64 HMAC-SHA256, keyed with the app's client secret, of
-method + URI + raw body + ``X-HubSpot-Request-Timestamp`` (unix milliseconds, refused when more
-than 5 minutes from now). The URI is the full URL HubSpot called, scheme included (``Delivery.url``,
-whose scheme comes from ``X-Forwarded-Proto``), with the URL-encoded characters of HubSpot's table
-decoded: ``%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B`` → ``: / ? @ ! $ ' ( ) * , ;``.
-Only v3 is checked: HubSpot sends it with every request beside the older v1/v2 headers, which
-sign no timestamp (a captured request could be replayed for ever) and, for v1, not even the URL.
+the base64 HMAC-SHA256 of method + URI + raw body + ``X-HubSpot-Request-Timestamp`` (milliseconds,
+within 5 minutes). The URI is the full URL called (``Delivery.url``, scheme from
+``X-Forwarded-Proto``) with HubSpot's table of characters decoded: ``%3A %2F %3F %40 %21 %24 %27
+%28 %29 %2A %2C %3B``. Only v3 is checked: v1/v2 sign no timestamp (a capture replays for ever).
 
-The body is the contact's properties, flat (``email``, ``firstname``, ``lastname``, ``phone``,
-``mobilephone``, ``company``, ``jobtitle``...: "Customize request body"), or the legacy shape with
-``properties.<name>.value``, which is flattened. Numbers become text. The event type is always
-``workflow_webhook``; the delivery id is ``eventId`` when sent, else ``<hs_object_id>:<timestamp>``.
+The body is the contact's properties, flat, or the legacy ``properties.<name>.value`` (flattened);
+numbers become text. The delivery id is ``eventId``, else ``<hs_object_id>:<timestamp>``.
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ from .form_answers import numbers_as_text, transcript
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
 EVENT_TYPE = "workflow_webhook"
-# The local run's address (``serve``'s default, which ``send_sample`` and the bench post to): the
-# URL a sample is signed for when none is given.
+# The URL a sample is signed for when none is given (``serve``'s default address).
 SAMPLE_URL = "http://127.0.0.1:8080/hubspot"
 
 _DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",

@@ -1,16 +1,10 @@
 """Jotform webhooks (https://www.jotform.com/help/245-how-to-setup-a-webhook-with-jotform/).
 
-Jotform signs nothing, so the webhook URL carries a shared token (``?token=`` or ``Authorization:
-Bearer``; see ``SharedTokenSource``). The body is ``multipart/form-data`` (also accepted:
-``application/x-www-form-urlencoded``) with the fields ``formID``, ``submissionID``,
-``formTitle``, ``pretty`` and ``rawRequest``, a JSON string of the answers keyed
-``q<N>_<unique name>`` (``q3_name``, ``q4_email``); ``submissionID`` identifies the delivery.
-
-The mapping reads the form's fields (the first value of each), ``rawRequest`` parsed, and
-``answers``: each answer under its unique name, the ``q<N>_`` cut off (``answers.email``,
-``answers.name.first``), so a mapping survives questions being added or moved. The transcript is
-built from those answers rather than from ``pretty``, which joins ``Label:value`` pairs with commas
-and so cannot be split back when an answer holds a comma.
+Jotform signs nothing: the URL carries a shared token (``SharedTokenSource``). The form body's
+``rawRequest`` is a JSON string of answers keyed ``q<N>_<unique name>``; the mapping reads them as
+``answers.<unique name>`` (the ``q<N>_`` cut off), so it survives questions being added or moved.
+The transcript is built from those answers, not ``pretty``, which cannot be split back when an
+answer holds a comma. ``submissionID`` identifies the delivery.
 """
 
 from __future__ import annotations
@@ -40,9 +34,8 @@ class JotformSource(SharedTokenSource):
     default_write_policy = "fill"
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        """A sample is JSON of the form's fields (as ``rawRequest``, a value that is not text is
-        sent as its JSON): sent as the multipart body Jotform would post, with the token as
-        ``Authorization: Bearer``. A body that is not such an object goes as it is."""
+        """A JSON object of the form's fields goes as the multipart body Jotform would post; another
+        body goes as it is."""
         headers, _ = super().sign_sample(body, key, now)
         try:
             fields = json.loads(body)
@@ -81,10 +74,8 @@ class JotformSource(SharedTokenSource):
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, str]:
-    """The text fields of a multipart or URL-encoded body, the first value of each (file parts are
-    left out); any other body, or one that cannot be parsed, is ``BadRequest("invalid_form")``.
-    werkzeug (Flask's own form parser) is imported here, not at module load, so ``send_sample``
-    and the bench import this module with the standard library only."""
+    """The first value of each text field, else ``BadRequest("invalid_form")``. werkzeug is imported
+    here, so ``send_sample`` and the bench import this module with the standard library only."""
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
     from werkzeug.formparser import FormDataParser
     from werkzeug.http import parse_options_header

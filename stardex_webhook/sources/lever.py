@@ -1,17 +1,12 @@
-"""Lever webhooks (help.lever.co "Configuring webhooks"; the scheme as several public
-implementations agree on it, since Lever's developer pages could not be read).
+"""Lever webhooks (help.lever.co "Configuring webhooks"; the scheme as public implementations agree).
 
-Lever signs inside the body, not in a header: ``signature`` is the hex HMAC-SHA256, keyed with the
-webhook's "Signature token", of ``str(token) + str(triggeredAt)`` (both body fields, no separator).
-The raw body itself is not signed, so only those fields are trusted as sent; ``triggeredAt`` (epoch
-milliseconds) is signed, which gives the replay window. Each webhook has its own signature token,
-so several keys may be configured (rotation, or one function behind several Lever webhooks).
+Lever signs inside the body: ``signature`` is the hex HMAC-SHA256 of ``str(token) +
+str(triggeredAt)``. The raw body is not signed, so only those fields are trusted; ``triggeredAt``
+gives the replay window. Each webhook has its own token, so several keys may be configured.
 
-The webhook carries ids only (``data.opportunityId``, stage ids): the person is read afterwards
-with ``GET /v1/opportunities/{id}`` (Basic auth, the API key as username), and the mapping reads
-Lever's answer, whose opportunity is in ``data``, under ``api``. Lever's verification call has no
-``data.opportunityId``: answered 200 ``ignored`` (``ping``), after its signature is checked when it
-carries one; an unsigned one is answered before any check, since it asks for nothing and a 401
+The webhook carries ids only: the person is read with ``GET /v1/opportunities/{id}`` and mapped
+under ``api``. Lever's verification call (no ``data.opportunityId``) is answered 200 ``ignored``
+(``ping``), after its signature check when signed; an unsigned one asks for nothing, and a 401
 there would keep the webhook from being saved.
 """
 
@@ -70,8 +65,8 @@ def _triggered_at_text(value: Any) -> str:
 
 
 def _utc_text(triggered_at: Any) -> str:
-    """``triggeredAt`` as a UTC time to the millisecond: the delivery id's middle part, written so
-    that the log line's masking (ten digits in a row look like a phone number) leaves it whole."""
+    """The delivery id's middle part, written so the log's masking (ten digits look like a phone
+    number) leaves it whole."""
     try:
         moment = datetime.fromtimestamp(int(triggered_at) / 1000, timezone.utc)
     except (TypeError, ValueError, OverflowError, OSError):
@@ -132,8 +127,7 @@ class LeverSource(Source):
         return basic_auth_headers(api_key)
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        """Lever's fields go into the body: its token (kept when the sample has one), the time in
-        milliseconds and the signature of both."""
+        """The token (kept when the sample has one), the time and the signature go into the body."""
         document = json.loads(body)
         token = _text(document.get("token")) or str(uuid.uuid4())
         triggered_at = now * 1000

@@ -1,22 +1,14 @@
 """Recruitee (Tellent) webhooks (https://docs.recruitee.com/docs/webhooks).
 
-``X-Recruitee-Signature`` is the hex HMAC-SHA256 of the raw body, keyed with the secret shown in
-the webhook's dialog; there is no timestamp, so no replay window. Success is exactly 200: Recruitee
-counts any other status, even another 2xx, as a failure and retries.
+``X-Recruitee-Signature`` is the hex HMAC-SHA256 of the raw body; no timestamp. Success is exactly
+200 (another 2xx is a failure to Recruitee).
 
-**The Test button.** Recruitee creates a webhook only once its endpoint answers the Test request,
-``{"test": true}``, with 200, and it may send it before the secret is stored here. So a body that
-is exactly that object (nothing else in it) is answered 200 ``ignored``/``test`` before any
-signature check: it changes nothing and carries nothing. Any other body is verified first, the
-"Test payload" requests too (an example event plus ``"test": true``); once verified they are
-answered ``ignored``/``test`` as well, since their data is made up.
+**The Test button**: Recruitee creates a webhook only once it answers ``{"test": true}`` with 200,
+possibly before the secret is stored here, so exactly that body is answered ``ignored``/``test``
+before any check: it changes and carries nothing. Other "test" payloads are verified first.
 
-**Events.** ``{"id", "event_type", "event_subtype", "payload": {"candidate": {"id", "name",
-"emails", "phones"}, "offer": {"id", "title"}, "details": {"from_stage", "to_stage"},
-"company"}}``. The person is in the webhook itself (one full name, plain email and phone
-strings), so no read from Recruitee's API is needed. The delivery id is the top-level ``id``;
-without one, the event type, subtype, candidate id and ``created_at`` joined by ``:``, which stay
-the same when Recruitee retries the delivery.
+The person is in the webhook itself: no API read. The delivery id is ``id``, else the event type,
+subtype, candidate id and ``created_at`` joined by ``:`` (the same on Recruitee's retries).
 """
 
 from __future__ import annotations

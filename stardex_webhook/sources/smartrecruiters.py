@@ -1,33 +1,19 @@
 """SmartRecruiters webhooks (https://developers.smartrecruiters.com/docs/webhooks-security).
 
-**Activation handshake.** ``PUT /subscriptions/{id}/activation`` makes SmartRecruiters POST a
-request carrying ``X-Hook-Secret``; it must be answered 200 with the same header within 20 s. The
-handshake is answered before any signature check, because it cannot carry one: it is how a new
-subscription proves the URL, before its first notification and independently of its signing key.
-It is harmless: it changes nothing (no secret, Stardex or SmartRecruiters call is made), and the
-answer holds only the value the caller sent. Only a value of 1 to 256 visible ASCII characters is
-echoed (anything else is 400 ``invalid_handshake``), so the echo can never shape the answer's
-other headers.
+**Activation handshake**: a POST carrying ``X-Hook-Secret`` is answered 200 with the same header,
+before any signature check: it cannot carry one (it proves the URL before the first notification).
+It is harmless (no call is made; the answer holds only what the caller sent), and only 1 to 256
+visible ASCII characters are echoed (else 400 ``invalid_handshake``), so the echo can never shape
+the answer's other headers.
 
-**Notifications** answer 202 (SmartRecruiters counts any other status as a failure). Headers
-``smartrecruiters-signature: v1=<hex>[;v1=<hex>…]`` and ``smartrecruiters-timestamp`` (unix
-seconds, a 5-minute window both ways), where each ``v1`` is the hex HMAC-SHA256 of
-``ts.body.event-id.event-name.event-version.link``: the raw header values, "" for one that is
-missing. Any listed signature may match any active key (up to 16 are active during a rotation).
-The event is the ``event-name`` header, the delivery id the ``event-id`` header.
+**Notifications** answer 202. Each ``v1`` entry of ``smartrecruiters-signature`` is the hex
+HMAC-SHA256 of ``ts.body.event-id.event-name.event-version.link`` (raw header values, "" when
+missing), the timestamp within 5 minutes both ways.
 
-**The body carries ids only** (``candidateId``/``candidate_id``, ``jobId``/``job_id``, or ``id``),
-so every acted event needs one read of the candidate (``GET`` with ``X-SmartToken``):
-
-* ``candidate.*``: the ``Link`` header's URL (``<url>; rel=self``, the current state of that
-  candidate), else ``candidates/{id}`` from the body. A Link is followed only when it lies under
-  ``SMARTRECRUITERS_API_BASE`` (the sender API client refuses it otherwise, with no request);
-* ``application.*``: ``candidates/{candidateId}`` under the base, from the body. The Link of an
-  application event names the application (``/candidates/{c}/jobs/{j}``: status and source, no
-  person data), so following it would take a second read to reach the person.
-
-The mapping then reads the candidate under ``api``; the notification stays under ``body`` (its
-``jobId`` is what an opt-in job table keys on) and its headers under ``event``.
+**The body carries ids only**, so each event needs one read of the candidate: for ``candidate.*``
+the ``Link`` header's URL (followed only under ``SMARTRECRUITERS_API_BASE``), else
+``candidates/{id}``; for ``application.*`` always ``candidates/{candidateId}`` (its Link names the
+application, which holds no person data). The mapping reads the candidate under ``api``.
 """
 
 from __future__ import annotations
@@ -58,9 +44,6 @@ _REL_SELF = re.compile(r";\s*rel\s*=\s*\"?([^\";]*)\"?", re.IGNORECASE)
 
 
 class SmartRecruitersSource(Source):
-    """Adapter for SmartRecruiters: the ``X-Hook-Secret`` echo, the v1 signature over the body and
-    the event headers, and one follow-up read of the candidate."""
-
     name = "smartrecruiters"
     success_status = 202
     needs_api_key = True
@@ -95,12 +78,9 @@ class SmartRecruitersSource(Source):
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
         event_id, name, version, link = (delivery.headers.get(header, "").strip() for header in SIGNED_HEADERS)
-        return Event(
-            source=self.name,
-            event_type=name or None,
-            delivery_id=event_id or None,
-            payload={"body": body, "event": {"id": event_id, "name": name, "version": version, "link": self_link(link)}},
-        )
+        return Event(source=self.name, event_type=name or None, delivery_id=event_id or None,
+                     payload={"body": body,
+                              "event": {"id": event_id, "name": name, "version": version, "link": self_link(link)}})
 
     def follow_up(self, event: Event) -> FollowUp | None:
         payload = event.payload if isinstance(event.payload, dict) else {}
@@ -119,8 +99,7 @@ class SmartRecruitersSource(Source):
         return {"X-SmartToken": api_key}
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
-        """Signed as an ``application.created`` notification, its Link naming the application under
-        the public API base, as SmartRecruiters sends it."""
+        """Signed as an ``application.created`` notification, as SmartRecruiters sends it."""
         try:
             document: Any = parse_json_object(body)
         except BadRequest:
@@ -128,12 +107,9 @@ class SmartRecruitersSource(Source):
         candidate = _id(document.get("candidateId")) or _id(document.get("candidate_id")) or "candidate"
         job = _id(document.get("jobId")) or _id(document.get("job_id")) or "job"
         headers = {
-            "event-id": str(uuid.uuid4()),
-            "event-name": SAMPLE_EVENT[0],
-            "event-version": SAMPLE_EVENT[1],
+            "event-id": str(uuid.uuid4()), "event-name": SAMPLE_EVENT[0], "event-version": SAMPLE_EVENT[1],
             "Link": f"<{DEFAULT_API_BASE}/candidates/{quote(candidate, safe='')}/jobs/{quote(job, safe='')}>; rel=self",
-            TIMESTAMP_HEADER: str(now),
-            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(now), "Content-Type": "application/json",
         }
         return {**headers, **signature_header(key, headers, body)}, body
 

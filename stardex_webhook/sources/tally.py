@@ -1,18 +1,10 @@
 """Tally webhooks (https://tally.so/help/webhooks).
 
-``Tally-Signature`` is the base64 HMAC-SHA256 of the raw body, keyed with the webhook's signing
-secret; no timestamp, so no replay window. The envelope is ``{"eventId", "eventType":
-"FORM_RESPONSE", "createdAt", "data": {"responseId", "formId", "formName", "fields": [...]}}``, each
-field ``{key, label, type, value, options?}``; ``eventId`` (else ``data.responseId``) identifies
-the delivery.
-
-Tally's keys (``question_3E1a1``) are stable but chosen by Tally, so besides ``data.answers`` (by
-key) and ``data.answers_by_type`` (``INPUT_EMAIL``, ``INPUT_PHONE_NUMBER``, ``INPUT_LINK``...) the
-mapping gets ``data.answers_by_label``, each answer under its label as ``form_answers.normalise_name`` writes it
-("Phone Number" → ``phone_number``), and ``data.hidden``, each hidden field's value under its name.
-In those indexed copies a choice's ``value`` holds its option text, not Tally's option ids:
-multiple choice and dropdown one text (a list when several are chosen), checkboxes, multi-select
-and ranking always a list. ``data.fields`` stays exactly as sent.
+``Tally-Signature`` is the base64 HMAC-SHA256 of the raw body; no timestamp, so no replay window.
+``eventId`` (else ``data.responseId``) identifies the delivery. Tally's field keys are its own, so
+besides ``data.answers`` (by key) the mapping gets ``data.answers_by_type``, ``data.answers_by_label``
+(``form_answers.normalise_name``: "Phone Number" → ``phone_number``) and ``data.hidden``; in these
+a choice holds its option text, not Tally's ids. ``data.fields`` stays exactly as sent.
 """
 
 from __future__ import annotations

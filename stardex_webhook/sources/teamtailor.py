@@ -1,29 +1,15 @@
 """Teamtailor company webhooks (https://partner.teamtailor.com/company_webhooks).
 
-**Signature v2.** ``TT-Signature`` is the base64 of ``t=<unix>,v2=<hex>``, where ``<hex>`` is the
-HMAC-SHA256 of ``"<t>.<raw body>"`` keyed with the webhook's signature key; ``t`` must lie within
-5 minutes of now, either way. A header sent twice arrives joined with a comma (base64 has none):
-any entry that matches is enough, as is any key (rotation).
+**Signature v2**: ``TT-Signature`` is the base64 of ``t=<unix>,v2=<hex>``, the HMAC-SHA256 of
+``"<t>.<raw body>"``, ``t`` within 5 minutes. The body's own ``signature`` field is never read (v2
+signs it, so it adds nothing). v1 signs only ``payload.data.id``, no body, so a captured delivery
+could carry any attributes: refused as ``unsupported_signature_version``.
 
-Two choices, both refusals with a clear 401:
-
-* The body's own ``signature`` field (the same value as the header) is never read: it sits inside
-  the bytes that v2 signs, so it adds nothing, and a delivery without the header is
-  ``missing_signature``.
-* v1 (deprecated by Teamtailor) is the base64 of the hex HMAC of ``payload.data.id`` alone: it
-  signs no body, so a captured delivery could carry any attributes. It is refused as
-  ``unsupported_signature_version``; choose v2 in the webhook's settings.
-
-**Events.** ``{"payload": {"event_name", "data": {"id", "type", "attributes"}}}``. Candidate events
-carry the person in ``attributes``, written in kebab-case (``first-name``) or snake_case
-(``first_name``): the mapping reads both. ``job_application.*`` events carry the application only,
-so they need one read of its candidate from Teamtailor's API (JSON:API; ``Authorization: Token
-token=<key>``, ``X-Api-Version``): ``candidates/{id}`` when the application names its candidate
-(``relationships.candidate.data.id``, or a ``candidate-id``/``candidate_id`` attribute), else the
-candidate relationship's ``related`` link when it lies under ``TEAMTAILOR_API_BASE``, else the
-application's related resource ``job-applications/{id}/candidate``. The answer is put under
-``api``. The delivery id is ``data.id``, ``event_name`` and ``updated-at`` joined by ``:``.
-Teamtailor never retries a failed delivery.
+**Events**: candidate events carry the person in ``attributes`` (kebab- or snake_case: the mapping
+reads both). ``job_application.*`` events need one read of the candidate: ``candidates/{id}`` when
+the application names it, else its ``related`` link when under ``TEAMTAILOR_API_BASE``, else
+``job-applications/{id}/candidate``; the answer goes under ``api``. The delivery id is ``data.id``,
+``event_name`` and ``updated-at`` joined by ``:``.
 """
 
 from __future__ import annotations
@@ -49,9 +35,6 @@ _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 class TeamtailorSource(Source):
-    """Adapter for Teamtailor: v2 signatures, candidate attributes in either casing, and a read of
-    the candidate for job-application events."""
-
     name = "teamtailor"
     needs_api_key = True
     api_base = DEFAULT_API_BASE

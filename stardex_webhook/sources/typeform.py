@@ -61,8 +61,7 @@ def transcript(form_response: dict[str, Any]) -> Transcript:
 
 
 def _answer_text(value: Any) -> str | None:
-    """An answer's value as text: strings and numbers as written, a choice by its label, several
-    choices' labels joined."""
+    """As text: a choice by its label, several choices' labels joined."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (str, int, float)):
@@ -78,11 +77,8 @@ def index_answers(
     key_of: Callable[[dict[str, Any]], Any] = lambda answer: _field(answer).get("ref"),
     type_of: Callable[[dict[str, Any]], Any] = lambda answer: answer.get("type"),
 ) -> dict[str, dict[str, Any]]:
-    """A form's answer list as ``answers`` (each answer under its question's stable key, the first
-    one winning) and ``answers_by_type`` (the answers of each type, in form order), so mappings
-    name what they read instead of filtering. Made for any form sender: pass how its answers name
-    their key and type (total functions of an answer object); items that are not objects, and keys
-    or types that are not text, are left out."""
+    """``answers`` (by the question's stable key, the first winning) and ``answers_by_type`` (in form
+    order), so mappings name what they read instead of filtering; for any form sender."""
     by_key: dict[str, Any] = {}
     by_type: dict[str, list[Any]] = {}
     for answer in answers if isinstance(answers, list) else ():

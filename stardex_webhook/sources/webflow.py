@@ -1,18 +1,10 @@
 """Webflow form submissions (https://developers.webflow.com/data/docs/working-with-webhooks).
 
-``x-webflow-timestamp`` is the time of sending in epoch milliseconds and ``x-webflow-signature``
-the hex HMAC-SHA256 of ``timestamp + ":" + raw body``, keyed with the webhook's secret (the OAuth
-app's client secret, or the ``secret`` Webflow returns when a webhook is created through its API);
-a timestamp more than 5 minutes from now, either way, is refused. Webhooks made in Webflow's
-dashboard are not signed, so this adapter refuses them (``missing_signature``) like any unsigned
-request.
-
-The envelope is ``{"triggerType": "form_submission", "payload": {"name", "siteId", "data":
-{<field name>: value}, "schema", "submittedAt", "id", "formId"}}``; ``payload.id`` identifies the
-delivery. Field names are whatever the designer typed ("Phone Number", "email"), so the mapping
-gets ``payload.fields``: each field under its name as ``form_answers.normalise_name`` writes it (``phone_number``),
-with numbers (Webflow sends a phone as ``15550000000``) turned into text. ``payload.data`` stays
-exactly as sent.
+``x-webflow-signature`` is the hex HMAC-SHA256 of ``timestamp + ":" + raw body``, the timestamp
+(milliseconds) within 5 minutes. Dashboard-made webhooks are not signed: refused like any unsigned
+request. ``payload.id`` identifies the delivery. Field names are whatever the designer typed, so
+the mapping gets ``payload.fields`` (names by ``form_answers.normalise_name``, numbers as text);
+``payload.data`` stays exactly as sent.
 """
 
 from __future__ import annotations
