@@ -102,12 +102,12 @@ def make_client(base_env):
 
 # Sender API keys the in-process tests set (test_fuzz, test_security).
 SENDER_API_KEYS = {name: f"{name}-test-api-key" for name, source in SOURCES.items() if source.needs_api_key}
-# Every other key or token a test module defines as a constant (``..._KEY = "..."``, ``TOKEN``,
+# Every other key or token a test module or a helper defines as a constant (``..._KEY = "..."``, ``TOKEN``,
 # ``SECRET``), read from the test files, so a key added later is scanned for too. Lever's ``TOKEN``
 # is its event's own token, which Lever signs and the delivery id carries: not a secret.
 _KEY_CONSTANT = re.compile(r'^\s*([A-Z_]*(?:KEY|TOKEN|SECRET)|rotated)\s*=\s*"([^"]{8,})"', re.MULTILINE)
 _TEST_KEYS = {STARDEX_KEY, *SIGNING_KEYS.values(), *SENDER_API_KEYS.values()} | {
-    value for path in sorted(Path(__file__).parent.glob("*.py"))
+    value for path in sorted([*Path(__file__).parent.glob("*.py"), *Path(__file__).parent.glob("helpers/*.py")])
     for name, value in _KEY_CONSTANT.findall(path.read_text())
     if not value.startswith("projects/") and (path.name, name) != ("test_sources_lever.py", "TOKEN")}
 # An unmasked email: a local-part character right before the "@" (the masked form is "a***@...").

@@ -16,26 +16,7 @@ import pytest
 import requests
 
 from stardex_webhook.fake_stardex import FakeStardex
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeStardex() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    server.api_key = "fake-key"
-    server.rate_limit = 60
-    yield server
-    server.reset()
-
-
-def call(fake, method, path, json=None, key=None):
-    headers = {"Authorization": f"Bearer {key or fake.api_key}"}
-    return requests.request(method, fake.base_url + path, json=json, headers=headers, timeout=5)
+from tests.helpers.sandbox import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 
 def test_base_url_is_loopback_v1(fake):

@@ -10,7 +10,6 @@ same resource is referenced, which is what the secret-to-reader checks compare.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 import shutil
@@ -27,9 +26,8 @@ from stardex_webhook import send_sample
 from stardex_webhook.config import STARDEX_API_KEY, api_key_name, signing_key_name
 from stardex_webhook.secrets import check_version_name
 from stardex_webhook.sources import SOURCES, terraform_locals
+from tests.helpers.infra import INFRA, REPO, tool
 
-REPO = Path(__file__).resolve().parent.parent
-INFRA = REPO / "infra"
 EXAMPLE = INFRA / "examples" / "basic"
 EXAMPLE_TFVARS = EXAMPLE / "terraform.tfvars.example"
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
@@ -49,15 +47,7 @@ LOCAL_TOOLS = {"serve.py", "send_sample.py"}
 PLATFORM_SETTINGS = {"K_SERVICE"}
 
 
-def _tool(name: str):
-    """A script of infra/tools/, imported as a module (infra/ is not a package: it is not deployed)."""
-    spec = importlib.util.spec_from_file_location(name, INFRA / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs = _tool("docs")
+docs = tool("docs")
 
 # ---- readers ---------------------------------------------------------------------------------
 
