@@ -40,8 +40,6 @@ CASES = {
     "queued": (INFRA, "../tests/fixtures/infra_queued.tfvars"),
 }
 SECRET_SUFFIX = "_SECRET"
-# Local tools that are not part of the deployed request path.
-LOCAL_TOOLS = {"serve.py", "send_sample.py"}
 # Set by the platform itself, never by infra/ or a user: Cloud Run's name of the service (the
 # function), which the app puts back into the URL a sender signed (HubSpot).
 PLATFORM_SETTINGS = {"K_SERVICE"}
@@ -123,11 +121,12 @@ _ENV_READ = re.compile(r"""(?:\benv(?:iron)?\.get|_flag|_number)\(\s*(?:env,\s*)
 
 
 def settings_read_by_code() -> set[str]:
-    """Every variable the deployed code reads by a fixed name (config.py and friends)."""
+    """Every variable the deployed code reads by a fixed name (config.py and friends): the archive's
+    modules, not the local tools beside them."""
     names = set()
-    for path in (REPO / "stardex_webhook").rglob("*.py"):
-        if path.name not in LOCAL_TOOLS:
-            names.update(_ENV_READ.findall(path.read_text()))
+    for path in archived_files():
+        if path.endswith(".py"):
+            names.update(_ENV_READ.findall((REPO / path).read_text()))
     return names
 
 
@@ -393,13 +392,48 @@ def archived_files() -> list[str]:
     return locals_of(evaluated())["source_files"]
 
 
-def test_archive_holds_the_code_and_data_the_function_loads():
-    files = set(archived_files())
-    assert {"main.py", "requirements.txt"} <= files
-    for folder, pattern in (("stardex_webhook", "*.py"), ("schemas", "*.json"), ("mappings", "*.json")):
-        for path in (REPO / folder).rglob(pattern):
-            if "__pycache__" not in path.parts:
-                assert str(path.relative_to(REPO)) in files, path
+# The package's local tools: the commands a person runs, the sandbox Stardex and the samples. They
+# live in the package (``python -m stardex_webhook.plan``) but are never deployed.
+TOOL_MODULES = {"serve", "send_sample", "plan", "replay", "history", "__main__"}
+
+
+def is_tool_fake_or_sample(path: str) -> bool:
+    name = Path(path).name
+    return (Path(path).stem in TOOL_MODULES or "fake" in name or "sample" in path.lower()
+            or path.startswith("stardex_webhook/samples/"))
+
+
+def modules_main_imports() -> set[str]:
+    """The package's modules that ``import main`` loads (what the function runs), repo-relative."""
+    listed = subprocess.run(
+        [sys.executable, "-c",
+         "import main, sys\n"
+         "for name, module in sorted(sys.modules.items()):\n"
+         "    if name.split('.')[0] == 'stardex_webhook' and getattr(module, '__file__', None):\n"
+         "        print(module.__file__)"],
+        cwd=REPO, env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"}, capture_output=True, text=True, timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return {str(Path(line).resolve().relative_to(REPO)) for line in listed.stdout.split()}
+
+
+def test_archive_holds_no_tool_fake_or_sample():
+    files = archived_files()
+    tools = [str(p.relative_to(REPO)) for p in (REPO / "stardex_webhook").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and is_tool_fake_or_sample(str(p.relative_to(REPO)))]
+    # Not vacuous: the tools are there to leave out (the sandbox Stardex, plan, the samples...).
+    assert {"stardex_webhook/fake_stardex.py", "stardex_webhook/plan.py", "stardex_webhook/send_sample.py",
+            "stardex_webhook/samples/greenhouse.json"} <= set(tools)
+    assert [path for path in files if is_tool_fake_or_sample(path)] == []
+
+
+def test_archive_is_exactly_what_main_imports_and_the_data_it_loads():
+    expected = {"main.py", "requirements.txt"} | modules_main_imports() | {
+        str(p.relative_to(REPO)) for folder in ("schemas", "mappings") for p in (REPO / folder).glob("*.json")}
+    assert "stardex_webhook/sources/greenhouse.py" in expected  # the senders, through sources/__init__.py
+    files = archived_files()
+    assert len(files) == len(set(files))
+    assert set(files) == expected
 
 
 def test_archive_leaves_out_tests_infra_and_vcs_files():
