@@ -443,25 +443,38 @@ def test_archive_leaves_out_tests_infra_and_vcs_files():
         assert "__pycache__" not in path and not path.endswith(".pyc"), path
 
 
-def test_the_infra_tests_pass_in_a_fresh_clone_with_nothing_beside_it(tmp_path):
-    """A user's clone has nothing beside it: these tests may read the repository only."""
-    clone = tmp_path / "clone" / "stardex-webhook"
-    tracked = subprocess.run(
+def tracked_files() -> set[str]:
+    """What a clone holds: the files git tracks, and new ones not yet committed (not the ignored)."""
+    listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
     ).stdout.decode().split("\0")
-    for path in filter(None, tracked):
-        if (REPO / path).is_file():
-            (clone / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(REPO / path, clone / path)
-    (clone / ".ci" / ".tools").symlink_to(REPO / ".ci" / ".tools")  # the download cache only
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_infra.py", "-k", "not fresh_clone"],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return {path for path in listed if path and (REPO / path).is_file()}
+
+
+def test_the_infra_tests_read_only_files_a_clone_holds():
+    """A user's clone has nothing beside it: these tests, and the module they evaluate, read files of
+    the repository only (no sibling folder, nothing ignored or generated)."""
+    tracked = tracked_files()
+    # Every relative path in this module (the var files tfparse reads from infra/) stays in the clone.
+    constants = [node.value for node in ast.walk(ast.parse(Path(__file__).read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    for text in constants:
+        for path in re.findall(r"(?:\.\./)+[\w./-]+", text):
+            for base in (INFRA, EXAMPLE):
+                assert (base / path).resolve().is_relative_to(REPO), path
+    for folder, var_file in CASES.values():
+        assert folder.resolve().is_relative_to(REPO)
+        if var_file:
+            assert str((folder / var_file).resolve().relative_to(REPO)) in tracked, var_file
+    # The module reads the code from the clone it is in, and the example calls the module in it.
+    assert (INFRA / locals_of(evaluated())["repo_root"]).resolve() == REPO
+    (call,) = [body for block in parsed(EXAMPLE / "main.tf")["module"] for name, body in block.items()
+               if literal(name) == "stardex_webhook"]
+    assert (EXAMPLE / literal(call["source"])).resolve() == INFRA
+    # What the archive, the parsers and the readers take are files of the clone.
+    read = {*archived_files(), "README.md", "main.py", "infra/README.md", "infra/tools/docs.py",
+            *(str(p.relative_to(REPO)) for p in TF_FILES), str(EXAMPLE_TFVARS.relative_to(REPO))}
+    assert read <= tracked, sorted(read - tracked)
 
 
 def test_archive_alone_is_enough_to_start_the_function(tmp_path):
