@@ -53,9 +53,12 @@ def test_rate_limit_answers_429_with_headers_and_body(fake):
 
 
 def test_rate_limit_window_slides():
-    with FakeStardex(api_key="k", rate_limit=2, window_seconds=0.2) as fake:
+    now = [1000.0]
+    with FakeStardex(api_key="k", rate_limit=2, window_seconds=60, clock=lambda: now[0]) as fake:
         assert [call(fake, "POST", "/persons/search", {}).status_code for _ in range(3)] == [200, 200, 429]
-        time.sleep(0.25)
+        now[0] += 59.9
+        assert call(fake, "POST", "/persons/search", {}).status_code == 429
+        now[0] += 0.2
         assert call(fake, "POST", "/persons/search", {}).status_code == 200
 
 
