@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -93,6 +94,41 @@ def make_client(base_env):
         return app.test_client()
 
     return build
+
+
+# ---- markers: e2e and slow (registered in pytest.ini) -------------------------------------------
+# ``-m "not e2e"`` leaves out every test that starts something real: the function as a server
+# process, an emulator, the sandbox as a process, a fresh clone. A test is e2e when its module is all
+# end to end, or when it or a fixture it uses (however indirectly) calls one of the starters below,
+# so a new test is marked without a line here. ``slow``: the modules whose tests take seconds each.
+
+E2E_MODULES = {"test_e2e", "test_e2e_ats_a", "test_e2e_ats_b", "test_e2e_forms_a", "test_e2e_forms_b",
+               "test_e2e_queued", "test_e2e_stages", "test_faults", "test_hostile_stardex", "test_replay",
+               "test_quickstart", "test_bench"}
+E2E_STARTERS = re.compile(r"\b(function_server|storage_emulator|tasks_emulator|subprocess\.Popen)\(")
+SLOW_MODULES = {"test_e2e_queued", "test_replay", "test_faults", "test_hostile_stardex", "test_quickstart",
+                "test_bench", "test_fuzz"}
+
+
+def _starts_something(function, seen: dict) -> bool:
+    if function not in seen:
+        try:
+            seen[function] = bool(E2E_STARTERS.search(inspect.getsource(function)))
+        except (OSError, TypeError):
+            seen[function] = False
+    return seen[function]
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict = {}
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        fixtures = [definition.func for name in getattr(item, "fixturenames", ())
+                    for definition in getattr(item, "_fixtureinfo").name2fixturedefs.get(name, ())]
+        if module in E2E_MODULES or any(_starts_something(f, seen) for f in [getattr(item, "function", None), *fixtures] if f):
+            item.add_marker(pytest.mark.e2e)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 # ---- the session-wide log scan: no key, email or phone number in any line the function logs -------
