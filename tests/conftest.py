@@ -131,6 +131,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+# ---- pytest-xdist: how the tests are shared out between the workers ---------------------------------
+# A module's tests run on one worker, in order (as ``--dist loadscope``), so that its costly
+# module-scoped stack (the queued emulators, a function server, the bench's quick run) starts once a
+# run. The modules named here are long and their module-scoped fixtures cheap: their tests go one by
+# one to whichever worker is free, so that no single module holds the run's end.
+SHARED_OUT_MODULES = {"tests/test_faults.py", "tests/test_fuzz.py", "tests/test_hostile_stardex.py", "tests/test_e2e.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrTestScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SHARED_OUT_MODULES else module
+
+    return ModuleOrTestScheduling(config, log)
+
+
 # ---- the session-wide log scan: no key, email or phone number in any line the function logs -------
 # Every line ``JsonLog`` writes to stdout (in-process apps) and every end-to-end server's log file
 # (``scan_log_file``, called by ``tests/test_e2e.py`` before it removes one) is scanned as it comes;
