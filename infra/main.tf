@@ -11,13 +11,23 @@ locals {
     { for s in local.sources : "${upper(replace(s, "-", "_"))}_API_KEY" => "${var.name}-${s}-api-key" if local.known_sources[s].api_key },
   )
 
-  # What the deployed function needs, and nothing else: no tests, infra, bench, CI or VCS files.
+  # What the deployed function runs, and nothing else: no tests, infra, bench, CI or VCS files, and
+  # none of the package's local tools. The tools stay in the package, so that
+  # `python -m stardex_webhook.plan` (and the others) work from a clone; they are listed here, once:
+  # the commands a person runs (serve, send_sample, plan, replay, history, custom_fields_check, `python -m
+  # stardex_webhook.sources`), the sandbox Stardex (fake_stardex) and the samples send_sample signs.
+  # A test (tests/test_infra.py) holds the archive to exactly the modules `import main` loads.
   repo_root = "${path.module}/.."
+  tool_files = setunion(
+    fileset(local.repo_root, "stardex_webhook/{serve,send_sample,plan,replay,history,fake_stardex,custom_fields_check}.py"),
+    fileset(local.repo_root, "stardex_webhook/sources/__main__.py"),
+    fileset(local.repo_root, "stardex_webhook/samples/**"),
+  )
   source_files = sort([
     for f in setunion(
       fileset(local.repo_root, "main.py"),
       fileset(local.repo_root, "requirements.txt"),
-      fileset(local.repo_root, "stardex_webhook/**/*.{py,json}"),
+      setsubtract(fileset(local.repo_root, "stardex_webhook/**/*.py"), local.tool_files),
       fileset(local.repo_root, "schemas/*.json"),
       fileset(local.repo_root, "mappings/*.json"),
     ) : f if length(regexall("(^|/)__pycache__/", f)) == 0

@@ -63,7 +63,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -248,10 +248,11 @@ class FakeStardex(LoopbackServer):
     """The fake server. Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/v1``."""
 
     def __init__(self, api_key: str = DEFAULT_API_KEY, rate_limit: int = 60, window_seconds: float = 60.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
+        self.clock = clock  # the rate limit's clock (a test may move it by hand)
         self.address = (host, port)
         self.down = False
         self.delay_seconds = 0.0
@@ -518,7 +519,7 @@ class FakeStardex(LoopbackServer):
 
     def _count_request(self, key: str) -> dict[str, str]:
         """Sliding window per key; refused requests do not count. Returns the X-RateLimit headers."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             hits = self._hits.setdefault(key, collections.deque())
             while hits and hits[0] <= now - self.window_seconds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import re
@@ -103,6 +104,61 @@ def make_client(base_env):
     return build
 
 
+# ---- markers: e2e and slow (registered in pytest.ini) -------------------------------------------
+# ``-m "not e2e"`` leaves out every test that starts something real: the function as a server
+# process, an emulator, the sandbox as a process, a fresh clone. A test is e2e when its module is all
+# end to end, or when it or a fixture it uses (however indirectly) calls one of the starters below,
+# so a new test is marked without a line here. ``slow``: the modules whose tests take seconds each.
+
+E2E_MODULES = {"test_e2e", "test_e2e_ats_a", "test_e2e_ats_b", "test_e2e_forms_a", "test_e2e_forms_b",
+               "test_e2e_queued", "test_e2e_stages", "test_faults", "test_hostile_stardex", "test_replay",
+               "test_quickstart", "test_bench"}
+E2E_STARTERS = re.compile(r"\b(function_server|storage_emulator|tasks_emulator|subprocess\.Popen)\(")
+SLOW_MODULES = {"test_e2e_queued", "test_replay", "test_faults", "test_hostile_stardex", "test_quickstart",
+                "test_bench", "test_fuzz"}
+
+
+def _starts_something(function, seen: dict) -> bool:
+    if function not in seen:
+        try:
+            seen[function] = bool(E2E_STARTERS.search(inspect.getsource(function)))
+        except (OSError, TypeError):
+            seen[function] = False
+    return seen[function]
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict = {}
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        fixtures = [definition.func for name in getattr(item, "fixturenames", ())
+                    for definition in getattr(item, "_fixtureinfo").name2fixturedefs.get(name, ())]
+        if module in E2E_MODULES or any(_starts_something(f, seen) for f in [getattr(item, "function", None), *fixtures] if f):
+            item.add_marker(pytest.mark.e2e)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+# ---- pytest-xdist: how the tests are shared out between the workers ---------------------------------
+# A module's tests run on one worker, in order (as ``--dist loadscope``), so that its costly
+# module-scoped stack (the queued emulators, a function server, the bench's quick run) starts once a
+# run. The modules named here are long and their module-scoped fixtures cheap: their tests go one by
+# one to whichever worker is free, so that no single module holds the run's end.
+SHARED_OUT_MODULES = {"tests/test_faults.py", "tests/test_fuzz.py", "tests/test_hostile_stardex.py", "tests/test_e2e.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrTestScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SHARED_OUT_MODULES else module
+
+    return ModuleOrTestScheduling(config, log)
+
+
 # ---- the session-wide log scan: no key, email or phone number in any line the function logs -------
 # Every line ``JsonLog`` writes to stdout (in-process apps) and every end-to-end server's log file
 # (``scan_log_file``, called by ``tests/test_e2e.py`` before it removes one) is scanned as it comes;
@@ -110,12 +166,12 @@ def make_client(base_env):
 
 # Sender API keys the in-process tests set (test_fuzz, test_security).
 SENDER_API_KEYS = {name: f"{name}-test-api-key" for name, source in SOURCES.items() if source.needs_api_key}
-# Every other key or token a test module defines as a constant (``..._KEY = "..."``, ``TOKEN``,
+# Every other key or token a test module or a helper defines as a constant (``..._KEY = "..."``, ``TOKEN``,
 # ``SECRET``), read from the test files, so a key added later is scanned for too. Lever's ``TOKEN``
 # is its event's own token, which Lever signs and the delivery id carries: not a secret.
 _KEY_CONSTANT = re.compile(r'^\s*([A-Z_]*(?:KEY|TOKEN|SECRET)|rotated)\s*=\s*"([^"]{8,})"', re.MULTILINE)
 _TEST_KEYS = {STARDEX_KEY, *SIGNING_KEYS.values(), *SENDER_API_KEYS.values()} | {
-    value for path in sorted(Path(__file__).parent.glob("*.py"))
+    value for path in sorted([*Path(__file__).parent.glob("*.py"), *Path(__file__).parent.glob("helpers/*.py")])
     for name, value in _KEY_CONSTANT.findall(path.read_text())
     if not value.startswith("projects/") and (path.name, name) != ("test_sources_lever.py", "TOKEN")}
 # An unmasked email: a local-part character right before the "@" (the masked form is "a***@...").

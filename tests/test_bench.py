@@ -5,10 +5,16 @@ the instrument works: every section is measured and reported, each target gets a
 pipeline sample and served request was answered ``updated``, and the fake Stardex saw exactly the
 calls each kind of webhook must make. The quick run writes to a temporary directory, never to
 bench/RESULTS.md.
+
+The quick run's load held against Stardex's limit (``bench/soak.py``, scaled to seconds: 10 requests
+in any 2 s, a spike of 20 a second) is also the suite's load test, in both delivery modes: its
+invariants are asserted here (no 500, no lost answer, every event applied or answered 503 with
+``Retry-After``, as many applied in Stardex as the senders were told; queued: each applied once).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +26,25 @@ from stardex_webhook.sources import SOURCES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import soak  # noqa: E402
+
+
+def _bench_run():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The quick run's soak settings (bench/run.py), as soak.run's arguments.
+_SOAK_ARGS = _bench_run().Settings(quick=True).soak
+SHORT = {"rate": 3.0, "spike": 10.0, "steady_seconds": 60.0, "spike_seconds": 10.0, "window_seconds": 10.0,
+         "deadline_seconds": 4.0, "limit": 60,  # soak.py's defaults, then the quick run's flags
+         **{{"--steady": "steady_seconds", "--spike-seconds": "spike_seconds", "--window": "window_seconds",
+             "--deadline": "deadline_seconds", "--rate": "rate", "--limit": "limit", "--spike": "spike"}[flag]: float(value)
+            for flag, value in zip(_SOAK_ARGS[::2], _SOAK_ARGS[1::2])}}
 
 KINDS = ("patch", "merge")
 CONCURRENCIES = (1, 8, 32)
@@ -136,3 +161,65 @@ def test_the_replayed_trace_was_answered_and_counted(quick_run):
         assert run["problems"] == []
         assert sum(run["outcomes"].values()) == 200
         assert run["calls"] == sum(run["calls_by_kind"].values()) > 0
+
+
+# ---- the load held against Stardex's limit (the quick run's soak, both delivery modes) -----------
+
+
+@pytest.fixture(scope="module")
+def sync_run(quick_run):
+    return quick_run["figures"]["soak"]["sync"]
+
+
+@pytest.fixture(scope="module")
+def queued_run(quick_run):
+    return quick_run["figures"]["soak"]["queued"]
+
+
+def test_the_soak_is_scaled_so_the_spike_is_twice_the_limit():
+    """10 in any 2 s: the spike (20 a second) is twice what Stardex allows, the steady rate (2 a
+    second) well under it."""
+    assert (SHORT["limit"], SHORT["window_seconds"], SHORT["rate"], SHORT["rate"] * SHORT["spike"]) == (10, 2, 2, 20)
+
+
+def test_every_request_is_answered_200_or_503_and_never_500(sync_run):
+    assert sync_run["unanswered"] == 0
+    assert set(sync_run["statuses"]) <= {"200", "503"}, sync_run["statuses"]
+    assert sum(sync_run["statuses"].values()) == sync_run["sent"] == len(soak.schedule(
+        SHORT["rate"], SHORT["spike"], SHORT["steady_seconds"], SHORT["spike_seconds"]))
+
+
+def test_every_event_is_applied_or_answered_503_with_retry_after(sync_run):
+    told = sync_run["updated"] + sync_run["no_change"]
+    unsure = sync_run["outcomes"].get("503 stardex_unavailable", 0)  # a PATCH whose answer the deadline cut
+    assert told <= sync_run["applied_in_stardex"] <= told + unsure
+    assert told + sync_run["retry_later"] == sync_run["sent"]
+    assert sync_run["retry_later_without_retry_after"] == 0
+    assert set(sync_run["outcomes"]) <= {"200 updated", "200 no_change", "503 stardex_rate_limited",
+                                         "503 stardex_unavailable"}, sync_run["outcomes"]
+    assert sync_run["problems"] == []
+
+
+def test_the_spike_met_the_limit(sync_run):
+    """The run tested something: some events were applied and the spike was refused in part.
+    (Stardex's own limit may refuse a few too, when calls reach it closer together than the
+    function's limiter granted them: those are retried within the deadline, and counted above.)"""
+    assert sync_run["updated"] > 0 and sync_run["retry_later"] > 0, sync_run["outcomes"]
+
+
+def test_the_memory_was_sampled(sync_run):
+    assert sync_run["rss_mib"]["samples"] >= 2
+    assert isinstance(sync_run["rss_slope_mib_per_minute"], float)
+
+
+def test_queued_the_spike_is_all_queued_and_the_worker_applies_each_once(queued_run):
+    """``DELIVERY=queued``: the senders are answered ``queued`` (no 500, none lost; a 503 only if
+    the queue could not take one), and the worker settles every queued event: applied once each."""
+    queued = queued_run["outcomes"].get("200 queued", 0)
+    assert queued_run["unanswered"] == 0
+    assert set(queued_run["outcomes"]) <= {"200 queued", "503 queue_unavailable"}, queued_run["outcomes"]
+    assert queued + queued_run["retry_later"] == queued_run["sent"]
+    assert queued_run["retry_later_without_retry_after"] == 0
+    assert queued_run["worker_outcomes"] == {"updated": queued, "unsettled": 0}
+    assert queued_run["applied_in_stardex"] == queued
+    assert queued_run["problems"] == []

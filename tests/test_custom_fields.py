@@ -24,8 +24,8 @@ from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery, Headers
 from tests.conftest import fixture_json
-from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
-from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)
+from tests.helpers.stardex_mock import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
+from tests.helpers.sandbox import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 NOTICE, SALARY, START, RELOCATE, SKILLS, HEADCOUNT = (f"0c0f0000-0000-4000-8000-00000000000{n}" for n in range(1, 7))
 DEFINITIONS = [

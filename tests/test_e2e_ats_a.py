@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.ats_a_helpers import basic_auth
+from tests.helpers.ats_a import basic_auth
 from tests.conftest import fixture_json
 from tests.fakes.fake_ats_a_api import FakeAtsApi
-from tests.test_e2e import PROJECT, fakes, function_server, send  # noqa: F401 (fakes is a fixture)
+from tests.helpers.e2e import PROJECT, fakes, function_server, send  # noqa: F401 (fakes is a fixture)
 
 LEVER_API_KEY = "e2e-lever-api-key"
 ASHBY_API_KEY = "e2e-ashby-api-key"

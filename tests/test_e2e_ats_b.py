@@ -15,7 +15,7 @@ import requests
 from stardex_webhook.sources.smartrecruiters import signature_header
 from tests.conftest import SIGNING_KEYS, fixture_bytes, fixture_json
 from tests.fakes.fake_ats_b_api import FakeAtsApi
-from tests.test_e2e import PROJECT, fakes, function_server, send  # noqa: F401  (fakes is a fixture)
+from tests.helpers.e2e import PROJECT, fakes, function_server, send  # noqa: F401  (fakes is a fixture)
 
 SMARTRECRUITERS_API_KEY = "e2e-smartrecruiters-token"
 TEAMTAILOR_API_KEY = "e2e-teamtailor-token"

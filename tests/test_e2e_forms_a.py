@@ -13,11 +13,8 @@ import requests
 
 from stardex_webhook.send_sample import SAMPLES_DIR
 from tests.conftest import PERSON_ID as SAMPLE_PERSON_ID, SIGNING_KEYS, fixture_json
-from tests import test_e2e
-from tests.test_e2e import function_server, send
-
-# test_e2e's fixtures, for this module's own server: the fake Stardex and Secret Manager, reset per test.
-fakes, stardex = test_e2e.fakes, test_e2e.stardex
+# The end-to-end fixtures, for this module's own server: the fake Stardex and Secret Manager, reset per test.
+from tests.helpers.e2e import fakes, function_server, send, stardex  # noqa: F401  (fakes and stardex are fixtures)
 
 JOTFORM_TOKEN = SIGNING_KEYS["jotform"]
 

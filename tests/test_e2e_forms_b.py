@@ -13,8 +13,8 @@ import requests
 
 from stardex_webhook.send_sample import main as send_sample, signed_request
 from tests.conftest import SIGNING_KEYS, fixture_bytes
-from tests.test_e2e import fakes, patches, server, stardex  # noqa: F401 (fixtures)
-from tests.test_sources_google_forms import PENDING, run_script
+from tests.helpers.e2e import fakes, patches, server, stardex  # noqa: F401 (fixtures)
+from tests.helpers.apps_script import PENDING, run_script
 
 SAMPLE_PERSON = "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42"  # whom the shipped samples name
 

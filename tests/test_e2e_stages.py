@@ -11,7 +11,7 @@ import pytest
 
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR
 from tests.conftest import fixture_json
-from tests.test_e2e import fakes, function_server, send, typeform_body  # noqa: F401  (fakes is a fixture)
+from tests.helpers.e2e import fakes, function_server, send, typeform_body  # noqa: F401  (fakes is a fixture)
 
 JOB = "7b0c5a52-3f1e-4c8a-9d2b-1e6f0a9c4d11"
 NOTICE, SKILLS, START = "0c0f0000-0000-4000-8000-000000000001", "0c0f0000-0000-4000-8000-000000000005", \

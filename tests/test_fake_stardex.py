@@ -16,26 +16,7 @@ import pytest
 import requests
 
 from stardex_webhook.fake_stardex import FakeStardex
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeStardex() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    server.api_key = "fake-key"
-    server.rate_limit = 60
-    yield server
-    server.reset()
-
-
-def call(fake, method, path, json=None, key=None):
-    headers = {"Authorization": f"Bearer {key or fake.api_key}"}
-    return requests.request(method, fake.base_url + path, json=json, headers=headers, timeout=5)
+from tests.helpers.sandbox import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 
 def test_base_url_is_loopback_v1(fake):
@@ -72,9 +53,12 @@ def test_rate_limit_answers_429_with_headers_and_body(fake):
 
 
 def test_rate_limit_window_slides():
-    with FakeStardex(api_key="k", rate_limit=2, window_seconds=0.2) as fake:
+    now = [1000.0]
+    with FakeStardex(api_key="k", rate_limit=2, window_seconds=60, clock=lambda: now[0]) as fake:
         assert [call(fake, "POST", "/persons/search", {}).status_code for _ in range(3)] == [200, 200, 429]
-        time.sleep(0.25)
+        now[0] += 59.9
+        assert call(fake, "POST", "/persons/search", {}).status_code == 429
+        now[0] += 0.2
         assert call(fake, "POST", "/persons/search", {}).status_code == 200
 
 

@@ -25,11 +25,11 @@ import pytest
 import requests
 
 from stardex_webhook.fake_stardex import HUGE_ANSWER_BYTES, FakeStardex
-from tests.ats_a_helpers import basic_auth
+from tests.helpers.ats_a import basic_auth
 from tests.conftest import fixture_json
 from tests.fakes.fake_ats_a_api import FakeAtsApi
 from tests.fakes.fake_secret_manager import FakeSecretManager
-from tests.test_e2e import (  # noqa: F401  (fakes is a fixture)
+from tests.helpers.e2e import (  # noqa: F401  (fakes is a fixture)
     PROJECT, SECRET_NAMES, STARDEX_KEY, fakes, free_port, function_server, patches, send, typeform_body,
 )
 
@@ -366,15 +366,15 @@ def test_a_sender_api_answer_over_the_cap_is_one_read_then_503(declared):
 
 # ---- queued delivery: the queue and the bucket ---------------------------------------------------
 
-from tests.test_e2e_queued import hire, post, stack  # noqa: E402,F401  (stack is a fixture)
+from tests.helpers.queued import hire, post, stack  # noqa: E402,F401  (stack is a fixture)
 
 
 @pytest.fixture
 def queued(stack):  # noqa: F811
-    """The queued stack with a clean fake Stardex and an empty bucket (``test_e2e_queued.fresh``)."""
+    """The queued stack with a clean fake Stardex and an empty bucket (as ``tests/helpers/queued.py``'s ``fresh``)."""
     from google.cloud import storage
 
-    from tests.test_e2e_queued import BUCKET
+    from tests.helpers.queued import BUCKET
 
     stack.stardex.reset()
     for blob in storage.Client().list_blobs(BUCKET):
@@ -426,7 +426,7 @@ def test_the_bucket_down_on_dead_letter_is_never_a_2xx_to_the_queue(queued, atte
     retries it; the retry, with the bucket back, stores the letter. (On the queue's very last
     attempt the 503 is all the worker can give: Cloud Tasks then drops the task, and the worker's
     ERROR line with the delivery id is what is left, for the operator to ask the sender again.)"""
-    from tests.test_e2e_queued import MAX_ATTEMPTS, dead_letters
+    from tests.helpers.queued import MAX_ATTEMPTS, dead_letters
 
     event_id = f"fault-dead-letter-{attempt}"
     task = _task_body(hire(6, "nobody6@example.org"), event_id)

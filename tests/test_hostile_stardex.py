@@ -22,7 +22,7 @@ import urllib3
 from stardex_webhook.fake_stardex import FakeStardex
 from stardex_webhook.http_transport import Retries
 from tests.conftest import PERSON_ID, fixture_bytes, signed
-from tests.test_e2e import fakes, function_server, send, server, stardex, typeform_body  # noqa: F401  (fixtures)
+from tests.helpers.e2e import fakes, function_server, send, server, stardex, typeform_body  # noqa: F401  (fixtures)
 
 _ERRORS = [
     requests.exceptions.ContentDecodingError, requests.TooManyRedirects, requests.exceptions.InvalidHeader,

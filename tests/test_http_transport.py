@@ -32,7 +32,7 @@ from stardex_webhook.http_transport import (
     watched_session,
 )
 from stardex_webhook.logs import JsonLog
-from tests.test_stardex import FakeTime
+from tests.helpers.fake_time import FakeTime
 
 
 class GaveUp(Exception):

@@ -10,7 +10,6 @@ same resource is referenced, which is what the secret-to-reader checks compare.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 import shutil
@@ -28,9 +27,8 @@ from stardex_webhook.config import STARDEX_API_KEY, api_key_name, signing_key_na
 from stardex_webhook.secrets import check_version_name
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.__main__ import terraform_locals
+from tests.helpers.infra import INFRA, REPO, tool
 
-REPO = Path(__file__).resolve().parent.parent
-INFRA = REPO / "infra"
 EXAMPLE = INFRA / "examples" / "basic"
 EXAMPLE_TFVARS = EXAMPLE / "terraform.tfvars.example"
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
@@ -43,22 +41,12 @@ CASES = {
     "queued": (INFRA, "../tests/fixtures/infra_queued.tfvars"),
 }
 SECRET_SUFFIX = "_SECRET"
-# Local tools that are not part of the deployed request path.
-LOCAL_TOOLS = {"serve.py", "send_sample.py"}
 # Set by the platform itself, never by infra/ or a user: Cloud Run's name of the service (the
 # function), which the app puts back into the URL a sender signed (HubSpot).
 PLATFORM_SETTINGS = {"K_SERVICE"}
 
 
-def _tool(name: str):
-    """A script of infra/tools/, imported as a module (infra/ is not a package: it is not deployed)."""
-    spec = importlib.util.spec_from_file_location(name, INFRA / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs = _tool("docs")
+docs = tool("docs")
 
 # ---- readers ---------------------------------------------------------------------------------
 
@@ -134,11 +122,12 @@ _ENV_READ = re.compile(r"""(?:\benv(?:iron)?\.get|_flag|_number)\(\s*(?:env,\s*)
 
 
 def settings_read_by_code() -> set[str]:
-    """Every variable the deployed code reads by a fixed name (config.py and friends)."""
+    """Every variable the deployed code reads by a fixed name (config.py and friends): the archive's
+    modules, not the local tools beside them."""
     names = set()
-    for path in (REPO / "stardex_webhook").rglob("*.py"):
-        if path.name not in LOCAL_TOOLS:
-            names.update(_ENV_READ.findall(path.read_text()))
+    for path in archived_files():
+        if path.endswith(".py"):
+            names.update(_ENV_READ.findall((REPO / path).read_text()))
     return names
 
 
@@ -404,13 +393,48 @@ def archived_files() -> list[str]:
     return locals_of(evaluated())["source_files"]
 
 
-def test_archive_holds_the_code_and_data_the_function_loads():
-    files = set(archived_files())
-    assert {"main.py", "requirements.txt"} <= files
-    for folder, pattern in (("stardex_webhook", "*.py"), ("schemas", "*.json"), ("mappings", "*.json")):
-        for path in (REPO / folder).rglob(pattern):
-            if "__pycache__" not in path.parts:
-                assert str(path.relative_to(REPO)) in files, path
+# The package's local tools: the commands a person runs, the sandbox Stardex and the samples. They
+# live in the package (``python -m stardex_webhook.plan``) but are never deployed.
+TOOL_MODULES = {"serve", "send_sample", "plan", "replay", "history", "custom_fields_check", "__main__"}
+
+
+def is_tool_fake_or_sample(path: str) -> bool:
+    name = Path(path).name
+    return (Path(path).stem in TOOL_MODULES or "fake" in name or "sample" in path.lower()
+            or path.startswith("stardex_webhook/samples/"))
+
+
+def modules_main_imports() -> set[str]:
+    """The package's modules that ``import main`` loads (what the function runs), repo-relative."""
+    listed = subprocess.run(
+        [sys.executable, "-c",
+         "import main, sys\n"
+         "for name, module in sorted(sys.modules.items()):\n"
+         "    if name.split('.')[0] == 'stardex_webhook' and getattr(module, '__file__', None):\n"
+         "        print(module.__file__)"],
+        cwd=REPO, env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"}, capture_output=True, text=True, timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return {str(Path(line).resolve().relative_to(REPO)) for line in listed.stdout.split()}
+
+
+def test_archive_holds_no_tool_fake_or_sample():
+    files = archived_files()
+    tools = [str(p.relative_to(REPO)) for p in (REPO / "stardex_webhook").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and is_tool_fake_or_sample(str(p.relative_to(REPO)))]
+    # Not vacuous: the tools are there to leave out (the sandbox Stardex, plan, the samples...).
+    assert {"stardex_webhook/fake_stardex.py", "stardex_webhook/plan.py", "stardex_webhook/send_sample.py",
+            "stardex_webhook/samples/greenhouse.json"} <= set(tools)
+    assert [path for path in files if is_tool_fake_or_sample(path)] == []
+
+
+def test_archive_is_exactly_what_main_imports_and_the_data_it_loads():
+    expected = {"main.py", "requirements.txt"} | modules_main_imports() | {
+        str(p.relative_to(REPO)) for folder in ("schemas", "mappings") for p in (REPO / folder).glob("*.json")}
+    assert "stardex_webhook/sources/greenhouse.py" in expected  # the senders, through sources/__init__.py
+    files = archived_files()
+    assert len(files) == len(set(files))
+    assert set(files) == expected
 
 
 def test_archive_leaves_out_tests_infra_and_vcs_files():
@@ -420,25 +444,38 @@ def test_archive_leaves_out_tests_infra_and_vcs_files():
         assert "__pycache__" not in path and not path.endswith(".pyc"), path
 
 
-def test_the_infra_tests_pass_in_a_fresh_clone_with_nothing_beside_it(tmp_path):
-    """A user's clone has nothing beside it: these tests may read the repository only."""
-    clone = tmp_path / "clone" / "stardex-webhook"
-    tracked = subprocess.run(
+def tracked_files() -> set[str]:
+    """What a clone holds: the files git tracks, and new ones not yet committed (not the ignored)."""
+    listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
     ).stdout.decode().split("\0")
-    for path in filter(None, tracked):
-        if (REPO / path).is_file():
-            (clone / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(REPO / path, clone / path)
-    (clone / ".ci" / ".tools").symlink_to(REPO / ".ci" / ".tools")  # the download cache only
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_infra.py", "-k", "not fresh_clone"],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return {path for path in listed if path and (REPO / path).is_file()}
+
+
+def test_the_infra_tests_read_only_files_a_clone_holds():
+    """A user's clone has nothing beside it: these tests, and the module they evaluate, read files of
+    the repository only (no sibling folder, nothing ignored or generated)."""
+    tracked = tracked_files()
+    # Every relative path in this module (the var files tfparse reads from infra/) stays in the clone.
+    constants = [node.value for node in ast.walk(ast.parse(Path(__file__).read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    for text in constants:
+        for path in re.findall(r"(?:\.\./)+[\w./-]+", text):
+            for base in (INFRA, EXAMPLE):
+                assert (base / path).resolve().is_relative_to(REPO), path
+    for folder, var_file in CASES.values():
+        assert folder.resolve().is_relative_to(REPO)
+        if var_file:
+            assert str((folder / var_file).resolve().relative_to(REPO)) in tracked, var_file
+    # The module reads the code from the clone it is in, and the example calls the module in it.
+    assert (INFRA / locals_of(evaluated())["repo_root"]).resolve() == REPO
+    (call,) = [body for block in parsed(EXAMPLE / "main.tf")["module"] for name, body in block.items()
+               if literal(name) == "stardex_webhook"]
+    assert (EXAMPLE / literal(call["source"])).resolve() == INFRA
+    # What the archive, the parsers and the readers take are files of the clone.
+    read = {*archived_files(), "README.md", "main.py", "infra/README.md", "infra/tools/docs.py",
+            *(str(p.relative_to(REPO)) for p in TF_FILES), str(EXAMPLE_TFVARS.relative_to(REPO))}
+    assert read <= tracked, sorted(read - tracked)
 
 
 def test_archive_alone_is_enough_to_start_the_function(tmp_path):

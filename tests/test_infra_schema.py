@@ -12,9 +12,9 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from tests.test_infra import INFRA, _tool
+from tests.helpers.infra import INFRA, tool
 
-schema_check = _tool("schema_check")
+schema_check = tool("schema_check")
 
 
 @pytest.fixture(scope="module")

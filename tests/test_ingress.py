@@ -16,6 +16,7 @@ from responses import matchers
 from stardex_webhook.deadline import Deadline
 from stardex_webhook.sources import SOURCES
 from tests.conftest import PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
+from tests.helpers.random_json import random_json as _random_json
 
 API = "https://stardex.test/v1"
 
@@ -380,20 +381,6 @@ def test_a_bug_is_an_honest_json_500_logged_without_the_payload(capsys):
     assert entry["severity"] == "ERROR"
     assert entry["error"].startswith("KeyError at test_ingress.py:")
     assert "secret-looking" not in json.dumps(entry)
-
-
-def _random_json(rng, depth=0):
-    """A random JSON value that leans towards the keys our mappings read, so paths hit odd shapes."""
-    keys = ["action", "payload", "application", "candidate", "first_name", "email_addresses", "value", "type",
-            "form_response", "answers", "field", "ref", "hidden", "stardex_person_id", "emails", "phone_numbers",
-            "linkedin_url", "data", "email", "name", "custom_fields", "text", "url", "event_type"]
-    choice = rng.random()
-    if depth > 4 or choice < 0.3:
-        return rng.choice([None, True, False, 0, -1, 1.5, 10**20, float("nan"), float("-inf"), "", " ", "x", "a@b.co",
-                           "+1 415 555 0123", "https://www.linkedin.com/in/x", "hire_candidate", "form_response", "ping"])
-    if choice < 0.6:
-        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
 
 
 # The envelope of a form sender, put into most random payloads so that their paths meet odd shapes.

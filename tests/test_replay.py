@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tests.test_e2e_queued import dead_letters, fresh, hire, post, stack  # noqa: F401  (fixtures)
+from tests.helpers.queued import dead_letters, fresh, hire, post, stack  # noqa: F401  (fixtures)
 from tests.conftest import ROOT
-from tests.test_e2e import patches
+from tests.helpers.e2e import patches
 
 # The mistake a person makes: the person is searched by the work email, which Stardex lacks.
 BROKEN_GREENHOUSE = {"person": {"email": "email_addresses[?type=='work'].value"}}

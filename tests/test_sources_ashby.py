@@ -18,9 +18,10 @@ from stardex_webhook.mapping import SourceMapping
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.ashby import AshbySource
 from stardex_webhook.records import Delivery, FollowUp
-from tests.ats_a_helpers import (  # noqa: F401 (fixtures)
-    MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_json, random_shapes_never_500, request_json, sender_api,
+from tests.helpers.ats_a import (  # noqa: F401 (fixtures)
+    MAPPINGS, basic_auth, dry_client, mapped, one_read, post, random_shapes_never_500, request_json, sender_api,
 )
+from tests.helpers.random_json import random_json
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["ashby"]

@@ -13,8 +13,6 @@ import copy
 import hashlib
 import hmac
 import json
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -26,30 +24,11 @@ from stardex_webhook.records import Transcript
 from stardex_webhook.sources.generic import StandardWebhooksSource
 from stardex_webhook.sources.google_forms import GoogleFormsSource
 from stardex_webhook.send_sample import SAMPLES_DIR
-from tests.conftest import ROOT, SIGNING_KEYS, fixture_json, make_delivery
+from tests.conftest import fixture_json, make_delivery
+from tests.helpers.apps_script import CONFIG, FIXTURE, FUNCTION_URL, KEY, PENDING, run_script
 
-HARNESS = ROOT / "tests" / "apps_script_harness.js"
-NODE = shutil.which("node")
-FIXTURE = fixture_json("google_forms_response.json")
-KEY = SIGNING_KEYS["google-forms"]
 KEY_BYTES = base64.b64decode(KEY.removeprefix("whsec_"))
-FUNCTION_URL = "https://europe-west1-acme.cloudfunctions.net/stardex-webhook/google-forms"
-CONFIG = {"STARDEX_WEBHOOK_URL": FUNCTION_URL, "STARDEX_WEBHOOK_KEY": KEY}
-PENDING = "stardex_pending:ACYDBNexampleResponseId0000"
 source = GoogleFormsSource()
-
-
-def run_script(run: str, properties: dict | None = None, fetch: list | None = None, now: float | None = None,
-               submission: dict = FIXTURE, triggers: list | None = None) -> dict:
-    """Run one function of the script as its trigger would; ``fetch`` plans UrlFetchApp's answers."""
-    assert NODE, "node is needed to run the Apps Script (apt-get install -y nodejs)"
-    given = {"run": run, **submission, "properties": CONFIG if properties is None else properties,
-             "fetch": fetch or [], "triggers": triggers or []}
-    if now is not None:
-        given["now"] = int(now * 1000)
-    done = subprocess.run([NODE, str(HARNESS)], input=json.dumps(given), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def sign(message_id: str, timestamp: str, body: bytes, key_bytes: bytes = KEY_BYTES) -> str:

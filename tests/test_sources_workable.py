@@ -17,7 +17,8 @@ from stardex_webhook.errors import BadRequest
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery
 from stardex_webhook.sources.workable import WorkableSource
-from tests.ats_a_helpers import MAPPINGS, mapped, post, random_json, random_shapes_never_500, sender_api  # noqa: F401
+from tests.helpers.ats_a import MAPPINGS, mapped, post, random_shapes_never_500, sender_api  # noqa: F401
+from tests.helpers.random_json import random_json
 from tests.conftest import ROOT, SIGNING_KEYS, fixture_bytes, fixture_json, make_delivery, refusal
 
 KEY = SIGNING_KEYS["workable"]

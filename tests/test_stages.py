@@ -24,8 +24,8 @@ from stardex_webhook.records import Delivery, Headers
 from stardex_webhook.stages import StageMemory, event_time, plan_stage
 from stardex_webhook.records import StageRequest
 from tests.conftest import fixture_json
-from tests.test_delivery import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
-from tests.test_fake_stardex import call, fake, server  # noqa: F401  (fake and server are fixtures)
+from tests.helpers.stardex_mock import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
+from tests.helpers.sandbox import call, fake, server  # noqa: F401  (fake and server are fixtures)
 
 JOB = "7b0c5a52-3f1e-4c8a-9d2b-1e6f0a9c4d11"
 OTHER_JOB = "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f"

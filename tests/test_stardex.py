@@ -23,29 +23,12 @@ from stardex_webhook.errors import RetryLater
 from stardex_webhook.deadline import Deadline
 from stardex_webhook.stardex import DEFAULT_RETRY_AFTER_SECONDS, OutcomeUnknown, RateLimiter, StardexClient, StardexError
 from stardex_webhook.fake_stardex import FakeStardex
+from tests.helpers.fake_time import WALL_EPOCH, FakeTime
 
 BASE = "https://stardex.test/v1"
 KEY = "ats-SECRET-key-0123456789"
-WALL_EPOCH = 1_700_000_000.0
 
 
-class FakeTime:
-    """A clock that only moves when someone sleeps; remembers every wait."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return WALL_EPOCH + self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -38,13 +39,19 @@ def free_port() -> int:
 
 
 def tasks_emulator_command() -> list[str]:
-    """The emulator's command, creating its virtual environment when it is missing."""
+    """The emulator's command, creating its virtual environment when it is missing. The lock is a
+    file lock too, so that pytest-xdist's workers (processes) make it once, not over each other."""
     executable = TASKS_VENV / "bin" / "gcloud-tasks-emulator"
     with _VENV_LOCK:
-        if not executable.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(TASKS_VENV)], check=True)
-            subprocess.run([str(TASKS_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                            "-r", str(TASKS_REQUIREMENTS)], check=True)
+        if executable.exists():
+            return [str(executable)]
+        TASKS_VENV.parent.mkdir(parents=True, exist_ok=True)
+        with open(TASKS_VENV.parent / "tasks-emulator-venv.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not executable.exists():
+                subprocess.run([sys.executable, "-m", "venv", "--clear", str(TASKS_VENV)], check=True)
+                subprocess.run([str(TASKS_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                                "-r", str(TASKS_REQUIREMENTS)], check=True)
     return [str(executable)]
 
 

@@ -12,7 +12,6 @@ import responses
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.sources import SOURCES
 from tests.conftest import signed
-from tests.test_ingress import _random_json as random_json  # JSON of random shapes, near the keys mappings read
 
 MAPPINGS = load_mappings(BUILTIN_MAPPINGS_DIR, None, None, SOURCES)
 
