@@ -584,11 +584,9 @@ def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
 STAGE_JOB = "7b0c5a52-3f1e-4c8a-9d2b-1e6f0a9c4d11"
 
 
-def test_a_stage_move_and_custom_fields_are_planned_and_not_made(stardex, tmp_path, base_env):
-    """The move and the custom-field definitions read show in the calls; the move is a write, not made."""
-    stardex.add_job("Senior Data Engineer", id=STAGE_JOB)
-    stardex.add_custom_field("Notice period", "text", id="0c0f0000-0000-4000-8000-000000000001")
-    marta = stardex.add_person(name="Marta Quintal", emails=["marta.quintal@example.org"])
+def stage_change(tmp_path, base_env, **mapping_changes) -> tuple[bytes, list[str]]:
+    """Greenhouse's candidate moved to Onsite, with a mapping that moves the Stardex candidate too
+    (and ``mapping_changes`` laid over it); the body and the --header arguments."""
     folder = tmp_path / "mappings"
     folder.mkdir()
     document = json.loads((ROOT / "mappings" / "greenhouse.json").read_text())
@@ -596,15 +594,23 @@ def test_a_stage_move_and_custom_fields_are_planned_and_not_made(stardex, tmp_pa
     document["stages"] = {"events": ["candidate_stage_change"], "job": "payload.application.jobs[0].id",
                           "jobs": {"300112": STAGE_JOB}, "stage": "payload.application.current_stage.name",
                           "table": {"Onsite": "Interview"}}
-    document["custom_fields"] = {"Notice period": {"value": "1 month"}}
+    document.update(mapping_changes)
     (folder / "greenhouse.json").write_text(json.dumps(document))
     base_env.setenv("MAPPINGS_DIR", str(folder))
     body = json.loads((ROOT / "tests" / "fixtures" / "greenhouse_hire_candidate.json").read_text())
     body["action"] = "candidate_stage_change"
     body["payload"]["application"]["current_stage"] = {"id": 71416, "name": "Onsite"}
     raw, headers = signed("greenhouse", body)
-    code, out = run(tmp_path, "greenhouse", raw, *[part for item in headers.items()
-                                                   for part in ("--header", f"{item[0]}: {item[1]}")])
+    return raw, [part for item in headers.items() for part in ("--header", f"{item[0]}: {item[1]}")]
+
+
+def test_a_stage_move_and_custom_fields_are_planned_and_not_made(stardex, tmp_path, base_env):
+    """The move and the custom-field definitions read show in the calls; the move is a write, not made."""
+    stardex.add_job("Senior Data Engineer", id=STAGE_JOB)
+    stardex.add_custom_field("Notice period", "text", id="0c0f0000-0000-4000-8000-000000000001")
+    marta = stardex.add_person(name="Marta Quintal", emails=["marta.quintal@example.org"])
+    raw, args = stage_change(tmp_path, base_env, custom_fields={"Notice period": {"value": "1 month"}})
+    code, out = run(tmp_path, "greenhouse", raw, *args)
     assert code == 2, out
     assert "GET /v1/custom-fields/persons: read, made by this plan" in out
     assert "POST /v1/candidates/update-stage" in out and out.rstrip().splitlines()[-1].endswith("write, not made")
@@ -642,21 +648,8 @@ def test_a_stage_only_change_is_a_change(stardex, tmp_path, base_env):
     stardex.add_person(**{**SAMPLE_PEOPLE[1], "emails": [
         {"contact_data_type": "personal", "value": "marta.quintal@example.org"},
         {"contact_data_type": "work", "value": "mquintal@northwind-example.com"}]}, first_name="Marta")
-    folder = tmp_path / "mappings"
-    folder.mkdir()
-    document = json.loads((ROOT / "mappings" / "greenhouse.json").read_text())
-    document.pop("$schema", None)
-    document["fields"] = {name: document["fields"][name] for name in ("first_name", "emails")}
-    document["stages"] = {"events": ["candidate_stage_change"], "job": "payload.application.jobs[0].id",
-                          "jobs": {"300112": STAGE_JOB}, "stage": "payload.application.current_stage.name",
-                          "table": {"Onsite": "Interview"}}
-    (folder / "greenhouse.json").write_text(json.dumps(document))
-    base_env.setenv("MAPPINGS_DIR", str(folder))
-    body = json.loads((ROOT / "tests" / "fixtures" / "greenhouse_hire_candidate.json").read_text())
-    body["action"] = "candidate_stage_change"
-    body["payload"]["application"]["current_stage"] = {"id": 71416, "name": "Onsite"}
-    raw, headers = signed("greenhouse", body)
-    args = [part for item in headers.items() for part in ("--header", f"{item[0]}: {item[1]}")]
+    fields = json.loads((ROOT / "mappings" / "greenhouse.json").read_text())["fields"]
+    raw, args = stage_change(tmp_path, base_env, fields={name: fields[name] for name in ("first_name", "emails")})
     code, out = run(tmp_path, "greenhouse", raw, *args)
     assert code == 2, out
     assert f'  ~ stage on job {STAGE_JOB} -> "Interview"\n' in out

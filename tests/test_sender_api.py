@@ -11,36 +11,24 @@ from stardex_webhook.deadline import Deadline
 from stardex_webhook.errors import RetryLater, Unprocessable
 from stardex_webhook.sender_api import SenderApiClient, under_base
 from stardex_webhook.records import FollowUp
+from tests.helpers.fake_time import FakeTime
 
 BASE = "https://api.sender.test/v1"
 KEY = "sender-SECRET-api-key"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeTime()
 
 
-def client(clock: Clock, key: str | None = KEY, **options) -> SenderApiClient:
+def client(clock: FakeTime, key: str | None = KEY, **options) -> SenderApiClient:
     return SenderApiClient("sender", BASE, lambda deadline: key, lambda k: {"X-Token": k}, "SENDER_API_KEY",
                            sleep=clock.sleep, rng=lambda: 1.0, **options)
 
 
-def deadline(clock: Clock, seconds: float = 10) -> Deadline:
-    return Deadline(seconds, clock=clock)
+def deadline(clock: FakeTime, seconds: float = 10) -> Deadline:
+    return Deadline(seconds, clock=clock.clock)
 
 
 @pytest.mark.parametrize("url, inside", [
