@@ -94,8 +94,8 @@ class BenchPipeline(Pipeline):
     """The pipeline as ``main.py`` builds it, with each sender's API answering its canned sample
     (read once, before anything is timed)."""
 
-    CANNED = {source: CannedSenderApi(common.api_sample(source)) for source in common.SOURCES
-              if common.api_sample(source) is not None}
+    CANNED = {source: CannedSenderApi(answer) for source, answer in
+              ((source, common.api_sample(source)) for source in common.SOURCES) if answer is not None}
 
     def sender_api(self, source):
         return self.CANNED.get(source.name) or super().sender_api(source)

@@ -25,6 +25,7 @@ from .ingress import HEALTH_PATH, TASK_KIND, TASK_VERSION, health, respond
 from .pipeline import Answer, Pipeline, answered
 from .queue import MAX_TASK_BYTES
 from .records import Claim, Handshake, Received
+from .state import CLAIMS_PREFIX
 
 QUEUE_HEADER = "X-CloudTasks-QueueName"
 RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
@@ -125,7 +126,7 @@ def _claim(document: Any) -> Claim | None:
     if not isinstance(document, dict) or not isinstance(document.get("name"), str) \
             or not isinstance(document.get("generation"), int) or isinstance(document.get("generation"), bool):
         raise ValueError("claim must be {name, generation}")
-    if not document["name"].startswith("deliveries/"):
+    if not document["name"].startswith(CLAIMS_PREFIX):
         raise ValueError("not a claim's name")
     return Claim(document["name"], document["generation"])
 

@@ -78,27 +78,19 @@ def test_a_pending_claim_is_told_to_come_back_shortly(log):
     assert caught.value.retry_after <= 10 and ran == []
 
 
-def test_a_failure_the_sender_retries_releases_the_claim(log):
+@pytest.mark.parametrize("error, settled", [
+    (RetryLater("stardex_unavailable", "down"), False),  # the sender retries: released
+    (Unprocessable("person_not_found", "no such person"), True),  # kept as a dead letter: a retry is a duplicate
+], ids=["retry-later-releases", "unprocessable-settles"])
+def test_a_failure_releases_the_claim_unless_the_event_cannot_be_applied(log, error, settled):
     store = Store()
 
     def work(claim):
-        raise RetryLater("stardex_unavailable", "down")
+        raise error
 
-    with pytest.raises(RetryLater):
+    with pytest.raises(type(error)):
         pipeline(store, log).once(EVENT, Deadline(5), work)
-    assert len(store.released) == 1 and store.settled == []
-
-
-def test_an_event_that_cannot_be_applied_is_settled(log):
-    """``work`` kept it as a dead letter before raising: a retry of it is then a duplicate."""
-    store = Store()
-
-    def work(claim):
-        raise Unprocessable("person_not_found", "no such person")
-
-    with pytest.raises(Unprocessable):
-        pipeline(store, log).once(EVENT, Deadline(5), work)
-    assert len(store.settled) == 1 and store.released == []
+    assert (len(store.settled), len(store.released)) == ((1, 0) if settled else (0, 1))
 
 
 def test_a_claim_left_pending_on_purpose_is_not_settled(log):
