@@ -36,6 +36,11 @@ def fake():
     with FakeSecretManager() as running:
         running.set(SECRET, VALUE)
         yield running
+    # A read the test gave up on runs on in its daemon thread; with the fake gone it ends at once.
+    # Waited for here, so its request is never made (and recorded) during a later test.
+    for thread in threading.enumerate():
+        if thread.name.startswith("read-"):
+            thread.join(10)
 
 
 @pytest.fixture
