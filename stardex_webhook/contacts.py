@@ -5,6 +5,7 @@ address must not block every later update), then the new ones.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 CONTACT_LISTS = ("emails", "phone_numbers")
@@ -29,9 +30,11 @@ def contacts_known(person: dict[str, Any], key: str) -> bool:
     return any(read_key in person for read_key in _READ_KEYS[key])
 
 
+@functools.lru_cache(maxsize=1024)
 def phone_id(number: str, region: str | None) -> PhoneId:
     """(country code, national number) when known, else (None, digits without leading zeros); valid
-    or not, only the digits count. phonenumbers is imported here: slow, and often not needed."""
+    or not, only the digits count. Remembered: an update's numbers are compared in the mapping and
+    again with the stored ones. phonenumbers is imported here: slow, and often not needed."""
     import phonenumbers
 
     digits = "".join(character for character in number if character.isdigit())

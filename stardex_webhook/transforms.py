@@ -56,12 +56,17 @@ def email(value: Any) -> str | None:
 
 def phone(value: Any, default_region: str | None = None) -> str | None:
     """E.164, so a number is stored and de-duplicated once; one not valid is kept as written (nothing
-    the sender supplied is lost). ``phonenumbers`` is imported here: slow, and often not needed."""
+    the sender supplied is lost)."""
     if isinstance(value, bool):
         return None
     text = string(value) if isinstance(value, (int, float)) else trim(value)
-    if not text:
-        return None
+    return e164(text, default_region) if text else None
+
+
+@functools.lru_cache(maxsize=1024)
+def e164(text: str, default_region: str | None) -> str:
+    """``text`` in E.164 when it is a valid number, else as written. Remembered: one event meets the
+    same number in several places. ``phonenumbers`` is imported here: slow, and often not needed."""
     import phonenumbers
 
     try:
