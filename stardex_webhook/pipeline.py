@@ -33,7 +33,7 @@ from .sources import SOURCES
 from .sources.base import Source
 from .state import DONE, StateStore, dead_letter_document
 from .stardex import RateLimiter, StardexClient
-from .validation import build_validator, validate_update
+from .validation import build_validator, checked
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 # What a webhook's retry is told while another attempt of the same delivery is at work.
@@ -129,8 +129,8 @@ class Pipeline:
 
     @staticmethod
     def validated(mapped: MappedUpdate) -> MappedUpdate:
-        validate_update(mapped.update)
-        return mapped
+        """The update without the values that fail the schema (listed in ``skipped``), or 422."""
+        return checked(mapped)
 
     def follow_up(self, event: Event, deadline: Deadline) -> Event:
         """The sender's own API read, for an event that carries only ids: the adapter names what to
@@ -160,15 +160,17 @@ class Pipeline:
         """Find the person, plan the writes, write through ``client`` (the Stardex client, or one
         that records writes and makes none: ``plan``). A recording client starts with an empty
         person memory, so it sees every call an instance new to the person would make."""
+        if mapped.skipped:
+            record["skipped"] = list(mapped.skipped)
         if self.settings.dry_run and client is None:
             answer = {"status": "dry_run", "body": mapped.update}
             if mapped.person.id:
                 answer["person_id"] = mapped.person.id
-            return answer
-        if client is None:
-            return self._deliverer.deliver(mapped, record, deadline)
-        deliverer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0))
-        return deliverer.deliver(mapped, record, deadline)
+        elif client is None:
+            answer = self._deliverer.deliver(mapped, record, deadline)
+        else:
+            answer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0)).deliver(mapped, record, deadline)
+        return {**answer, "skipped": list(mapped.skipped)} if mapped.skipped else answer
 
     def stardex(self) -> StardexClient:
         if not self.settings.has_setting(STARDEX_API_KEY):
@@ -280,5 +282,6 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
               person_id=body.get("person_id") or record.get("person_id"), delivery_id=record.get("delivery_id"),
-              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"))
+              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"),
+              skipped=record.get("skipped"))
     return status_code, body, headers

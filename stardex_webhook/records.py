@@ -157,6 +157,10 @@ class MappedUpdate:
     note: NoteRequest | None = None
     stage: StageRequest | None = None
     named_custom_fields: NamedCustomFields | None = None
+    # Values left out because they fail the update schema: ``{"path", "reason"}``, never the value.
+    skipped: tuple[dict[str, str], ...] = ()
+    # Where a form's fields were found (field → the question), for ``plan``; not sent anywhere.
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,7 @@ def test_the_json_plan_is_the_same_plan_as_one_document(stardex, tmp_path, base_
                    "emails": [{"contact_data_type": "work", "value": "ada@engines.example"},
                               {"contact_data_type": "personal", "value": "ada@example.com"}],
                    "phone_numbers": [{"contact_data_type": "mobile", "value": "+442079460958"}]},
-        "write_policy": policy, "schema_errors": [],
+        "write_policy": policy, "schema_errors": [], "skipped": [], "field_sources": {},
         "person": {"resolution": "search", "id": ADA, "name": "Ada Lovelace",
                    "found_by": {"email": "ada@example.com", "found": "1 found"}, "stored": stored},
         "diff": diff, "note": None,
@@ -330,16 +330,33 @@ def test_schema_errors_are_all_listed_with_their_paths(stardex, tmp_path):
                                      "enrich_record": "yes"})
     code, out = run(tmp_path, "generic", raw, *headers)
     assert code == 1
-    assert ("update (write policy overwrite): 3 schema error(s)\n"
+    assert ("update (write policy overwrite): 4 schema error(s)\n"
             '  linkedin_url: "ftp://example.org/in/ada"\n'
             '  enrich_record: "yes"\n'
             '  emails: [{"contact_data_type": "work", "value": "ada@engines.test"}]\n'
+            "  ! $: is empty: an update needs at least one field\n"
             "  ! $.emails[0].value: is not a valid email address\n"
             "  ! $.enrich_record: must be a boolean (true or false)\n"
             "  ! $.linkedin_url: is not a valid http(s) URL with a host\n\n"
-            "error: 422 unprocessable schema_invalid: the update does not match the Stardex person schema (3 errors)\n"
+            "error: 422 unprocessable schema_invalid: the update does not match the Stardex person schema (4 errors)\n"
             ) in out
-    assert stardex.requests == [], "an invalid update reaches no Stardex call"
+    assert stardex.requests == [], "an update with no valid value left reaches no Stardex call"
+
+
+def test_a_value_that_fails_the_schema_is_a_skipped_row_and_the_rest_is_planned(stardex, tmp_path):
+    add_ada(stardex)
+    raw, headers = standard_webhook({**ADA_UPDATE, "linkedin_url": "ftp://example.org/in/ada",
+                                     "mobile_phone": "911"})
+    code, out = run(tmp_path, "generic", raw, *headers, "--json")
+    plan = json.loads(out)
+    assert code == 2 and plan["outcome"] == "changes"
+    assert plan["skipped"] == [{"path": "$.linkedin_url", "reason": "is not a valid http(s) URL with a host"},
+                               {"path": "$.mobile_phone", "reason": "is not a phone number (it needs at least 4 digits and no @)"}]
+    patch = next(call for call in plan["calls"] if call["method"] == "PATCH")
+    assert "linkedin_url" not in patch["body"] and patch["body"]["current_job_title"] == "Engineer"
+    code, text = run(tmp_path, "generic", raw, *headers)
+    assert "valid once 2 value(s) are left out" in text
+    assert "  skipped $.linkedin_url: is not a valid http(s) URL with a host (left out; the rest is written)\n" in text
 
 
 def test_unsigned_skips_the_check_that_a_bad_signature_fails(stardex, tmp_path):

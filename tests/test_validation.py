@@ -250,6 +250,14 @@ GOOD_BODIES = [
     {"work_email": "a@1.com"},
     {"emails": [{"contact_data_type": "work", "value": "A_B%C@Example.ORG"}]},
     {"custom_fields": [{"attribute_id": UUID.upper(), "value": 1.5}]},
+    # Internationalised addresses (RFC 6531) are addresses, kept as written.
+    {"work_email": "jürgen.klöß@beispiel.de"},
+    {"personal_email": "ann@münchen.de"},
+    {"emails": [{"contact_data_type": "work", "value": "用户@例子.中国"}]},
+    {"emails": [{"contact_data_type": "personal", "value": "δοκιμή@παράδειγμα.ελ"}]},
+    {"work_email": "иван@пример.рф"},
+    {"mobile_phone": "+1 (415) 555-0123"},
+    {"phone_numbers": [{"contact_data_type": "work", "value": "0049 30 1234 ext. 5"}]},
 ]
 BAD_BODIES = [
     {"linkedin_url": "not a url"},
@@ -271,6 +279,14 @@ BAD_BODIES = [
     {"work_email": "a" * 65 + "@example.com"},
     {"personal_email": "a@" + "b" * 64 + ".com"},
     {"emails": [{"contact_data_type": "work", "value": "a b@example.com"}]},
+    {"emails": [{"contact_data_type": "work", "value": "hank.von diablo.13857579@example.com"}]},
+    {"work_email": "jürgen\u200b@beispiel.de"},
+    {"work_email": "ü" * 40 + "@" + "ü" * 30 + ".de"},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "test@ashbyhq.com"}]},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "911"}]},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "\u200b"}]},
+    {"mobile_phone": "+1 555 0100 @ext"},
+    {"work_phone": "n/a"},
     {"custom_fields": [{"attribute_id": "source", "value": "x"}]},
     {"custom_fields": [{"attribute_id": UUID + "\n", "value": "x"}]},
     {"custom_fields": [{"attribute_id": UUID, "value": ""}]},
@@ -307,9 +323,10 @@ def _generated_addresses(count: int, seed: str):
     """Addresses near the edges of the email pattern: mostly plausible, with the characters,
     lengths, hyphens, dots and top-level domains where a syntax check can go wrong."""
     rng = random.Random(seed)
-    local_chars = string.ascii_letters + string.digits * 2 + "!#$%&'*+/=?^_`{|}~-." + '"(),:;<>[\\] é'
-    label_chars = string.ascii_letters + string.digits * 2 + "--_."
-    tlds = ["com", "org", "io", "museum", "x", "c0m", "123", "TEST", "local", "onion", "Invalid", "arpa", "xn--p1ai"]
+    local_chars = string.ascii_letters + string.digits * 2 + "!#$%&'*+/=?^_`{|}~-." + '"(),:;<>[\\] éüßжδ用한\u200b\u0301'
+    label_chars = string.ascii_letters + string.digits * 2 + "--_." + "üжδ例한\u0301Ŀ"
+    tlds = ["com", "org", "io", "museum", "x", "c0m", "123", "TEST", "local", "onion", "Invalid", "arpa", "xn--p1ai",
+            "рф", "中国", "ελ"]
     for _ in range(count):
         local = "".join(rng.choice(local_chars if rng.random() < 0.3 else string.ascii_lowercase)
                         for _ in range(rng.choice([1, 2, 6, 30, 64, 65])))
