@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Any, Callable, Mapping, TextIO
 
 from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
@@ -125,7 +126,8 @@ class Pipeline:
 
     def mapped(self, event: Event) -> MappedUpdate:
         """The event through its sender's mapping file (never fails: see ``mapping``)."""
-        return self.mappings[event.source].apply(event.payload, event)
+        mapped = self.mappings[event.source].apply(event.payload, event)
+        return replace(mapped, incomplete=event.incomplete) if event.incomplete else mapped
 
     @staticmethod
     def validated(mapped: MappedUpdate) -> MappedUpdate:
@@ -139,6 +141,10 @@ class Pipeline:
         follow_up = source.follow_up(event)
         if follow_up is None:
             return event
+        key_setting = api_key_name(source.name)
+        if source.api_key_optional and not self.settings.has_setting(key_setting):
+            return replace(event, incomplete=f"{key_setting} is not set: only the fields the webhook carries "
+                                             f"were read; the rest needs the {source.name} API")
         return source.with_follow_up(event, self.sender_api(source).read(deadline, follow_up))
 
     def sender_api(self, source: Source) -> SenderApiClient:
@@ -170,6 +176,8 @@ class Pipeline:
             answer = self._deliverer.deliver(mapped, record, deadline)
         else:
             answer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0)).deliver(mapped, record, deadline)
+        if mapped.incomplete:
+            answer = {**answer, "incomplete": mapped.incomplete}
         return {**answer, "skipped": list(mapped.skipped)} if mapped.skipped else answer
 
     def stardex(self) -> StardexClient:

@@ -85,6 +85,8 @@ class Event:
     payload: Any  # the parsed document the mapping reads (usually the whole JSON body)
     ignore_reason: str | None = None  # set for pings/tests: answer 200 ignored with this reason
     transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
+    # Why the sender's API was not read (an optional read without its key); said in the answer.
+    incomplete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class MappedUpdate:
     skipped: tuple[dict[str, str], ...] = ()
     # Where a form's fields were found (field → the question), for ``plan``; not sent anywhere.
     sources: tuple[tuple[str, str], ...] = ()
+    incomplete: str | None = None  # the event's ``incomplete``: fields that could not be read
 
 
 @dataclass(frozen=True)

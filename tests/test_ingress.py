@@ -475,3 +475,23 @@ def test_a_form_keeps_the_stored_name_and_the_same_answer_again_costs_no_call(ma
     second = post(client, "typeform", body)
     assert second.get_json() == {"status": "ignored", "reason": "no_change", "person_id": "p-7"}
     assert [call.request.method for call in stardex.calls] == ["POST", "PATCH"]
+
+
+# ---- what senders really send (issue 22) ------------------------------------------------------
+
+
+def test_workable_s_documented_body_names_its_event_in_the_subscribed_url(make_client, base_env):
+    base_env.setenv("DRY_RUN", "1")
+    body = {"data": fixture_json("workable_candidate_created.json")["data"]}
+    raw, headers = signed("workable", body)
+    answer = make_client().post("/workable?event=candidate_created", data=raw, headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "dry_run"
+    without = make_client().post("/workable", data=raw, headers=headers)
+    assert (without.status_code, without.get_json()["reason"]) == (400, "invalid_payload")
+    assert "?event=" in without.get_json()["message"]
+
+
+def test_a_lever_body_that_is_not_json_is_400_invalid_json(make_client):
+    raw = b'{"triggeredAt": 1, "event": "candidateStageChange" "signature": "ab"}'  # a comma missing
+    answer = make_client().post("/lever", data=raw, headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.get_json()["status"], answer.get_json()["reason"]) == (400, "bad_request", "invalid_json")
