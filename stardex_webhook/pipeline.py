@@ -32,6 +32,7 @@ from .secrets import SecretProvider
 from .sender_api import SenderApiClient
 from .sources import SOURCES
 from .sources.base import Source
+from .sources.form_answers import field_sources
 from .state import DONE, StateStore, dead_letter_document
 from .stardex import RateLimiter, StardexClient
 from .validation import build_validator, checked
@@ -127,7 +128,10 @@ class Pipeline:
     def mapped(self, event: Event) -> MappedUpdate:
         """The event through its sender's mapping file (never fails: see ``mapping``)."""
         mapped = self.mappings[event.source].apply(event.payload, event)
-        return replace(mapped, incomplete=event.incomplete) if event.incomplete else mapped
+        if event.incomplete or event.questions:
+            mapped = replace(mapped, incomplete=event.incomplete,
+                             sources=field_sources(mapped.update, event.questions))
+        return mapped
 
     @staticmethod
     def validated(mapped: MappedUpdate) -> MappedUpdate:

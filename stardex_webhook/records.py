@@ -87,6 +87,8 @@ class Event:
     transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
     # Why the sender's API was not read (an optional read without its key); said in the answer.
     incomplete: str | None = None
+    # Form tools: (meaning, question title) for each question matched by its title, for ``plan``.
+    questions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -571,8 +571,9 @@ def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
     for answer in form["form_response"]["answers"]:  # the form changed: every question got a new ref
         answer["field"]["ref"] = "q_" + answer["field"]["ref"]
     form["form_response"]["hidden"] = {}
-    for question in form["form_response"]["definition"]["fields"]:
+    for number, question in enumerate(form["form_response"]["definition"]["fields"]):
         question["ref"] = "q_" + question["ref"]
+        question["title"] = f"Question {number}"  # and titles that say nothing a title match knows
     (samples / "typeform-after-the-change.json").write_text(json.dumps(form))
     form["form_response"]["answers"] = []  # and then every question was removed
     (samples / "typeform-empty.json").write_text(json.dumps(form))
