@@ -678,3 +678,17 @@ def test_a_stage_only_change_is_a_change(stardex, tmp_path, base_env):
     plan = json.loads(document)
     assert (code, plan["changes"]) == (2, True)
     assert plan["stage"]["action"] == "move" and plan["stage"]["body"]["job_id"] == STAGE_JOB
+
+
+def test_the_plan_shows_which_question_each_field_came_from(stardex, tmp_path):
+    """Typeform's own example: its questions have refs no mapping knows; the first name is found by
+    the question's title, and the plan names that question."""
+    stardex.add_person(name="Laura", emails=["laura@example.com"])
+    raw, headers = signed("typeform", (ROOT / "tests" / "corpus" / "typeform" / "example_payload.json").read_bytes())
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "typeform", raw, *args, "--json")
+    planned = json.loads(out)
+    assert planned["update"]["first_name"] == "Laura"
+    assert planned["field_sources"] == {"first_name": "What is your first name?"}
+    code, text = run(tmp_path, "typeform", raw, *args)
+    assert "  first_name: \"Laura\"  (from the question 'What is your first name?')\n" in text

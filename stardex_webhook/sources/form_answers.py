@@ -140,16 +140,16 @@ def meaning_of(title: object) -> str | None:
     return meanings.pop() if len(meanings) == 1 else None
 
 
-def add_by_title(answers: dict[str, Any], items: Any, title_of) -> tuple[tuple[str, str], ...]:
-    """Put each item of the list ``items`` under the meaning of its title (``first_name``,
-    ``email``...) where no ref or name already claims that key, first one winning; the (meaning,
-    title) pairs matched."""
+def add_by_title(answers: dict[str, Any], items: Any, title_of, value_of=lambda item: item) -> tuple[tuple[str, str], ...]:
+    """Put each item of the list ``items`` (its ``value_of``) under the meaning of its title
+    (``first_name``, ``email``...) where no ref or name already claims that key, first one
+    winning; the (meaning, title) pairs matched."""
     matched = []
     for item in items if isinstance(items, list) else ():
-        title = title_of(item) if isinstance(item, dict) else None
+        title = title_of(item) if isinstance(item, (dict, tuple)) else None
         meaning = meaning_of(title)
         if meaning is not None and meaning not in answers:
-            answers[meaning] = item
+            answers[meaning] = value_of(item)
             matched.append((meaning, title.strip()))
     return tuple(matched)
 
