@@ -285,3 +285,15 @@ def ashby_shapes(rng, api: bool) -> dict:
 def test_signed_events_and_candidates_of_any_shape_never_cause_a_500(dry_client, base_env, sender_api):
     base_env.setenv("ASHBY_API_KEY", API_KEY)
     random_shapes_never_500(dry_client(), sender_api, "ashby", ashby_shapes, INFO_URL, method="POST")
+
+
+def test_an_address_in_the_phone_field_as_in_ashby_s_example_is_left_out(dry_client, sender_api):
+    """Ashby's published applicationSubmit example puts test@ashbyhq.com in primaryPhoneNumber."""
+    body = fixture_json("ashby_applicationSubmit.json")
+    body["data"]["application"]["candidate"]["primaryPhoneNumber"]["value"] = "test@ashbyhq.com"
+    answer = post(dry_client(), "ashby", body)
+    assert answer.status_code == 200
+    assert "phone_numbers" not in answer.get_json()["body"]
+    assert answer.get_json()["skipped"] == [{"path": "$.phone_numbers[0].value",
+                                             "reason": "is not a phone number (it needs at least 4 digits and no @)"}]
+    assert "ashbyhq" not in answer.get_data(as_text=True)
