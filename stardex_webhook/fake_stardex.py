@@ -83,7 +83,8 @@ MISBEHAVIOURS = (*_REDIRECTS, *_ODD_RETRY_AFTER, "drip-headers", "drip-body", "h
                  "bad-gzip", "reset", *_FAULTS)
 # What the command serves unless --people says otherwise: every shipped sample finds one of them
 # (the form tools' and generic's samples name the first by id; greenhouse finds the second by
-# email, workable the third, recruitee the fourth, teamtailor the fifth). Fixed ids, so a plan
+# email, workable the third, recruitee the fourth, teamtailor the fifth, ashby (without its API key)
+# the sixth). Fixed ids, so a plan
 # printed today reads the same tomorrow.
 SAMPLE_PEOPLE = [
     {"id": "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42", "name": "Chidi Okafor", "emails": ["chidi.okafor@example.com"],
@@ -97,6 +98,8 @@ SAMPLE_PEOPLE = [
      "emails": [{"contact_data_type": "personal", "value": "pieter.devries@example.nl"}]},
     {"id": "e2b9d4f1-8a3c-4d67-a5e0-9c1f7b3d6a58", "name": "Lena Svensson",
      "linkedin_url": "https://www.linkedin.com/in/lena-svensson-example"},
+    {"id": "9d3e6b2a-4f1c-4a8e-b7d5-2c0f8e1a6b39", "name": "Jonas Weber",
+     "emails": [{"contact_data_type": "personal", "value": "jonas.weber@example.net"}]},
 ]
 
 # PATCH /v1/persons/{id} body fields (docs' update-person page, newer version with custom_fields).

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Any, Callable, Mapping, TextIO
 
 from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
@@ -31,9 +32,10 @@ from .secrets import SecretProvider
 from .sender_api import SenderApiClient
 from .sources import SOURCES
 from .sources.base import Source
+from .sources.form_answers import field_sources
 from .state import DONE, StateStore, dead_letter_document
 from .stardex import RateLimiter, StardexClient
-from .validation import build_validator, validate_update
+from .validation import build_validator, checked
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 # What a webhook's retry is told while another attempt of the same delivery is at work.
@@ -125,12 +127,16 @@ class Pipeline:
 
     def mapped(self, event: Event) -> MappedUpdate:
         """The event through its sender's mapping file (never fails: see ``mapping``)."""
-        return self.mappings[event.source].apply(event.payload, event)
+        mapped = self.mappings[event.source].apply(event.payload, event)
+        if event.incomplete or event.questions:
+            mapped = replace(mapped, incomplete=event.incomplete,
+                             sources=field_sources(mapped.update, event.questions))
+        return mapped
 
     @staticmethod
     def validated(mapped: MappedUpdate) -> MappedUpdate:
-        validate_update(mapped.update)
-        return mapped
+        """The update without the values that fail the schema (listed in ``skipped``), or 422."""
+        return checked(mapped)
 
     def follow_up(self, event: Event, deadline: Deadline) -> Event:
         """The sender's own API read, for an event that carries only ids: the adapter names what to
@@ -139,6 +145,10 @@ class Pipeline:
         follow_up = source.follow_up(event)
         if follow_up is None:
             return event
+        key_setting = api_key_name(source.name)
+        if source.api_key_optional and not self.settings.has_setting(key_setting):
+            return replace(event, incomplete=f"{key_setting} is not set: only the fields the webhook carries "
+                                             f"were read; the rest needs the {source.name} API")
         return source.with_follow_up(event, self.sender_api(source).read(deadline, follow_up))
 
     def sender_api(self, source: Source) -> SenderApiClient:
@@ -160,15 +170,19 @@ class Pipeline:
         """Find the person, plan the writes, write through ``client`` (the Stardex client, or one
         that records writes and makes none: ``plan``). A recording client starts with an empty
         person memory, so it sees every call an instance new to the person would make."""
+        if mapped.skipped:
+            record["skipped"] = list(mapped.skipped)
         if self.settings.dry_run and client is None:
             answer = {"status": "dry_run", "body": mapped.update}
             if mapped.person.id:
                 answer["person_id"] = mapped.person.id
-            return answer
-        if client is None:
-            return self._deliverer.deliver(mapped, record, deadline)
-        deliverer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0))
-        return deliverer.deliver(mapped, record, deadline)
+        elif client is None:
+            answer = self._deliverer.deliver(mapped, record, deadline)
+        else:
+            answer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0)).deliver(mapped, record, deadline)
+        if mapped.incomplete:
+            answer = {**answer, "incomplete": mapped.incomplete}
+        return {**answer, "skipped": list(mapped.skipped)} if mapped.skipped else answer
 
     def stardex(self) -> StardexClient:
         if not self.settings.has_setting(STARDEX_API_KEY):
@@ -280,5 +294,6 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
               person_id=body.get("person_id") or record.get("person_id"), delivery_id=record.get("delivery_id"),
-              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"))
+              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"),
+              skipped=record.get("skipped"))
     return status_code, body, headers

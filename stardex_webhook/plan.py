@@ -167,6 +167,8 @@ class Plan:
     update: dict[str, Any] | None = None
     write_policy: str | None = None
     schema_errors: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # values an apply leaves out, by path
+    field_sources: dict[str, str] = field(default_factory=dict)  # field → the question it came from
     person: dict[str, Any] | None = None
     write_plan: Any = None  # policy.WritePlan
     note: dict[str, Any] | None = None
@@ -202,7 +204,8 @@ class Plan:
             "plan": READ_ONLY, "read_only": True, "source": self.source, "signature": self.signature,
             "dead_letter": self.dead_letter, "handshake": self.handshake, "event": self.event,
             "follow_up": self.follow_up, "update": self.update, "write_policy": self.write_policy,
-            "schema_errors": self.schema_errors, "person": self.person,
+            "schema_errors": self.schema_errors, "skipped": self.skipped, "field_sources": self.field_sources,
+            "person": self.person,
             "diff": self.write_plan.to_dict() if self.write_plan is not None else None, "note": self.note,
             "custom_fields": self.custom_fields, "stage": self.stage,
             "calls": [call.to_dict() for call in self.calls],
@@ -246,8 +249,13 @@ def plan_delivery(pipeline: Pipeline, source_name: str, delivery: Any, verify: b
             plan.follow_up = {"method": follow_up.method, "target": follow_up.target}
         mapped = pipeline.mapped(pipeline.follow_up(event, deadline))
         plan.update, plan.write_policy = mapped.update, mapped.write_policy
-        plan.schema_errors = schema_errors(mapped.update)
-        pipeline.validated(mapped)
+        plan.field_sources = dict(mapped.sources)
+        try:
+            mapped = pipeline.validated(mapped)
+        except Unprocessable as error:
+            plan.schema_errors = error.extra.get("errors") or schema_errors(mapped.update)
+            raise
+        plan.skipped = list(mapped.skipped)
         client = PlanningClient(pipeline.stardex(), urlsplit(pipeline.settings.stardex_api_base).path)
         _process(pipeline, client, mapped, plan, deadline)
     except WebhookError as error:
@@ -390,8 +398,13 @@ def render(plan: Plan) -> str:
         out.append(f"follow-up read: {plan.follow_up['method']} {plan.follow_up['target']} (the sender's API)")
     if plan.update is not None:
         verdict = "valid" if not plan.schema_errors else f"{len(plan.schema_errors)} schema error(s)"
+        if plan.skipped and not plan.schema_errors:
+            verdict = f"valid once {len(plan.skipped)} value(s) are left out"
         out.append(f"update (write policy {plan.write_policy}): {verdict}")
-        out += [f"  {name}: {_value(value)}" for name, value in plan.update.items()]
+        out += [f"  {name}: {_value(value)}" + (f"  (from the question {plan.field_sources[name]!r})"
+                                                if name in plan.field_sources else "")
+                for name, value in plan.update.items()]
+        out += [f"  skipped {item['path']}: {item['reason']} (left out; the rest is written)" for item in plan.skipped]
         out += [f"  ! {error['path']}: {error['message']}" for error in plan.schema_errors]
     out += _render_person(plan)
     if plan.calls or plan.extra_reads:

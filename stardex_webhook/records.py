@@ -85,6 +85,10 @@ class Event:
     payload: Any  # the parsed document the mapping reads (usually the whole JSON body)
     ignore_reason: str | None = None  # set for pings/tests: answer 200 ignored with this reason
     transcript: Transcript | None = None  # form tools: the submission, for an opt-in note
+    # Why the sender's API was not read (an optional read without its key); said in the answer.
+    incomplete: str | None = None
+    # Form tools: (meaning, question title) for each question matched by its title, for ``plan``.
+    questions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,11 @@ class MappedUpdate:
     note: NoteRequest | None = None
     stage: StageRequest | None = None
     named_custom_fields: NamedCustomFields | None = None
+    # Values left out because they fail the update schema: ``{"path", "reason"}``, never the value.
+    skipped: tuple[dict[str, str], ...] = ()
+    # Where a form's fields were found (field → the question), for ``plan``; not sent anywhere.
+    sources: tuple[tuple[str, str], ...] = ()
+    incomplete: str | None = None  # the event's ``incomplete``: fields that could not be read
 
 
 @dataclass(frozen=True)

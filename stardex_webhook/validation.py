@@ -10,6 +10,7 @@ nothing more and would slow every cold start.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -17,6 +18,7 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import ConfigurationError, Unprocessable
+from .records import MappedUpdate
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -30,6 +32,7 @@ _FORMAT_MESSAGES = {
     "email": "is not a valid email address",
     "uri": "is not a valid http(s) URL with a host",
     "uuid": "is not a valid UUID",
+    "phone": "is not a phone number (it needs at least 4 digits and no @)",
 }
 _TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string", "number": "a number",
                "integer": "an integer", "boolean": "a boolean (true or false)", "null": "null"}
@@ -97,7 +100,7 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
         return [(where, "must be " + " or ".join(_TYPE_NAMES.get(name, name) for name in names))]
     if keyword in ("format", "pattern"):
         # A pattern stands beside each format: both refusals read as the format's one message.
-        name = error.schema.get("format")
+        name = error.schema.get("format") or error.schema.get("title")
         return [(where, _FORMAT_MESSAGES.get(name, "does not have the expected form"))]
     if keyword == "maxItems":
         return [(where, f"must have at most {_plural(expected, 'item')}")]
@@ -114,13 +117,82 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
     return [(where, f"does not satisfy the schema's '{keyword}' rule")]
 
 
-def schema_errors(body: Any) -> list[dict[str, str]]:
-    """Every error of ``body`` as ``{"path", "message"}``, sorted by path, each reported once."""
-    seen: set[tuple[str, str]] = set()
+def _located_errors(body: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Every error of ``body`` as (path parts, message), each once, in path order."""
+    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
     for error in _validator().iter_errors(body):
         for parts, message in _describe(error):
-            seen.add((json_path(parts), message))
-    return [{"path": path, "message": message} for path, message in sorted(seen)]
+            seen.setdefault((json_path(parts), message), tuple(parts))
+    return [(seen[key], key[1]) for key in sorted(seen)]
+
+
+def schema_errors(body: Any) -> list[dict[str, str]]:
+    """Every error of ``body`` as ``{"path", "message"}``, sorted by path, each reported once."""
+    return [{"path": json_path(parts), "message": message} for parts, message in _located_errors(body)]
+
+
+def _value_of(parts: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The value an error's path lies in, as the part of the update that can be left out: one entry
+    of a list (an email, a phone number, a custom field) or one top-level field. None for an error
+    no value causes (an empty update, a field the schema does not know: the mapping's fault)."""
+    if not parts or parts[0] not in _update_fields():
+        return None
+    if parts[0] in _LISTS_OF_ENTRIES and len(parts) >= 2 and isinstance(parts[1], int):
+        return parts[:2]
+    return parts[:1]
+
+
+_LISTS_OF_ENTRIES = ("emails", "phone_numbers", "custom_fields")
+
+
+@functools.cache
+def _update_fields() -> frozenset[str]:
+    return frozenset(read_schema(PERSON_UPDATE_SCHEMA_PATH)["properties"])
+
+
+def without_invalid_values(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]], list[dict[str, str]]]:
+    """``body`` without the values that fail the schema, those values' paths and reasons
+    (``skipped``, never the values), and the errors that remain: what no value caused, or an
+    update left empty. The body itself is not changed."""
+    located = _located_errors(body)
+    if not located:
+        return body, [], []
+    drop: set[tuple[Any, ...]] = set()
+    skipped: list[dict[str, str]] = []
+    kept_errors: list[dict[str, str]] = []
+    for parts, message in located:
+        value = _value_of(parts)
+        if value is None:
+            kept_errors.append({"path": json_path(parts), "message": message})
+        else:
+            drop.add(value)
+            skipped.append({"path": json_path(parts), "reason": message})
+    clean: dict[str, Any] = {}
+    for name, value in body.items():
+        if (name,) in drop:
+            continue
+        if name in _LISTS_OF_ENTRIES and isinstance(value, list):
+            value = [entry for index, entry in enumerate(value) if (name, index) not in drop]
+            if not value:
+                continue
+        clean[name] = value
+    if not kept_errors:
+        kept_errors = schema_errors(clean)  # what leaving the values out leaves wrong: nothing left
+    return clean, skipped, kept_errors
+
+
+def is_valid(definition: str, value: Any) -> bool:
+    """Whether ``value`` satisfies the update schema's ``$defs`` entry (``email``, ``url``): for
+    the values that find the person, which need not be in the update itself."""
+    return _definition_validator(definition).is_valid(value)
+
+
+@functools.cache
+def _definition_validator(definition: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    schema = read_schema(PERSON_UPDATE_SCHEMA_PATH)
+    return Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
 
 
 def validate_update(body: dict) -> None:
@@ -133,3 +205,27 @@ def validate_update(body: dict) -> None:
         f"the update does not match the Stardex person schema ({_plural(len(errors), 'error')})",
         errors=errors,
     )
+
+
+def checked(mapped: MappedUpdate) -> MappedUpdate:
+    """The update without its invalid values, each listed in ``skipped`` (CONTRACT, "Values that
+    fail validation"). ``Unprocessable`` when no valid value remains, or when every value that
+    could find the person (its emails, its LinkedIn URL) is invalid and no id is given."""
+    clean, skipped, errors = without_invalid_values(mapped.update)
+    if errors:
+        every = sorted([{"path": item["path"], "message": item["reason"]} for item in skipped] + errors,
+                       key=lambda item: (item["path"], item["message"]))
+        raise Unprocessable("schema_invalid",
+                            f"the update does not match the Stardex person schema ({_plural(len(every), 'error')})",
+                            errors=every)
+    person = mapped.person
+    emails = [address for address in person.emails if is_valid("email", address)]
+    linkedin_url = person.linkedin_url if person.linkedin_url is None or is_valid("url", person.linkedin_url) else None
+    if not person.id and (person.emails or person.linkedin_url) and not (emails or linkedin_url):
+        raise Unprocessable("person_keys_invalid",
+                            "every email address and LinkedIn URL that could find the person is invalid",
+                            errors=[{"path": item["path"], "message": item["reason"]} for item in skipped])
+    if not skipped and emails == person.emails and linkedin_url == person.linkedin_url:
+        return mapped
+    return dataclasses.replace(mapped, update=clean, skipped=tuple(skipped),
+                               person=dataclasses.replace(person, emails=emails, linkedin_url=linkedin_url))

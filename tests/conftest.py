@@ -63,7 +63,8 @@ def as_document(mapped) -> dict:
     """A mapped update as plain data, without the sections it does not have (stage, custom fields)."""
     document = dataclasses.asdict(mapped)
     return {key: value for key, value in document.items()
-            if value is not None or key not in ("stage", "named_custom_fields")}
+            if value is not None or key not in ("stage", "named_custom_fields", "incomplete")
+            if value != () or key not in ("skipped", "sources")}
 
 
 def refusal(source, delivery: Delivery, keys, now: float) -> str:

@@ -200,6 +200,47 @@ def test_schema_errors_are_422_listing_each_with_its_path(make_client):
     assert "not-an-email" not in json.dumps(body), "the answer does not echo personal data"
 
 
+def test_one_bad_value_is_left_out_and_listed_the_rest_is_written(make_client, stardex, capsys):
+    """CONTRACT "Values that fail validation": Greenhouse's own example has an address with a space."""
+    stardex.get(f"{API}/persons/{PERSON_ID}",
+                json={"success": True, "data": {"id": PERSON_ID, "emails": [], "phones": []}})
+    stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    client = make_client()
+    capsys.readouterr()
+    update = generic_update(first_name="Hank", last_name="Von Diablo",
+                            emails=[{"contact_data_type": "personal", "value": "hank.von diablo.13857579@example.com"},
+                                    {"contact_data_type": "work", "value": "hank@example.com"}],
+                            phone_numbers=[{"contact_data_type": "mobile", "value": "test@ashbyhq.com"},
+                                           {"contact_data_type": "work", "value": "911"}])
+    answer = post(client, "generic", update)
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "updated"
+    assert body["skipped"] == [
+        {"path": "$.emails[0].value", "reason": "is not a valid email address"},
+        {"path": "$.phone_numbers[0].value", "reason": "is not a phone number (it needs at least 4 digits and no @)"},
+        {"path": "$.phone_numbers[1].value", "reason": "is not a phone number (it needs at least 4 digits and no @)"},
+    ]
+    patch = sent_json(stardex.calls[-1])
+    assert patch["first_name"] == "Hank" and patch["last_name"] == "Von Diablo"
+    assert patch["emails"] == [{"contact_data_type": "work", "value": "hank@example.com"}]
+    assert "phone_numbers" not in patch
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert lines[-1]["skipped"] == body["skipped"]
+    text = answer.get_data(as_text=True) + json.dumps(lines)
+    for value in ("diablo.13857579", "ashbyhq"):
+        assert value not in text, "a value left out is never quoted"
+
+
+def test_when_every_email_that_finds_the_person_is_invalid_it_is_422(make_client, stardex):
+    answer = post(make_client(), "generic", {"current_job_title": "CTO",
+                                             "emails": [{"contact_data_type": "work", "value": "a b@example.com"}]})
+    assert answer.status_code == 422
+    assert answer.get_json()["reason"] == "person_keys_invalid"
+    assert answer.get_json()["errors"] == [{"path": "$.emails[0].value", "message": "is not a valid email address"}]
+    assert len(stardex.calls) == 0
+
+
 def test_no_stardex_key_and_no_dry_run_is_503_so_the_sender_retries(make_client, base_env, stardex):
     base_env.delenv("STARDEX_API_KEY")
     answer = post(make_client(), "generic", generic_update(current_job_title="CTO"))
@@ -434,3 +475,23 @@ def test_a_form_keeps_the_stored_name_and_the_same_answer_again_costs_no_call(ma
     second = post(client, "typeform", body)
     assert second.get_json() == {"status": "ignored", "reason": "no_change", "person_id": "p-7"}
     assert [call.request.method for call in stardex.calls] == ["POST", "PATCH"]
+
+
+# ---- what senders really send (issue 22) ------------------------------------------------------
+
+
+def test_workable_s_documented_body_names_its_event_in_the_subscribed_url(make_client, base_env):
+    base_env.setenv("DRY_RUN", "1")
+    body = {"data": fixture_json("workable_candidate_created.json")["data"]}
+    raw, headers = signed("workable", body)
+    answer = make_client().post("/workable?event=candidate_created", data=raw, headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "dry_run"
+    without = make_client().post("/workable", data=raw, headers=headers)
+    assert (without.status_code, without.get_json()["reason"]) == (400, "invalid_payload")
+    assert "?event=" in without.get_json()["message"]
+
+
+def test_a_lever_body_that_is_not_json_is_400_invalid_json(make_client):
+    raw = b'{"triggeredAt": 1, "event": "candidateStageChange" "signature": "ab"}'  # a comma missing
+    answer = make_client().post("/lever", data=raw, headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.get_json()["status"], answer.get_json()["reason"]) == (400, "bad_request", "invalid_json")

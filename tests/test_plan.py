@@ -210,7 +210,7 @@ def test_the_json_plan_is_the_same_plan_as_one_document(stardex, tmp_path, base_
                    "emails": [{"contact_data_type": "work", "value": "ada@engines.example"},
                               {"contact_data_type": "personal", "value": "ada@example.com"}],
                    "phone_numbers": [{"contact_data_type": "mobile", "value": "+442079460958"}]},
-        "write_policy": policy, "schema_errors": [],
+        "write_policy": policy, "schema_errors": [], "skipped": [], "field_sources": {},
         "person": {"resolution": "search", "id": ADA, "name": "Ada Lovelace",
                    "found_by": {"email": "ada@example.com", "found": "1 found"}, "stored": stored},
         "diff": diff, "note": None,
@@ -330,16 +330,33 @@ def test_schema_errors_are_all_listed_with_their_paths(stardex, tmp_path):
                                      "enrich_record": "yes"})
     code, out = run(tmp_path, "generic", raw, *headers)
     assert code == 1
-    assert ("update (write policy overwrite): 3 schema error(s)\n"
+    assert ("update (write policy overwrite): 4 schema error(s)\n"
             '  linkedin_url: "ftp://example.org/in/ada"\n'
             '  enrich_record: "yes"\n'
             '  emails: [{"contact_data_type": "work", "value": "ada@engines.test"}]\n'
+            "  ! $: is empty: an update needs at least one field\n"
             "  ! $.emails[0].value: is not a valid email address\n"
             "  ! $.enrich_record: must be a boolean (true or false)\n"
             "  ! $.linkedin_url: is not a valid http(s) URL with a host\n\n"
-            "error: 422 unprocessable schema_invalid: the update does not match the Stardex person schema (3 errors)\n"
+            "error: 422 unprocessable schema_invalid: the update does not match the Stardex person schema (4 errors)\n"
             ) in out
-    assert stardex.requests == [], "an invalid update reaches no Stardex call"
+    assert stardex.requests == [], "an update with no valid value left reaches no Stardex call"
+
+
+def test_a_value_that_fails_the_schema_is_a_skipped_row_and_the_rest_is_planned(stardex, tmp_path):
+    add_ada(stardex)
+    raw, headers = standard_webhook({**ADA_UPDATE, "linkedin_url": "ftp://example.org/in/ada",
+                                     "mobile_phone": "911"})
+    code, out = run(tmp_path, "generic", raw, *headers, "--json")
+    plan = json.loads(out)
+    assert code == 2 and plan["outcome"] == "changes"
+    assert plan["skipped"] == [{"path": "$.linkedin_url", "reason": "is not a valid http(s) URL with a host"},
+                               {"path": "$.mobile_phone", "reason": "is not a phone number (it needs at least 4 digits and no @)"}]
+    patch = next(call for call in plan["calls"] if call["method"] == "PATCH")
+    assert "linkedin_url" not in patch["body"] and patch["body"]["current_job_title"] == "Engineer"
+    code, text = run(tmp_path, "generic", raw, *headers)
+    assert "valid once 2 value(s) are left out" in text
+    assert "  skipped $.linkedin_url: is not a valid http(s) URL with a host (left out; the rest is written)\n" in text
 
 
 def test_unsigned_skips_the_check_that_a_bad_signature_fails(stardex, tmp_path):
@@ -413,7 +430,9 @@ def test_an_unknown_source_is_an_error(stardex, tmp_path):
 
 # ---- the sandbox -------------------------------------------------------------------------------
 
-FOLLOW_UP_SENDERS = sorted(name for name, source in SOURCES.items() if source.needs_api_key)
+# Senders whose events need their own API (Ashby's read is optional: without the key it writes what
+# the webhook carries).
+FOLLOW_UP_SENDERS = sorted(name for name, source in SOURCES.items() if source.needs_api_key and not source.api_key_optional)
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
@@ -431,7 +450,7 @@ def test_the_sandbox_people_are_those_each_shipped_sample_finds(stardex, make_cl
 
 
 def test_the_follow_up_senders_are_the_ones_the_sandbox_cannot_serve():
-    assert FOLLOW_UP_SENDERS == ["ashby", "lever", "smartrecruiters", "teamtailor"]
+    assert FOLLOW_UP_SENDERS == ["lever", "smartrecruiters", "teamtailor"]
 
 
 # ---- no write, whatever the plan -----------------------------------------------------------------
@@ -552,8 +571,9 @@ def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
     for answer in form["form_response"]["answers"]:  # the form changed: every question got a new ref
         answer["field"]["ref"] = "q_" + answer["field"]["ref"]
     form["form_response"]["hidden"] = {}
-    for question in form["form_response"]["definition"]["fields"]:
+    for number, question in enumerate(form["form_response"]["definition"]["fields"]):
         question["ref"] = "q_" + question["ref"]
+        question["title"] = f"Question {number}"  # and titles that say nothing a title match knows
     (samples / "typeform-after-the-change.json").write_text(json.dumps(form))
     form["form_response"]["answers"] = []  # and then every question was removed
     (samples / "typeform-empty.json").write_text(json.dumps(form))
@@ -658,3 +678,17 @@ def test_a_stage_only_change_is_a_change(stardex, tmp_path, base_env):
     plan = json.loads(document)
     assert (code, plan["changes"]) == (2, True)
     assert plan["stage"]["action"] == "move" and plan["stage"]["body"]["job_id"] == STAGE_JOB
+
+
+def test_the_plan_shows_which_question_each_field_came_from(stardex, tmp_path):
+    """Typeform's own example: its questions have refs no mapping knows; the first name is found by
+    the question's title, and the plan names that question."""
+    stardex.add_person(name="Laura", emails=["laura@example.com"])
+    raw, headers = signed("typeform", (ROOT / "tests" / "corpus" / "typeform" / "example_payload.json").read_bytes())
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "typeform", raw, *args, "--json")
+    planned = json.loads(out)
+    assert planned["update"]["first_name"] == "Laura"
+    assert planned["field_sources"] == {"first_name": "What is your first name?"}
+    code, text = run(tmp_path, "typeform", raw, *args)
+    assert "  first_name: \"Laura\"  (from the question 'What is your first name?')\n" in text

@@ -248,13 +248,28 @@ def test_another_refusal_in_ashby_s_answer_is_422_sender_api_rejected(answer_bod
     assert caught.value.reason == "sender_api_rejected"
 
 
-def test_without_ashby_api_key_an_acted_event_is_422_and_nothing_is_read(dry_client, sender_api):
-    """The simplest behaviour the CONTRACT allows: every acted event reads candidate.info, so
-    without a key it is 422 (the reason names the setting), even when the webhook has an email."""
+def test_without_ashby_api_key_what_the_webhook_carries_is_written_and_the_answer_says_so(dry_client, sender_api):
+    """Issue 22: applicationSubmit carries the name, email and phone; without the key they are
+    written, nothing is read, and the answer names the setting the richer fields need."""
     answer = post(dry_client(), "ashby", fixture_json("ashby_applicationSubmit.json"))
-    assert (answer.status_code, answer.get_json()["reason"]) == (422, "sender_api_key_missing")
-    assert "ASHBY_API_KEY" in answer.get_json()["message"]
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "dry_run"
+    assert body["body"] == {
+        "first_name": "Jonas", "last_name": "Weber", "name": "Jonas Weber",
+        "emails": [{"contact_data_type": "personal", "value": "jonas.weber@example.net"}],
+        "phone_numbers": [{"contact_data_type": "mobile", "value": "+4915123456789"}],
+    }
+    assert "ASHBY_API_KEY" in body["incomplete"]
     assert len(sender_api.calls) == 0
+
+
+def test_with_ashby_api_key_the_answer_is_not_marked_incomplete(dry_client, base_env, sender_api):
+    base_env.setenv("ASHBY_API_KEY", API_KEY)
+    sender_api.post(INFO_URL, json=fixture_json("ashby_candidate_info.json"))
+    answer = post(dry_client(), "ashby", fixture_json("ashby_applicationSubmit.json"))
+    assert answer.status_code == 200 and "incomplete" not in answer.get_json()
+    assert len(sender_api.calls) == 1
 
 
 def ashby_shapes(rng, api: bool) -> dict:
@@ -270,3 +285,15 @@ def ashby_shapes(rng, api: bool) -> dict:
 def test_signed_events_and_candidates_of_any_shape_never_cause_a_500(dry_client, base_env, sender_api):
     base_env.setenv("ASHBY_API_KEY", API_KEY)
     random_shapes_never_500(dry_client(), sender_api, "ashby", ashby_shapes, INFO_URL, method="POST")
+
+
+def test_an_address_in_the_phone_field_as_in_ashby_s_example_is_left_out(dry_client, sender_api):
+    """Ashby's published applicationSubmit example puts test@ashbyhq.com in primaryPhoneNumber."""
+    body = fixture_json("ashby_applicationSubmit.json")
+    body["data"]["application"]["candidate"]["primaryPhoneNumber"]["value"] = "test@ashbyhq.com"
+    answer = post(dry_client(), "ashby", body)
+    assert answer.status_code == 200
+    assert "phone_numbers" not in answer.get_json()["body"]
+    assert answer.get_json()["skipped"] == [{"path": "$.phone_numbers[0].value",
+                                             "reason": "is not a phone number (it needs at least 4 digits and no @)"}]
+    assert "ashbyhq" not in answer.get_data(as_text=True)

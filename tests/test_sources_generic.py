@@ -275,6 +275,8 @@ def test_garbage_never_raises_anything_but_unauthorized_or_bad_request():
                 candidate.verify(garbage, [KEY, "plain key", "env key \udcff", "odd \ud800"], NOW)
             except Unauthorized:
                 pass
+            except BadRequest:  # a signature inside a body that cannot be read
+                assert candidate.name == "lever"
             try:
                 candidate.parse(garbage)
             except BadRequest:

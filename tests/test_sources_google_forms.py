@@ -296,3 +296,17 @@ def test_a_sample_is_sent_with_its_response_id_as_the_webhook_id():
     headers, _ = source.sign_sample(body, KEY, 1_773_000_000)
     assert headers["webhook-id"] == json.loads(body)["responseId"]
     assert headers["webhook-signature"] == sign(headers["webhook-id"], "1773000000", body)
+
+
+def test_a_question_titled_in_words_is_read_by_what_it_asks_for():
+    """Issue 22: real forms title questions "What is your first name?"; a title the mapping does
+    not list is matched by its meaning, and the event names the question for ``plan``."""
+    from stardex_webhook.sources import SOURCES as _SOURCES
+    from tests.conftest import make_delivery as _make_delivery
+
+    body = json.dumps({"responseId": "r-1", "answers": {"What is your first name?": "Ada",
+                                                         "Ihre E-Mail-Adresse": "ada@example.org"}}).encode()
+    event = _SOURCES["google-forms"].parse(_make_delivery(body, 0))
+    assert event.payload["answers"]["first_name"] == "Ada"
+    assert event.payload["answers"]["email"] == "ada@example.org"
+    assert dict(event.questions) == {"first_name": "What is your first name?", "email": "Ihre E-Mail-Adresse"}

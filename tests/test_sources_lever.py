@@ -132,8 +132,11 @@ def test_a_malformed_field_is_refused(changes, reason):
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'{"signature": "ab"', b'{"signature": "ab", "x": NaN}'])
-def test_a_body_that_is_no_json_object_carries_no_signature(raw):
-    assert refused(raw) == "missing_signature"
+def test_a_body_that_is_no_json_object_is_400_invalid_json_not_a_missing_signature(raw):
+    """Issue 22: Lever's printed example misses a comma; an unreadable body is 400 like any sender's."""
+    with pytest.raises(BadRequest) as caught:
+        source.verify(delivery(raw), [KEY], NOW)
+    assert caught.value.reason == "invalid_json"
 
 
 def test_no_signing_key():

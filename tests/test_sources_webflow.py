@@ -165,6 +165,7 @@ def test_fields_by_normalised_name_numbers_as_text_and_the_data_as_sent():
         "years_of_experience": "7",
         "open_to_relocation": True,
         "stardex_person_id": PERSON_ID,
+        "phone": "818012345678",  # "Phone Number" also under what it asks for (matching by title)
     }
 
 

@@ -173,6 +173,20 @@ def test_a_body_without_an_event_is_invalid_payload(body):
     assert caught.value.reason == "invalid_payload"
 
 
+def test_the_documented_body_without_an_event_takes_it_from_the_subscription_url():
+    """Issue 22: Workable documents the body as ``data`` only; the URL subscribed names the event."""
+    body = json.dumps({"data": json.loads(BODY)["data"]}).encode()
+    d = make_delivery(body, NOW, query={"event": "candidate_created"},
+                      **{"X_Workable_Signature": digest(body).hex()})
+    event = source.parse(d)
+    assert event.event_type == "candidate_created" and MAPPINGS["workable"].acts_on(event.event_type)
+
+
+def test_the_body_s_own_event_wins_over_the_url_s():
+    d = make_delivery(BODY, NOW, query={"event": "candidate_moved"}, **{"X_Workable_Signature": digest(BODY).hex()})
+    assert source.parse(d).event_type == json.loads(BODY).get("event_type", json.loads(BODY).get("type"))
+
+
 def test_a_job_table_sends_job_id_only_for_listed_jobs(make_client, base_env, tmp_path):
     """Opt-in through MAPPINGS_DIR: the shipped preset has no table."""
     document = json.loads((ROOT / "mappings" / "workable.json").read_text())

@@ -250,6 +250,14 @@ GOOD_BODIES = [
     {"work_email": "a@1.com"},
     {"emails": [{"contact_data_type": "work", "value": "A_B%C@Example.ORG"}]},
     {"custom_fields": [{"attribute_id": UUID.upper(), "value": 1.5}]},
+    # Internationalised addresses (RFC 6531) are addresses, kept as written.
+    {"work_email": "jürgen.klöß@beispiel.de"},
+    {"personal_email": "ann@münchen.de"},
+    {"emails": [{"contact_data_type": "work", "value": "用户@例子.中国"}]},
+    {"emails": [{"contact_data_type": "personal", "value": "δοκιμή@παράδειγμα.ελ"}]},
+    {"work_email": "иван@пример.рф"},
+    {"mobile_phone": "+1 (415) 555-0123"},
+    {"phone_numbers": [{"contact_data_type": "work", "value": "0049 30 1234 ext. 5"}]},
 ]
 BAD_BODIES = [
     {"linkedin_url": "not a url"},
@@ -271,6 +279,14 @@ BAD_BODIES = [
     {"work_email": "a" * 65 + "@example.com"},
     {"personal_email": "a@" + "b" * 64 + ".com"},
     {"emails": [{"contact_data_type": "work", "value": "a b@example.com"}]},
+    {"emails": [{"contact_data_type": "work", "value": "hank.von diablo.13857579@example.com"}]},
+    {"work_email": "jürgen\u200b@beispiel.de"},
+    {"work_email": "ü" * 40 + "@" + "ü" * 30 + ".de"},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "test@ashbyhq.com"}]},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "911"}]},
+    {"phone_numbers": [{"contact_data_type": "mobile", "value": "\u200b"}]},
+    {"mobile_phone": "+1 555 0100 @ext"},
+    {"work_phone": "n/a"},
     {"custom_fields": [{"attribute_id": "source", "value": "x"}]},
     {"custom_fields": [{"attribute_id": UUID + "\n", "value": "x"}]},
     {"custom_fields": [{"attribute_id": UUID, "value": ""}]},
@@ -307,9 +323,10 @@ def _generated_addresses(count: int, seed: str):
     """Addresses near the edges of the email pattern: mostly plausible, with the characters,
     lengths, hyphens, dots and top-level domains where a syntax check can go wrong."""
     rng = random.Random(seed)
-    local_chars = string.ascii_letters + string.digits * 2 + "!#$%&'*+/=?^_`{|}~-." + '"(),:;<>[\\] é'
-    label_chars = string.ascii_letters + string.digits * 2 + "--_."
-    tlds = ["com", "org", "io", "museum", "x", "c0m", "123", "TEST", "local", "onion", "Invalid", "arpa", "xn--p1ai"]
+    local_chars = string.ascii_letters + string.digits * 2 + "!#$%&'*+/=?^_`{|}~-." + '"(),:;<>[\\] éüßжδ用한\u200b\u0301'
+    label_chars = string.ascii_letters + string.digits * 2 + "--_." + "üжδ例한\u0301Ŀ"
+    tlds = ["com", "org", "io", "museum", "x", "c0m", "123", "TEST", "local", "onion", "Invalid", "arpa", "xn--p1ai",
+            "рф", "中国", "ελ"]
     for _ in range(count):
         local = "".join(rng.choice(local_chars if rng.random() < 0.3 else string.ascii_lowercase)
                         for _ in range(rng.choice([1, 2, 6, 30, 64, 65])))
@@ -352,3 +369,60 @@ def test_an_update_schema_that_cannot_be_read_stops_the_start(tmp_path, monkeypa
             validation.build_validator()
     finally:
         validation._validator.cache_clear()
+
+
+# ---- values that fail validation are left out (CONTRACT, "Values that fail validation") ------
+
+from stardex_webhook.records import MappedUpdate, PersonRef  # noqa: E402
+from stardex_webhook.validation import checked  # noqa: E402
+
+
+def mapped_update(update: dict, person_id=None, emails=None, linkedin_url=None) -> MappedUpdate:
+    emails = emails if emails is not None else [entry["value"] for entry in update.get("emails", [])]
+    return MappedUpdate(update=update, person=PersonRef(person_id, emails, linkedin_url), create=False)
+
+
+def test_a_bad_value_is_left_out_with_its_path_and_the_rest_kept():
+    update = {"first_name": "Hank", "linkedin_url": "not a url",
+              "emails": [{"contact_data_type": "personal", "value": "hank.von diablo@example.com"},
+                         {"contact_data_type": "work", "value": "hank@example.com"}]}
+    result = checked(mapped_update(update))
+    assert result.update == {"first_name": "Hank", "emails": [{"contact_data_type": "work", "value": "hank@example.com"}]}
+    assert result.skipped == ({"path": "$.emails[0].value", "reason": "is not a valid email address"},
+                              {"path": "$.linkedin_url", "reason": "is not a valid http(s) URL with a host"})
+    assert result.person.emails == ["hank@example.com"] and result.person.linkedin_url is None
+    assert update["linkedin_url"] == "not a url", "the mapped update is not changed in place"
+
+
+def test_a_list_whose_every_entry_is_bad_is_left_out_whole():
+    update = {"current_job_title": "CTO", "phone_numbers": [{"contact_data_type": "mobile", "value": "911"}]}
+    result = checked(mapped_update(update, person_id="p-1"))
+    assert result.update == {"current_job_title": "CTO"}
+    assert [item["path"] for item in result.skipped] == ["$.phone_numbers[0].value"]
+
+
+def test_nothing_valid_left_is_422_listing_every_error():
+    with pytest.raises(Unprocessable) as refused:
+        checked(mapped_update({"linkedin_url": "ftp://x"}, person_id="p-1"))
+    assert refused.value.reason == "schema_invalid"
+    assert refused.value.extra["errors"] == [{"path": "$", "message": "is empty: an update needs at least one field"},
+                                             {"path": "$.linkedin_url", "message": "is not a valid http(s) URL with a host"}]
+
+
+def test_every_value_that_would_find_the_person_invalid_is_422_but_an_id_still_finds_them():
+    update = {"first_name": "Hank", "emails": [{"contact_data_type": "personal", "value": "a b@example.com"}]}
+    with pytest.raises(Unprocessable) as refused:
+        checked(mapped_update(update))
+    assert refused.value.reason == "person_keys_invalid"
+    assert checked(mapped_update(update, person_id="p-1")).update == {"first_name": "Hank"}
+
+
+def test_a_search_email_read_beside_the_update_is_judged_too():
+    result = checked(mapped_update({"first_name": "Ann"}, emails=["not an address", "ann@example.com"]))
+    assert result.person.emails == ["ann@example.com"] and result.skipped == ()
+
+
+def test_a_field_the_schema_does_not_know_is_the_mapping_s_fault_not_a_value_to_skip():
+    with pytest.raises(Unprocessable) as refused:
+        checked(mapped_update({"first_name": "Ann", "nickname": "A"}, person_id="p-1"))
+    assert refused.value.extra["errors"] == [{"path": "$.nickname", "message": "is not an allowed property"}]

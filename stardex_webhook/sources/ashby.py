@@ -3,7 +3,9 @@
 ``Ashby-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body; no timestamp.
 ``webhookActionId`` stays the same across retries: the delivery id. ``action: "ping"`` is answered
 200 ``ignored`` once its signature checks. The webhook's candidate lacks LinkedIn, company, title
-and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``). Ashby
+and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``) when
+``ASHBY_API_KEY`` is set; without it, what the webhook carries (name, primary email and phone) is
+written and the answer's ``incomplete`` says the rest needs the key. Ashby
 answers errors with HTTP 200 and ``success: false``: an unknown candidate is
 ``sender_resource_not_found`` (422), like a 404 elsewhere.
 """
@@ -43,6 +45,7 @@ class AshbySource(BodyHmacSource):
     decode = staticmethod(signatures.decode_hex)
     encode = staticmethod(lambda digest: "sha256=" + digest.hex())
     needs_api_key = True
+    api_key_optional = True  # applicationSubmit carries the name, email and phone
     api_base = "https://api.ashbyhq.com"
 
     def parse(self, delivery: Delivery) -> Event:

@@ -26,6 +26,9 @@ class Source(abc.ABC):
     success_status = 200  # the 2xx the sender counts as delivered
     default_write_policy = "overwrite"  # "overwrite" (an ATS, a system of record) or "fill" (a form)
     needs_api_key = False  # its webhooks carry only ids: follow-up reads need <SOURCE>_API_KEY
+    # Its webhooks carry the person's main fields; without <SOURCE>_API_KEY the follow-up read
+    # (the richer fields) is left out and the answer says so, instead of refusing the event.
+    api_key_optional = False
     api_base: str | None = None  # the sender's public API base (https), when it has follow-up reads
     signs_url = False  # the sender signs the URL it posts to (HubSpot): sign_sample takes ``url=``
 

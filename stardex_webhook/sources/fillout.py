@@ -6,7 +6,8 @@ signature: whoever sees the URL or the header can send anything, at any time, ag
 
 The body is a submission, bare or wrapped as ``{formId, formName, submission: {...}}``; both are
 read. The mapping gets the submission with its answers indexed (``index_answers``): ``answers``
-by question name normalised (see ``form_answers``), ``answers_by_type`` by Fillout question type
+by question name normalised (see ``form_answers``), else by what the name asks for ("What is your
+first name?" → ``first_name``: ``form_answers.meaning_of``), ``answers_by_type`` by Fillout question type
 (``EmailInput``, ``PhoneNumber``, ``URLInput``...), and ``parameters`` the URL parameters and
 hidden fields by normalised name (``parameters.stardex_person_id``). Numbers become text;
 choices are already their text, checkboxes a list. The delivery id is ``submissionId``.
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..records import Delivery, Event
 from .base import SharedTokenSource, parse_json_object
-from .form_answers import normalise_name, numbers_as_text, transcript
+from .form_answers import add_by_title, normalise_name, numbers_as_text, transcript
 from .typeform import index_answers
 
 EVENT_TYPE = "form_submission"
@@ -46,6 +47,7 @@ class FilloutSource(SharedTokenSource):
         questions = [numbers_as_text(question) for question in submission["questions"] if isinstance(question, dict)]
         indexed = index_answers(questions, key_of=lambda question: normalise_name(question.get("name")),
                                 type_of=lambda question: question.get("type"))
+        matched = add_by_title(indexed["answers"], questions, lambda question: question.get("name"))
         parameters: dict[str, Any] = {}
         for parameter in _list(submission.get("urlParameters")):
             if isinstance(parameter, dict) and (key := normalise_name(parameter.get("name"))):
@@ -65,4 +67,5 @@ class FilloutSource(SharedTokenSource):
                 form_name,
                 [(entry.get("name"), entry.get("value")) for entry in questions + scheduling],
             ),
+            questions=matched,
         )

@@ -73,3 +73,88 @@ def transcript(title: object, answers: Iterable[tuple[object, Any]]) -> Transcri
         and not is_blank(value) and (text := answer_text(value))
     )  # worked through only when a note reads it
     return Transcript((title.strip() or None) if isinstance(title, str) else None, lines)
+
+
+# ---- questions matched by their title ----------------------------------------------------------
+# Real forms name their questions in words ("What is your first name?") and give them generated
+# refs, so a question no ref or name claims is matched by its title: normalised as above, it must
+# contain one of these phrasings as whole words. The longest phrasing found wins; a title whose
+# longest phrasings belong to two meanings ("Phone or email") matches none, and so does a long
+# title (a question about something else that mentions a company). English, German, French,
+# Spanish, Portuguese, Italian and Dutch. "Nombre"/"Nome" alone are read as first names (forms in
+# those languages pair them with "Apellido"/"Cognome"). A mapping that names refs still wins.
+PHRASINGS: dict[str, tuple[str, ...]] = {
+    "first_name": ("first name", "firstname", "given name", "forename", "vorname", "prenom", "nombre",
+                   "primer nombre", "nome", "primeiro nome", "nome proprio", "voornaam"),
+    "last_name": ("last name", "lastname", "surname", "family name", "nachname", "familienname", "nom",
+                  "nom de famille", "apellido", "apellidos", "cognome", "sobrenome", "apelido", "achternaam"),
+    "name": ("name", "full name", "fullname", "your name", "first and last name", "vollstandiger name",
+             "vor und nachname", "nom complet", "nom et prenom", "prenom et nom", "nombre completo",
+             "nombre y apellido", "nombre y apellidos", "nome completo", "nome e cognome", "naam",
+             "volledige naam"),
+    "email": ("email", "e mail", "mail", "email address", "e mail address", "e mail adresse", "email adresse",
+              "adresse e mail", "adresse email", "courriel", "correo", "correo electronico", "email de contacto",
+              "indirizzo email", "indirizzo e mail", "endereco de email", "endereco de e mail", "e mailadres"),
+    "phone": ("phone", "phone number", "telephone", "telephone number", "mobile", "mobile number", "cell",
+              "cell phone", "telefon", "telefonnummer", "handy", "handynummer", "mobilnummer",
+              "numero de telephone", "portable", "telefono", "numero de telefono", "movil", "celular",
+              "cellulare", "numero di telefono", "telefone", "telemovel", "telefoonnummer", "mobiel"),
+    "company": ("company", "company name", "company s name", "employer", "current company", "current employer",
+                "organization", "organisation", "firma", "unternehmen", "arbeitgeber", "entreprise", "societe",
+                "employeur", "empresa", "azienda", "societa", "bedrijf", "werkgever"),
+    "job_title": ("job title", "title", "position", "role", "current role", "current position", "occupation",
+                  "jobtitel", "berufsbezeichnung", "poste", "fonction", "intitule du poste", "cargo", "puesto",
+                  "ruolo", "posizione", "qualifica", "funcao", "functie", "functietitel"),
+    "linkedin": ("linkedin", "linkedin url", "linkedin profile", "linkedin profil", "profil linkedin",
+                 "perfil de linkedin", "profilo linkedin", "linkedin profiel"),
+    "address": ("location", "address", "city", "where are you based", "adresse", "ort", "wohnort", "standort",
+                "stadt", "ville", "localisation", "ubicacion", "direccion", "ciudad", "localizacao", "endereco",
+                "cidade", "citta", "indirizzo", "localita", "woonplaats", "locatie", "adres", "plaats"),
+}
+_LONGEST_TITLE_WORDS = 8
+# Words that say a question is about something else ("Company website", "Company size").
+_OTHER_THAN_A_PERSON_FIELD = frozenset({"website", "site", "web", "url", "size", "industry", "sector", "logo", "branche"})
+# Each update field and the meaning its question has (for ``plan``: where a field came from).
+FIELD_MEANINGS = (("first_name", "first_name"), ("last_name", "last_name"), ("name", "name"),
+                  ("emails", "email"), ("phone_numbers", "phone"), ("company_name", "company"),
+                  ("current_job_title", "job_title"), ("linkedin_url", "linkedin"), ("address", "address"))
+_PHRASE_WORDS = [(meaning, tuple(phrase.split())) for meaning, phrases in PHRASINGS.items() for phrase in phrases]
+
+
+def meaning_of(title: object) -> str | None:
+    """The person field a question's title asks for (a key of ``PHRASINGS``), or None."""
+    name = normalise_name(title)
+    words = tuple(name.split("_")) if name else ()
+    if not words or len(words) > _LONGEST_TITLE_WORDS:
+        return None
+    if _OTHER_THAN_A_PERSON_FIELD.intersection(words) and "linkedin" not in words:
+        return None
+    best, meanings = 0, set()
+    for meaning, phrase in _PHRASE_WORDS:
+        size = len(phrase)
+        if size < best or not any(words[start:start + size] == phrase for start in range(len(words) - size + 1)):
+            continue
+        if size > best:
+            best, meanings = size, set()
+        meanings.add(meaning)
+    return meanings.pop() if len(meanings) == 1 else None
+
+
+def add_by_title(answers: dict[str, Any], items: Any, title_of, value_of=lambda item: item) -> tuple[tuple[str, str], ...]:
+    """Put each item of the list ``items`` (its ``value_of``) under the meaning of its title
+    (``first_name``, ``email``...) where no ref or name already claims that key, first one
+    winning; the (meaning, title) pairs matched."""
+    matched = []
+    for item in items if isinstance(items, list) else ():
+        title = title_of(item) if isinstance(item, (dict, tuple)) else None
+        meaning = meaning_of(title)
+        if meaning is not None and meaning not in answers:
+            answers[meaning] = value_of(item)
+            matched.append((meaning, title.strip()))
+    return tuple(matched)
+
+
+def field_sources(update: dict[str, Any], questions: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """(field, question title) for each field of ``update`` a question matched by title fills."""
+    titles = dict(questions)
+    return tuple((field, titles[meaning]) for field, meaning in FIELD_MEANINGS if field in update and meaning in titles)

@@ -5,7 +5,8 @@ adapter verifies exactly as ``generic`` does and only reads the body differently
 The script's body: ``{provider, formId, formTitle, responseId, submittedAt, respondentEmail,
 answers: {<question title>: answer}}``, an answer being text, a list (checkboxes) or an object of
 row → answer (grids). The mapping gets ``answers`` by normalised title (see ``form_answers``:
-"First name" → ``answers.first_name``), numbers as text, and the titles as written under
+"First name" → ``answers.first_name``; a title no other claims also by what it asks for: "What
+is your e-mail?" → ``answers.email``), numbers as text, and the titles as written under
 ``answers_by_title``. The delivery id is ``responseId`` (the script also sends it as
 ``webhook-id``), so a retried send is the same delivery.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..records import Delivery, Event
 from .base import parse_json_object
-from .form_answers import normalise_name, numbers_as_text, transcript
+from .form_answers import add_by_title, normalise_name, numbers_as_text, transcript
 from .generic import StandardWebhooksSource
 
 EVENT_TYPE = "form_submission"
@@ -53,6 +54,9 @@ class GoogleFormsSource(StandardWebhooksSource):
         for title, value in answers.items():
             if key := normalise_name(title):
                 indexed.setdefault(key, numbers_as_text(value))
+        # A title in words ("What is your first name?") is also read by what it asks for.
+        questions = add_by_title(indexed, list(answers.items()), lambda pair: pair[0],
+                                 lambda pair: numbers_as_text(pair[1]))
         response_id = body.get("responseId")
         if not (isinstance(response_id, str) and response_id):
             response_id = delivery.headers.get("webhook-id", "").strip() or None
@@ -62,4 +66,5 @@ class GoogleFormsSource(StandardWebhooksSource):
             delivery_id=response_id,
             payload={**body, "answers": indexed, "answers_by_title": answers},
             transcript=transcript(body.get("formTitle"), answers.items()),
+            questions=questions,
         )

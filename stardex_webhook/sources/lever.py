@@ -2,7 +2,8 @@
 
 Lever signs inside the body: ``signature`` is the hex HMAC-SHA256 of ``str(token) +
 str(triggeredAt)``. The raw body is not signed, so only those fields are trusted; ``triggeredAt``
-gives the replay window. Each webhook has its own token, so several keys may be configured.
+gives the replay window. A body that is not JSON (Lever's own printed example misses a comma) is
+400 ``invalid_json``, before the signature is looked for. Each webhook has its own token, so several keys may be configured.
 
 The webhook carries ids only: the person is read with ``GET /v1/opportunities/{id}`` and mapped
 under ``api``. Lever's verification call (no ``data.opportunityId``) is answered 200 ``ignored``
@@ -90,9 +91,9 @@ class LeverSource(Source):
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
         usable_keys = signatures.require_keys(keys)
-        body = _object(delivery.body)
-        if body is None:
-            raise Unauthorized("missing_signature", "the body is not a JSON object, so it carries no Lever signature")
+        # The signature lives in the body: one that cannot be read is a 400 (invalid_json), as for
+        # every sender, not a missing signature.
+        body = parse_json_object(delivery.body)
         signature, token = body.get("signature"), body.get("token")
         if signature is None or signature == "":
             raise Unauthorized("missing_signature", "the body has no Lever signature field")

@@ -3,7 +3,8 @@
 ``Tally-Signature`` is the base64 HMAC-SHA256 of the raw body; no timestamp, so no replay window.
 ``eventId`` (else ``data.responseId``) identifies the delivery. Tally's field keys are its own, so
 besides ``data.answers`` (by key) the mapping gets ``data.answers_by_type``, ``data.answers_by_label``
-(``form_answers.normalise_name``: "Phone Number" → ``phone_number``) and ``data.hidden``; in these
+(``form_answers.normalise_name``: "Phone Number" → ``phone_number``; a label no key claims also
+under what it asks for: "What is your first name?" → ``first_name``) and ``data.hidden``; in these
 a choice holds its option text, not Tally's ids. ``data.fields`` stays exactly as sent.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from .. import signatures
 from ..records import Delivery, Event
 from .base import BodyHmacSource, envelope, parse_json_object
-from .form_answers import normalise_name, transcript
+from .form_answers import add_by_title, normalise_name, transcript
 from .typeform import index_answers
 
 SINGLE_CHOICE = ("MULTIPLE_CHOICE", "DROPDOWN")
@@ -42,6 +43,8 @@ class TallySource(BodyHmacSource):
         fields = [resolved(field) for field in sent if isinstance(field, dict)] if isinstance(sent, list) else []
         by_key = index_answers(fields, key_of=lambda field: field.get("key"), type_of=lambda field: field.get("type"))
         by_label = index_answers(fields, key_of=lambda field: normalise_name(field.get("label")))["answers"]
+        matched = add_by_title(by_label, [field for field in fields if _is_question(field)],
+                               lambda field: field.get("label"))
         hidden: dict[str, Any] = {}
         for field in fields:
             if field.get("type") == HIDDEN and isinstance(field.get("label"), str):
@@ -55,6 +58,7 @@ class TallySource(BodyHmacSource):
                 data.get("formName"),
                 ((field.get("label"), field.get("value")) for field in fields if _is_question(field)),
             ),
+            questions=matched,
         )
 
 

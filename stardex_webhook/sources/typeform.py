@@ -4,7 +4,8 @@
 webhook's secret; base64, not hex, and no timestamp. The envelope is
 ``{"event_id", "event_type", "form_response": {...}}``; ``event_id`` (else the response's
 ``token``) identifies the delivery. The answers reach the mapping indexed (``index_answers``), so a
-mapping reads ``answers.email.text`` instead of filtering the list.
+mapping reads ``answers.email.text`` instead of filtering the list: by ref, else (real forms have
+generated refs) by what the question's title asks for (``form_answers.meaning_of``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable
 from .. import signatures
 from ..records import Delivery, Event, Transcript
 from .base import BodyHmacSource, envelope, parse_json_object
+from .form_answers import add_by_title
 
 
 class TypeformSource(BodyHmacSource):
@@ -33,12 +35,17 @@ class TypeformSource(BodyHmacSource):
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
         form_response, event_type = envelope(body, "Typeform", "form_response", "event_type")
+        indexed = index_answers(form_response.get("answers"))
+        titles = _titles(form_response)
+        questions = add_by_title(indexed["answers"], form_response.get("answers"),
+                                 lambda answer: titles.get(_text(_field(answer).get("id"))))
         return Event(
             source=self.name,
             event_type=event_type,
             delivery_id=_text(body.get("event_id")) or _text(form_response.get("token")),
-            payload={**body, "form_response": {**form_response, **index_answers(form_response.get("answers"))}},
+            payload={**body, "form_response": {**form_response, **indexed}},
             transcript=transcript(form_response),
+            questions=questions,
         )
 
 
@@ -46,8 +53,7 @@ def transcript(form_response: dict[str, Any]) -> Transcript:
     """The response as a person reads it: the form's title, then each answered question (its title
     from the form's definition) with the answer as text, for an opt-in note."""
     definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
-    fields = definition.get("fields") if isinstance(definition.get("fields"), list) else []
-    titles = {item.get("id"): item.get("title") for item in fields if isinstance(item, dict)}
+    titles = _titles(form_response)
     answers = []
     for answer in form_response.get("answers") if isinstance(form_response.get("answers"), list) else ():
         if not isinstance(answer, dict):
@@ -58,6 +64,13 @@ def transcript(form_response: dict[str, Any]) -> Transcript:
         if question and text:
             answers.append((question, text))
     return Transcript(_text(definition.get("title")), tuple(answers))
+
+
+def _titles(form_response: dict[str, Any]) -> dict[Any, Any]:
+    """Each question's title by its id, from the form's definition."""
+    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
+    fields = definition.get("fields") if isinstance(definition.get("fields"), list) else []
+    return {item["id"]: item.get("title") for item in fields if isinstance(item, dict) and isinstance(item.get("id"), str)}
 
 
 def _answer_text(value: Any) -> str | None:

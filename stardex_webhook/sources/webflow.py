@@ -3,8 +3,9 @@
 ``x-webflow-signature`` is the hex HMAC-SHA256 of ``timestamp + ":" + raw body``, the timestamp
 (milliseconds) within 5 minutes. Dashboard-made webhooks are not signed: refused like any unsigned
 request. ``payload.id`` identifies the delivery. Field names are whatever the designer typed, so
-the mapping gets ``payload.fields`` (names by ``form_answers.normalise_name``, numbers as text);
-``payload.data`` stays exactly as sent.
+the mapping gets ``payload.fields`` (names by ``form_answers.normalise_name``, numbers as text;
+a name no field claims also under what it asks for: "Email 2" → ``email``); ``payload.data``
+stays exactly as sent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
 from .base import Source, envelope, parse_json_object
-from .form_answers import PERSON_ID_FIELD, normalise_name, transcript
+from .form_answers import PERSON_ID_FIELD, add_by_title, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
 SIGNATURE_HEADER = "x-webflow-signature"
@@ -63,6 +64,8 @@ class WebflowSource(Source):
             key = normalise_name(name)
             if key is not None:
                 fields.setdefault(key, as_text(value))
+        # A field named in words ("Email 2", "Your phone") is also read by what it asks for.
+        questions = add_by_title(fields, sent, lambda pair: pair[0], lambda pair: as_text(pair[1]))
         return Event(
             source=self.name,
             event_type=trigger,
@@ -71,6 +74,7 @@ class WebflowSource(Source):
             transcript=transcript(
                 payload.get("name"), ((name, value) for name, value in sent if normalise_name(name) != PERSON_ID_FIELD)
             ),
+            questions=questions,
         )
 
 

@@ -8,7 +8,8 @@ no replay window.
 
 The body is the candidate "similar to the candidate details endpoint" under ``data``, as it is when
 sent. The event is ``event_type``, else ``type`` (public code reads either; ``event_type`` wins when
-both are there). Hire and disqualify arrive as ``candidate_moved``. Workable gives no delivery id:
+both are there), else the ``event`` query parameter of the subscription's URL: the documented body
+has no event name at all. Hire and disqualify arrive as ``candidate_moved``. Workable gives no delivery id:
 ``data.id``, the event and ``data.updated_at`` stand for one.
 """
 
@@ -21,6 +22,11 @@ from .. import signatures
 from ..errors import BadRequest
 from ..records import Delivery, Event
 from .base import BodyHmacSource, parse_json_object
+
+
+# Workable's documented body is ``data`` only: a subscription's URL names its event instead
+# (``/workable?event=candidate_created``), one URL per event (Workable wants each target unique).
+EVENT_QUERY_PARAMETER = "event"
 
 
 def decode_digest(text: str) -> bytes | None:
@@ -45,9 +51,11 @@ class WorkableSource(BodyHmacSource):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = _text(body.get("event_type")) or _text(body.get("type"))
+        event_type = (_text(body.get("event_type")) or _text(body.get("type"))
+                      or _text(delivery.query.get(EVENT_QUERY_PARAMETER)))
         if event_type is None:
-            raise BadRequest("invalid_payload", "a Workable body must have a string 'event_type' (or 'type')")
+            raise BadRequest("invalid_payload", "a Workable body must have a string 'event_type' (or 'type'), "
+                             f"or the subscription's URL must name it (?{EVENT_QUERY_PARAMETER}=candidate_created)")
         data = body.get("data")
         candidate = data if isinstance(data, dict) else {}
         candidate_id = candidate.get("id")
