@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, TextIO
 from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
 from .deadline import Deadline
 from .delivery import Deliverer
+from .events import HISTORY_KEY, EventHistory, named
 from .errors import ConfigurationError, NotFound, RetryLater, TooLarge, Unauthorized, Unprocessable, WebhookError
 from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
@@ -56,6 +57,7 @@ class Pipeline:
         self.log = log
         self.wall_clock = wall_clock
         self.state = StateStore(settings.state_bucket) if settings.state_bucket else None
+        self.history = EventHistory(self.state, secrets, log) if self.state is not None else None
         self.queue = TaskQueue(settings.tasks_queue or "", settings.tasks_worker_url or "",
                                settings.tasks_service_account or "", settings.cloud_tasks_endpoint) \
             if settings.delivery == "queued" else None
@@ -74,7 +76,7 @@ class Pipeline:
         build_validator()
         log = JsonLog(settings.log_level, stream=log_stream)
         secrets = SecretProvider(settings, log=log)
-        for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES),
+        for name in (STARDEX_API_KEY, HISTORY_KEY, *(signing_key_name(source) for source in SOURCES),
                      *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
         return cls(settings, SOURCES, mappings, secrets, log)
@@ -160,6 +162,7 @@ class Pipeline:
         """Find the person, plan the writes, write through ``client`` (the Stardex client, or one
         that records writes and makes none: ``plan``). A recording client starts with an empty
         person memory, so it sees every call an instance new to the person would make."""
+        record["named"] = named(mapped)  # for the event history's keyed hashes
         if self.settings.dry_run and client is None:
             answer = {"status": "dry_run", "body": mapped.update}
             if mapped.person.id:
@@ -255,10 +258,11 @@ class Pipeline:
 
 # ---- the one answer and log line ------------------------------------------------------------
 
-def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
+def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: EventHistory | None = None) -> Answer:
     """Run a door's work and turn what it returns or raises into the CONTRACT's answer; write the
-    one log line. ``work`` fills the record the line is made of (source, event, delivery id...).
-    Never lets an exception escape: a bug is a 500 whose line says where, never what."""
+    event's history record (every door passes ``pipeline.history``; a door sets ``received_at`` once
+    the event is authentic) and the one log line. ``work`` fills the record both are made of (source,
+    event, delivery id...). Never lets an exception escape: a bug is a 500 whose line says where, never what."""
     started = time.perf_counter()
     record: dict[str, Any] = {}
     try:
@@ -276,9 +280,12 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
     else:
         severity = "INFO"
     outcome = body.get("status")
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    if history is not None and "received_at" in record:  # before the line: once it is logged, it is kept
+        history.write(record, status_code, body, latency_ms)
     log.write(severity, f"webhook {record.get('source') or '-'} {record.get('event') or '-'}: {outcome}",
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
               person_id=body.get("person_id") or record.get("person_id"), delivery_id=record.get("delivery_id"),
-              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"))
+              latency_ms=latency_ms, error=record.get("error"))
     return status_code, body, headers
