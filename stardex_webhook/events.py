@@ -1,52 +1,45 @@
-"""The event history (CONTRACT "Event history"): one record per authentic event in the state bucket,
-written by ``pipeline.answered`` whatever the door, with no value of the person's data in it.
+"""The event history (CONTRACT "Event history"): one record per authentic event, written by
+``pipeline.answered`` whatever the door, holding no value of the person's data.
 
-events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, named by when the event was first
-                                                      received: ``history --since`` lists only its hours
-events/ids/<sha256 of the delivery id>/<source>       that name: a retry, the worker and replay find
-                                                      the same record (one per event, attempts counted)
+events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, named by the event's first receipt
+                                                      (``history --since`` lists only its hours)
+events/ids/<sha256 of the delivery id>/<source>       that name: retries, the worker and replay
+                                                      update the same record (attempts counted)
 
 Emails and LinkedIn URLs are kept only as HMACs keyed with ``HISTORY_KEY`` (a secret like the
-others): ``history --email`` hashes an address the same way; without the key nothing can be read
-back. Without a key the records carry no hashes. A failed write never fails the event: it is
-logged (``history_not_written``) and counted.
+others; without it, no hashes). A failed write never fails the event: it is logged and counted.
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import json
-import threading
+import re
 import time
 import uuid
 from typing import Any
 
 from .deadline import Deadline
+from .errors import WebhookError
 from .logs import JsonLog, mask
 from .records import MappedUpdate, iso_time
 from .secrets import SecretProvider
 
-EVENTS_PREFIX = "events/"
-IDS_PREFIX = "events/ids/"
-HISTORY_KEY = "HISTORY_KEY"
+EVENTS_PREFIX, IDS_PREFIX, HISTORY_KEY = "events/", "events/ids/", "HISTORY_KEY"
 CALL_TIMEOUT_SECONDS = 5.0
-# Answers that say nothing new about the event: a settled delivery again, another attempt at
-# work on it, a dry run (nothing written).
-NOT_RECORDED = ("duplicate", "dry_run")
-IN_PROGRESS_REASON = "delivery_in_progress"
+NOT_RECORDED = ("duplicate", "dry_run", "delivery_in_progress")  # nothing new happened to the event
 SETTLED = ("updated", "ignored")
-
-
-def normalised(kind: str, value: str) -> str:
-    """As the function compares them: emails ignoring case and padding; URLs also without a trailing /."""
-    value = value.strip().casefold()
-    return value.rstrip("/") if kind == "linkedin" else value
+DEAD_LETTER_COUNT_SECONDS = 300.0
+_STAMP = re.compile(r"\d{8}T\d{6}Z")  # a dead letter's name carries when it was kept
 
 
 def identity_hash(key: str, kind: str, value: str) -> str:
-    digest = hmac.new(key.encode("utf-8"), f"{kind}:{normalised(kind, value)}".encode("utf-8"), hashlib.sha256)
-    return digest.hexdigest()[:32]
+    """Normalised as the function compares them: emails ignoring case and padding, URLs also a final /."""
+    value = value.strip().casefold()
+    value = value.rstrip("/") if kind == "linkedin" else value
+    return hmac.new(key.encode("utf-8"), f"{kind}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 def named(mapped: MappedUpdate) -> list[tuple[str, str]]:
@@ -54,9 +47,8 @@ def named(mapped: MappedUpdate) -> list[tuple[str, str]]:
     update = mapped.update
     emails = [*mapped.person.emails, update.get("work_email"), update.get("personal_email"),
               *(entry.get("value") for entry in update.get("emails") or [] if isinstance(entry, dict))]
-    urls = [mapped.person.linkedin_url, update.get("linkedin_url")]
-    return [("email", value) for value in emails if isinstance(value, str) and value.strip()] \
-        + [("linkedin", value) for value in urls if isinstance(value, str) and value.strip()]
+    return [(kind, value) for kind, values in (("email", emails), ("linkedin", [mapped.person.linkedin_url,
+            update.get("linkedin_url")])) for value in values if isinstance(value, str) and value.strip()]
 
 
 def id_digest(delivery_id: str) -> str:
@@ -67,48 +59,53 @@ def record_name(received_at: float, source: str, key: str) -> str:
     return time.strftime(f"{EVENTS_PREFIX}%Y-%m-%d/%H/%M%S-{source}-{key[:16]}.json", time.gmtime(received_at))
 
 
-def skipped_paths(body: dict[str, Any]) -> list[str]:
-    """Issue 22's ``skipped`` (values left out: each with its path and reason): the paths only."""
-    return [str(entry.get("path") if isinstance(entry, dict) else entry) for entry in body.get("skipped") or []]
-
-
-def outcome_of(body: dict[str, Any], dead_letter: str | None) -> str:
-    return "dead_letter" if dead_letter else str(body.get("status"))
-
-
 class EventHistory:
     """One per instance, over the state bucket (``StateStore``)."""
 
     def __init__(self, store: Any, secrets: SecretProvider, log: JsonLog) -> None:
-        self.store = store
-        self.secrets = secrets
-        self.log = log
-        self.failures = 0
-        self._lock = threading.Lock()
+        self.store, self.secrets, self.log = store, secrets, log
+        self.failures, self.counted_at = 0, float("-inf")
 
     def write(self, record: dict[str, Any], status_code: int, body: dict[str, Any], latency_ms: float) -> None:
-        if body.get("status") in NOT_RECORDED or body.get("reason") == IN_PROGRESS_REASON:
+        if body.get("status") in NOT_RECORDED or body.get("reason") in NOT_RECORDED:
             return
         try:
             self._write(self.document(record, status_code, body, latency_ms), record)
         except Exception as error:  # the event's answer stands; the gap is said and counted
-            with self._lock:
-                self.failures += 1
+            self.failures += 1
             self.log.write("ERROR", "an event's history record could not be written", reason="history_not_written",
                            source=record.get("source"), delivery_id=record.get("delivery_id"),
                            error=type(error).__name__, history_failures=self.failures)
 
+    def dead_letters_waiting(self) -> dict[str, Any]:
+        """Every 5 minutes, for the log line: the dead letters waiting and the oldest one's age, so the
+        dashboard and the alert see them (nobody has to list the bucket)."""
+        now = time.time()
+        if now - self.counted_at < DEAD_LETTER_COUNT_SECONDS:
+            return {}
+        self.counted_at = now
+        try:
+            names = self.store.dead_letters()
+        except Exception:  # the next count tries again
+            return {}
+        kept = [calendar.timegm(time.strptime(m.group(0), "%Y%m%dT%H%M%SZ")) for m in map(_STAMP.search, names) if m]
+        return {"dead_letters_waiting": len(names), "oldest_dead_letter_seconds": round(now - min(kept)) if kept else 0}
+
     def document(self, record: dict[str, Any], status_code: int, body: dict[str, Any], latency_ms: float) -> dict[str, Any]:
-        key = self.secrets.get(HISTORY_KEY, deadline=Deadline(CALL_TIMEOUT_SECONDS))
-        dead_letter = body.get("dead_letter") or record.get("dead_letter")
-        person_id = body.get("person_id") or record.get("person_id")
+        try:
+            key = self.secrets.get(HISTORY_KEY, deadline=Deadline(CALL_TIMEOUT_SECONDS))
+        except WebhookError:  # Secret Manager unreadable, or no version yet: the record without hashes
+            key = None
+        letter = body.get("dead_letter") or record.get("dead_letter")
         document = {
             "received_at": iso_time(record["received_at"]), "source": record.get("source"),
-            "event": _text(record.get("event")), "delivery_id": _text(record.get("delivery_id")),
-            "door": record.get("door"), "outcome": outcome_of(body, dead_letter), "status_code": status_code,
-            "reason": body.get("reason"), "person_id": _text(person_id), "fields": body.get("fields") or [],
-            "skipped": skipped_paths(body), "dead_letter": dead_letter, "latency_ms": latency_ms,
-            "attempts": record.get("attempts"), "written_at": iso_time(time.time()),
+            **{name: _text(record.get(name)) for name in ("event", "delivery_id")}, "door": record.get("door"),
+            "outcome": "dead_letter" if letter else str(body.get("status")), "status_code": status_code,
+            "reason": body.get("reason"), "person_id": _text(body.get("person_id") or record.get("person_id")),
+            "fields": body.get("fields") or [], "dead_letter": letter,
+            # The answer's ``skipped`` (issue 22: each value left out, with its path and reason): paths only.
+            "skipped": [str(item.get("path") if isinstance(item, dict) else item) for item in body.get("skipped") or []],
+            "latency_ms": latency_ms, "attempts": record.get("attempts"), "written_at": iso_time(time.time()),
         }
         if key:
             document["identities"] = sorted({identity_hash(key, kind, value) for kind, value in record.get("named", ())})
@@ -118,26 +115,23 @@ class EventHistory:
         from google.api_core.exceptions import PreconditionFailed
         from google.cloud.storage.retry import DEFAULT_RETRY
 
-        retry, bucket = DEFAULT_RETRY.with_timeout(CALL_TIMEOUT_SECONDS), self.store.bucket()
-        delivery_id = record.get("delivery_id")
-        name = record_name(record["received_at"], str(record.get("source")),
-                           id_digest(delivery_id) if delivery_id else uuid.uuid4().hex)
+        calls = {"timeout": CALL_TIMEOUT_SECONDS, "retry": DEFAULT_RETRY.with_timeout(CALL_TIMEOUT_SECONDS)}
+        bucket, delivery_id = self.store.bucket(), record.get("delivery_id")
+        key = id_digest(delivery_id) if delivery_id else uuid.uuid4().hex
+        name = record_name(record["received_at"], str(record.get("source")), key)
         if delivery_id:  # the name the event's first record took, or this one
-            pointer = bucket.blob(f"{IDS_PREFIX}{id_digest(delivery_id)}/{record.get('source')}")
+            pointer = bucket.blob(f"{IDS_PREFIX}{key}/{record.get('source')}")
             try:
-                pointer.upload_from_string(name, if_generation_match=0, timeout=CALL_TIMEOUT_SECONDS, retry=retry)
+                pointer.upload_from_string(name, if_generation_match=0, **calls)
             except PreconditionFailed:
-                name = pointer.download_as_text(timeout=CALL_TIMEOUT_SECONDS, retry=retry)
-        for _ in range(3):  # a concurrent writer (the queued door and its worker) means: read again
-            blob = bucket.get_blob(name, timeout=CALL_TIMEOUT_SECONDS, retry=retry)
-            old = json.loads(blob.download_as_bytes(timeout=CALL_TIMEOUT_SECONDS, retry=retry)) if blob else None
-            new = merged(document, old)
-            if new is None:
-                return
+                name = pointer.download_as_text(**calls)
+        for _ in range(3):  # another writer meanwhile (the queued door and its worker): read again
+            blob = bucket.get_blob(name, **calls)
+            new = merged(document, json.loads(blob.download_as_bytes(**calls)) if blob else None)
             try:
-                bucket.blob(name).upload_from_string(
-                    json.dumps(new, separators=(",", ":")), content_type="application/json",
-                    if_generation_match=int(blob.generation) if blob else 0, timeout=CALL_TIMEOUT_SECONDS, retry=retry)
+                if new is not None:
+                    bucket.blob(name).upload_from_string(json.dumps(new, separators=(",", ":")), "application/json",
+                                                         if_generation_match=int(blob.generation) if blob else 0, **calls)
                 return
             except PreconditionFailed:
                 continue
@@ -145,15 +139,14 @@ class EventHistory:
 
 
 def merged(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The record after this answer; None to leave it (``queued`` never undoes a later outcome).
-    Attempts: the worker's count when it gives one, else one more than before (``queued``: none yet)."""
+    """None to leave the record (``queued`` never undoes a later outcome). Attempts: the worker's
+    count, else one more than before (``queued``: none yet)."""
     if old is not None and new["outcome"] == "queued":
         return None
     old = old or {}
-    attempts = new["attempts"] or old.get("attempts", 0) + (new["outcome"] != "queued")
-    dead_letter = new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in SETTLED else None)
-    result = {**new, "received_at": old.get("received_at", new["received_at"]), "attempts": attempts,
-              "dead_letter": dead_letter}
+    result = {**new, "received_at": old.get("received_at", new["received_at"]),
+              "attempts": new["attempts"] or old.get("attempts", 0) + (new["outcome"] != "queued"),
+              "dead_letter": new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in SETTLED else None)}
     if "identities" in new or "identities" in old:
         result["identities"] = sorted({*old.get("identities", ()), *new.get("identities", ())})
     return result

@@ -169,7 +169,11 @@ class Pipeline:
                 answer["person_id"] = mapped.person.id
             return answer
         if client is None:
-            return self._deliverer.deliver(mapped, record, deadline)
+            try:
+                return self._deliverer.deliver(mapped, record, deadline)
+            finally:  # for the dashboard's calls against Stardex's budget (this instance's share)
+                if self._stardex is not None:
+                    record["stardex_calls_last_minute"] = self._stardex.limiter.used()
         deliverer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0))
         return deliverer.deliver(mapped, record, deadline)
 
@@ -281,11 +285,14 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: Ev
         severity = "INFO"
     outcome = body.get("status")
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    gauges: dict[str, Any] = {}
     if history is not None and "received_at" in record:  # before the line: once it is logged, it is kept
         history.write(record, status_code, body, latency_ms)
+        gauges = history.dead_letters_waiting()
     log.write(severity, f"webhook {record.get('source') or '-'} {record.get('event') or '-'}: {outcome}",
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
               person_id=body.get("person_id") or record.get("person_id"), delivery_id=record.get("delivery_id"),
-              latency_ms=latency_ms, error=record.get("error"))
+              latency_ms=latency_ms, error=record.get("error"), attempts=record.get("attempts"),
+              stardex_calls_last_minute=record.get("stardex_calls_last_minute"), **gauges)
     return status_code, body, headers

@@ -173,3 +173,23 @@ def test_merged_keeps_the_first_receipt_and_every_hash():
     old = {"received_at": "A", "attempts": 1, "identities": ["a"], "dead_letter": None, "outcome": "retry_later"}
     new = {"received_at": "B", "attempts": None, "identities": ["b"], "dead_letter": None, "outcome": "updated"}
     assert merged(new, old) | {} == {**new, "received_at": "A", "attempts": 2, "identities": ["a", "b"]}
+
+
+def test_the_log_line_counts_the_dead_letters_waiting_and_the_oldest_ones_age_every_five_minutes():
+    import time
+
+    events, bucket, _ = history()
+    kept = time.gmtime(time.time() - 7200)
+    bucket.blob(time.strftime("dead-letters/greenhouse/%Y%m%dT%H%M%SZ-ab-cd.json", kept)).upload_from_string("{}")
+    bucket.blob("dead-letters/typeform/29990101T000000Z-ab-cd.json").upload_from_string("{}")
+    log = io.StringIO()
+
+    def work(record):
+        record.update(source="greenhouse", event="candidate_hired", delivery_id="d-9", received_at=WALL_EPOCH)
+        return 200, {"status": "ignored", "reason": "event_not_mapped"}, {}
+
+    answered(JsonLog(stream=log), work, events)
+    answered(JsonLog(stream=log), work, events)
+    first, second = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert first["dead_letters_waiting"] == 2 and 7190 <= first["oldest_dead_letter_seconds"] <= 7300
+    assert "dead_letters_waiting" not in second, "counted again only five minutes on"

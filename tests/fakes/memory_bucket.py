@@ -19,7 +19,8 @@ class MemoryBlob:
         stored = self.bucket.objects.get(self.name)
         return stored[1] if stored else None
 
-    def upload_from_string(self, data: Any, if_generation_match: int | None = None, **_: Any) -> None:
+    def upload_from_string(self, data: Any, content_type: str = "text/plain", if_generation_match: int | None = None,
+                           **_: Any) -> None:
         if self.bucket.fail_writes:
             raise ConnectionError("the bucket is down")
         if if_generation_match is not None and (self.generation or 0) != if_generation_match:
@@ -74,3 +75,6 @@ class MemoryStore:
 
     def bucket(self) -> MemoryBucket:
         return self._bucket
+
+    def dead_letters(self) -> list[str]:
+        return sorted(name for name in self._bucket.objects if name.startswith("dead-letters/"))
