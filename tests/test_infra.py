@@ -24,6 +24,7 @@ import tfparse
 
 from stardex_webhook import send_sample
 from stardex_webhook.config import STARDEX_API_KEY, api_key_name, signing_key_name
+from stardex_webhook.events import HISTORY_KEY
 from stardex_webhook.secrets import check_version_name
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.sources.__main__ import terraform_locals
@@ -131,11 +132,11 @@ def settings_read_by_code() -> set[str]:
     return names
 
 
-def secret_settings(sources: list[str]) -> set[str]:
+def secret_settings(sources: list[str], state_bucket: bool = True) -> set[str]:
     """Settings read through the secret provider, for the given enabled sources (a sender whose
-    webhooks need follow-up reads has its API key too)."""
+    webhooks need follow-up reads has its API key too); with the state bucket, the event history's key."""
     return ({STARDEX_API_KEY} | {signing_key_name(s) for s in sources}
-            | {api_key_name(s) for s in sources if SOURCES[s].needs_api_key})
+            | {api_key_name(s) for s in sources if SOURCES[s].needs_api_key} | ({HISTORY_KEY} if state_bucket else set()))
 
 
 def documented_settings() -> set[str]:
@@ -650,7 +651,8 @@ def test_the_state_bucket_is_private_unversioned_and_expires_markers_and_dead_le
     assert bucket["public_access_prevention"] == "enforced"
     assert bucket["versioning"]["enabled"] is False
     rules = {rule["condition"]["matches_prefix"][0]: rule for rule in _listed(bucket["lifecycle_rule"])}
-    assert set(rules) == {"deliveries/", "dead-letters/"}
+    assert set(rules) == {"deliveries/", "dead-letters/", "events/"}
+    assert rules["events/"]["condition"]["age"] == variable_default("history_retention_days", model) == 30
     assert rules["deliveries/"]["condition"]["age"] == variable_default("claim_retention_days", model)
     assert rules["dead-letters/"]["condition"]["age"] == variable_default("dead_letter_retention_days", model)
     assert all(rule["action"]["type"] == "Delete" for rule in rules.values())
@@ -711,7 +713,7 @@ def test_the_worker_is_private_same_code_and_holds_all_of_stardex_s_rate():
 
 def test_dead_letters_and_503s_are_counted_and_alert_the_channels_named():
     model = evaluated("queued")
-    (metric,) = model["google_logging_metric"]
+    (metric,) = [m for m in model["google_logging_metric"] if m["name"].endswith("-undelivered")]
     assert '(severity=ERROR AND jsonPayload.outcome="dead_lettered")' in metric["filter"] and "jsonPayload.status_code=503" in metric["filter"]
     assert '"stardex-webhook"' in metric["filter"] and '"stardex-webhook-worker"' in metric["filter"]
     (policy,) = [p for p in model["google_monitoring_alert_policy"] if "dead letters" in p["display_name"]]
