@@ -1,10 +1,8 @@
 """The event history (CONTRACT "Event history"): one record per authentic event, written by
 ``pipeline.answered`` whatever the door, holding no value of the person's data.
 
-events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, named by the event's first receipt
-                                                      (``history --since`` lists only its hours)
-events/ids/<sha256 of the delivery id>/<source>       that name: retries, the worker and replay
-                                                      update the same record (attempts counted)
+events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, by its first receipt's hour (``--since``)
+events/ids/<sha256 of the delivery id>/<source>       its name: retries, worker and replay update it
 
 Emails and LinkedIn URLs are kept only as HMACs keyed with ``HISTORY_KEY`` (a secret like the
 others; without it, no hashes). A failed write never fails the event: it is logged and counted.
@@ -30,7 +28,6 @@ from .secrets import SecretProvider
 EVENTS_PREFIX, IDS_PREFIX, HISTORY_KEY = "events/", "events/ids/", "HISTORY_KEY"
 CALL_TIMEOUT_SECONDS = 5.0
 NOT_RECORDED = ("duplicate", "dry_run", "delivery_in_progress")  # nothing new happened to the event
-SETTLED = ("updated", "ignored")
 DEAD_LETTER_COUNT_SECONDS = 300.0
 _STAMP = re.compile(r"\d{8}T\d{6}Z")  # a dead letter's name carries when it was kept
 
@@ -78,8 +75,7 @@ class EventHistory:
                            error=type(error).__name__, history_failures=self.failures)
 
     def dead_letters_waiting(self) -> dict[str, Any]:
-        """Every 5 minutes, for the log line: the dead letters waiting and the oldest one's age, so the
-        dashboard and the alert see them (nobody has to list the bucket)."""
+        """Every 5 minutes, for the log line (dashboard, alert): the dead letters waiting, the oldest's age."""
         now = time.time()
         if now - self.counted_at < DEAD_LETTER_COUNT_SECONDS:
             return {}
@@ -97,11 +93,14 @@ class EventHistory:
         except WebhookError:  # Secret Manager unreadable, or no version yet: the record without hashes
             key = None
         letter = body.get("dead_letter") or record.get("dead_letter")
+        # Text from outside (a sender's event name and delivery id, a form's person id): masked as in the log.
+        outside = {"event": record.get("event"), "delivery_id": record.get("delivery_id"),
+                   "person_id": body.get("person_id") or record.get("person_id")}
         document = {
-            "received_at": iso_time(record["received_at"]), "source": record.get("source"),
-            **{name: _text(record.get(name)) for name in ("event", "delivery_id")}, "door": record.get("door"),
+            "received_at": iso_time(record["received_at"]), "source": record.get("source"), "door": record.get("door"),
+            **{name: None if value is None else mask(str(value))[:128] for name, value in outside.items()},
             "outcome": "dead_letter" if letter else str(body.get("status")), "status_code": status_code,
-            "reason": body.get("reason"), "person_id": _text(body.get("person_id") or record.get("person_id")),
+            "reason": body.get("reason"),
             "fields": body.get("fields") or [], "dead_letter": letter,
             # The answer's ``skipped`` (issue 22: each value left out, with its path and reason): paths only.
             "skipped": [str(item.get("path") if isinstance(item, dict) else item) for item in body.get("skipped") or []],
@@ -113,25 +112,25 @@ class EventHistory:
 
     def _write(self, document: dict[str, Any], record: dict[str, Any]) -> None:
         from google.api_core.exceptions import PreconditionFailed
-        from google.cloud.storage.retry import DEFAULT_RETRY
 
-        calls = {"timeout": CALL_TIMEOUT_SECONDS, "retry": DEFAULT_RETRY.with_timeout(CALL_TIMEOUT_SECONDS)}
+        deadline = Deadline(CALL_TIMEOUT_SECONDS)  # the whole write: a sender may be waiting
         bucket, delivery_id = self.store.bucket(), record.get("delivery_id")
         key = id_digest(delivery_id) if delivery_id else uuid.uuid4().hex
         name = record_name(record["received_at"], str(record.get("source")), key)
         if delivery_id:  # the name the event's first record took, or this one
             pointer = bucket.blob(f"{IDS_PREFIX}{key}/{record.get('source')}")
             try:
-                pointer.upload_from_string(name, if_generation_match=0, **calls)
+                pointer.upload_from_string(name, if_generation_match=0, **_within(deadline))
             except PreconditionFailed:
-                name = pointer.download_as_text(**calls)
+                name = pointer.download_as_text(**_within(deadline))
         for _ in range(3):  # another writer meanwhile (the queued door and its worker): read again
-            blob = bucket.get_blob(name, **calls)
-            new = merged(document, json.loads(blob.download_as_bytes(**calls)) if blob else None)
+            blob = bucket.get_blob(name, **_within(deadline))
+            new = merged(document, json.loads(blob.download_as_bytes(**_within(deadline))) if blob else None)
             try:
                 if new is not None:
+                    generation = int(blob.generation) if blob else 0
                     bucket.blob(name).upload_from_string(json.dumps(new, separators=(",", ":")), "application/json",
-                                                         if_generation_match=int(blob.generation) if blob else 0, **calls)
+                                                         if_generation_match=generation, **_within(deadline))
                 return
             except PreconditionFailed:
                 continue
@@ -146,12 +145,15 @@ def merged(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | 
     old = old or {}
     result = {**new, "received_at": old.get("received_at", new["received_at"]),
               "attempts": new["attempts"] or old.get("attempts", 0) + (new["outcome"] != "queued"),
-              "dead_letter": new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in SETTLED else None)}
+              "dead_letter": new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in ("updated", "ignored") else None)}
     if "identities" in new or "identities" in old:
         result["identities"] = sorted({*old.get("identities", ()), *new.get("identities", ())})
     return result
 
 
-def _text(value: Any) -> str | None:
-    """Text from outside (a sender's event name and delivery id, a form's person id): masked as in the log."""
-    return None if value is None else mask(str(value))[:128]
+def _within(deadline: Deadline) -> dict[str, Any]:
+    """One bucket call's timeout and bounded retry, within what is left of the write's time."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    left = max(deadline.remaining(), 0.01)  # none left: the call fails at once, and is counted
+    return {"timeout": left, "retry": DEFAULT_RETRY.with_timeout(left)}

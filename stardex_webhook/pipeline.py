@@ -263,10 +263,9 @@ class Pipeline:
 # ---- the one answer and log line ------------------------------------------------------------
 
 def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: EventHistory | None = None) -> Answer:
-    """Run a door's work and turn what it returns or raises into the CONTRACT's answer; write the
-    event's history record (every door passes ``pipeline.history``; a door sets ``received_at`` once
-    the event is authentic) and the one log line. ``work`` fills the record both are made of (source,
-    event, delivery id...). Never lets an exception escape: a bug is a 500 whose line says where, never what."""
+    """Run a door's work, turn what it returns or raises into the CONTRACT's answer; write the event's
+    history record (once the door set ``received_at``: the event is authentic) and the one log line,
+    both from the record ``work`` fills. Never lets an exception escape: a bug is a 500 whose line says where."""
     started = time.perf_counter()
     record: dict[str, Any] = {}
     try:
