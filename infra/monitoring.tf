@@ -1,7 +1,7 @@
 # Seeing what happened: log-based metrics read from the function's and the worker's one JSON line per
 # webhook (stardex_webhook/pipeline.py answered), a dashboard drawn only from them (and the queue's
 # own depth), and alerts a team can act on, made only when notification_channels names somewhere
-# to send them. docs/monitoring.md describes each chart and alert; tests/test_infra_monitoring.py
+# to send them. docs/monitoring.md describes each chart and alert; tests/test_infra.py
 # checks that every chart names a metric defined here and every metric is charted.
 
 locals {

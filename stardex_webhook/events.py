@@ -27,7 +27,8 @@ from .secrets import SecretProvider
 
 EVENTS_PREFIX, IDS_PREFIX, HISTORY_KEY = "events/", "events/ids/", "HISTORY_KEY"
 CALL_TIMEOUT_SECONDS = 5.0
-NOT_RECORDED = ("duplicate", "dry_run", "delivery_in_progress")  # nothing new happened to the event
+# Nothing new happened to the event; or the bucket is down, and the event's retry records it.
+NOT_RECORDED = ("duplicate", "dry_run", "delivery_in_progress", "state_unavailable")
 DEAD_LETTER_COUNT_SECONDS = 300.0
 _STAMP = re.compile(r"\d{8}T\d{6}Z")  # a dead letter's name carries when it was kept
 
@@ -63,9 +64,10 @@ class EventHistory:
         self.store, self.secrets, self.log = store, secrets, log
         self.failures, self.counted_at = 0, float("-inf")
 
-    def write(self, record: dict[str, Any], status_code: int, body: dict[str, Any], latency_ms: float) -> None:
+    def write(self, record: dict[str, Any], status_code: int, body: dict[str, Any], latency_ms: float) -> dict[str, Any]:
+        """Write the event's record; what the log line adds (``dead_letters_waiting``), once the bucket answered."""
         if body.get("status") in NOT_RECORDED or body.get("reason") in NOT_RECORDED:
-            return
+            return {}
         try:
             self._write(self.document(record, status_code, body, latency_ms), record)
         except Exception as error:  # the event's answer stands; the gap is said and counted
@@ -73,6 +75,8 @@ class EventHistory:
             self.log.write("ERROR", "an event's history record could not be written", reason="history_not_written",
                            source=record.get("source"), delivery_id=record.get("delivery_id"),
                            error=type(error).__name__, history_failures=self.failures)
+            return {}
+        return self.dead_letters_waiting()
 
     def dead_letters_waiting(self) -> dict[str, Any]:
         """Every 5 minutes, for the log line (dashboard, alert): the dead letters waiting, the oldest's age."""

@@ -284,10 +284,8 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: Ev
         severity = "INFO"
     outcome = body.get("status")
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    gauges: dict[str, Any] = {}
-    if history is not None and "received_at" in record:  # before the line: once it is logged, it is kept
-        history.write(record, status_code, body, latency_ms)
-        gauges = history.dead_letters_waiting()
+    # Before the line: once an event is logged, it is kept.
+    gauges = history.write(record, status_code, body, latency_ms) if history and "received_at" in record else {}
     log.write(severity, f"webhook {record.get('source') or '-'} {record.get('event') or '-'}: {outcome}",
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
