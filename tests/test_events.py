@@ -193,3 +193,21 @@ def test_the_log_line_counts_the_dead_letters_waiting_and_the_oldest_ones_age_ev
     first, second = [json.loads(line) for line in log.getvalue().splitlines()]
     assert first["dead_letters_waiting"] == 2 and 7190 <= first["oldest_dead_letter_seconds"] <= 7300
     assert "dead_letters_waiting" not in second, "counted again only five minutes on"
+
+
+def test_only_answered_writes_history_and_plan_never_calls_it():
+    """One piece of code writes the record (``pipeline.answered``): the doors reach it, ``plan`` does not."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    def calls(module: str) -> set[str]:
+        tree = ast.parse((ROOT / "stardex_webhook" / f"{module}.py").read_text())
+        return {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))}
+
+    assert {"answered"} <= calls("ingress") & calls("worker") & calls("replay")
+    assert "answered" not in calls("plan")
+    writers = [module for module in ("ingress", "worker", "replay", "plan", "delivery", "state") if "EventHistory" in
+               (ROOT / "stardex_webhook" / f"{module}.py").read_text()]
+    assert writers == []
