@@ -90,6 +90,17 @@ resource "google_storage_bucket" "state" {
     }
   }
 
+  # The event history (no personal data): what python -m stardex_webhook.history reads.
+  lifecycle_rule {
+    condition {
+      age            = var.history_retention_days
+      matches_prefix = ["events/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   dynamic "encryption" {
     for_each = var.state_kms_key_name == null ? [] : [1]
     content {

@@ -9,6 +9,8 @@ locals {
     { STARDEX_API_KEY = "${var.name}-stardex-api-key" },
     { for s in local.sources : "${upper(replace(s, "-", "_"))}_SIGNING_KEY" => "${var.name}-${s}-signing-key" },
     { for s in local.sources : "${upper(replace(s, "-", "_"))}_API_KEY" => "${var.name}-${s}-api-key" if local.known_sources[s].api_key },
+    # The event history's key for the hashes of emails and LinkedIn URLs (docs/history.md).
+    var.state_bucket ? { HISTORY_KEY = "${var.name}-history-key" } : {},
   )
 
   # What the deployed function runs, and nothing else: no tests, infra, bench, CI or VCS files, and

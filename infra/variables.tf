@@ -373,3 +373,27 @@ variable "undelivered_alert_threshold" {
     error_message = "undelivered_alert_threshold must be 0 or more."
   }
 }
+
+# ---- Seeing what happened ---------------------------------------------------------------------------
+
+variable "history_retention_days" {
+  description = "Days an event's history record (events/ in the state bucket: ids, outcome, fields written, keyed hashes, no personal data) is kept before a bucket lifecycle rule deletes it; python -m stardex_webhook.history reads them."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.history_retention_days >= 1 && var.history_retention_days <= 365 && floor(var.history_retention_days) == var.history_retention_days
+    error_message = "history_retention_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "sender_4xx_share_alert" {
+  description = "The alert on one sender's refused webhooks fires when more than this share of its answers are 4xx for 15 minutes (a signing secret rotated on one side only looks exactly like this). Made only with notification_channels."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.sender_4xx_share_alert > 0 && var.sender_4xx_share_alert <= 1
+    error_message = "sender_4xx_share_alert must be a share above 0 and at most 1."
+  }
+}

@@ -42,7 +42,8 @@ class Ingress:
     def handle(self, request: Request) -> Response:
         """Answer one request; never lets an exception escape as the framework's HTML 500."""
         body_read: list[bool] = []
-        answer = answered(self.pipeline.log, lambda record: self._route(request, record, body_read))
+        answer = answered(self.pipeline.log, lambda record: self._route(request, record, body_read),
+                          self.pipeline.history)
         # A body refused or never read is answered streamed: functions-framework reads the whole
         # request body after a non-streamed answer, and would read it after all (or fail on it).
         return respond(answer, streamed=not body_read)
@@ -65,7 +66,8 @@ class Ingress:
         accepted = self.pipeline.accept(source, delivery, deadline)
         if isinstance(accepted, Handshake):
             return accepted.status_code, accepted.body, dict(accepted.headers)
-        record.update(event=accepted.event_type, delivery_id=accepted.delivery_id)
+        record.update(event=accepted.event_type, delivery_id=accepted.delivery_id, received_at=delivery.received_at,
+                      door="webhook")
         ok = source.success_status
         answer = self.pipeline.ignored(accepted)
         if answer is not None:
@@ -83,7 +85,7 @@ class Ingress:
             return self.pipeline.process(self.pipeline.prepare(event, deadline), deadline, record)
         except Unprocessable as error:
             if self.pipeline.state is not None:
-                self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1)
+                record["dead_letter"] = self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1)
             raise
 
     def _enqueue(self, delivery: Delivery, event: Event, claim: Claim | None, deadline: Deadline) -> dict[str, Any]:

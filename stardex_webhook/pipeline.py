@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, TextIO
 from .config import STARDEX_API_KEY, Settings, api_key_name, load_settings, signing_key_name
 from .deadline import Deadline
 from .delivery import Deliverer
+from .events import HISTORY_KEY, EventHistory, named
 from .errors import ConfigurationError, NotFound, RetryLater, TooLarge, Unauthorized, Unprocessable, WebhookError
 from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
@@ -58,6 +59,7 @@ class Pipeline:
         self.log = log
         self.wall_clock = wall_clock
         self.state = StateStore(settings.state_bucket) if settings.state_bucket else None
+        self.history = EventHistory(self.state, secrets, log) if self.state is not None else None
         self.queue = TaskQueue(settings.tasks_queue or "", settings.tasks_worker_url or "",
                                settings.tasks_service_account or "", settings.cloud_tasks_endpoint) \
             if settings.delivery == "queued" else None
@@ -76,7 +78,7 @@ class Pipeline:
         build_validator()
         log = JsonLog(settings.log_level, stream=log_stream)
         secrets = SecretProvider(settings, log=log)
-        for name in (STARDEX_API_KEY, *(signing_key_name(source) for source in SOURCES),
+        for name in (STARDEX_API_KEY, HISTORY_KEY, *(signing_key_name(source) for source in SOURCES),
                      *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
         return cls(settings, SOURCES, mappings, secrets, log)
@@ -172,12 +174,17 @@ class Pipeline:
         person memory, so it sees every call an instance new to the person would make."""
         if mapped.skipped:
             record["skipped"] = list(mapped.skipped)
+        record["named"] = named(mapped)  # for the event history's keyed hashes
         if self.settings.dry_run and client is None:
             answer = {"status": "dry_run", "body": mapped.update}
             if mapped.person.id:
                 answer["person_id"] = mapped.person.id
         elif client is None:
-            answer = self._deliverer.deliver(mapped, record, deadline)
+            try:
+                answer = self._deliverer.deliver(mapped, record, deadline)
+            finally:  # for the dashboard's calls against Stardex's budget (this instance's share)
+                if self._stardex is not None:
+                    record["stardex_calls_last_minute"] = self._stardex.limiter.used()
         else:
             answer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0)).deliver(mapped, record, deadline)
         if mapped.incomplete:
@@ -269,10 +276,10 @@ class Pipeline:
 
 # ---- the one answer and log line ------------------------------------------------------------
 
-def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
-    """Run a door's work and turn what it returns or raises into the CONTRACT's answer; write the
-    one log line. ``work`` fills the record the line is made of (source, event, delivery id...).
-    Never lets an exception escape: a bug is a 500 whose line says where, never what."""
+def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: EventHistory | None = None) -> Answer:
+    """Run a door's work, turn what it returns or raises into the CONTRACT's answer; write the event's
+    history record (once the door set ``received_at``: the event is authentic) and the one log line,
+    both from the record ``work`` fills. Never lets an exception escape: a bug is a 500 whose line says where."""
     started = time.perf_counter()
     record: dict[str, Any] = {}
     try:
@@ -290,10 +297,14 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer]) -> Answer:
     else:
         severity = "INFO"
     outcome = body.get("status")
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    # Before the line: once an event is logged, it is kept.
+    gauges = history.write(record, status_code, body, latency_ms) if history and "received_at" in record else {}
     log.write(severity, f"webhook {record.get('source') or '-'} {record.get('event') or '-'}: {outcome}",
               source=record.get("source"), event=record.get("event"), outcome=outcome, status_code=status_code,
               reason=body.get("reason"), detail=body.get("message"),
               person_id=body.get("person_id") or record.get("person_id"), delivery_id=record.get("delivery_id"),
-              latency_ms=round((time.perf_counter() - started) * 1000, 2), error=record.get("error"),
-              skipped=record.get("skipped"))
+              latency_ms=latency_ms, error=record.get("error"), attempts=record.get("attempts"),
+              stardex_calls_last_minute=record.get("stardex_calls_last_minute"), skipped=record.get("skipped"),
+              **gauges)
     return status_code, body, headers

@@ -39,7 +39,8 @@ def replay(pipeline: Pipeline, received: Received) -> Answer:
     new dead letter: the letter being replayed is both."""
 
     def work(record: dict[str, Any]) -> Answer:
-        record.update(source=received.source, event=received.event, delivery_id=received.delivery_id)
+        record.update(source=received.source, event=received.event, delivery_id=received.delivery_id,
+                      received_at=received.received_at, door="replay")
         source = pipeline.source(received.source)
         deadline = Deadline(pipeline.settings.task_deadline_seconds)
         event = pipeline.accept(source, received.delivery(), deadline, verify=False)
@@ -50,7 +51,7 @@ def replay(pipeline: Pipeline, received: Received) -> Answer:
             answer = pipeline.process(pipeline.prepare(event, deadline), deadline, record)
         return source.success_status, answer, {}
 
-    return answered(pipeline.log, work)
+    return answered(pipeline.log, work, pipeline.history)
 
 
 def run(pipeline: Pipeline, store: StateStore, names: Sequence[str], out: TextIO) -> int:

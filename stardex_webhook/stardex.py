@@ -86,6 +86,12 @@ class RateLimiter:
             return self._granted[0] + self.window_seconds - now
         return 0.0
 
+    def used(self) -> int:
+        """Requests granted in the last window: the log line's ``stardex_calls_last_minute``."""
+        with self._lock:
+            self._wait_locked(self._clock())  # drops the grants older than the window
+            return len(self._granted)
+
     def pause_for(self, seconds: float) -> None:
         """Hold every thread back, at most one window; a shorter pause never shortens one set."""
         if seconds > 0:

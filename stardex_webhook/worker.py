@@ -38,7 +38,7 @@ class TaskWorker:
         self.pipeline = pipeline
 
     def handle(self, request: Request) -> Response:
-        return respond(answered(self.pipeline.log, lambda record: self._task(request, record)))
+        return respond(answered(self.pipeline.log, lambda record: self._task(request, record), self.pipeline.history))
 
     def _task(self, request: Request, record: dict[str, Any]) -> Answer:
         if request.path.strip("/") == HEALTH_PATH:
@@ -47,8 +47,9 @@ class TaskWorker:
             raise MethodNotAllowed("method_not_allowed", "tasks are POSTed")
         self._check_queue(request.headers.get(QUEUE_HEADER, ""))
         received, claim = self._read(request)
-        record.update(source=received.source, event=received.event, delivery_id=received.delivery_id)
         attempts = _retry_count(request.headers.get(RETRY_COUNT_HEADER, "")) + 1
+        record.update(source=received.source, event=received.event, delivery_id=received.delivery_id,
+                      received_at=received.received_at, door="worker", attempts=attempts)
         deadline = Deadline(self.pipeline.settings.task_deadline_seconds)
         try:
             answer = self._deliver(received, record, deadline)

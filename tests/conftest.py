@@ -112,10 +112,10 @@ def make_client(base_env):
 # so a new test is marked without a line here. ``slow``: the modules whose tests take seconds each.
 
 E2E_MODULES = {"test_e2e", "test_e2e_ats_a", "test_e2e_ats_b", "test_e2e_forms_a", "test_e2e_forms_b",
-               "test_e2e_queued", "test_e2e_stages", "test_faults", "test_hostile_stardex", "test_replay",
+               "test_e2e_queued", "test_e2e_stages", "test_e2e_history", "test_faults", "test_hostile_stardex", "test_replay",
                "test_quickstart", "test_bench"}
 E2E_STARTERS = re.compile(r"\b(function_server|storage_emulator|tasks_emulator|subprocess\.Popen)\(")
-SLOW_MODULES = {"test_e2e_queued", "test_replay", "test_faults", "test_hostile_stardex", "test_quickstart",
+SLOW_MODULES = {"test_e2e_queued", "test_e2e_history", "test_replay", "test_faults", "test_hostile_stardex", "test_quickstart",
                 "test_bench", "test_fuzz"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "stardex_webhook"
-TOOLS = {"stardex_webhook.plan", "stardex_webhook.replay", "stardex_webhook.serve", "stardex_webhook.send_sample",
+TOOLS = {"stardex_webhook.plan", "stardex_webhook.replay", "stardex_webhook.history", "stardex_webhook.serve", "stardex_webhook.send_sample",
          "stardex_webhook.fake_stardex", "stardex_webhook.custom_fields_check", "stardex_webhook.sources.__main__"}
 
 

@@ -429,6 +429,17 @@ def test_limiter_lets_60_through_and_the_61st_waits_for_the_window(fake_time):
     assert fake_time.sleeps == [50.0]  # until the first slot (t = 1000) leaves the 60 s window
 
 
+
+def test_limiter_says_how_many_calls_its_window_holds_for_the_log_line(fake_time):
+    limiter = RateLimiter(60, clock=fake_time.clock, sleep=fake_time.sleep)
+    for _ in range(3):
+        limiter.acquire(deadline(fake_time, 100))
+    fake_time.now += 30
+    limiter.acquire(deadline(fake_time, 100))
+    assert limiter.used() == 4
+    fake_time.now += 31  # the first three leave the window
+    assert limiter.used() == 1
+
 def test_limiter_raises_retry_later_when_the_wait_passes_the_deadline(fake_time):
     limiter = RateLimiter(60, clock=fake_time.clock, sleep=fake_time.sleep)
     for _ in range(60):

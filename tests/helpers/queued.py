@@ -30,6 +30,7 @@ QUEUE = "projects/e2e/locations/here/queues/stardex-webhook"
 ACCOUNT = "stardex-tasks@e2e.iam.gserviceaccount.com"
 MAX_ATTEMPTS = 3
 RATE_LIMIT, WINDOW_SECONDS, WORKER_LIMIT = 100, 2.0, 98
+HISTORY_TEST_KEY = "history-e2e-key-0003"  # the event history's hashing key (HISTORY_KEY)
 
 
 class CountingStardex(FakeStardex):
@@ -92,10 +93,14 @@ class Stack:
 
     def replay(self, *args: str, **overrides: str) -> subprocess.CompletedProcess:
         """``python -m stardex_webhook.replay ARGS`` as an operator runs it, with the function's settings."""
+        return self.tool("replay", *args, **overrides)
+
+    def tool(self, module: str, *args: str, **overrides: str) -> subprocess.CompletedProcess:
+        """``python -m stardex_webhook.MODULE ARGS`` (replay, history) with the function's settings."""
         env = {key: value for key, value in os.environ.items() if not key.endswith(("_SIGNING_KEY", "_SECRET"))}
         env.pop("MAPPINGS_DIR", None)
         env.update(self.env, STARDEX_API_BASE=self.stardex.base_url, STARDEX_API_KEY=STARDEX_KEY, **overrides)
-        return subprocess.run([sys.executable, "-m", "stardex_webhook.replay", *args], cwd=ROOT, env=env,
+        return subprocess.run([sys.executable, "-m", f"stardex_webhook.{module}", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
 
 
@@ -113,7 +118,7 @@ def stack():
         env = {"STATE_BUCKET": BUCKET, "STORAGE_EMULATOR_HOST": gcs_url, "TASKS_QUEUE": QUEUE,
                "CLOUD_TASKS_ENDPOINT": tasks_endpoint, "TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
                "TASK_DEADLINE_SECONDS": "3", "STARDEX_REQUESTS_PER_MINUTE": str(WORKER_LIMIT),
-               "STARDEX_RATE_WINDOW_SECONDS": str(WINDOW_SECONDS)}
+               "STARDEX_RATE_WINDOW_SECONDS": str(WINDOW_SECONDS), "HISTORY_KEY": HISTORY_TEST_KEY}
         worker_url, worker_log = exits.enter_context(
             function_server(stardex, secret_manager, target="handle_task", **env))
         stack = Stack(stardex, secret_manager, "", worker_url, worker_log, env)
