@@ -249,7 +249,7 @@ def test_another_refusal_in_ashby_s_answer_is_422_sender_api_rejected(answer_bod
 
 
 def test_without_ashby_api_key_an_acted_event_is_422_and_nothing_is_read(dry_client, sender_api):
-    """The simplest behaviour the CONTRACT allows: every acted event reads candidate.info, so
+    """The simplest behaviour docs/contract.md allows: every acted event reads candidate.info, so
     without a key it is 422 (the reason names the setting), even when the webhook has an email."""
     answer = post(dry_client(), "ashby", fixture_json("ashby_applicationSubmit.json"))
     assert (answer.status_code, answer.get_json()["reason"]) == (422, "sender_api_key_missing")
