@@ -87,7 +87,8 @@ class Pipeline:
     def source(self, name: str) -> Source:
         source = self.sources.get(name)
         if source is None:
-            raise NotFound("unknown_source", "no webhook source is served at this path")
+            # The valid paths are the public list of senders (never a secret): a typo shows its fix.
+            raise NotFound("unknown_source", "no webhook source is served at this path", sources=sorted(self.sources))
         return source
 
     def enabled_sources(self) -> list[str]:

@@ -39,10 +39,17 @@ def signed_request(source: str, body: bytes, key: str, now: int | None = None,
     return adapter.sign_sample(body, key, at)
 
 
+def webhook_url(base: str, source: str) -> str:
+    """The source's webhook URL under the function's base URL; a base that is already the source's
+    webhook URL (pasted from ``terraform output webhook_urls``) is taken as it is, not doubled."""
+    base = base.rstrip("/")
+    return base if base.endswith(f"/{source}") else f"{base}/{source}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", choices=sorted(SOURCES))
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the function's base URL")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the function's base URL (default: %(default)s); its source's full webhook URL works too")
     parser.add_argument("--body", type=Path, help="a JSON body to send instead of the shipped sample")
     parser.add_argument("--key", help="the signing key (default: $<SOURCE>_SIGNING_KEY or the local demo key)")
     args = parser.parse_args(argv)
@@ -54,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         parser.error(f"--body {args.body}: {error.strerror}")
     key = args.key or os.environ.get(signing_key_name(args.source)) or local_signing_key(args.source)
-    url = f"{args.url.rstrip('/')}/{args.source}"
+    url = webhook_url(args.url, args.source)
+    if url != f"{args.url.rstrip('/')}/{args.source}":
+        print(f"send_sample: --url already ends in /{args.source}: posting to {url}", file=sys.stderr)
     try:
         headers, body = signed_request(args.source, body, key, url=url)
         answer = requests.post(url, data=body, headers=headers, timeout=30)

@@ -58,10 +58,12 @@ def test_healthz_lists_only_sources_with_a_signing_key(make_client, base_env):
     assert make_client().get("/healthz").get_json()["sources"] == sorted(set(SOURCES) - {"typeform"})
 
 
-def test_unknown_source_is_404(make_client):
-    answer = make_client().post("/nosuchsender", data=b"{}")
+def test_unknown_source_is_404_and_lists_the_valid_ones(make_client):
+    answer = make_client().post("/greenhose", data=b"{}")
     assert answer.status_code == 404
     assert answer.get_json()["status"] == "not_found"
+    assert answer.get_json()["reason"] == "unknown_source"
+    assert answer.get_json()["sources"] == sorted(SOURCES), "a typo in the URL shows its fix"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])

@@ -104,6 +104,43 @@ def test_a_free_port_is_not_reported_taken():
     assert serve.port_taken("127.0.0.1", port) is None
 
 
+@pytest.mark.parametrize("given, posted", [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/typeform"),
+    ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/typeform"),
+    ("https://fn.example.run.app/typeform", "https://fn.example.run.app/typeform"),
+    ("https://fn.example.run.app/typeform/", "https://fn.example.run.app/typeform"),
+])
+def test_send_sample_takes_a_base_or_the_full_webhook_url(given, posted):
+    from stardex_webhook.send_sample import webhook_url
+
+    assert webhook_url(given, "typeform") == posted
+
+
+def test_send_sample_says_when_it_took_the_url_as_the_webhook_url(capsys):
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = send_sample(["typeform", "--url", f"http://127.0.0.1:{server.server_port}/typeform", "--key", "k"])
+    finally:
+        server.shutdown()
+    assert code == 0 and received == ["/typeform"]
+    assert "--url already ends in /typeform" in capsys.readouterr().err
+
+
 def test_send_sample_names_a_missing_body(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_status:
         send_sample(["greenhouse", "--body", str(tmp_path / "missing.json")])
