@@ -610,6 +610,24 @@ def test_readme_tables_are_what_the_docs_script_writes():
         assert current == wanted, f"{folder / 'README.md'} is out of date: run python infra/tools/docs.py"
 
 
+def test_the_docs_tables_show_list_defaults_as_written():
+    """A list of strings reads ["greenhouse", "typeform"], never with the quotes escaped again."""
+    for folder in docs.FOLDERS:
+        _current, wanted = docs.rendered(folder)
+        assert '\\"' not in wanted, f"{folder / 'README.md'}: a default with its quotes escaped twice"
+    assert '| `sources` | `list(string)` | `["greenhouse", "typeform"]` |' in docs.rendered(EXAMPLE)[1]
+
+
+def test_the_example_passes_the_state_bucket_and_the_delivery_mode_through():
+    """Replay needs the state bucket, and queued delivery is chosen in the example: both are its inputs."""
+    (call,) = [body for block in parsed(EXAMPLE / "main.tf")["module"] for name, body in block.items()
+               if literal(name) == "stardex_webhook"]
+    for name in ("state_bucket", "delivery_mode"):
+        assert literal(call[name]) == f"${{var.{name}}}", name
+        assert name in blocks(EXAMPLE / "variables.tf", "variable")
+        assert re.search(rf"^{name}\s*=", EXAMPLE_TFVARS.read_text(), re.M), name
+
+
 def test_the_docs_script_notices_a_new_variable(tmp_path):
     module = tmp_path / "infra"
     shutil.copytree(INFRA, module, ignore=shutil.ignore_patterns("examples", "tools"))
