@@ -28,6 +28,20 @@ def local_signing_key(source: str) -> str:
     return SOURCES[source].sample_key()
 
 
+def with_local_signing_keys(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``environ`` with the demo key for every source that has no signing key of its own, and the
+    sources given one: the one default ``serve``, ``plan`` and ``send_sample`` share, so that what
+    one signs the others accept. A key set in the environment (or its ``_SECRET``) always wins."""
+    env = dict(environ)
+    filled = []
+    for source in SOURCES:
+        name = signing_key_name(source)
+        if not (env.get(name) or env.get(f"{name}_SECRET")):
+            env[name] = local_signing_key(source)
+            filled.append(source)
+    return env, filled
+
+
 def signed_request(source: str, body: bytes, key: str, now: int | None = None,
                    url: str | None = None) -> tuple[dict[str, str], bytes]:
     """The headers the sender would send with ``body``, and the body itself (which a sender that

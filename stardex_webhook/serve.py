@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 
 from .config import signing_key_name
-from .send_sample import local_signing_key
-from .sources import SOURCES
+from .send_sample import with_local_signing_keys
 
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 
@@ -34,11 +33,8 @@ def local_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str
     if not (env.get("STARDEX_API_KEY") or env.get("STARDEX_API_KEY_SECRET")) and not env.get("DRY_RUN"):
         env["DRY_RUN"] = "1"
         notes.append("no STARDEX_API_KEY: running with DRY_RUN=1 (nothing is sent to Stardex)")
-    for source in SOURCES:
-        name = signing_key_name(source)
-        if not (env.get(name) or env.get(f"{name}_SECRET")):
-            env[name] = local_signing_key(source)
-            notes.append(f"no {name}: using the local demo key (never use it in production)")
+    env, filled = with_local_signing_keys(env)
+    notes += [f"no {signing_key_name(source)}: using the local demo key (never use it in production)" for source in filled]
     return env, notes
 
 

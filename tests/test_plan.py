@@ -119,12 +119,10 @@ person: {ADA} (Ada Lovelace), found by search: email ada@example.com
       + emails            = [
           = personal "ada@example.com"  # stored
           + work "ada@engines.example"
-          = personal "ada@example.com"  # same value
-        ]
+        ]  # 1 of the update's entries already stored
       = phone_numbers     = [
           = mobile "+442079460958"  # stored
-          = mobile "+442079460958"  # same value
-        ]  # same value
+        ]  # same value; 1 of the update's entries already stored
     }}
 
 Plan: 2 to add, 1 to change, 2 kept.
@@ -633,12 +631,15 @@ def test_a_custom_field_only_change_is_a_change(stardex, tmp_path, base_env):
     raw, headers = standard_webhook(same)
     code, out = run(tmp_path, "generic", raw, *headers)
     assert code == 2, out
-    assert '      ~ custom field "Notice period" = "1 month"\n' in out
-    assert "1 custom field(s) to write" in out and "No changes" not in out
+    diff = out.split(" {\n", 1)[1].split("\n    }\n", 1)[0]
+    assert '      + custom field "Notice period" = "1 month"' in diff.splitlines(), "inside the person's diff"
+    assert "Plan: 1 to add, 0 to change, 3 kept.\n" in out, "counted with the person's fields"
+    assert "No changes" not in out
     code, document = run(tmp_path, "generic", raw, *headers, "--json")
     plan = json.loads(document)
     assert (code, plan["changes"], plan["exit_code"]) == (2, True, 2)
-    assert plan["custom_fields"] == [{"name": "Notice period", "attribute_id": NOTICE, "value": "1 month"}]
+    assert plan["custom_fields"] == [{"name": "Notice period", "attribute_id": NOTICE, "value": "1 month",
+                                      "before": None, "action": "add"}]
     assert [call["method"] for call in plan["calls"] if call["write"]] == ["PATCH"]
 
 
@@ -658,3 +659,61 @@ def test_a_stage_only_change_is_a_change(stardex, tmp_path, base_env):
     plan = json.loads(document)
     assert (code, plan["changes"]) == (2, True)
     assert plan["stage"]["action"] == "move" and plan["stage"]["body"]["job_id"] == STAGE_JOB
+
+
+# ---- the default signing key, shared with serve -------------------------------------------------
+
+
+def test_without_a_signing_key_plan_checks_with_serves_demo_key(stardex, tmp_path, base_env):
+    """serve gives a source without a key the local demo key; plan does the same, and says so, so
+    that a sample send_sample signs is accepted by both."""
+    from stardex_webhook.send_sample import local_signing_key, signed_request
+
+    base_env.delenv("GREENHOUSE_SIGNING_KEY")
+    stardex.add_person(name="Marta Quintal", emails=["marta.quintal@example.org"])
+    headers, raw = signed_request("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes(),
+                                  local_signing_key("greenhouse"))
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "greenhouse", raw, *args)
+    assert code == 2, out
+    assert "signature: checked with the local demo key, as serve uses (GREENHOUSE_SIGNING_KEY is not set" in out
+    forged_code, forged = run(tmp_path, "greenhouse", raw, "--header", "Signature: sha256 " + "0" * 64)
+    assert forged_code == 1 and "signature: refused with the local demo key" in forged
+
+
+def test_a_key_that_is_set_wins_over_the_demo_key(stardex, tmp_path):
+    from stardex_webhook.send_sample import local_signing_key, signed_request
+
+    headers, raw = signed_request("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes(),
+                                  local_signing_key("greenhouse"))
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "greenhouse", raw, *args)
+    assert code == 1 and "signature: refused\n" in out and "bad_signature" in out
+
+
+# ---- the sandbox with custom fields and jobs (docs/plan.md, "The sandbox") ------------------------
+
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def test_the_example_mapping_is_the_builtin_one_plus_a_custom_field():
+    builtin = json.loads((ROOT / "mappings" / "typeform.json").read_text())
+    example = json.loads((EXAMPLES / "mappings" / "typeform.json").read_text())
+    custom = example.pop("custom_fields")
+    assert {key: value for key, value in example.items() if key not in ("$schema", "description")} == \
+        {key: value for key, value in builtin.items() if key not in ("$schema", "description")}
+    assert list(custom) == ["Source channel"]
+
+
+def test_the_sandbox_example_plans_a_custom_field_in_the_diff(stardex, tmp_path, base_env):
+    from stardex_webhook.fake_stardex import seed
+
+    seed(stardex, json.loads((EXAMPLES / "sandbox.json").read_text()))
+    base_env.setenv("MAPPINGS_DIR", str(EXAMPLES / "mappings"))
+    code, out = run(tmp_path, "typeform", (SAMPLES_DIR / "typeform.json").read_bytes(), "--unsigned")
+    assert code == 2, out
+    diff = out.split(" {\n", 1)[1].split("\n    }\n", 1)[0]
+    assert '      + custom field "Source channel" = "linkedin"' in diff.splitlines()
+    assert "Plan: 3 to add, 0 to change, 5 kept.\n" in out
+    emails = diff.split("emails", 1)[1].split("]", 1)[0]
+    assert emails.count("chidi.okafor@example.com") == 1, "each email once"
