@@ -511,7 +511,8 @@ def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
     code, out = check()
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[-1] == f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes the schema"
+    assert lines[-1] == (f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes "
+                         "the schema, and every path that is not optional fills something")
     for source in SOURCES:
         header = lines.index(f"{source} (mappings/{source}.json)")
         assert lines[header + 1].startswith(f"  ok   {source}.json"), lines[header + 1]
@@ -534,7 +535,39 @@ def test_a_broken_override_is_flagged_and_fails(base_env, tmp_path, changes, fla
     assert code == 1
     assert f"greenhouse ({folder}/greenhouse.json)\n  FLAG greenhouse.json: " in out
     assert flag in out.split(f"greenhouse ({folder}/greenhouse.json)\n")[1].splitlines()[0]
-    assert out.splitlines()[-1] == f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged"
+    assert out.splitlines()[-1].startswith(f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged, ")
+
+
+def test_a_path_no_sample_fills_fails_the_check_naming_the_field(base_env, tmp_path):
+    """A typo (answers.curent_role.text) starts fine and each sample is fine on its own, but the
+    field is never filled: the check fails and says how to mark a path the sender sends only sometimes."""
+    folder = override(tmp_path, "typeform", fields={"current_job_title": {"path": "answers.curent_role.text"}})
+    code, out = check(folder)
+    assert code == 1, out
+    section = out.split(f"typeform ({folder}/typeform.json)\n")[1]
+    assert section.splitlines()[0].startswith("  ok   typeform.json: "), "the sample itself is not flagged"
+    assert section.splitlines()[1] == (f"  FLAG current_job_title: no sample fills it (a typo in its path?); if the sender "
+                                       f'sends it only sometimes, mark it "optional": true in {folder}/typeform.json')
+    assert out.splitlines()[-1] == f"check-mappings: 0 of {len(SOURCES)} sample(s) flagged, 1 path(s) that no sample fills"
+
+
+def test_a_path_marked_optional_may_find_nothing(base_env, tmp_path):
+    folder = override(tmp_path, "typeform",
+                      fields={"current_job_title": {"path": "answers.curent_role.text", "optional": True}})
+    assert check(folder)[0] == 0
+
+
+def test_a_path_one_sample_fills_is_not_flagged_when_another_lacks_it(base_env, tmp_path):
+    """Filled by the user's sample, missing from the shipped one: the path is right."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    form = json.loads((SAMPLES_DIR / "typeform.json").read_text())
+    form["form_response"]["answers"].append({"type": "text", "text": "Data Engineer",
+                                             "field": {"id": "x1", "type": "short_text", "ref": "curent_role"}})
+    (samples / "typeform-with-role.json").write_text(json.dumps(form))
+    folder = override(tmp_path, "typeform", fields={"current_job_title": {"path": "answers.curent_role.text"}})
+    code, out = check(folder, "--samples", str(samples))
+    assert code == 0, out
 
 
 def test_mappings_dir_from_the_environment_is_checked_too(base_env, tmp_path):
@@ -568,7 +601,7 @@ def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
             "LinkedIn URL (an apply answers 422 no_person_key)\n") in out
     assert "  FLAG lever-hired.json: needs lever-hired.api.json: the answer of lever's follow-up read\n" in out
     assert f"FLAG {samples / 'greenhose.json'}: names no source" in out
-    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged"
+    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged, 0 path(s) that no sample fills"
 
 
 def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
