@@ -8,7 +8,7 @@
  * MAX_AGE_HOURS hours. A refusal that no retry can change (another 4xx: a wrong key, a body the
  * function cannot read) is logged and reported as the run's error, so Google mails the owner.
  *
- * Install (see the README's Google Forms section): open the form, Extensions > Apps Script, paste
+ * Install (see docs/senders/google-forms.md): open the form, Extensions > Apps Script, paste
  * this file, set the two Script Properties below, run install() once and authorise it.
  *
  * Script Properties (Project Settings > Script Properties), never in the code:

@@ -253,7 +253,7 @@ def run(rate: float = 3.0, spike: float = 10.0, steady_seconds: float = 60.0, sp
 
 
 def problems(result: dict) -> list[str]:
-    """What makes the run unsound: an answer the CONTRACT does not allow, or an event unaccounted for."""
+    """What makes the run unsound: an answer docs/contract.md does not allow, or an event unaccounted for."""
     found = []
     if result["unanswered"]:
         found.append(f"{result['unanswered']} requests got no answer")

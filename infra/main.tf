@@ -4,7 +4,7 @@ locals {
   # behind an id-only webhook. A test keeps that file in step with the code.
   sources = var.sources == null ? sort(keys(local.known_sources)) : distinct(var.sources)
 
-  # Setting name => Secret Manager secret ID. The function reads each as NAME_SECRET (CONTRACT).
+  # Setting name => Secret Manager secret ID. The function reads each as NAME_SECRET (docs/contract.md).
   secrets = merge(
     { STARDEX_API_KEY = "${var.name}-stardex-api-key" },
     { for s in local.sources : "${upper(replace(s, "-", "_"))}_SIGNING_KEY" => "${var.name}-${s}-signing-key" },

@@ -1,4 +1,4 @@
-"""The CONTRACT's configuration, read once from the environment into one immutable object.
+"""The configuration (docs/contract.md, docs/configuration.md), read once from the environment into one immutable object.
 Secrets are only named here (``secrets.SecretProvider`` reads them on first use): nothing slow at start.
 """
 
@@ -21,7 +21,7 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def env_prefix(source: str) -> str:
-    """A source's path as the CONTRACT spells it in variable names: ``google-forms`` → ``GOOGLE_FORMS``."""
+    """A source's path as docs/contract.md spells it in variable names: ``google-forms`` → ``GOOGLE_FORMS``."""
     return source.upper().replace("-", "_")
 
 
@@ -53,14 +53,14 @@ class Settings:
     mappings_dir: str | None = None
     secret_manager_endpoint: str | None = None
     allow_unsigned: bool = False
-    # Not in the CONTRACT's table: tuning knobs with safe defaults, documented in the README.
+    # Tuning knobs with safe defaults, documented in docs/configuration.md.
     stardex_deadline_seconds: float = 20.0
     stardex_requests_per_minute: int = 60
     secret_ttl_seconds: float = 300.0
     person_memory_seconds: float = 300.0
     log_level: str = "INFO"
-    # Queued delivery and what is never lost (CONTRACT): DELIVERY, TASKS_*, CLOUD_TASKS_ENDPOINT,
-    # STATE_BUCKET; and the worker's own knobs (README).
+    # Queued delivery and what is never lost (docs/contract.md): DELIVERY, TASKS_*, CLOUD_TASKS_ENDPOINT,
+    # STATE_BUCKET; and the worker's own knobs (docs/configuration.md).
     delivery: str = "sync"
     tasks_queue: str | None = None
     tasks_worker_url: str | None = None
@@ -116,6 +116,9 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type, m
     return value
 
 
+_API_VERSION_PATH = re.compile(r"/v\d+$")
+
+
 def _safe_base(url: str) -> bool:
     """https to any host; http only to this machine, since the API key travels in every request."""
     try:
@@ -168,7 +171,7 @@ def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the CONTRACT's variables; a bad value raises ``ConfigurationError``."""
+    """Read and validate the settings (docs/contract.md); a bad value raises ``ConfigurationError``."""
     env = dict(os.environ if environ is None else environ)
     region = env.get("PHONE_DEFAULT_REGION", "").strip().upper() or None
     if region is not None:
@@ -180,6 +183,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not _safe_base(base):
         raise ConfigurationError(
             f"STARDEX_API_BASE={base!r}: expected an https URL (http only to a loopback host such as 127.0.0.1)"
+        )
+    if not _API_VERSION_PATH.search(urlsplit(base).path):
+        # Without the version every call meets a route Stardex does not have: refuse it now, not per webhook.
+        raise ConfigurationError(
+            f"STARDEX_API_BASE={base!r}: expected the API's versioned base, ending in /v1 "
+            f"(e.g. {DEFAULT_STARDEX_API_BASE})"
         )
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

@@ -265,7 +265,7 @@ def _date(raw: Any) -> str | None:
     raise ValueError("write dates as YYYY-MM-DD (a day and month written with slashes is ambiguous: DD/MM or MM/DD)")
 
 
-def _stored(person: dict[str, Any], attribute_id: str) -> tuple[bool, Any]:
+def stored_value(person: dict[str, Any], attribute_id: str) -> tuple[bool, Any]:
     """(the read shows the person's custom fields, the value stored for that attribute or None)."""
     items = person.get("custom_fields") if isinstance(person, dict) else None
     if not isinstance(items, list):
@@ -296,7 +296,7 @@ def plan_custom_fields(values: list[CustomFieldValue], person: dict[str, Any], w
     for value in values:
         name, kind, item = f"custom_fields.{value.name}", value.definition.kind, value.item
         after = item.get("add_values", item.get("value"))
-        known, before = _stored(person, value.definition.id)
+        known, before = stored_value(person, value.definition.id)
         if not known:
             unknown = True
             if write_policy == OVERWRITE:
@@ -344,7 +344,7 @@ def person_with(person: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict
             entry = {"attribute_id": item["attribute_id"]}
             stored.append(entry)
         if "add_values" in item:
-            _, held = _stored({"custom_fields": [entry]}, item["attribute_id"])
+            _, held = stored_value({"custom_fields": [entry]}, item["attribute_id"])
             held = held if isinstance(held, list) else ([] if held is None else [held])
             entry.pop("values", None)
             entry["value"] = held + [value for value in item["add_values"] if value not in held]

@@ -1,4 +1,4 @@
-"""The few typed errors every stage raises; ``app`` turns each into the CONTRACT's answer.
+"""The few typed errors every stage raises; ``app`` turns each into the contract's (docs/contract.md) answer.
 
 A stage never builds an HTTP response itself: it raises one of these with a short machine-readable
 ``reason`` (a snake_case code) and an optional human ``message``. Neither may contain a secret or
@@ -12,7 +12,7 @@ from typing import Any
 
 
 class WebhookError(Exception):
-    """Base of the errors that map to one answer of the CONTRACT."""
+    """Base of the errors that map to one answer of docs/contract.md."""
 
     status_code, status = 500, "error"
 

@@ -1,4 +1,4 @@
-"""The event history (CONTRACT "Event history"): one record per authentic event, written by
+"""The event history (docs/contract.md, "Event history"): one record per authentic event, written by
 ``pipeline.answered`` whatever the door, holding no value of the person's data.
 
 events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, by its first receipt's hour (``--since``)

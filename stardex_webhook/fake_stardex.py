@@ -47,6 +47,9 @@ shipped samples find)::
 
     python -m stardex_webhook.fake_stardex [--host 127.0.0.1] [--port 8090] [--api-key KEY]
                                            [--people FILE.json] [--misbehave MODE]
+
+``--people`` takes a list of persons, or persons with custom-field definitions and jobs with their
+stages (``seed``).
 """
 
 from __future__ import annotations
@@ -878,28 +881,59 @@ class FakeStardex(LoopbackServer):
                 person[list_key].append({"contact_data_type": contact_type, "value": value})
 
 
+def seed(fake: FakeStardex, document: Any) -> int:
+    """Load a ``--people`` file into ``fake``; returns how many persons it holds. The file is either
+    a JSON list of persons, or an object with any of ``people`` (that list), ``custom_fields``
+    (person custom field definitions: ``name``, ``data_type`` such as ``text``, ``number``,
+    ``date``, ``single-select``, ``multi-select``, optional ``options`` and ``id``) and ``jobs``
+    (``name``, optional ``id`` and ``stages``, the pipeline's stage names in order). A person may
+    carry ``candidates`` (``[{"candidate_id", "job_id"}]``) to be on a job already. Anything else
+    raises ``ValueError`` naming what is wrong."""
+    if isinstance(document, list):
+        document = {"people": document}
+    if not isinstance(document, dict):
+        raise ValueError("expected a JSON list of persons, or an object with people, custom_fields and jobs")
+    unknown = sorted(set(document) - {"people", "custom_fields", "jobs"})
+    if unknown:
+        raise ValueError(f"unknown keys {', '.join(unknown)} (expected people, custom_fields, jobs)")
+    for index, field in enumerate(document.get("custom_fields", [])):
+        if not isinstance(field, dict) or not isinstance(field.get("name"), str) or not isinstance(field.get("data_type"), str):
+            raise ValueError(f"custom_fields[{index}]: expected an object with a name and a data_type")
+        fake.add_custom_field(field["name"], field["data_type"], tuple(field.get("options", ())), id=field.get("id"))
+    for index, job in enumerate(document.get("jobs", [])):
+        if not isinstance(job, dict) or not isinstance(job.get("name"), str):
+            raise ValueError(f"jobs[{index}]: expected an object with a name (and optional id and stages)")
+        fake.add_job(job["name"], **({"stages": tuple(job["stages"])} if "stages" in job else {}), id=job.get("id"))
+    people = document.get("people", [])
+    for index, person in enumerate(people):
+        if not isinstance(person, dict):
+            raise ValueError(f"people[{index}]: expected an object")
+        fake.add_person(**person)
+    return len(people)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the fake until interrupted, and say how to point the function at it."""
     parser = argparse.ArgumentParser(prog="python -m stardex_webhook.fake_stardex", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--people", type=argparse.FileType("r"), help="a JSON list of persons to start with")
+    parser.add_argument("--people", type=argparse.FileType("r"),
+                        help="a JSON list of persons to start with, or an object with people, custom_fields and jobs "
+                             "(see docs/plan.md, 'The sandbox')")
     parser.add_argument("--misbehave", choices=MISBEHAVIOURS, help="answer every request this broken way")
     args = parser.parse_args(argv)
     fake = FakeStardex(api_key=args.api_key, host=args.host, port=args.port)
     fake.misbehave = args.misbehave
     try:
-        people = json.load(args.people) if args.people else SAMPLE_PEOPLE
-        for person in people:
-            fake.add_person(**person)
+        count = seed(fake, json.load(args.people) if args.people else SAMPLE_PEOPLE)
     except (ValueError, TypeError, AttributeError) as error:
-        parser.error(f"--people {args.people.name}: not a JSON list of persons ({error})")
+        parser.error(f"--people {args.people.name}: {error}")
     try:
         fake.start()
     except OSError as error:
         parser.error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
-    print(f"fake Stardex at {fake.base_url} with {len(people)} persons; run the function with:\n"
+    print(f"fake Stardex at {fake.base_url} with {count} persons; run the function with:\n"
           f"  STARDEX_API_BASE={fake.base_url} STARDEX_API_KEY={fake.api_key}", flush=True)
     try:
         threading.Event().wait()

@@ -95,12 +95,13 @@ def _check_functions(node: Any, where: str) -> None:
 class _Field:
     """One Stardex field: a path plus transforms, or a constant."""
 
-    __slots__ = ("name", "path", "transforms", "constant")
+    __slots__ = ("name", "path", "transforms", "constant", "optional")
 
     def __init__(self, name: str, spec: dict[str, Any], transforms: dict[str, Callable[[Any], Any]],
                  where: str | None = None) -> None:
         where = where or f"fields.{name}"
         self.name = name
+        self.optional = bool(spec.get("optional"))  # only plan --check-mappings reads it
         self.constant = spec.get("value")
         self.path = _Path(spec["path"], f"{where}.path") if "path" in spec else None
         chain = []
@@ -130,12 +131,14 @@ class _ContactList:
     """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised, each once
     (compared as the contact merge compares them)."""
 
-    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "phone_region")
+    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "phone_region",
+                 "optional")
 
     def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None],
                  phone_region: str | None) -> None:
         where = f"fields.{name}"
         self.name = name
+        self.optional = bool(spec.get("optional"))
         self.path = _Path(spec["path"], f"{where}.path")
         self.value_path = _Path(spec["value"], f"{where}.value") if "value" in spec else None
         self.type_path = _Path(spec["type"], f"{where}.type") if "type" in spec else None

@@ -5,7 +5,7 @@ prepare(event)            follow-up read (the sender's API)? · mapping · valid
 process(update)           resolve the person · plan the writes · write through a Stardex client ─► answer
 
 Each stage takes plain values (``records``) and returns plain values, or raises one of the typed
-errors of ``errors``. ``answered`` turns a door's outcome or error into the CONTRACT's answer and
+errors of ``errors``. ``answered`` turns a door's outcome or error into the contract's (docs/contract.md) answer and
 writes the one log line. The doors (``ingress`` for webhooks, ``worker`` for tasks, and the tools
 ``replay`` and ``plan``) call these and nothing else of each other. No HTTP framework here.
 """
@@ -70,7 +70,7 @@ class Pipeline:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, log_stream: TextIO | None = None) -> "Pipeline":
-        """Read the CONTRACT's variables and load every mapping; any fault stops the start. The
+        """Read the contract's (docs/contract.md) variables and load every mapping; any fault stops the start. The
         tools log to stderr (``log_stream``): their stdout is their output."""
         settings = load_settings(environ)
         mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)
@@ -81,12 +81,18 @@ class Pipeline:
         for name in (STARDEX_API_KEY, HISTORY_KEY, *(signing_key_name(source) for source in SOURCES),
                      *(api_key_name(name) for name, source in SOURCES.items() if source.needs_api_key)):
             secrets.check(name)  # a malformed *_SECRET name stops the start, without a network call
+        if not settings.dry_run and not settings.has_setting(STARDEX_API_KEY):
+            # Not a fault that stops the start (the key may be stored after the deploy), but every
+            # webhook will answer 503 until it is there: say so once, at start.
+            log.write("WARNING", "no STARDEX_API_KEY (nor STARDEX_API_KEY_SECRET) and DRY_RUN is off: every webhook "
+                      "answers 503 stardex_api_key_missing until the key is set", reason="stardex_api_key_missing")
         return cls(settings, SOURCES, mappings, secrets, log)
 
     def source(self, name: str) -> Source:
         source = self.sources.get(name)
         if source is None:
-            raise NotFound("unknown_source", "no webhook source is served at this path")
+            # The valid paths are the public list of senders (never a secret): a typo shows its fix.
+            raise NotFound("unknown_source", "no webhook source is served at this path", sources=sorted(self.sources))
         return source
 
     def enabled_sources(self) -> list[str]:
@@ -277,7 +283,7 @@ class Pipeline:
 # ---- the one answer and log line ------------------------------------------------------------
 
 def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: EventHistory | None = None) -> Answer:
-    """Run a door's work, turn what it returns or raises into the CONTRACT's answer; write the event's
+    """Run a door's work, turn what it returns or raises into the answer docs/contract.md gives; write the event's
     history record (once the door set ``received_at``: the event is authentic) and the one log line,
     both from the record ``work`` fills. Never lets an exception escape: a bug is a 500 whose line says where."""
     started = time.perf_counter()

@@ -30,12 +30,15 @@ from urllib.parse import parse_qsl, urlsplit
 from .deadline import Deadline
 from .errors import ConfigurationError, Unauthorized, Unprocessable, WebhookError
 from .pipeline import Pipeline
-from .policy import plan_update
+from .policy import SAME, plan_update
 from .records import Handshake, MappedUpdate, Received
 from .resolver import stardex_failure
 from .stardex import StardexError
 from .validation import schema_errors
 from .records import Delivery, Headers
+from .config import signing_key_name
+from .custom_fields import stored_value
+from .send_sample import with_local_signing_keys
 
 READ_ONLY = "plan: read-only — nothing is written to Stardex"
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -310,10 +313,17 @@ def _custom_fields_written(client: PlanningClient) -> list[dict[str, Any]]:
     """Each custom-field value a recorded write carries, named as Stardex names it."""
     names = {definition.get("id"): definition.get("name") for definition in client.custom_field_definitions
              if isinstance(definition, dict)}
-    return [{"name": names.get(item.get("attribute_id"), item.get("attribute_id")), "attribute_id": item.get("attribute_id"),
-             "value": item.get("value")}
-            for call in client.calls if call.write and isinstance(call.body, dict)
-            for item in call.body.get("custom_fields") or () if isinstance(item, dict)]
+    person = client.person or {}
+    written = []
+    for call in client.calls:
+        for item in (call.body.get("custom_fields") or () if call.write and isinstance(call.body, dict) else ()):
+            if isinstance(item, dict):
+                _shown, before = stored_value(person, str(item.get("attribute_id")))
+                after = item.get("value", item.get("add_values"))
+                written.append({"name": names.get(item.get("attribute_id"), item.get("attribute_id")),
+                                "attribute_id": item.get("attribute_id"), "value": after, "before": before,
+                                "action": "add" if before in (None, "", []) else "change"})
+    return written
 
 
 def _searched(client: PlanningClient) -> list[dict[str, Any]]:
@@ -355,10 +365,16 @@ def _field_line(item: Any, width: int) -> list[str]:
     name = item.field.ljust(width)
     if item.entries or item.field in ("emails", "phone_numbers"):
         lines = [f"      {item.symbol} {name} = ["]
+        # A sender's entry the person already has (policy's "same value") is a stored entry listed
+        # above it: shown once, as stored, and counted on the closing line.
+        repeated = sum(1 for entry in item.entries if entry.reason == SAME)
         for entry in item.entries:
+            if entry.reason == SAME:
+                continue
             reason = f"  # {entry.reason}" if entry.reason else ""
             lines.append(f"          {entry.symbol} {entry.contact_data_type} {_value(entry.value)}{reason}")
-        lines.append("        ]" + (f"  # {item.reason}" if item.reason else ""))
+        notes = [item.reason or "", f"{repeated} of the update's entries already stored" if repeated else ""]
+        lines.append("        ]" + ("  # " + "; ".join(note for note in notes if note) if any(notes) else ""))
         return lines
     if item.action == "add":
         text = f"{name} = {_value(item.after)}"
@@ -444,10 +460,15 @@ def _render_person(plan: Plan) -> list[str]:
     width = max((len(item.field) for item in write_plan.fields), default=0)
     for item in write_plan.fields:
         lines += _field_line(item, width)
+    for value in plan.custom_fields:  # a custom field is one of the person's fields: in the diff and its counts
+        if value["action"] == "add":
+            lines.append(f"      + custom field {_value(value['name'])} = {_value(value['value'])}")
+        else:
+            lines.append(f"      ~ custom field {_value(value['name'])} = {_value(value['before'])} -> {_value(value['value'])}")
     lines.append("    }")
     counts = {action: sum(1 for item in write_plan.fields if item.action == action) for action in ("add", "change", "keep")}
     for value in plan.custom_fields:
-        lines.append(f"      ~ custom field {_value(value['name'])} = {_value(value['value'])}")
+        counts[value["action"]] += 1
     if plan.stage is not None:
         stage = plan.stage
         if stage["action"] == "move":
@@ -463,8 +484,7 @@ def _render_person(plan: Plan) -> list[str]:
             lines.append(f"  = note ({plan.note['activity_type']}): already written")
     lines.append("")
     if plan.changes:
-        extras = [f"{len(plan.custom_fields)} custom field(s) to write" if plan.custom_fields else "",
-                  "1 stage move" if plan.stage and plan.stage["action"] == "move" else "",
+        extras = ["1 stage move" if plan.stage and plan.stage["action"] == "move" else "",
                   "1 note to write" if plan.note and plan.note["action"] == "write" else ""]
         create = "1 person to create: " if person["resolution"] == "create" else ""
         lines.append(f"Plan: {create}{counts['add']} to add, {counts['change']} to change, {counts['keep']} kept"
@@ -540,9 +560,11 @@ def check_sample(pipeline: Pipeline, source_name: str, body_path: Path) -> dict[
         result["follow_up"] = answer.name
         event = source.with_follow_up(event, json.loads(answer.read_text(encoding="utf-8")))
     mapped = pipeline.mapped(event)
-    paths = [item.name for item in mapping.variant(event.payload).fields if item.path is not None]
+    read = [item for item in mapping.variant(event.payload).fields if item.path is not None]
+    paths = [item.name for item in read]
     result["fills"] = [name for name in paths if name in mapped.update] + (["job_id"] if "job_id" in mapped.update else [])
     result["finds_nothing_for"] = [name for name in paths if name not in mapped.update]
+    result["paths"] = {item.name: item.optional for item in read}  # every field read from a path: optional?
     if not result["fills"]:
         result["faults"].append("fills nothing from this sample")
     result["faults"] += [f"schema: {error['path']} {error['message']}" for error in schema_errors(mapped.update)]
@@ -570,15 +592,19 @@ def check_mappings(mappings_dir: str | None, samples_dir: Path | None, out: Text
         print(f"check-mappings: {error}", file=out)
         return EXIT_ERROR
     extra, strays = sample_files(samples_dir, list(SOURCES)) if samples_dir is not None else ({}, [])
-    flagged = checked = 0
+    flagged = checked = unfilled_paths = 0
     for name in sorted(SOURCES):
         override = Path(directory) / f"{name}.json" if directory else None
         where = str(override) if override is not None and override.is_file() else f"mappings/{name}.json"
         print(f"{name} ({where})", file=out)
+        paths: dict[str, bool] = {}  # each field read from a path, in any sample: marked optional?
+        filled: set[str] = set()
         for sample in [SAMPLES_DIR / f"{name}.json", *extra.get(name, [])]:
             result = check_sample(pipeline, name, sample)
             checked += 1
             flagged += bool(result["faults"])
+            paths.update(result.get("paths", {}))
+            filled.update(result["fills"])
             label = result["sample"] + (f" + {result['follow_up']}" if result.get("follow_up") else "")
             status = "FLAG" if result["faults"] else "ok  "
             text = f"fills {', '.join(result['fills'])}" if result["fills"] else ""
@@ -586,14 +612,21 @@ def check_mappings(mappings_dir: str | None, samples_dir: Path | None, out: Text
                 text += f"; finds nothing for {', '.join(result['finds_nothing_for'])}"
             print(f"  {status} {label}: " + "; ".join(part for part in [text.lstrip('; '), *result["faults"]] if part),
                   file=out)
+        # A path no sample fills is most often a typo (answers.curent_role.text): it fails the
+        # check unless the mapping marks the field "optional": true (docs/mappings.md).
+        for field_name in [field_name for field_name, optional in paths.items() if not optional and field_name not in filled]:
+            unfilled_paths += 1
+            print(f"  FLAG {field_name}: no sample fills it (a typo in its path?); if the sender sends it only "
+                  f'sometimes, mark it "optional": true in {where}', file=out)
     for stray in strays:
         flagged += 1
         print(f"FLAG {stray}: names no source (a sample is named <source>.json or <source>-<name>.json)", file=out)
-    if flagged:
-        print(f"check-mappings: {flagged} of {checked + len(strays)} sample(s) flagged", file=out)
+    if flagged or unfilled_paths:
+        print(f"check-mappings: {flagged} of {checked + len(strays)} sample(s) flagged, "
+              f"{unfilled_paths} path(s) that no sample fills", file=out)
         return EXIT_ERROR
-    print(f"check-mappings: {len(SOURCES)} mappings, {checked} samples: each fills fields and passes the schema",
-          file=out)
+    print(f"check-mappings: {len(SOURCES)} mappings, {checked} samples: each fills fields and passes the schema, "
+          "and every path that is not optional fills something", file=out)
     return EXIT_NO_CHANGES
 
 
@@ -641,8 +674,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if not args.dead_letter and not (args.source and args.body_file):
         parser.error("give SOURCE BODY_FILE, --dead-letter NAME or --check-mappings")
 
+    environment, demo_keyed = with_local_signing_keys(dict(os.environ))  # serve's default, so that they agree
     try:
-        pipeline = Pipeline.from_environment(log_stream=sys.stderr)
+        pipeline = Pipeline.from_environment(environment, log_stream=sys.stderr)
     except ConfigurationError as error:
         print(f"plan: cannot start: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -657,6 +691,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             delivery = Delivery(Headers(pairs), args.body_file.read_bytes(), time.time(), url=url,
                                 query=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)))
             plan = plan_delivery(pipeline, args.source, delivery, verify=not args.unsigned)
+            if not args.unsigned and args.source in demo_keyed and plan.signature in ("checked", "refused"):
+                plan.signature += (f" with the local demo key, as serve uses ({signing_key_name(args.source)} is not "
+                                   "set: set it to check a webhook your sender signed)")
     except (OSError, ValueError) as error:
         print(f"plan: {getattr(error, 'strerror', None) and f'{error.filename}: {error.strerror}' or error}",
               file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Who may change what (README): the write plan of one update against the person as Stardex
+"""Who may change what (docs/updates.md): the write plan of one update against the person as Stardex
 stores it. Pure functions. Each field is ``add`` (no value), ``change`` (another value, replaced
 under ``overwrite`` only) or ``keep`` (with the reason); the body carries only what changes.
 

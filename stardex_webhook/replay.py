@@ -84,15 +84,21 @@ def run(pipeline: Pipeline, store: StateStore, names: Sequence[str], out: TextIO
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="python -m stardex_webhook.replay", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="print one dead letter's name a line")
-    listing.add_argument("--prefix", default="")
-    show = commands.add_parser("show", help="print one dead letter")
-    show.add_argument("name")
-    replay_command = commands.add_parser("run", help="replay dead letters through the pipeline")
-    replay_command.add_argument("names", nargs="*")
+    listing = commands.add_parser("list", help="print one dead letter's name a line",
+                                  description="Print the name of each dead letter in STATE_BUCKET, one a line.")
+    listing.add_argument("--prefix", default="", help="only letters whose name starts so (greenhouse/, greenhouse/202612)")
+    show = commands.add_parser("show", help="print one dead letter", description="Print one dead letter as JSON.")
+    show.add_argument("name", help="a name as `list` prints it (greenhouse/20261201T101500Z-….json)")
+    replay_command = commands.add_parser(
+        "run", help="replay dead letters through the pipeline",
+        description="Replay dead letters through the same pipeline as a webhook, with the mapping files as they "
+                    "are now. One line per letter says what happened; a letter is deleted only once its event is "
+                    "applied or deliberately ignored. Exit 0 when every letter asked for was settled, 1 when any is "
+                    "left, 2 for a usage or settings error. Give exactly one of NAME..., --prefix or --all.")
+    replay_command.add_argument("names", nargs="*", metavar="NAME", help="dead letters by name, as `list` prints them")
     which = replay_command.add_mutually_exclusive_group()
-    which.add_argument("--prefix")
-    which.add_argument("--all", action="store_true")
+    which.add_argument("--prefix", help="every letter whose name starts so (greenhouse/ for one sender)")
+    which.add_argument("--all", action="store_true", help="every dead letter in the bucket")
     args = parser.parse_args(argv)
     if args.command == "run" and bool(args.names) + (args.prefix is not None) + args.all != 1:
         parser.error("run takes NAME..., --prefix P or --all (one of them)")

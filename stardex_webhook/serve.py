@@ -5,21 +5,23 @@
 - A source without a signing key gets the published local demo key, so
   ``python -m stardex_webhook.send_sample <source>`` works at once. Real keys in the environment win.
 
-The settings are checked first (a bad one is named and nothing starts); then it runs the same
-server Cloud Functions runs, ``functions-framework --source=main.py --target=handle_webhook``, on
+The settings are checked first (a bad one is named and nothing starts), then the port (one in use
+is named, with the process holding it when this machine tells); then it runs the same server
+Cloud Functions runs, ``functions-framework --source=main.py --target=handle_webhook``, on
 127.0.0.1 (only this machine can reach it; ``--host 0.0.0.0`` opens it) and ``$PORT`` or 8080.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 
 from .config import signing_key_name
-from .send_sample import local_signing_key
-from .sources import SOURCES
+from .send_sample import with_local_signing_keys
 
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 
@@ -31,12 +33,54 @@ def local_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str
     if not (env.get("STARDEX_API_KEY") or env.get("STARDEX_API_KEY_SECRET")) and not env.get("DRY_RUN"):
         env["DRY_RUN"] = "1"
         notes.append("no STARDEX_API_KEY: running with DRY_RUN=1 (nothing is sent to Stardex)")
-    for source in SOURCES:
-        name = signing_key_name(source)
-        if not (env.get(name) or env.get(f"{name}_SECRET")):
-            env[name] = local_signing_key(source)
-            notes.append(f"no {name}: using the local demo key (never use it in production)")
+    env, filled = with_local_signing_keys(env)
+    notes += [f"no {signing_key_name(source)}: using the local demo key (never use it in production)" for source in filled]
     return env, notes
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None when it can. Checked before the server
+    starts, so that ``serve`` never announces a URL it cannot serve (gunicorn would only print a
+    traceback per worker)."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                return f"{host}:{port} cannot be listened on ({error.strerror})"
+            holder = listening_process(port)
+            return f"{host}:{port} is already in use" + (f" by {holder}" if holder else "") + \
+                " (stop it, or choose another port with --port)"
+    return None
+
+
+def listening_process(port: int) -> str | None:
+    """``PID n (command)`` of the process listening on ``port``, read from /proc (Linux), when it
+    is one this user may see; None elsewhere."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                return f"PID {fd_dir.parent.name} ({command[:120]})"
+        except OSError:  # another user's process, or one that just ended
+            continue
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         Pipeline.from_environment(env)  # the same checks as the server's start, before any promise
     except ConfigurationError as error:
         print(f"serve: cannot start: {error}", file=sys.stderr)
+        return 2
+    taken = port_taken(args.host, int(args.port))
+    if taken:
+        print(f"serve: cannot start: {taken}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"serve: {note}", file=sys.stderr)

@@ -121,6 +121,24 @@ def _error_code(answer: Answer) -> str:
     return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{answer.status_code}"
 
 
+# Fastify's own answer for a path it has no route for (Stardex's API runs on it):
+# {"message": "Route GET:/persons/x not found", "error": "Not Found", "statusCode": 404}.
+_FASTIFY_NO_ROUTE = re.compile(r"Route [A-Z]+:\S* not found")
+# A wrong base stays wrong until an operator fixes it: the sender need not come back soon.
+ROUTE_RETRY_AFTER_SECONDS = 300
+
+
+def _route_missing(answer: Answer) -> bool:
+    """A 404 about the route, not a record: an answer that is not JSON (another server, a proxy's
+    page) or Fastify's "Route ... not found". Stardex's envelope (``NOT_FOUND``) or its "Person not
+    found" speaks of a person, and stays a 404 for that person."""
+    body = answer.json_or_none()
+    if not isinstance(body, dict):
+        return True
+    message = body.get("message")
+    return isinstance(message, str) and _FASTIFY_NO_ROUTE.fullmatch(message.strip()) is not None
+
+
 class StardexClient:
     """The calls the function makes, each returning the success envelope's ``data``; one per process,
     shared across threads. ``api_key(refresh=True, ...)`` reads the key afresh (after a 401: it may
@@ -216,6 +234,12 @@ class StardexClient:
                 self._log.write("WARNING", f"stardex {operation}: HTTP {status}, a redirect, not followed",
                                 reason="stardex_unexpected_answer")
                 raise _unexpected(operation, f"HTTP {status} (a redirect, not followed)")
+            if status == 404 and _route_missing(answer):
+                self._log.write("WARNING", f"stardex {operation}: HTTP 404 for the route itself: check STARDEX_API_BASE",
+                                reason="stardex_route_not_found")
+                raise RetryLater("stardex_route_not_found",
+                                 f"Stardex has no route {operation} under STARDEX_API_BASE: a setting to fix "
+                                 "(the base ends in /v1), not a missing person", retry_after=ROUTE_RETRY_AFTER_SECONDS)
             if status == 401 and not refreshed:
                 refreshed, key = True, self._key(True, deadline)
                 self._log.write("INFO", f"stardex {operation}: 401, retrying once with a freshly read key")

@@ -208,7 +208,7 @@ def validate_update(body: dict) -> None:
 
 
 def checked(mapped: MappedUpdate) -> MappedUpdate:
-    """The update without its invalid values, each listed in ``skipped`` (CONTRACT, "Values that
+    """The update without its invalid values, each listed in ``skipped`` (docs/contract.md, "Values that
     fail validation"). ``Unprocessable`` when no valid value remains, or when every value that
     could find the person (its emails, its LinkedIn URL) is invalid and no id is given."""
     clean, skipped, errors = without_invalid_values(mapped.update)

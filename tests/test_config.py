@@ -1,5 +1,6 @@
-"""config: the CONTRACT's variables, read once, with clear faults for bad values."""
+"""config: the contract's (docs/contract.md) variables, read once, with clear faults for bad values."""
 
+import json
 import os
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def test_a_number_that_is_not_one_says_what_is_expected(variable, expected):
         load_settings({variable: "lots"})
 
 
-@pytest.mark.parametrize("base", ["http://localhost:9/v1", "http://[::1]:9", "http://127.0.0.2:9", "https://stardex.test/v1"])
+@pytest.mark.parametrize("base", ["http://localhost:9/v1", "http://[::1]:9/v1", "http://127.0.0.2:9/v1", "https://stardex.test/v1"])
 def test_clear_http_only_to_this_machine(base):
     assert load_settings({"STARDEX_API_BASE": base}).stardex_api_base == base
 
@@ -61,13 +62,41 @@ def test_clear_http_only_to_this_machine(base):
     [["-m", "functions_framework", f"--source={ROOT / 'main.py'}", "--target=handle_webhook"], ["-m", "stardex_webhook.serve"]],
     ids=["functions-framework", "serve"],
 )
-@pytest.mark.parametrize("variable, value", [("PHONE_DEFAULT_REGION", "XX"), ("STARDEX_API_BASE", "http://stardex.example")])
+@pytest.mark.parametrize("variable, value", [("PHONE_DEFAULT_REGION", "XX"), ("STARDEX_API_BASE", "http://stardex.example"),
+                                             ("STARDEX_API_BASE", "https://api.stardex.ai")])
 def test_a_bad_setting_is_named_first_and_nothing_starts(command, variable, value):
     result = subprocess.run([sys.executable, *command, "--port=0"], cwd=ROOT, env={**os.environ, variable: value},
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert variable in result.stderr.splitlines()[0]
     assert "Traceback" not in result.stderr and "webhooks at" not in result.stderr
+
+
+@pytest.mark.parametrize("base", ["https://api.stardex.ai", "https://api.stardex.ai/", "https://api.stardex.ai/api",
+                                  "http://127.0.0.1:8090", "https://api.stardex.ai/v1/persons"])
+def test_a_stardex_base_without_the_api_version_stops_the_start(base):
+    """Without /v1 every call meets a route Stardex does not have: said at start, not per webhook."""
+    with pytest.raises(ConfigurationError, match=r"STARDEX_API_BASE=.*expected the API's versioned base, ending in /v1"):
+        load_settings({"STARDEX_API_BASE": base})
+
+
+@pytest.mark.parametrize("environment, warned", [
+    ({}, True),
+    ({"DRY_RUN": "0"}, True),
+    ({"DRY_RUN": "1"}, False),
+    ({"STARDEX_API_KEY": "k"}, False),
+    ({"STARDEX_API_KEY_SECRET": "projects/p/secrets/s/versions/latest"}, False),
+])
+def test_no_stardex_key_outside_a_dry_run_is_warned_at_start(environment, warned):
+    result = subprocess.run([sys.executable, "-c", "import main"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], **environment})
+    assert result.returncode == 0, result.stderr
+    warnings = [json.loads(line) for line in result.stdout.splitlines() if '"stardex_api_key_missing"' in line]
+    if warned:
+        assert [line["severity"] for line in warnings] == ["WARNING"]
+        assert "no STARDEX_API_KEY" in warnings[0]["message"] and "DRY_RUN is off" in warnings[0]["message"]
+    else:
+        assert warnings == []
 
 
 def test_source_names_become_variable_prefixes():

@@ -187,6 +187,22 @@ def test_secret_manager_down_is_503_not_500(fakes, stardex):
     assert stardex_fake.requests == []
 
 
+def test_a_stardex_base_that_has_no_such_route_is_a_503_naming_the_setting_not_a_missing_person(fakes, stardex):
+    """The base is shaped right (it ends in a version) but Stardex has no such route: every call
+    404s as Fastify does. The sender hears 503 (retry later), never 422 person_not_found (give up)."""
+    stardex_fake, secret_manager = fakes
+    stardex_fake.add_person(name="Marta", emails=["marta.quintal@example.org"])
+    wrong_base = stardex_fake.base_url.removesuffix("/v1") + "/v2"
+    with function_server(stardex_fake, secret_manager, STARDEX_API_BASE=wrong_base) as (base_url, _log):
+        answer = send(base_url, "greenhouse", fixture_bytes("greenhouse_hire_candidate.json"))
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["status"] == "retry_later"
+    assert answer.json()["reason"] == "stardex_route_not_found"
+    assert "STARDEX_API_BASE" in answer.json()["message"]
+    assert answer.headers["Retry-After"] == "300"
+    assert len(stardex_fake.requests) == 1, "one call: a wrong route is not retried"
+
+
 def test_a_broken_mapping_stops_the_function_at_start_naming_the_file(fakes, tmp_path):
     (tmp_path / "greenhouse.json").write_text('{"events": ["hire_candidate"], "fields": {')
     with pytest.raises(RuntimeError, match="greenhouse.json"):

@@ -237,6 +237,41 @@ def test_the_command_serves_the_sample_people_and_says_how_to_use_it(tmp_path):
         assert len(found["data"]) == 1
 
 
+def test_a_people_file_may_hold_custom_fields_and_jobs_with_their_stages(fake):
+    from stardex_webhook.fake_stardex import seed
+
+    count = seed(fake, {
+        "custom_fields": [{"name": "Notice period", "data_type": "text"},
+                          {"name": "Open to relocation", "data_type": "single-select", "options": ["Yes", "No"]}],
+        "jobs": [{"id": "job-1", "name": "Data Engineer", "stages": ["Screen", "Onsite"]}],
+        "people": [{"name": "Grace Hopper", "emails": ["grace@navy.test"],
+                    "candidates": [{"candidate_id": "c-1", "job_id": "job-1"}]}],
+    })
+    assert count == 1
+    fields = call(fake, "GET", "/custom-fields/persons").json()["data"]
+    assert [(f["name"], [tag["name"] for tag in f["tags"]]) for f in fields] == [
+        ("Notice period", []), ("Open to relocation", ["Yes", "No"])]
+    assert [stage["name"] for stage in fake.job("job-1")["pipeline_stages"]] == ["Screen", "Onsite"]
+    moved = call(fake, "POST", "/candidates/update-stage",
+                 {"job_id": "job-1", "candidate_email": "grace@navy.test", "stage_name": "Onsite"})
+    assert moved.status_code == 200, moved.text
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"persons": []}, "unknown keys persons"),
+    ({"custom_fields": [{"name": "Notice period"}]}, "custom_fields[0]: expected an object with a name and a data_type"),
+    ({"jobs": [{"stages": ["Screen"]}]}, "jobs[0]: expected an object with a name"),
+    ("people", "expected a JSON list of persons, or an object"),
+])
+def test_a_people_file_that_cannot_be_read_says_what_is_wrong(tmp_path, document, message):
+    people = tmp_path / "people.json"
+    people.write_text(json.dumps(document))
+    result = subprocess.run([sys.executable, "-m", "stardex_webhook.fake_stardex", "--port", "0", "--people", str(people)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
 def test_search_answers_base_fields_and_the_sections_include_asks_for(fake):
     ada = fake.add_person(name="Ada", emails=["ada@work.test"], phones=["+442079460958"],
                           candidates=[{"candidate_id": "c-1", "job_id": "job-1"}])

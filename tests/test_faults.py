@@ -1,5 +1,5 @@
 """Fault injection against the real ``functions-framework`` server: each fault of Stardex, of
-Secret Manager, of a sender's API, of the queue and of the bucket, and the CONTRACT's answer to it
+Secret Manager, of a sender's API, of the queue and of the bucket, and the contract's (docs/contract.md) answer to it
 (status code, ``status``/``reason``, ``Retry-After``), given before the webhook's deadline
 (``STARDEX_DEADLINE_SECONDS``, 4 s in these servers) plus a margin. The elapsed time is only that
 bound, never a speed target.
@@ -48,7 +48,7 @@ def timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, flo
 
 def assert_answer(answer: requests.Response, elapsed: float, status_code: int, reason: str,
                   retry_after: int | None) -> None:
-    """The CONTRACT's answer: code, status and reason; a 503 carries ``Retry-After`` (exactly
+    """The contract's answer (docs/contract.md): code, status and reason; a 503 carries ``Retry-After`` (exactly
     ``retry_after`` when the row knows it), and it all came within the deadline."""
     assert answer.status_code == status_code, answer.text
     body = answer.json()

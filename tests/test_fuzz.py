@@ -5,7 +5,7 @@ Property-based (hypothesis): random bodies (JSON of any shape, raw bytes, deep, 
 content types, header sets (each sender's signature headers absent, garbled, duplicated,
 non-ASCII) and mutations of valid signed requests. The invariants a user relies on:
 
-* never a 500, always a JSON answer whose ``status`` is one of the CONTRACT's, with the status
+* never a 500, always a JSON answer whose ``status`` is one of docs/contract.md's, with the status
   code that goes with it;
 * an inauthentic request never reaches Stardex nor a sender's API (every outbound request is
   counted by a catch-all ``responses`` mock);
@@ -47,17 +47,17 @@ settings.register_profile("ci", max_examples=int(os.environ.get("FUZZ_EXAMPLES",
 settings.register_profile("long", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "3000")), **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# ---- what the CONTRACT allows -------------------------------------------------------------------
+# ---- what docs/contract.md allows -------------------------------------------------------------------
 
 # status code → the `status` values it may carry (SmartRecruiters' success is 202).
-CONTRACT = {
+ANSWERS = {
     200: {"updated", "queued", "ignored", "duplicate", "dry_run"},
     202: {"updated", "queued", "ignored", "duplicate", "dry_run"},
     400: {"bad_request"}, 401: {"unauthorized"}, 404: {"not_found"}, 405: {"method_not_allowed"},
     408: {"request_timeout"}, 413: {"too_large"}, 422: {"unprocessable"}, 503: {"retry_later"},
 }
 ACTED = {"updated", "queued", "duplicate", "dry_run"}
-# Where each sender puts what proves a request (the CONTRACT's "Sources" table): changing any of
+# Where each sender puts what proves a request (docs/senders/: each sender's page): changing any of
 # these headers makes a request inauthentic. Lever signs inside its body, with no header.
 SIGNATURE_HEADERS = {
     "greenhouse": ["Signature"], "lever": [], "ashby": ["Ashby-Signature"], "workable": ["X-Workable-Signature"],
@@ -124,11 +124,11 @@ def send(client, path: str, headers, body: bytes, method: str = "POST"):
 
 def checked(answer) -> dict:
     """The answer's JSON, after the invariants every answer keeps."""
-    assert answer.status_code in CONTRACT, (answer.status_code, answer.get_data()[:300])
+    assert answer.status_code in ANSWERS, (answer.status_code, answer.get_data()[:300])
     text = answer.get_data(as_text=True)
     assert answer.mimetype == "application/json"
     document = json.loads(text, parse_constant=pytest.fail)
-    assert document["status"] in CONTRACT[answer.status_code], document
+    assert document["status"] in ANSWERS[answer.status_code], document
     for key in KEYS:
         assert key not in text, "an answer never carries a key"
     return document
@@ -327,7 +327,7 @@ def test_reordered_recased_or_extra_headers_change_nothing_for_an_authentic_requ
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_any_mutation_of_a_signed_request_keeps_the_contract(client, outbound, source):
     """Mutations that may or may not keep a request authentic (a duplicated header, a changed body
-    where the body is not signed, new headers): whatever the answer, it is the CONTRACT's."""
+    where the body is not signed, new headers): whatever the answer, it is one docs/contract.md allows."""
 
     @given(body_edit=st.tuples(st.integers(0, 10**6), st.binary(max_size=8), st.integers(0, 8)),
            extra=st.lists(st.tuples(st.sampled_from(STEERING_HEADERS + ["Content-Type", "Content-Encoding",
@@ -352,7 +352,7 @@ def test_other_methods_and_paths_keep_the_contract(client, outbound, method):
     def check(path, body):
         answer = send(client, path.lstrip("/"), {}, body, method=method)
         if method == "HEAD":  # no body by definition
-            assert answer.status_code in CONTRACT
+            assert answer.status_code in ANSWERS
         else:
             checked(answer)
         assert not outbound.calls
@@ -381,14 +381,14 @@ def valid_task(source: str = "generic") -> dict:
     return json.loads(json.dumps(task_body(delivery, event)))
 
 
-WORKER_STATUSES = {"dead_lettered", "failed"}  # the worker's own answers to the queue, beside the CONTRACT's
+WORKER_STATUSES = {"dead_lettered", "failed"}  # the worker's own answers to the queue, beside the contract's
 QUEUE = [("X-CloudTasks-QueueName", "stardex-webhook"), ("X-CloudTasks-TaskRetryCount", "0")]
 
 
 def worker_checked(answer) -> dict:
     assert answer.status_code in (200, 400, 405, 413, 429, 503), (answer.status_code, answer.get_data()[:300])
     document = json.loads(answer.get_data(as_text=True), parse_constant=pytest.fail)
-    assert document["status"] in set().union(*CONTRACT.values()) | WORKER_STATUSES, document
+    assert document["status"] in set().union(*ANSWERS.values()) | WORKER_STATUSES, document
     text = answer.get_data(as_text=True)
     assert all(key not in text for key in KEYS)
     return document

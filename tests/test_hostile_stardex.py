@@ -1,5 +1,5 @@
 """A Stardex that misbehaves the way real servers and proxies do: every webhook still gets one of
-the CONTRACT's answers (a 503 ``retry_later`` when Stardex cannot be trusted), never a 500, and
+the answers of docs/contract.md (a 503 ``retry_later`` when Stardex cannot be trusted), never a 500, and
 within its deadline.
 
 In-process first (``responses`` answering each call in a random broken way), then the real

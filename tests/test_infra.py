@@ -36,6 +36,7 @@ from tests.helpers.infra import INFRA, REPO, tool
 
 EXAMPLE = INFRA / "examples" / "basic"
 EXAMPLE_TFVARS = EXAMPLE / "terraform.tfvars.example"
+CONFIGURATION_PAGE = "docs/configuration.md"  # the settings table: every non-secret setting with its default
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
 # The module alone with its defaults; the example root module with the values a user copies; the
 # module with an account of the user's own (tfparse reads var files relative to the folder).
@@ -144,10 +145,8 @@ def secret_settings(sources: list[str], state_bucket: bool = True) -> set[str]:
 
 
 def documented_settings() -> set[str]:
-    """Non-secret variables of the README's Configuration table: each has a default there."""
-    text = (REPO / "README.md").read_text()
-    assert "\n## Configuration\n" in text, "README.md has no Configuration section"
-    table = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    """Non-secret variables of docs/configuration.md's table: each has a default there."""
+    table = (REPO / CONFIGURATION_PAGE).read_text()
     names = set()
     for row in table.splitlines():
         cells = [c.strip() for c in row.strip().strip("|").split("|")]
@@ -155,7 +154,7 @@ def documented_settings() -> set[str]:
             found = re.findall(r"`([A-Z_<>]+)`", cells[0])
             if not any(n.endswith(SECRET_SUFFIX) for n in found):  # a secret has no default
                 names.update(found)
-    assert {"STARDEX_API_BASE", "DRY_RUN"} <= names, "README.md's Configuration table was not found or not read"
+    assert {"STARDEX_API_BASE", "DRY_RUN"} <= names, f"{CONFIGURATION_PAGE}'s table was not found or not read"
     return names
 
 
@@ -251,7 +250,7 @@ def test_every_setting_the_code_reads_is_set_or_has_a_documented_default(case):
         if name not in env and f"{name}{SECRET_SUFFIX}" not in env and name not in defaults
         and name not in PLATFORM_SETTINGS
     )
-    assert not missing, f"read by the code, not set by infra/ and without a default in README.md: {missing}"
+    assert not missing, f"read by the code, not set by infra/ and without a default in {CONFIGURATION_PAGE}: {missing}"
 
 
 @by_case
@@ -478,7 +477,7 @@ def test_the_infra_tests_read_only_files_a_clone_holds():
                if literal(name) == "stardex_webhook"]
     assert (EXAMPLE / literal(call["source"])).resolve() == INFRA
     # What the archive, the parsers and the readers take are files of the clone.
-    read = {*archived_files(), "README.md", "main.py", "infra/README.md", "infra/tools/docs.py",
+    read = {*archived_files(), "README.md", CONFIGURATION_PAGE, "main.py", "infra/README.md", "infra/tools/docs.py",
             *(str(p.relative_to(REPO)) for p in TF_FILES), str(EXAMPLE_TFVARS.relative_to(REPO))}
     assert read <= tracked, sorted(read - tracked)
 
@@ -614,6 +613,24 @@ def test_readme_tables_are_what_the_docs_script_writes():
     for folder in docs.FOLDERS:
         current, wanted = docs.rendered(folder)
         assert current == wanted, f"{folder / 'README.md'} is out of date: run python infra/tools/docs.py"
+
+
+def test_the_docs_tables_show_list_defaults_as_written():
+    """A list of strings reads ["greenhouse", "typeform"], never with the quotes escaped again."""
+    for folder in docs.FOLDERS:
+        _current, wanted = docs.rendered(folder)
+        assert '\\"' not in wanted, f"{folder / 'README.md'}: a default with its quotes escaped twice"
+    assert '| `sources` | `list(string)` | `["greenhouse", "typeform"]` |' in docs.rendered(EXAMPLE)[1]
+
+
+def test_the_example_passes_the_state_bucket_and_the_delivery_mode_through():
+    """Replay needs the state bucket, and queued delivery is chosen in the example: both are its inputs."""
+    (call,) = [body for block in parsed(EXAMPLE / "main.tf")["module"] for name, body in block.items()
+               if literal(name) == "stardex_webhook"]
+    for name in ("state_bucket", "delivery_mode"):
+        assert literal(call[name]) == f"${{var.{name}}}", name
+        assert name in blocks(EXAMPLE / "variables.tf", "variable")
+        assert re.search(rf"^{name}\s*=", EXAMPLE_TFVARS.read_text(), re.M), name
 
 
 def test_the_docs_script_notices_a_new_variable(tmp_path):

@@ -1,4 +1,4 @@
-"""ingress: the CONTRACT's routes and answers, through the real function built in-process from main.py.
+"""ingress: the contract's (docs/contract.md) routes and answers, through the real function built in-process from main.py.
 
 Stardex is mocked with ``responses``; every answer is checked for its status code, its ``status``
 field and what reached (or did not reach) Stardex.
@@ -58,10 +58,12 @@ def test_healthz_lists_only_sources_with_a_signing_key(make_client, base_env):
     assert make_client().get("/healthz").get_json()["sources"] == sorted(set(SOURCES) - {"typeform"})
 
 
-def test_unknown_source_is_404(make_client):
-    answer = make_client().post("/nosuchsender", data=b"{}")
+def test_unknown_source_is_404_and_lists_the_valid_ones(make_client):
+    answer = make_client().post("/greenhose", data=b"{}")
     assert answer.status_code == 404
     assert answer.get_json()["status"] == "not_found"
+    assert answer.get_json()["reason"] == "unknown_source"
+    assert answer.get_json()["sources"] == sorted(SOURCES), "a typo in the URL shows its fix"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
@@ -201,7 +203,7 @@ def test_schema_errors_are_422_listing_each_with_its_path(make_client):
 
 
 def test_one_bad_value_is_left_out_and_listed_the_rest_is_written(make_client, stardex, capsys):
-    """CONTRACT "Values that fail validation": Greenhouse's own example has an address with a space."""
+    """docs/contract.md, "Values that fail validation": Greenhouse's own example has an address with a space."""
     stardex.get(f"{API}/persons/{PERSON_ID}",
                 json={"success": True, "data": {"id": PERSON_ID, "emails": [], "phones": []}})
     stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})

@@ -119,12 +119,10 @@ person: {ADA} (Ada Lovelace), found by search: email ada@example.com
       + emails            = [
           = personal "ada@example.com"  # stored
           + work "ada@engines.example"
-          = personal "ada@example.com"  # same value
-        ]
+        ]  # 1 of the update's entries already stored
       = phone_numbers     = [
           = mobile "+442079460958"  # stored
-          = mobile "+442079460958"  # same value
-        ]  # same value
+        ]  # same value; 1 of the update's entries already stored
     }}
 
 Plan: 2 to add, 1 to change, 2 kept.
@@ -532,7 +530,8 @@ def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
     code, out = check()
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[-1] == f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes the schema"
+    assert lines[-1] == (f"check-mappings: {len(SOURCES)} mappings, {len(SOURCES)} samples: each fills fields and passes "
+                         "the schema, and every path that is not optional fills something")
     for source in SOURCES:
         header = lines.index(f"{source} (mappings/{source}.json)")
         assert lines[header + 1].startswith(f"  ok   {source}.json"), lines[header + 1]
@@ -555,7 +554,39 @@ def test_a_broken_override_is_flagged_and_fails(base_env, tmp_path, changes, fla
     assert code == 1
     assert f"greenhouse ({folder}/greenhouse.json)\n  FLAG greenhouse.json: " in out
     assert flag in out.split(f"greenhouse ({folder}/greenhouse.json)\n")[1].splitlines()[0]
-    assert out.splitlines()[-1] == f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged"
+    assert out.splitlines()[-1].startswith(f"check-mappings: 1 of {len(SOURCES)} sample(s) flagged, ")
+
+
+def test_a_path_no_sample_fills_fails_the_check_naming_the_field(base_env, tmp_path):
+    """A typo (answers.curent_role.text) starts fine and each sample is fine on its own, but the
+    field is never filled: the check fails and says how to mark a path the sender sends only sometimes."""
+    folder = override(tmp_path, "typeform", fields={"current_job_title": {"path": "answers.curent_role.text"}})
+    code, out = check(folder)
+    assert code == 1, out
+    section = out.split(f"typeform ({folder}/typeform.json)\n")[1]
+    assert section.splitlines()[0].startswith("  ok   typeform.json: "), "the sample itself is not flagged"
+    assert section.splitlines()[1] == (f"  FLAG current_job_title: no sample fills it (a typo in its path?); if the sender "
+                                       f'sends it only sometimes, mark it "optional": true in {folder}/typeform.json')
+    assert out.splitlines()[-1] == f"check-mappings: 0 of {len(SOURCES)} sample(s) flagged, 1 path(s) that no sample fills"
+
+
+def test_a_path_marked_optional_may_find_nothing(base_env, tmp_path):
+    folder = override(tmp_path, "typeform",
+                      fields={"current_job_title": {"path": "answers.curent_role.text", "optional": True}})
+    assert check(folder)[0] == 0
+
+
+def test_a_path_one_sample_fills_is_not_flagged_when_another_lacks_it(base_env, tmp_path):
+    """Filled by the user's sample, missing from the shipped one: the path is right."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    form = json.loads((SAMPLES_DIR / "typeform.json").read_text())
+    form["form_response"]["answers"].append({"type": "text", "text": "Data Engineer",
+                                             "field": {"id": "x1", "type": "short_text", "ref": "curent_role"}})
+    (samples / "typeform-with-role.json").write_text(json.dumps(form))
+    folder = override(tmp_path, "typeform", fields={"current_job_title": {"path": "answers.curent_role.text"}})
+    code, out = check(folder, "--samples", str(samples))
+    assert code == 0, out
 
 
 def test_mappings_dir_from_the_environment_is_checked_too(base_env, tmp_path):
@@ -590,7 +621,7 @@ def test_a_users_samples_are_checked_by_their_names(base_env, tmp_path):
             "LinkedIn URL (an apply answers 422 no_person_key)\n") in out
     assert "  FLAG lever-hired.json: needs lever-hired.api.json: the answer of lever's follow-up read\n" in out
     assert f"FLAG {samples / 'greenhose.json'}: names no source" in out
-    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged"
+    assert out.splitlines()[-1] == f"check-mappings: 3 of {len(SOURCES) + 5} sample(s) flagged, 0 path(s) that no sample fills"
 
 
 def test_a_mapping_that_cannot_load_is_an_error(base_env, tmp_path):
@@ -653,12 +684,15 @@ def test_a_custom_field_only_change_is_a_change(stardex, tmp_path, base_env):
     raw, headers = standard_webhook(same)
     code, out = run(tmp_path, "generic", raw, *headers)
     assert code == 2, out
-    assert '      ~ custom field "Notice period" = "1 month"\n' in out
-    assert "1 custom field(s) to write" in out and "No changes" not in out
+    diff = out.split(" {\n", 1)[1].split("\n    }\n", 1)[0]
+    assert '      + custom field "Notice period" = "1 month"' in diff.splitlines(), "inside the person's diff"
+    assert "Plan: 1 to add, 0 to change, 3 kept.\n" in out, "counted with the person's fields"
+    assert "No changes" not in out
     code, document = run(tmp_path, "generic", raw, *headers, "--json")
     plan = json.loads(document)
     assert (code, plan["changes"], plan["exit_code"]) == (2, True, 2)
-    assert plan["custom_fields"] == [{"name": "Notice period", "attribute_id": NOTICE, "value": "1 month"}]
+    assert plan["custom_fields"] == [{"name": "Notice period", "attribute_id": NOTICE, "value": "1 month",
+                                      "before": None, "action": "add"}]
     assert [call["method"] for call in plan["calls"] if call["write"]] == ["PATCH"]
 
 
@@ -692,3 +726,61 @@ def test_the_plan_shows_which_question_each_field_came_from(stardex, tmp_path):
     assert planned["field_sources"] == {"first_name": "What is your first name?"}
     code, text = run(tmp_path, "typeform", raw, *args)
     assert "  first_name: \"Laura\"  (from the question 'What is your first name?')\n" in text
+
+
+# ---- the default signing key, shared with serve -------------------------------------------------
+
+
+def test_without_a_signing_key_plan_checks_with_serves_demo_key(stardex, tmp_path, base_env):
+    """serve gives a source without a key the local demo key; plan does the same, and says so, so
+    that a sample send_sample signs is accepted by both."""
+    from stardex_webhook.send_sample import local_signing_key, signed_request
+
+    base_env.delenv("GREENHOUSE_SIGNING_KEY")
+    stardex.add_person(name="Marta Quintal", emails=["marta.quintal@example.org"])
+    headers, raw = signed_request("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes(),
+                                  local_signing_key("greenhouse"))
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "greenhouse", raw, *args)
+    assert code == 2, out
+    assert "signature: checked with the local demo key, as serve uses (GREENHOUSE_SIGNING_KEY is not set" in out
+    forged_code, forged = run(tmp_path, "greenhouse", raw, "--header", "Signature: sha256 " + "0" * 64)
+    assert forged_code == 1 and "signature: refused with the local demo key" in forged
+
+
+def test_a_key_that_is_set_wins_over_the_demo_key(stardex, tmp_path):
+    from stardex_webhook.send_sample import local_signing_key, signed_request
+
+    headers, raw = signed_request("greenhouse", (SAMPLES_DIR / "greenhouse.json").read_bytes(),
+                                  local_signing_key("greenhouse"))
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, out = run(tmp_path, "greenhouse", raw, *args)
+    assert code == 1 and "signature: refused\n" in out and "bad_signature" in out
+
+
+# ---- the sandbox with custom fields and jobs (docs/plan.md, "The sandbox") ------------------------
+
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def test_the_example_mapping_is_the_builtin_one_plus_a_custom_field():
+    builtin = json.loads((ROOT / "mappings" / "typeform.json").read_text())
+    example = json.loads((EXAMPLES / "mappings" / "typeform.json").read_text())
+    custom = example.pop("custom_fields")
+    assert {key: value for key, value in example.items() if key not in ("$schema", "description")} == \
+        {key: value for key, value in builtin.items() if key not in ("$schema", "description")}
+    assert list(custom) == ["Source channel"]
+
+
+def test_the_sandbox_example_plans_a_custom_field_in_the_diff(stardex, tmp_path, base_env):
+    from stardex_webhook.fake_stardex import seed
+
+    seed(stardex, json.loads((EXAMPLES / "sandbox.json").read_text()))
+    base_env.setenv("MAPPINGS_DIR", str(EXAMPLES / "mappings"))
+    code, out = run(tmp_path, "typeform", (SAMPLES_DIR / "typeform.json").read_bytes(), "--unsigned")
+    assert code == 2, out
+    diff = out.split(" {\n", 1)[1].split("\n    }\n", 1)[0]
+    assert '      + custom field "Source channel" = "linkedin"' in diff.splitlines()
+    assert "Plan: 3 to add, 0 to change, 5 kept.\n" in out
+    emails = diff.split("emails", 1)[1].split("]", 1)[0]
+    assert emails.count("chidi.okafor@example.com") == 1, "each email once"

@@ -102,6 +102,18 @@ def test_replay_refuses_an_incomplete_command(fresh, args):
     assert "usage:" in result.stderr
 
 
+def test_replay_run_help_describes_every_option(capsys):
+    from stardex_webhook.replay import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--help"])
+    shown = capsys.readouterr().out
+    assert exited.value.code == 0
+    for option, described in (("NAME", "as `list` prints them"), ("--prefix", "starts so"), ("--all", "every dead letter"),
+                              ("Exit", "1 when any is")):
+        assert option in shown and described in " ".join(shown.split()), (option, shown)
+
+
 def test_replaying_a_letter_that_is_not_there_is_a_failure(fresh):
     result = fresh.replay("run", "greenhouse/20260101T000000Z-missing.json")
     assert result.returncode == 1

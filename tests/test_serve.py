@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -74,10 +75,70 @@ def test_serve_listens_where_it_says_on_loopback_by_default(base_env, monkeypatc
         monkeypatch.delenv("PORT", raising=False)
     started = []
     monkeypatch.setattr(os, "execvpe", lambda file, command, env: started.append(command))
+    monkeypatch.setattr(serve, "port_taken", lambda host, port: None)  # these ports are only named, never bound
     serve.main(argv)
     host, port = address.split(":")
     assert f"--host={host}" in started[0] and f"--port={port}" in started[0]
     assert f"http://{address}/<source>" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_serve_names_a_port_in_use_and_its_process_and_starts_nothing(base_env, monkeypatch, capsys, host):
+    started = []
+    monkeypatch.setattr(os, "execvpe", lambda file, command, env: started.append(command))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = serve.main(["--host", host, "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code != 0 and started == []
+    assert f"serve: cannot start: {host}:{port} is already in use by PID {os.getpid()} (" in err
+    assert "webhooks at" not in err and "Traceback" not in err
+
+
+def test_a_free_port_is_not_reported_taken():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve.port_taken("127.0.0.1", port) is None
+
+
+@pytest.mark.parametrize("given, posted", [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/typeform"),
+    ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/typeform"),
+    ("https://fn.example.run.app/typeform", "https://fn.example.run.app/typeform"),
+    ("https://fn.example.run.app/typeform/", "https://fn.example.run.app/typeform"),
+])
+def test_send_sample_takes_a_base_or_the_full_webhook_url(given, posted):
+    from stardex_webhook.send_sample import webhook_url
+
+    assert webhook_url(given, "typeform") == posted
+
+
+def test_send_sample_says_when_it_took_the_url_as_the_webhook_url(capsys):
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = send_sample(["typeform", "--url", f"http://127.0.0.1:{server.server_port}/typeform", "--key", "k"])
+    finally:
+        server.shutdown()
+    assert code == 0 and received == ["/typeform"]
+    assert "--url already ends in /typeform" in capsys.readouterr().err
 
 
 def test_send_sample_names_a_missing_body(tmp_path, capsys):

@@ -167,7 +167,7 @@ def test_a_signature_field_given_twice_is_read_as_json_parsers_read_it_the_last(
 
 def test_lever_signs_token_and_time_only_so_the_data_is_not_covered():
     """Lever's scheme as it is: a changed data block keeps the signature valid. The replay window
-    bounds how long a captured delivery can be reused; the README says so."""
+    bounds how long a captured delivery can be reused; docs/senders/lever.md says so."""
     source.verify(delivery(body_of(data={"opportunityId": "another-opportunity"})), [KEY], NOW)
 
 

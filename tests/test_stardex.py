@@ -295,6 +295,60 @@ def test_refusals_keep_only_a_safe_error_code_and_are_not_retried(fake_time, moc
     assert fake_time.sleeps == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "Route PATCH:/persons/x not found", "error": "Not Found", "statusCode": 404},
+        "<html><body>404 Not Found</body></html>",
+        "",
+    ],
+    ids=["fastify-no-route", "html", "empty"],
+)
+def test_a_404_for_the_route_itself_is_a_setting_to_fix_not_a_missing_person(fake_time, mocked, body):
+    """A base URL without /v1 (or another server) 404s every route: retry later, say why, try once."""
+    url = f"{BASE}/persons/{PERSON['id']}"
+    if isinstance(body, dict):
+        mocked.patch(url, json=body, status=404)
+    else:
+        mocked.patch(url, body=body, status=404)
+
+    with pytest.raises(RetryLater) as raised:
+        make_client(fake_time).update_person(deadline(fake_time), PERSON["id"], {"name": "Ada"})
+
+    assert raised.value.reason == "stardex_route_not_found"
+    assert "STARDEX_API_BASE" in raised.value.message and "not a missing person" in raised.value.message
+    assert raised.value.headers()["Retry-After"] == "300"
+    assert len(mocked.calls) == 1 and fake_time.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": False, "error": {"code": "NOT_FOUND", "message": "Person not found"}},
+        {"message": "Person not found", "error": "Not Found", "statusCode": 404},
+    ],
+    ids=["envelope", "fastify-record"],
+)
+def test_a_404_for_a_person_stays_a_refusal_for_that_person(fake_time, mocked, body):
+    mocked.get(f"{BASE}/persons/{PERSON['id']}", json=body, status=404)
+    with pytest.raises(StardexError) as raised:
+        make_client(fake_time).get_person(deadline(fake_time), PERSON["id"])
+    assert raised.value.status_code == 404
+
+
+def test_a_base_without_its_route_against_the_fake_is_route_not_found():
+    """The fake answers a path it has no route for as Fastify does; a person it lacks, as a record."""
+    with FakeStardex() as fake:
+        wrong = StardexClient(fake.base_url.removesuffix("/v1") + "/v2", lambda refresh, deadline: fake.api_key,
+                              RateLimiter())
+        with pytest.raises(RetryLater) as raised:
+            wrong.search_persons(Deadline(5), email="ada@example.com")
+        assert raised.value.reason == "stardex_route_not_found"
+        right = StardexClient(fake.base_url, lambda refresh, deadline: fake.api_key, RateLimiter())
+        with pytest.raises(StardexError):
+            right.get_person(Deadline(5), "00000000-0000-4000-8000-000000000000")
+
+
 # -- the deadline -------------------------------------------------------------------------------
 
 

@@ -371,7 +371,7 @@ def test_an_update_schema_that_cannot_be_read_stops_the_start(tmp_path, monkeypa
         validation._validator.cache_clear()
 
 
-# ---- values that fail validation are left out (CONTRACT, "Values that fail validation") ------
+# ---- values that fail validation are left out (docs/contract.md, "Values that fail validation") ------
 
 from stardex_webhook.records import MappedUpdate, PersonRef  # noqa: E402
 from stardex_webhook.validation import checked  # noqa: E402

@@ -27,6 +27,16 @@ def _unquote(value):
     return value
 
 
+def _unquoted_all(value):
+    """python-hcl2 keeps the quotes of strings inside lists and maps too: drop them at every level,
+    so a default reads ``["greenhouse"]``, as it is written, and not ``["\\"greenhouse\\""]``."""
+    if isinstance(value, list):
+        return [_unquoted_all(item) for item in value]
+    if isinstance(value, dict):
+        return {_unquote(key): _unquoted_all(item) for key, item in value.items()}
+    return _unquote(value)
+
+
 def _blocks(path: Path, kind: str) -> dict[str, dict]:
     with path.open() as handle:
         return {_unquote(name): body for block in hcl2.load(handle).get(kind, []) for name, body in block.items()}
@@ -41,7 +51,7 @@ def _default(body: dict) -> str:
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, (dict, list)):
-        return f"`{json.dumps(value)}`"
+        return f"`{json.dumps(_unquoted_all(value))}`"
     return f"`{value}`"
 
 

@@ -18,7 +18,7 @@ from ..transforms import is_blank, string
 from ..records import Transcript
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
-# The hidden or URL field that carries the Stardex person id by default (CONTRACT).
+# The hidden or URL field that carries the Stardex person id by default (docs/contract.md).
 PERSON_ID_FIELD = "stardex_person_id"
 
 

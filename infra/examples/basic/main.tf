@@ -1,6 +1,6 @@
 # A root module that deploys stardex-webhook with the module in ../.. (infra/). Copy this folder
-# into your own infrastructure repository and point source at this repository instead, e.g.
-# source = "git::https://github.com/OWNER/stardex-webhook.git//infra?ref=v1.0.0".
+# into your own infrastructure repository and point source at your copy of this repository,
+# pinned to a commit (or a tag you made): see README.md here, "Use it from your own repository".
 
 provider "google" {
   project = var.project_id
@@ -18,4 +18,6 @@ module "stardex_webhook" {
   notification_channels    = var.notification_channels
   labels                   = var.labels
   dry_run                  = var.dry_run
+  state_bucket             = var.state_bucket
+  delivery_mode            = var.delivery_mode
 }

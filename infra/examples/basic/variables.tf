@@ -44,3 +44,15 @@ variable "dry_run" {
   type        = bool
   default     = false
 }
+
+variable "state_bucket" {
+  description = "Make the private state bucket: de-duplication of deliveries and dead letters, which python -m stardex_webhook.replay replays. Needed by delivery_mode = \"queued\"."
+  type        = bool
+  default     = true
+}
+
+variable "delivery_mode" {
+  description = "sync (Stardex is called inside the webhook's request) or queued (the webhook is queued in Cloud Tasks and a private worker delivers it at Stardex's pace, retrying for a day); see docs/queued.md."
+  type        = string
+  default     = "sync"
+}
