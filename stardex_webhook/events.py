@@ -121,14 +121,16 @@ class EventHistory:
         bucket, delivery_id = self.store.bucket(), record.get("delivery_id")
         key = id_digest(delivery_id) if delivery_id else uuid.uuid4().hex
         name = record_name(record["received_at"], str(record.get("source")), key)
+        first = True  # the event's first record: nothing to read, two calls in all
         if delivery_id:  # the name the event's first record took, or this one
             pointer = bucket.blob(f"{IDS_PREFIX}{key}/{record.get('source')}")
             try:
                 pointer.upload_from_string(name, if_generation_match=0, **_within(deadline))
             except PreconditionFailed:
-                name = pointer.download_as_text(**_within(deadline))
+                name, first = pointer.download_as_text(**_within(deadline)), False
         for _ in range(3):  # another writer meanwhile (the queued door and its worker): read again
-            blob = bucket.get_blob(name, **_within(deadline))
+            blob = None if first else bucket.get_blob(name, **_within(deadline))
+            first = False
             new = merged(document, json.loads(blob.download_as_bytes(**_within(deadline))) if blob else None)
             try:
                 if new is not None:

@@ -90,6 +90,15 @@ def test_a_retry_in_a_later_hour_updates_the_same_record_and_counts_its_attempts
     assert (record["outcome"], record["attempts"], record["received_at"]) == ("updated", 2, "2023-11-14T22:13:20.000Z")
 
 
+def test_a_new_events_record_costs_two_bucket_calls_and_a_retrys_five():
+    """What a webhook waits for after its work: the pointer and the record; a retry reads both first."""
+    events, bucket, _ = history()
+    door(events, RetryLaterError())
+    assert bucket.calls == 2, "the pointer made, the record written: nothing to read yet"
+    door(events, {"status": "updated", "person_id": "p-1", "fields": ["name"]}, received_at=WALL_EPOCH + 60)
+    assert bucket.calls == 2 + 5, "the pointer taken, read; the record read (metadata, body) and written"
+
+
 def RetryLaterError():
     from stardex_webhook.errors import RetryLater
 

@@ -21,6 +21,7 @@ class MemoryBlob:
 
     def upload_from_string(self, data: Any, content_type: str = "text/plain", if_generation_match: int | None = None,
                            **_: Any) -> None:
+        self.bucket.calls += 1
         if self.bucket.fail_writes:
             raise ConnectionError("the bucket is down")
         if if_generation_match is not None and (self.generation or 0) != if_generation_match:
@@ -29,10 +30,11 @@ class MemoryBlob:
         self.bucket.objects[self.name] = (data, next(self.bucket.generations))
 
     def download_as_bytes(self, **_: Any) -> bytes:
+        self.bucket.calls += 1
         return self.bucket.objects[self.name][0]
 
     def download_as_text(self, **_: Any) -> str:
-        return self.download_as_bytes().decode("utf-8")
+        return self.download_as_bytes().decode("utf-8")  # one call, counted there
 
 
 class Listing(list):
@@ -44,12 +46,14 @@ class MemoryBucket:
         self.objects: dict[str, tuple[bytes, int]] = {}
         self.generations = itertools.count(1)
         self.listed = 0
+        self.calls = 0  # requests a real bucket would have answered: uploads, downloads, reads of metadata
         self.fail_writes = False
 
     def blob(self, name: str) -> MemoryBlob:
         return MemoryBlob(self, name)
 
     def get_blob(self, name: str, **_: Any) -> MemoryBlob | None:
+        self.calls += 1
         return MemoryBlob(self, name) if name in self.objects else None
 
     def list_blobs(self, prefix: str = "", delimiter: str | None = None, **_: Any) -> Listing:
