@@ -241,7 +241,7 @@ variable "uptime_check" {
 }
 
 variable "notification_channels" {
-  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) the alert policy notifies; none by default, so an incident shows in the console only."
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) the alerts notify (the uptime check, dead letters and 503s); only when some are named are the four more alerts made (a dead letter waiting over an hour, one sender refused, 5xx answers, Stardex budget over 90%). None by default: incidents show in the console and on the dashboard only."
   type        = list(string)
   default     = []
 

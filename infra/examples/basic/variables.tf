@@ -28,7 +28,7 @@ variable "secret_replica_locations" {
 }
 
 variable "notification_channels" {
-  description = "Notification channels the uptime alert notifies (projects/P/notificationChannels/ID)."
+  description = "Notification channels the alerts notify (projects/P/notificationChannels/ID); the module makes its four optional alerts only when some are named."
   type        = list(string)
   default     = []
 }
