@@ -75,12 +75,20 @@ def listening_process(port: int) -> str | None:
         return None
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
-            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+            if any(_link(fd) in inodes for fd in fd_dir.iterdir()):
                 command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
                 return f"PID {fd_dir.parent.name} ({command[:120]})"
         except OSError:  # another user's process, or one that just ended
             continue
     return None
+
+
+def _link(fd: Path) -> str | None:
+    """Where ``fd`` points; None for one closed while the directory was read (the process goes on)."""
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
