@@ -31,6 +31,7 @@ _READ_CHUNK = 64 * 1024
 BODY_READ_SECONDS = 5.0
 TASK_KIND = "stardex-webhook/task"
 TASK_VERSION = 2
+WSGI_PATH = "PATH_INFO"  # the request's path as sent, decoded (a WSGI key, not a setting)
 
 
 class Ingress:
@@ -48,7 +49,9 @@ class Ingress:
         return respond(answer, streamed=not body_read)
 
     def _route(self, request: Request, record: dict[str, Any], body_read: list[bool]) -> Answer:
-        path = request.path.strip("/")
+        # The exact path, as sent: "/generic/" and "/generic%2F" are no source, nor "//generic"
+        # (which ``request.path`` would fold into "/generic").
+        path = request.environ.get(WSGI_PATH, "").removeprefix("/")
         if path == HEALTH_PATH:
             body_read.append(True)
             return health(self.pipeline, request.method)
@@ -83,7 +86,7 @@ class Ingress:
             return self.pipeline.process(self.pipeline.prepare(event, deadline), deadline, record)
         except Unprocessable as error:
             if self.pipeline.state is not None:
-                self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1)
+                self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1, deadline=deadline)
             raise
 
     def _enqueue(self, delivery: Delivery, event: Event, claim: Claim | None, deadline: Deadline) -> dict[str, Any]:

@@ -64,6 +64,16 @@ def test_unknown_source_is_404(make_client):
     assert answer.get_json()["status"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/generic/", "/generic%2F", "/generic%2f", "/%2Fgeneric"])
+def test_only_the_exact_path_reaches_a_source(make_client, stardex, path):
+    """A source is served at ``/<source>`` and nowhere near it: a signed body sent elsewhere is 404
+    (``/%2Fgeneric`` is how ``//generic`` reaches the app; the test client takes ``//`` for a host)."""
+    raw, headers = signed("generic", generic_update(current_job_title="CTO"))
+    answer = make_client().post(path, data=raw, headers=headers)
+    assert (answer.status_code, answer.get_json()["status"]) == (404, "not_found"), (answer.status_code, answer.data)
+    assert len(stardex.calls) == 0
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_on_a_source_are_405(make_client, method):
     answer = make_client().open("/greenhouse", method=method)
