@@ -60,13 +60,15 @@ class FaultProxy:
             link.reset()
 
     def set(self, mode: str) -> None:
-        """``pass``, ``hang`` or ``refuse`` from now on; ``refuse`` also resets what is open."""
+        """``pass``, ``hang`` or ``refuse`` from now on. ``refuse`` resets every open connection; a
+        hung one is reset when the mode changes (a black-holed connection does not come back: the
+        client must see it end, as it would once the network's own timeouts fire)."""
         self.mode = mode
-        if mode == REFUSE:
-            with self._lock:
-                links, self._links = list(self._links), set()
-            for link in links:
-                link.reset()
+        with self._lock:
+            ending = [link for link in self._links if mode == REFUSE or link.hung]
+            self._links.difference_update(ending)
+        for link in ending:
+            link.reset()
 
     def _accept(self) -> None:
         while not self._stopped.is_set():

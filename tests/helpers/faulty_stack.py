@@ -26,12 +26,12 @@ from tests.fakes.emulators import storage_emulator, tasks_emulator
 from tests.fakes.fake_secret_manager import FakeSecretManager
 from tests.fakes.fault_proxy import FaultProxy
 from tests.helpers.e2e import SECRET_NAMES, STARDEX_KEY, function_server
-from tests.helpers.queued import BUCKET, QUEUE, CountingStardex, Stack
+from tests.helpers.queued import ACCOUNT, BUCKET, QUEUE, CountingStardex, Stack
 
 MAX_ATTEMPTS = 3
 MAX_BODY_BYTES = 1024 * 1024
 # A pending claim this old was left by an attempt that died (a killed instance): taken over.
-FUNCTION_TIMEOUT_SECONDS = 6
+FUNCTION_TIMEOUT_SECONDS = 5
 
 
 @dataclass
@@ -40,6 +40,7 @@ class FaultyStack:
     bucket: FaultProxy
     queue: FaultProxy
     mappings_dir: Path
+    public_log: Path
 
 
 def typeform_mapping_with_note(folder: Path) -> Path:
@@ -72,8 +73,10 @@ def faulty_stack(**overrides: str) -> Iterator[FaultyStack]:
                "MAPPINGS_DIR": str(mappings), **overrides}
         worker_url, worker_log = exits.enter_context(function_server(stardex, secret_manager, target="handle_task", **env))
         stack = Stack(stardex, secret_manager, "", worker_url, worker_log, env)
-        stack.public_url = exits.enter_context(stack.public())
-        yield FaultyStack(stack, bucket, queue, mappings)
+        stack.public_url, public_log = exits.enter_context(function_server(
+            stardex, secret_manager, **{**env, "DELIVERY": "queued", "TASKS_WORKER_URL": worker_url + "/",
+                                        "TASKS_SERVICE_ACCOUNT": ACCOUNT}))
+        yield FaultyStack(stack, bucket, queue, mappings, public_log)
 
 
 def send(url: str, source: str, body: bytes, extra_headers: dict[str, str] | None = None,
