@@ -81,16 +81,18 @@ class Ingress:
         return ok, self.pipeline.once(accepted, deadline, lambda claim: self._apply(delivery, accepted, record, deadline)), {}
 
     def _apply(self, delivery: Delivery, event: Event, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-        """prepare ─► process; an event that cannot be applied is kept as a dead letter first."""
+        """prepare ─► process; an event that cannot be applied is kept as a dead letter first. The
+        work stops short of the deadline, so the letter or the claim's release still fits in it."""
+        work = deadline.shortened()
         try:
-            return self.pipeline.process(self.pipeline.prepare(event, deadline), deadline, record)
+            return self.pipeline.process(self.pipeline.prepare(event, work), work, record)
         except Unprocessable as error:
             if self.pipeline.state is not None:
                 self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1, deadline=deadline)
             raise
 
     def _enqueue(self, delivery: Delivery, event: Event, claim: Claim | None, deadline: Deadline) -> dict[str, Any]:
-        self.pipeline.enqueue(task_body(delivery, event, claim), deadline)
+        self.pipeline.enqueue(task_body(delivery, event, claim), deadline.shortened())
         return {"status": "queued"}
 
 

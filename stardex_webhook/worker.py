@@ -56,7 +56,7 @@ class TaskWorker:
             return 200, {"status": "duplicate", "reason": "payload_settled"}, {}
         received = self._received(kept)
         try:
-            answer = self._deliver(received, record, deadline)
+            answer = self._deliver(received, record, deadline.shortened())
         except Unprocessable as error:
             answer = self._dead_letter(received, error, attempts, deadline)
         except Exception as error:
