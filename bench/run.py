@@ -39,6 +39,9 @@ TARGETS = {
     "calls_per_event": 1.2,  # Stardex calls per event on the replayed trace (bench/calls.py)
     "queued_budget_used": 0.95,  # a burst drained through the queue (bench/queued.py), all accounted for
     "soak_rss_slope_mib_per_minute": 1.0,  # load held against Stardex's limit (bench/soak.py)
+    # One instance after 2,000 distinct large persons (bench/large_persons.py): the person memory's
+    # byte bound (48 MiB) keeps it far under Terraform's default 512 MiB.
+    "large_persons_rss_mib": 160.0,
 }
 SERVERS = {"ours": common.MAIN_PY, "floor": common.FLOOR_PY}
 # How long the fake Stardex takes to answer: as a real API does (the served target), and at once
@@ -73,6 +76,7 @@ class Settings:
         # bench/soak.py: steady rate, spike of ten times it, steady again, against 60 per window
         # (scaled from 60 s); the quick run scales it to seconds (the limit with it). The quick run's
         # soak is also the suite's load test: tests/test_bench.py asserts its invariants.
+        self.large_persons = ["--persons", "100", "--field-chars", "10000"] if quick else ["--persons", "2000"]
         self.soak = ["--steady", "4", "--spike-seconds", "2", "--window", "2", "--deadline", "1", "--rate", "2",
                      "--limit", "10"] if quick else []
 
@@ -398,6 +402,24 @@ def run_queued(settings: Settings) -> tuple[dict, list[str]]:
     return result, problems
 
 
+def run_large_persons(settings: Settings) -> tuple[dict, list[str]]:
+    """bench/large_persons.py: the serving worker's RSS after many distinct large persons."""
+    done = subprocess.run([sys.executable, str(common.BENCH / "large_persons.py"), *settings.large_persons],
+                          cwd=common.ROOT, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/large_persons.py failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    return result, [f"large persons: {problem}" for problem in result["problems"]]
+
+
+def large_persons_row(result: dict) -> list[str]:
+    target = TARGETS["large_persons_rss_mib"]
+    return [f"RSS of the serving worker after {result['persons']} distinct persons of "
+            f"{result['person_in_memory_mib']:g} MiB (a bound by count would hold {result['held_by_a_count_bound_mib']} MiB), MiB",
+            f"{result['rss_after_mib']:g} (from {result['rss_after_warm_up_mib']:g}, peak {result['rss_peak_mib']:g})",
+            "", "", f"≤ {target:g}", verdict(result["rss_after_mib"] <= target and not result["problems"])]
+
+
 SOAK_MODES = ("sync", "queued")
 
 
@@ -474,6 +496,8 @@ def build_rows(results: dict, settings: Settings) -> list[list[str]]:
         rows.append([f"queued burst of {queued['events']}: Stardex budget used while it lasts (accounted for)",
                      f"{queued['budget_used']:.1%} ({queued['accounted']}/{queued['events']})", "", "",
                      f"≥ {TARGETS['queued_budget_used']:.0%}", verdict(queued["budget_used"] >= TARGETS["queued_budget_used"])])
+    if results.get("large_persons"):
+        rows.append(large_persons_row(results["large_persons"]))
     for soak in results.get("soak", {}).values():
         slope, target = soak["rss_slope_after_spike_mib_per_minute"], TARGETS["soak_rss_slope_mib_per_minute"]
         rows.append([soak_label(soak), f"{soak['updated'] + soak['no_change']} + {soak['retry_later']} = "
@@ -646,7 +670,10 @@ def main(argv: list[str] | None = None) -> int:
         results["queued"], queued_problems = run_queued(settings)
         step("load held against Stardex's limit")
         results["soak"], soak_problems = run_soak(settings)
-    results["problems"] = pipeline_problems + calls_problems + served_problems + queued_problems + soak_problems
+        step("memory after many distinct large persons")
+        results["large_persons"], large_problems = run_large_persons(settings)
+    results["problems"] = (pipeline_problems + calls_problems + served_problems + queued_problems + soak_problems
+                           + large_problems)
 
     rows = build_rows(results, settings)
     table = markdown_table(MAIN_HEADER, rows)

@@ -101,6 +101,18 @@ resource "google_storage_bucket" "state" {
     }
   }
 
+  # A queued delivery too large for a task (payloads/) is deleted by the worker once settled;
+  # one left behind (the bucket failed then) holds personal data like a dead letter.
+  lifecycle_rule {
+    condition {
+      age            = var.dead_letter_retention_days
+      matches_prefix = ["payloads/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   dynamic "encryption" {
     for_each = var.state_kms_key_name == null ? [] : [1]
     content {

@@ -287,7 +287,7 @@ variable "claim_retention_days" {
 }
 
 variable "dead_letter_retention_days" {
-  description = "Days a dead letter (dead-letters/: the event's headers without signatures, its body, which holds personal data, and the error) is kept before a bucket lifecycle rule deletes it. Replay within that time."
+  description = "Days a dead letter (dead-letters/: the event's headers without signatures, its body, which holds personal data, and the error) is kept before a bucket lifecycle rule deletes it. Replay within that time. A queued delivery too large for a task (payloads/) left behind is deleted after as long."
   type        = number
   default     = 30
 

@@ -12,6 +12,10 @@ import time
 from typing import Any, Callable, Iterator
 
 DEFAULT_DEADLINE_SECONDS = 20.0
+# The end of a webhook's (or a task's) deadline kept from its work for the bucket calls that must
+# follow it: releasing or settling the claim, keeping a dead letter. A Stardex or a queue that
+# takes all the time it is given still leaves the claim released, so the sender's retry is applied.
+SETTLE_RESERVE_SECONDS = 0.5
 
 
 class Deadline:
@@ -24,6 +28,12 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left, never negative."""
         return max(0.0, self.expires_at - self._clock())
+
+    def shortened(self, seconds: float = SETTLE_RESERVE_SECONDS) -> "Deadline":
+        """The same deadline ``seconds`` earlier: the work's, the rest left to what follows it."""
+        work = Deadline(0.0, self._clock)
+        work.expires_at = self.expires_at - seconds
+        return work
 
 
 class Watch:

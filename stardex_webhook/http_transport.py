@@ -57,10 +57,11 @@ class Answer:
     body: bytes
 
     def json_or_none(self) -> Any:
-        """The body as JSON (UTF-8, -16 or -32, as ``json.loads`` detects), or None when it is not."""
+        """The body as JSON (UTF-8, -16 or -32, as ``json.loads`` detects), or None when it is not
+        (nested too deep for the parser, ``[[[…]]]`` 100,000 deep, included)."""
         try:
             return json.loads(self.body)
-        except ValueError:  # also UnicodeDecodeError
+        except (ValueError, RecursionError):  # also UnicodeDecodeError
             return None
 
 

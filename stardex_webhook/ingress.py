@@ -31,6 +31,7 @@ _READ_CHUNK = 64 * 1024
 BODY_READ_SECONDS = 5.0
 TASK_KIND = "stardex-webhook/task"
 TASK_VERSION = 2
+WSGI_PATH = "PATH_INFO"  # the request's path as sent, decoded (a WSGI key, not a setting)
 
 
 class Ingress:
@@ -49,7 +50,9 @@ class Ingress:
         return respond(answer, streamed=not body_read)
 
     def _route(self, request: Request, record: dict[str, Any], body_read: list[bool]) -> Answer:
-        path = request.path.strip("/")
+        # The exact path, as sent: "/generic/" and "/generic%2F" are no source, nor "//generic"
+        # (which ``request.path`` would fold into "/generic").
+        path = request.environ.get(WSGI_PATH, "").removeprefix("/")
         if path == HEALTH_PATH:
             body_read.append(True)
             return health(self.pipeline, request.method)
@@ -80,16 +83,19 @@ class Ingress:
         return ok, self.pipeline.once(accepted, deadline, lambda claim: self._apply(delivery, accepted, record, deadline)), {}
 
     def _apply(self, delivery: Delivery, event: Event, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-        """prepare ─► process; an event that cannot be applied is kept as a dead letter first."""
+        """prepare ─► process; an event that cannot be applied is kept as a dead letter first. The
+        work stops short of the deadline, so the letter or the claim's release still fits in it."""
+        work = deadline.shortened()
         try:
-            return self.pipeline.process(self.pipeline.prepare(event, deadline), deadline, record)
+            return self.pipeline.process(self.pipeline.prepare(event, work), work, record)
         except Unprocessable as error:
             if self.pipeline.state is not None:
-                record["dead_letter"] = self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1)
+                record["dead_letter"] = self.pipeline.dead_letter(Received.of(delivery, event), error, attempts=1,
+                                                                  deadline=deadline)
             raise
 
     def _enqueue(self, delivery: Delivery, event: Event, claim: Claim | None, deadline: Deadline) -> dict[str, Any]:
-        self.pipeline.enqueue(task_body(delivery, event, claim), deadline)
+        self.pipeline.enqueue(task_body(delivery, event, claim), deadline.shortened())
         return {"status": "queued"}
 
 

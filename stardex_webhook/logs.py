@@ -12,8 +12,10 @@ import threading
 from typing import Any, TextIO
 
 # The local part starts where a run of local-part characters starts (the look-behind), so a long
-# run without an "@" is scanned once, not once per character.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@")
+# run without an "@" is scanned once, not once per character. Any character but space and the
+# delimiters around an address: a UTF-8 local part (``jürgen.klöß@``) is masked like an ASCII one.
+_LOCAL = r"[^\s@<>()\[\],;:\"]"
+_EMAIL = re.compile(rf"(?<!{_LOCAL})({_LOCAL}){_LOCAL}*@")
 # A run of digits, spaces, dots, dashes and brackets, from a digit (or "+" or "(") to a digit, not
 # inside a word: the digits of an id such as "msg_3b37055602a6" are no phone number.
 _DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]*\d(?![A-Za-z0-9])")

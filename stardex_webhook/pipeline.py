@@ -26,7 +26,7 @@ from .events import HISTORY_KEY, EventHistory, named
 from .errors import ConfigurationError, NotFound, RetryLater, TooLarge, Unauthorized, Unprocessable, WebhookError
 from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
-from .queue import TaskQueue
+from .queue import TaskQueue, fits_in_task
 from .records import Claim, Delivery, Event, Handshake, MappedUpdate, Received
 from .resolver import PersonMemory
 from .secrets import SecretProvider
@@ -236,7 +236,7 @@ class Pipeline:
             self.settle(event.source, event.delivery_id, held, deadline)
             raise
         except BaseException:
-            self.release(event.source, event.delivery_id, held)
+            self.release(event.source, event.delivery_id, held, deadline)
             raise
         if settle:
             self.settle(event.source, event.delivery_id, held, deadline)
@@ -253,21 +253,22 @@ class Pipeline:
             self.log.write("WARNING", "a claim could not be marked done", reason="claim_not_settled",
                            source=source, delivery_id=delivery_id)
 
-    def release(self, source: str, delivery_id: str | None, claim: Claim) -> None:
+    def release(self, source: str, delivery_id: str | None, claim: Claim, deadline: Deadline | None = None) -> None:
         try:
-            self.state.release(claim)  # type: ignore[union-attr]
+            self.state.release(claim, deadline)  # type: ignore[union-attr]
         except RetryLater:  # the retry meets a pending claim until it is stale: said loudly
             self.log.write("ERROR", "a claim could not be released", reason="claim_not_released",
                            source=source, delivery_id=delivery_id)
 
     # ---- dead letters and the queue ------------------------------------------------------
 
-    def dead_letter(self, received: Received, error: WebhookError, attempts: int) -> str | None:
+    def dead_letter(self, received: Received, error: WebhookError, attempts: int,
+                    deadline: Deadline | None = None) -> str | None:
         """Keep the delivery in the bucket with why it failed, and log its name at ERROR (no
         personal data in the line); without a bucket the failure is only logged. Raises
         ``RetryLater`` if it cannot be stored."""
         letter = dead_letter_document(received, error, attempts)
-        name = self.state.put_dead_letter(letter) if self.state is not None else None
+        name = self.state.put_dead_letter(letter, deadline) if self.state is not None else None
         self.log.write("ERROR", f"dead letter {name}" if name else "dead letter not kept: STATE_BUCKET is not set",
                        source=received.source, event=received.event, outcome="dead_lettered", reason=error.reason,
                        status_code=error.status_code, delivery_id=received.delivery_id, dead_letter=name,
@@ -275,9 +276,22 @@ class Pipeline:
         return name
 
     def enqueue(self, task: dict[str, Any], deadline: Deadline) -> str:
+        """Create the task; a delivery too large for one is kept in the bucket and the task names it
+        (``task["payload"]``): never refused for its size, which no retry changes."""
         if self.queue is None:
             raise ConfigurationError("DELIVERY is not queued")
+        if not fits_in_task(task) and self.state is not None:
+            name = self.state.put_payload(task["source"], task, deadline)
+            task = {key: task.get(key) for key in ("kind", "version", "source", "event", "delivery_id", "claim")}
+            task["payload"] = name
         return self.queue.enqueue(task, deadline)
+
+    def forget_payload(self, name: str, deadline: Deadline) -> None:
+        """A settled event's kept payload; left for the bucket's lifecycle rule when the bucket fails."""
+        try:
+            self.state.delete_payload(name, deadline)  # type: ignore[union-attr]
+        except RetryLater:
+            self.log.write("WARNING", "a kept payload could not be deleted", reason="payload_not_deleted")
 
 
 # ---- the one answer and log line ------------------------------------------------------------

@@ -21,6 +21,15 @@ MAX_TASK_BYTES = 1_000_000
 CREATE_TIMEOUT_SECONDS = 10.0
 
 
+def task_bytes(task_body: dict[str, Any]) -> bytes:
+    """A task's body as sent: ASCII JSON (non-ASCII text escaped, up to six bytes a character)."""
+    return json.dumps(task_body, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+def fits_in_task(task_body: dict[str, Any]) -> bool:
+    return len(task_bytes(task_body)) <= MAX_TASK_BYTES
+
+
 class TaskQueue:
     """``enqueue(task_body)`` creates one HTTP task; every failure is ``RetryLater``."""
 
@@ -50,7 +59,7 @@ class TaskQueue:
 
     def enqueue(self, task_body: dict[str, Any], deadline: Deadline) -> str:
         """Create the task and return its name."""
-        body = json.dumps(task_body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        body = task_bytes(task_body)
         if len(body) > MAX_TASK_BYTES:
             # Retrying cannot make it smaller; but the event is authentic, so it is not dropped
             # silently either: the sender is told to retry and the operator sees the 503s.

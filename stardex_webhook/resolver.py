@@ -10,6 +10,7 @@ candidate within seconds); only hits are remembered, so a create always follows 
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from .stardex import OutcomeUnknown, StardexClient, StardexError
 MAX_SEARCH_EMAILS = 5
 # Persons (and keys) one instance remembers at most; the oldest are dropped first.
 MEMORY_SIZE = 2000
+# And the bytes the remembered persons may hold in all (as ``sys.getsizeof`` counts them): a few
+# large persons must not take an instance past its memory (Terraform's default is 512 MiB). A
+# person over an eighth of it is not remembered (it is read again when needed).
+MEMORY_BYTES = 48 * 1024 * 1024
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
 CREATE_FIELDS = frozenset({
@@ -58,13 +63,17 @@ class PersonMemory:
     """Which person a search key found, and each person as last read or written, for ``seconds``.
     Bounded, thread-safe; what it answers is never *fresh*."""
 
-    def __init__(self, seconds: float, size: int = MEMORY_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, seconds: float, size: int = MEMORY_SIZE, clock: Callable[[], float] = time.monotonic,
+                 max_bytes: int = MEMORY_BYTES) -> None:
         self.seconds = seconds
         self.size = size
+        self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._ids: collections.OrderedDict[Key, tuple[float, str]] = collections.OrderedDict()
         self._persons: collections.OrderedDict[str, tuple[float, KnownPerson]] = collections.OrderedDict()
+        self._weights: dict[str, int] = {}  # each remembered person's bytes
+        self.bytes = 0
 
     def _get(self, table: collections.OrderedDict, key: Any) -> Any:
         with self._lock:
@@ -72,18 +81,27 @@ class PersonMemory:
             if entry is None:
                 return None
             if entry[0] <= self._clock():
-                del table[key]
+                self._drop(table, key)
                 return None
             return entry[1]
 
-    def _put(self, table: collections.OrderedDict, key: Any, value: Any) -> None:
+    def _put(self, table: collections.OrderedDict, key: Any, value: Any, weight: int = 0) -> None:
         if self.seconds <= 0:
             return
         with self._lock:
-            table.pop(key, None)
+            self._drop(table, key)
+            if weight > self.max_bytes // 8:
+                return
             table[key] = (self._clock() + self.seconds, value)
-            while len(table) > self.size:
-                table.popitem(last=False)
+            if weight:
+                self._weights[key] = weight
+                self.bytes += weight
+            while len(table) > self.size or (table is self._persons and self.bytes > self.max_bytes):
+                self._drop(table, next(iter(table)))
+
+    def _drop(self, table: collections.OrderedDict, key: Any) -> None:
+        if table.pop(key, None) is not None and table is self._persons:
+            self.bytes -= self._weights.pop(key, 0)
 
     def person_id(self, key: Key) -> str | None:
         return self._get(self._ids, key)
@@ -96,14 +114,30 @@ class PersonMemory:
         return None if known is None else KnownPerson(known.data, read=known.read, fresh=False)
 
     def remember_person(self, person_id: str, known: KnownPerson) -> None:
-        self._put(self._persons, person_id, KnownPerson(known.data, read=known.read, fresh=False))
+        self._put(self._persons, person_id, KnownPerson(known.data, read=known.read, fresh=False),
+                  weight=size_in_bytes(known.data) if self.seconds > 0 else 0)
 
     def forget(self, person_id: str) -> None:
         """Drop the person and every key that led to it (Stardex answered 404 for it)."""
         with self._lock:
-            self._persons.pop(person_id, None)
+            self._drop(self._persons, person_id)
             for key in [key for key, (_, found) in self._ids.items() if found == person_id]:
                 del self._ids[key]
+
+
+def size_in_bytes(document: Any) -> int:
+    """What a JSON document holds in memory, near enough: each object's ``sys.getsizeof``, walked
+    without recursion (a read may nest as deep as the JSON parser allows)."""
+    total, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        total += sys.getsizeof(value)
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
 
 
 def stardex_failure(error: StardexError, action: str) -> Exception:

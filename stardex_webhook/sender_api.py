@@ -114,8 +114,8 @@ class SenderApiClient:
             status = answer.status_code
             if 200 <= status < 300:
                 document = answer.json_or_none()
-                if document is None:
-                    raise _unavailable(operation, f"HTTP {status} without a JSON answer", DEFAULT_RETRY_AFTER_SECONDS)
+                if not isinstance(document, dict):  # every sender's API answers an object
+                    raise _unavailable(operation, f"HTTP {status} without a JSON object", DEFAULT_RETRY_AFTER_SECONDS)
                 return document
             if 300 <= status < 400:
                 raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)", DEFAULT_RETRY_AFTER_SECONDS)

@@ -43,7 +43,9 @@ from .http_transport import (
 )
 from .logs import JsonLog
 
-_ERROR_CODE = re.compile(r"[A-Z0-9_]{1,64}")
+# Stardex's error codes are upper-case words joined by "_" (``INVALID_API_KEY``); anything else, or
+# anything the key in use contains (an echoed ``Authorization``), is not copied into our answer.
+_ERROR_CODE = re.compile(r"[A-Z]{2,20}(?:_[A-Z]{2,20}){0,5}")
 
 
 class RateLimiter:
@@ -114,11 +116,13 @@ class OutcomeUnknown(RetryLater):
     """A create failed after it may have reached Stardex: whether it was applied is unknown."""
 
 
-def _error_code(answer: Answer) -> str:
+def _error_code(answer: Answer, key: str) -> str:
     body = answer.json_or_none()
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP_{answer.status_code}"
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code) and code.lower() not in key.lower():
+        return code
+    return f"HTTP_{answer.status_code}"
 
 
 # Fastify's own answer for a path it has no route for (Stardex's API runs on it):
@@ -175,8 +179,12 @@ class StardexClient:
         return self._call(deadline, "POST", "/persons/search", body, list)
 
     def get_person(self, deadline: Deadline, person_id: str) -> dict[str, Any]:
-        """The person as stored (contact lists under ``emails`` and ``phones``)."""
-        return self._call(deadline, "GET", _person_path(person_id), None, dict)
+        """The person as stored (contact lists under ``emails`` and ``phones``). Another person's
+        data under this id is never merged into a write: ``RetryLater``."""
+        person = self._call(deadline, "GET", _person_path(person_id), None, dict)
+        if "id" in person and str(person["id"]) != str(person_id):
+            raise _unexpected("GET /persons/{id}", "another person's data")
+        return person
 
     def create_person(self, deadline: Deadline, body: dict[str, Any]) -> dict[str, Any]:
         """Needs ``name`` and ``linkedin_url``; not retried once it may have reached Stardex."""
@@ -226,7 +234,7 @@ class StardexClient:
             status = answer.status_code
             if 200 <= status < 300:
                 envelope = answer.json_or_none()
-                if isinstance(envelope, dict) and envelope.get("success") is not False \
+                if isinstance(envelope, dict) and envelope.get("success", True) is True \
                         and isinstance(envelope.get("data"), data_type):
                     return envelope["data"]
                 raise _unexpected(operation, f"HTTP {status} without a success envelope")
@@ -245,7 +253,7 @@ class StardexClient:
                 self._log.write("INFO", f"stardex {operation}: 401, retrying once with a freshly read key")
                 return Failed("HTTP 401", counted=False)
             if status != 429 and status < 500:
-                raise StardexError(status, _error_code(answer))
+                raise StardexError(status, _error_code(answer, key))
             return Failed(f"HTTP {status}", retry_after_seconds(answer, self._wall_clock),
                           rate_limited=status == 429, maybe_applied=status != 429)
 

@@ -7,6 +7,7 @@
   that died, and is taken over so the event is not lost. The protocol is ``pipeline.once``.
 * A dead letter (``dead-letters/<source>/``) keeps an authentic event that could not be applied,
   what replays it (headers without signatures or tokens, the body) and why it failed.
+* A payload (``payloads/<source>/``) keeps a queued delivery too large for a task; the task names it.
 
 Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without it,
 de-duplication and dead letters cannot be promised, so the sender retries.
@@ -24,9 +25,11 @@ from typing import Any, Mapping
 from .deadline import Deadline
 from .errors import RetryLater, WebhookError
 from .records import Claim, Received, iso_time
+from .signatures import utf8_bytes
 
 CLAIMS_PREFIX = "deliveries/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
+PAYLOADS_PREFIX = "payloads/"
 CALL_TIMEOUT_SECONDS = 10.0
 # A pending claim older than this has no live holder, unless the function's timeout says otherwise
 # (``FUNCTION_TIMEOUT_SECONDS``): an attempt ends within its timeout.
@@ -53,7 +56,8 @@ def _seconds_left(deadline: Deadline | None, doing: str) -> float:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    """Never raises: a delivery id may hold a lone surrogate (``"\\ud800"`` is valid JSON)."""
+    return hashlib.sha256(utf8_bytes(text)).hexdigest()
 
 
 class StateStore:
@@ -127,25 +131,44 @@ class StateStore:
         except PreconditionFailed:
             pass
 
-    def release(self, claim: Claim) -> None:
+    def release(self, claim: Claim, deadline: Deadline | None = None) -> None:
         """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
+        left = _seconds_left(deadline, "release the claim")
         try:
             self._call(lambda: self.bucket().delete_blob(claim.name, if_generation_match=claim.generation or None,
-                                                         timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), NotFound, PreconditionFailed)
+                                                         timeout=left, retry=_retry(left)), NotFound, PreconditionFailed)
         except (NotFound, PreconditionFailed):
             pass
 
-    def put_dead_letter(self, letter: Mapping[str, Any]) -> str:
+    def put_dead_letter(self, letter: Mapping[str, Any], deadline: Deadline | None = None) -> str:
         """Its name: ``dead-letters/<source>/<time>-<id>.json``."""
+        return self._put_new(DEAD_LETTERS_PREFIX, letter, deadline, "keep the dead letter")
+
+    def put_payload(self, source: str, document: Mapping[str, Any], deadline: Deadline | None = None) -> str:
+        """Keep a delivery too large for a task; its name (``payloads/<source>/<time>-<id>.json``)."""
+        return self._put_new(PAYLOADS_PREFIX, {**document, "source": source}, deadline, "keep the payload")
+
+    def payload(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
+        """A kept payload's document, or None when there is none of that name."""
+        return self._read(name, deadline) if name.startswith(PAYLOADS_PREFIX) else None
+
+    def delete_payload(self, name: str, deadline: Deadline | None = None) -> None:
+        if name.startswith(PAYLOADS_PREFIX):
+            self._delete(name, deadline)
+
+    def _put_new(self, prefix: str, document: Mapping[str, Any], deadline: Deadline | None, doing: str) -> str:
+        """Create a new object; ASCII JSON, so any text (a header's undecodable byte, kept as a lone
+        surrogate) can be written and read back."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        key = _digest(str(letter.get("delivery_id") or uuid.uuid4()))[:16]
-        name = f"{DEAD_LETTERS_PREFIX}{letter['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
-        data = json.dumps(letter, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        key = _digest(str(document.get("delivery_id") or uuid.uuid4()))[:16]
+        name = f"{prefix}{document['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
+        data = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        left = _seconds_left(deadline, doing)
         blob = self._call(lambda: self.bucket().blob(name))
-        self._call(lambda: blob.upload_from_string(data.encode("utf-8"), content_type="application/json",
-                                                   if_generation_match=0, timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
+        self._call(lambda: blob.upload_from_string(data.encode("ascii"), content_type="application/json",
+                                                   if_generation_match=0, timeout=left, retry=_retry(left)))
         return name
 
     def dead_letters(self, prefix: str = "") -> list[str]:
@@ -156,20 +179,27 @@ class StateStore:
 
     def dead_letter(self, name: str) -> dict[str, Any] | None:
         """A dead letter's document, or None when there is none of that name."""
-        if not _plain(name):
-            return None
-        blob = self._call(lambda: self.bucket().get_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
-        if blob is None:
-            return None
-        return json.loads(self._call(lambda: blob.download_as_bytes(timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
+        return self._read(dead_letter_name(name)) if _plain(name) else None
 
     def delete_dead_letter(self, name: str) -> None:
+        if _plain(name):
+            self._delete(dead_letter_name(name))
+
+    def _read(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
+        if not _plain(name):
+            return None
+        blob = self._call(lambda: self.bucket().get_blob(name, timeout=(t := _seconds_left(deadline, "read")), retry=_retry(t)))
+        if blob is None:
+            return None
+        return json.loads(self._call(lambda: blob.download_as_bytes(timeout=(t := _seconds_left(deadline, "read")),
+                                                                     retry=_retry(t))))
+
+    def _delete(self, name: str, deadline: Deadline | None = None) -> None:
         from google.api_core.exceptions import NotFound
 
-        if not _plain(name):
-            return
         try:
-            self._call(lambda: self.bucket().delete_blob(dead_letter_name(name), timeout=CALL_TIMEOUT_SECONDS, retry=_retry()), NotFound)
+            self._call(lambda: self.bucket().delete_blob(name, timeout=(t := _seconds_left(deadline, "delete")),
+                                                         retry=_retry(t)), NotFound)
         except NotFound:
             pass
 

@@ -104,6 +104,8 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
         return [(where, _FORMAT_MESSAGES.get(name, "does not have the expected form"))]
     if keyword == "maxItems":
         return [(where, f"must have at most {_plural(expected, 'item')}")]
+    if keyword == "maxLength":
+        return [(where, f"must have at most {expected} characters")]
     if keyword == "minLength":
         return [(where, "must not be empty" if expected == 1 else f"must have at least {expected} characters")]
     if keyword == "minItems":

@@ -25,7 +25,7 @@ from .ingress import HEALTH_PATH, TASK_KIND, TASK_VERSION, health, respond
 from .pipeline import Answer, Pipeline, answered
 from .queue import MAX_TASK_BYTES
 from .records import Claim, Handshake, Received
-from .state import CLAIMS_PREFIX
+from .state import CLAIMS_PREFIX, PAYLOADS_PREFIX
 
 QUEUE_HEADER = "X-CloudTasks-QueueName"
 RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
@@ -46,15 +46,21 @@ class TaskWorker:
         if request.method != "POST":
             raise MethodNotAllowed("method_not_allowed", "tasks are POSTed")
         self._check_queue(request.headers.get(QUEUE_HEADER, ""))
-        received, claim = self._read(request)
+        document, claim = self._read(request)
+        record.update(source=document.get("source"), event=document.get("event"), delivery_id=document.get("delivery_id"))
         attempts = _retry_count(request.headers.get(RETRY_COUNT_HEADER, "")) + 1
+        deadline = Deadline(self.pipeline.settings.task_deadline_seconds)
+        payload = document.get("payload")
+        kept = document if payload is None else self._payload(payload, deadline)
+        if kept is None:  # deleted once the event was settled: this is the queue delivering it again
+            return 200, {"status": "duplicate", "reason": "payload_settled"}, {}
+        received = self._received(kept)
         record.update(source=received.source, event=received.event, delivery_id=received.delivery_id,
                       received_at=received.received_at, door="worker", attempts=attempts)
-        deadline = Deadline(self.pipeline.settings.task_deadline_seconds)
         try:
-            answer = self._deliver(received, record, deadline)
+            answer = self._deliver(received, record, deadline.shortened())
         except Unprocessable as error:
-            answer = self._dead_letter(received, error, attempts)
+            answer = self._dead_letter(received, error, attempts, deadline)
         except Exception as error:
             if attempts < self.pipeline.settings.task_max_attempts:
                 if isinstance(error, RetryLater) and error.reason == "stardex_rate_limited":
@@ -63,8 +69,10 @@ class TaskWorker:
             if not isinstance(error, WebhookError):
                 record["error"] = type(error).__name__
                 error = RetryLater("internal_error", "the worker failed")
-            answer = self._dead_letter(received, error, attempts)
+            answer = self._dead_letter(received, error, attempts, deadline)
         self.pipeline.settle(received.source, received.delivery_id, claim, deadline)
+        if payload is not None:  # settled: applied, ignored or in its dead letter
+            self.pipeline.forget_payload(payload, deadline)
         return 200, answer, {}
 
     def _deliver(self, received: Received, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
@@ -77,8 +85,8 @@ class TaskWorker:
             return answer
         return pipeline.process(pipeline.prepare(accepted, deadline), deadline, record)
 
-    def _dead_letter(self, received: Received, error: WebhookError, attempts: int) -> dict[str, Any]:
-        name = self.pipeline.dead_letter(received, error, attempts)
+    def _dead_letter(self, received: Received, error: WebhookError, attempts: int, deadline: Deadline) -> dict[str, Any]:
+        name = self.pipeline.dead_letter(received, error, attempts, deadline)
         answer = {"status": "dead_lettered" if name else "failed", "reason": error.reason, "attempts": attempts}
         if name:
             answer["dead_letter"] = name
@@ -92,7 +100,23 @@ class TaskWorker:
         if queue and header.strip() not in (queue, queue.rsplit("/", 1)[-1]):
             raise BadRequest("wrong_queue", "the task comes from another queue")
 
-    def _read(self, request: Request) -> tuple[Received, Claim | None]:
+    def _payload(self, name: Any, deadline: Deadline) -> Any:
+        """The delivery a task too large for the queue left in the bucket (``ingress``), or None
+        once the worker deleted it (the event is settled)."""
+        if not isinstance(name, str) or not name.startswith(PAYLOADS_PREFIX) or self.pipeline.state is None:
+            raise BadRequest("invalid_task", "the task names no payload in the state bucket")
+        return self.pipeline.state.payload(name, deadline)
+
+    def _received(self, document: Any) -> Received:
+        try:
+            received = Received.from_dict(document)
+        except ValueError as error:
+            raise BadRequest("invalid_task", f"not a task this function enqueued ({error})") from None
+        if received.source not in self.pipeline.sources:
+            raise BadRequest("invalid_task", "not a task this function enqueued (unknown source)")
+        return received
+
+    def _read(self, request: Request) -> tuple[dict[str, Any], Claim | None]:
         limit = MAX_TASK_BYTES + 64 * 1024
         if request.content_length is not None and request.content_length > limit:
             raise TooLarge("task_too_large", "the task body is over Cloud Tasks' limit")
@@ -112,13 +136,10 @@ class TaskWorker:
             if not isinstance(document, dict) or document.get("kind") != TASK_KIND \
                     or document.get("version") not in (1, TASK_VERSION):
                 raise ValueError("not a task of this function")
-            received = Received.from_dict(document)
-            if received.source not in self.pipeline.sources:
-                raise ValueError("unknown source")
             claim = _claim(document.get("claim"))
         except (UnicodeDecodeError, ValueError, RecursionError) as error:
             raise BadRequest("invalid_task", f"not a task this function enqueued ({error})") from None
-        return received, claim
+        return document, claim
 
 
 def _claim(document: Any) -> Claim | None:

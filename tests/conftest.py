@@ -113,10 +113,10 @@ def make_client(base_env):
 
 E2E_MODULES = {"test_e2e", "test_e2e_ats_a", "test_e2e_ats_b", "test_e2e_forms_a", "test_e2e_forms_b",
                "test_e2e_queued", "test_e2e_stages", "test_e2e_history", "test_faults", "test_hostile_stardex", "test_replay",
-               "test_quickstart", "test_bench", "test_try_queued"}
+               "test_quickstart", "test_bench", "test_try_queued", "test_chaos", "test_e2e_nothing_lost"}
 E2E_STARTERS = re.compile(r"\b(function_server|storage_emulator|tasks_emulator|subprocess\.Popen)\(")
 SLOW_MODULES = {"test_e2e_queued", "test_e2e_history", "test_replay", "test_faults", "test_hostile_stardex", "test_quickstart",
-                "test_bench", "test_fuzz", "test_try_queued"}
+                "test_bench", "test_fuzz", "test_try_queued", "test_chaos", "test_e2e_nothing_lost"}
 
 
 def _starts_something(function, seen: dict) -> bool:

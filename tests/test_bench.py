@@ -104,6 +104,8 @@ def test_it_prints_one_table_with_a_verdict_for_every_target(quick_run):
     for cell in CELLS[len(CELLS) // 2:]:  # Stardex answering at once: reported, no target
         assert rows[f"served {cell}: req/s (errors)"][-2:] == ["", ""]
     assert "import time of the module, ms" in rows
+    [large] = [row for name, row in rows.items() if name.startswith("RSS of the serving worker after 100 distinct persons")]
+    assert large[-1] in ("met", "NOT MET"), large
 
 
 def test_the_results_file_holds_the_table_and_every_section(quick_run):

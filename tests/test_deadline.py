@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import socket
 
+import pytest
+
 from stardex_webhook.deadline import WATCHDOG
 
 
@@ -35,3 +37,16 @@ def test_the_watchdog_works_in_a_forked_worker():
     child.start()
     child.join(timeout=20)
     assert child.exitcode == 0 and queue.get(timeout=1) == b""
+
+
+def test_a_shortened_deadline_ends_earlier_on_the_same_clock():
+    """The work's deadline ends ``SETTLE_RESERVE_SECONDS`` before the webhook's: what must follow
+    the work (releasing the claim, keeping a dead letter) always has that much left."""
+    from stardex_webhook.deadline import SETTLE_RESERVE_SECONDS, Deadline
+
+    now = [100.0]
+    deadline = Deadline(4.0, clock=lambda: now[0])
+    work = deadline.shortened()
+    assert work.remaining() == pytest.approx(4.0 - SETTLE_RESERVE_SECONDS)
+    now[0] += 4.0 - SETTLE_RESERVE_SECONDS
+    assert work.remaining() == 0.0 and deadline.remaining() == pytest.approx(SETTLE_RESERVE_SECONDS)

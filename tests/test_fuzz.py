@@ -9,7 +9,8 @@ non-ASCII) and mutations of valid signed requests. The invariants a user relies 
   code that goes with it;
 * an inauthentic request never reaches Stardex nor a sender's API (every outbound request is
   counted by a catch-all ``responses`` mock);
-* no answer carries a key.
+* no answer carries a key;
+* with a state bucket (fake-gcs-server), any delivery id and any header byte is claimed and kept.
 
 The default profile (``ci``) is derandomised and bounded; a longer run:
 ``HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest -q tests/test_fuzz.py``.
@@ -432,3 +433,55 @@ def test_a_changed_task_is_answered_and_never_a_500(worker, outbound, place, key
     document = worker_checked(worker.post("/", data=json.dumps(task), headers=QUEUE))
     if document["status"] == "bad_request":
         assert len(outbound.calls) == before, "a refused task reached no one"
+
+
+# ---- with a state bucket: claims and dead letters for any delivery id and header (issue 21) -----
+
+FUZZ_BUCKET = "fuzz-state"
+
+
+@pytest.fixture(scope="module")
+def bucket_url():
+    from tests.fakes.emulators import storage_emulator
+
+    with storage_emulator(FUZZ_BUCKET) as url:
+        yield url
+
+
+@pytest.fixture
+def client_with_bucket(make_client, base_env, bucket_url):
+    """The public function with ``STATE_BUCKET`` at fake-gcs-server; every other request refused
+    with a 404 (Stardex has no such person), so each authentic event is claimed, then kept as a
+    dead letter: the bucket's whole path, for whatever bytes the delivery holds."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            mock.add_callback(method, re.compile(rf"^(?!{re.escape(bucket_url)}).*"),
+                              callback=lambda request: (404, {}, json.dumps({"error": {"code": "NOT_FOUND"}})))
+        mock.add_passthru(bucket_url)
+        base_env.setenv("STATE_BUCKET", FUZZ_BUCKET)
+        base_env.setenv("STORAGE_EMULATOR_HOST", bucket_url)
+        base_env.setenv("STARDEX_REQUESTS_PER_MINUTE", "1000000")
+        base_env.setenv("PERSON_MEMORY_SECONDS", "0")
+        yield make_client()
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(event_id=st.text(max_size=40), note=HEADER_TEXT, name=st.text(max_size=30))
+def test_any_delivery_id_or_header_byte_is_claimed_and_kept_with_a_bucket(client_with_bucket, event_id, note, name):
+    """A Typeform event whose ``event_id`` is any text (a lone surrogate is valid JSON) with any
+    Latin-1 header beside it: its claim is made and, Stardex having no such person, its dead letter
+    written: a 422, then ``duplicate`` for the same delivery; never a 500, never a 503 for ever."""
+    from google.cloud import storage
+
+    document = json.loads(sample("typeform"))
+    document["event_id"] = event_id + uuid.uuid4().hex  # a new delivery each example
+    document["form_response"]["answers"][0]["text"] = name or "Ada"
+    headers, body = sign("typeform", json.dumps(document).encode())
+    first = checked(send(client_with_bucket, "typeform", {**headers, "X-Sender-Note": note}, body))
+    assert first["status"] in ("unprocessable", "ignored"), first
+    again = checked(send(client_with_bucket, "typeform", {**headers, "X-Sender-Note": note}, body))
+    assert again["status"] == ("duplicate" if first["status"] == "unprocessable" else "ignored"), again
+    if first["status"] == "unprocessable":
+        names = [blob.name for blob in storage.Client().list_blobs(FUZZ_BUCKET, prefix="dead-letters/typeform/")]
+        letters = [json.loads(storage.Client().bucket(FUZZ_BUCKET).blob(name).download_as_bytes()) for name in names]
+        assert document["event_id"] in [letter["delivery_id"] for letter in letters]

@@ -672,10 +672,11 @@ def test_the_state_bucket_is_private_unversioned_and_expires_markers_and_dead_le
     assert bucket["public_access_prevention"] == "enforced"
     assert bucket["versioning"]["enabled"] is False
     rules = {rule["condition"]["matches_prefix"][0]: rule for rule in _listed(bucket["lifecycle_rule"])}
-    assert set(rules) == {"deliveries/", "dead-letters/", "events/"}
+    assert set(rules) == {"deliveries/", "dead-letters/", "events/", "payloads/"}
     assert rules["events/"]["condition"]["age"] == variable_default("history_retention_days", model) == 30
     assert rules["deliveries/"]["condition"]["age"] == variable_default("claim_retention_days", model)
     assert rules["dead-letters/"]["condition"]["age"] == variable_default("dead_letter_retention_days", model)
+    assert rules["payloads/"]["condition"]["age"] == variable_default("dead_letter_retention_days", model)
     assert all(rule["action"]["type"] == "Delete" for rule in rules.values())
     assert "STATE_BUCKET" in environment(model)
     if isinstance(bucket["name"], str):  # tfparse resolves it once the project is known

@@ -13,7 +13,7 @@ import pytest
 import responses
 from responses import matchers
 
-from stardex_webhook.deadline import Deadline
+from stardex_webhook.deadline import SETTLE_RESERVE_SECONDS, Deadline
 from stardex_webhook.sources import SOURCES
 from tests.conftest import PERSON_ID, ROOT, STARDEX_KEY, fixture_json, signed
 from tests.helpers.random_json import random_json as _random_json
@@ -64,6 +64,16 @@ def test_unknown_source_is_404_and_lists_the_valid_ones(make_client):
     assert answer.get_json()["status"] == "not_found"
     assert answer.get_json()["reason"] == "unknown_source"
     assert answer.get_json()["sources"] == sorted(SOURCES), "a typo in the URL shows its fix"
+
+
+@pytest.mark.parametrize("path", ["/generic/", "/generic%2F", "/generic%2f", "/%2Fgeneric"])
+def test_only_the_exact_path_reaches_a_source(make_client, stardex, path):
+    """A source is served at ``/<source>`` and nowhere near it: a signed body sent elsewhere is 404
+    (``/%2Fgeneric`` is how ``//generic`` reaches the app; the test client takes ``//`` for a host)."""
+    raw, headers = signed("generic", generic_update(current_job_title="CTO"))
+    answer = make_client().post(path, data=raw, headers=headers)
+    assert (answer.status_code, answer.get_json()["status"]) == (404, "not_found"), (answer.status_code, answer.data)
+    assert len(stardex.calls) == 0
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
@@ -154,7 +164,10 @@ def test_the_stardex_key_read_shares_the_webhooks_deadline(make_client, secret_r
     assert post(make_client(), "generic", generic_update(current_job_title="CTO")).status_code == 200
     deadlines = {(method, name): deadline for method, name, deadline in secret_reads}
     assert isinstance(deadlines["get", "STARDEX_API_KEY"], Deadline)
-    assert deadlines["get", "STARDEX_API_KEY"] is deadlines["get_keys", "GENERIC_SIGNING_KEY"]
+    # The same deadline, the work's share of it: it ends before the webhook's, leaving the rest for
+    # the claim's release or a dead letter.
+    webhook, work = deadlines["get_keys", "GENERIC_SIGNING_KEY"], deadlines["get", "STARDEX_API_KEY"]
+    assert work.expires_at == pytest.approx(webhook.expires_at - SETTLE_RESERVE_SECONDS)
 
 
 # ---- answers that need no Stardex ------------------------------------------------------------
@@ -232,6 +245,19 @@ def test_one_bad_value_is_left_out_and_listed_the_rest_is_written(make_client, s
     text = answer.get_data(as_text=True) + json.dumps(lines)
     for value in ("diablo.13857579", "ashbyhq"):
         assert value not in text, "a value left out is never quoted"
+
+
+def test_a_text_over_the_schemas_bound_is_left_out_and_the_rest_written(make_client, stardex):
+    """A person's text is bounded (no real title nears 2,000 characters); one over it costs only itself."""
+    stardex.get(f"{API}/persons/{PERSON_ID}",
+                json={"success": True, "data": {"id": PERSON_ID, "emails": [], "phones": []}})
+    stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    answer = post(make_client(), "generic", generic_update(current_job_title="x" * 2001, company_name="Acme"))
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert (body["status"], body["fields"]) == ("updated", ["company_name"])
+    assert body["skipped"] == [{"path": "$.current_job_title", "reason": "must have at most 2000 characters"}]
+    assert sent_json(stardex.calls[-1]) == {"company_name": "Acme"}
 
 
 def test_when_every_email_that_finds_the_person_is_invalid_it_is_422(make_client, stardex):

@@ -70,3 +70,13 @@ def test_the_webhook_line_masks_the_sender_s_event_and_delivery_id(make_client, 
     assert EMAIL not in line and len(line) < 2000
     assert entry["delivery_id"] == "m***@example.org"
     assert entry["event"].startswith("m***@example.org y")
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("from jürgen.klöß@example.de today", "from j***@example.de today"),
+    ("to \"zoë@example.org\"", "to \"z***@example.org\""),
+    ("mailto:o'brien@example.org", "mailto:o***@example.org"),
+    ("山田太郎@example.jp", "山***@example.jp"),
+])
+def test_an_email_with_a_non_ascii_local_part_is_masked(text, masked):
+    assert mask(text) == masked

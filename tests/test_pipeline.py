@@ -39,7 +39,7 @@ class Store:
             raise RetryLater("state_unavailable", "down")
         self.settled.append(claim)
 
-    def release(self, claim):
+    def release(self, claim, deadline=None):
         if self.failing:
             raise RetryLater("state_unavailable", "down")
         self.released.append(claim)

@@ -9,7 +9,7 @@ import responses
 
 from stardex_webhook.errors import RetryLater, Unprocessable
 from stardex_webhook.deadline import Deadline
-from stardex_webhook.resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, resolve_person
+from stardex_webhook.resolver import MAX_SEARCH_EMAILS, KnownPerson, PersonMemory, resolve_person, size_in_bytes
 from stardex_webhook.stardex import RateLimiter, StardexClient, StardexError
 
 DEADLINE = object()  # the resolver only hands it on to the client
@@ -232,3 +232,38 @@ def test_a_memory_of_zero_seconds_remembers_nothing():
     memory = PersonMemory(0)
     memory.remember_id(("email", "a@example.org"), "p-1")
     assert memory.person_id(("email", "a@example.org")) is None
+
+
+def large_person(index: int, field_bytes: int = 200_000) -> dict:
+    """A person with four large text fields (the issue's 200 KB each): sizes in memory, not counts, matter."""
+    return {"id": f"p-{index}", "name": f"Person {index}",
+            **{f"field_{n}": chr(0x0416) * (field_bytes // 2) + str(index) for n in range(4)}}
+
+
+def test_the_memory_is_bounded_in_bytes_not_only_in_persons():
+    """2,000 persons of ~800 KB would be 1.6 GB under a bound by count: the byte bound drops the
+    oldest first, so what is held stays under ``max_bytes``, and the newest are still known."""
+    memory = PersonMemory(300, max_bytes=8 * 1024 * 1024)
+    for index in range(60):
+        memory.remember_person(f"p-{index}", KnownPerson(large_person(index)))
+        assert memory.bytes <= memory.max_bytes
+    assert memory.person("p-59") is not None
+    assert memory.person("p-0") is None, "the oldest were dropped for the bytes"
+    memory.forget("p-59")
+    assert memory.bytes == sum(size_in_bytes(large_person(index)) for index in range(60)
+                               if memory.person(f"p-{index}") is not None)
+
+
+def test_a_person_too_large_for_the_memory_is_not_remembered():
+    memory = PersonMemory(300, max_bytes=1024 * 1024)
+    memory.remember_person("p-1", KnownPerson({"id": "p-1"}))
+    memory.remember_person("p-huge", KnownPerson(large_person(2)))
+    assert memory.person("p-huge") is None
+    assert memory.person("p-1") is not None, "nothing else was pushed out for it"
+
+
+def test_a_read_nested_as_deep_as_json_allows_is_measured():
+    document: list = []
+    for _ in range(50_000):
+        document = [document]
+    assert size_in_bytes({"id": "p-1", "deep": document}) > 50_000

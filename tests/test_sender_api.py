@@ -122,3 +122,15 @@ def test_refusals_are_not_retried(clock, status, error, reason):
         client(clock).read(deadline(clock), FollowUp("GET", "candidates/7"))
     assert refused.value.reason == reason and len(responses.calls) == 1
     assert KEY not in str(refused.value.body()) and "ada@" not in str(refused.value.body())
+
+
+@pytest.mark.parametrize("body", ['"a string"', "[1, 2]", "null", "[" * 100_000 + "]" * 100_000],
+                         ids=["string", "list", "null", "too-deep"])
+def test_an_answer_that_is_not_a_json_object_is_503_like_html(clock, body):
+    """Every sender's API answers an object: anything else is a failure to read it (503, the
+    sender retries), never a 422 that dead-letters the event, and never a 500."""
+    with responses.RequestsMock() as mock:
+        mock.get(f"{BASE}/candidates/1", body=body, content_type="application/json")
+        with pytest.raises(RetryLater) as caught:
+            client(clock, max_attempts=1).read(deadline(clock), FollowUp("GET", "candidates/1"))
+    assert caught.value.reason == "sender_api_unavailable"

@@ -115,7 +115,7 @@ def test_non_ascii_body_is_sent_as_json(fake_time, mocked):
 
 
 def test_person_id_stays_one_path_segment(fake_time, mocked):
-    mocked.get(f"{BASE}/persons/..%2Fjobs", json=ok(PERSON))
+    mocked.get(f"{BASE}/persons/..%2Fjobs", json=ok({**PERSON, "id": "../jobs"}))
     make_client(fake_time).get_person(deadline(fake_time), "../jobs")
     assert mocked.calls[0].request.url == f"{BASE}/persons/..%2Fjobs"
 
@@ -671,3 +671,47 @@ def test_an_activity_write_returns_the_created_activity(fake_time, mocked):
     body = {"person_id": "p-1", "activity_type": "secondary_note", "activity_content": "x"}
     assert make_client(fake_time).create_activity(deadline(fake_time), body) == created
     assert json.loads(mocked.calls[0].request.body) == body
+
+
+# -- what Stardex answers is checked before it is used (issue 21) --------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("status", [200, 400, 503])
+def test_json_nested_too_deep_is_no_crash(fake_time, mocked, status):
+    """``[[[…]]]`` 100,000 deep, whatever the status: never a RecursionError (a 500)."""
+    mocked.get(f"{BASE}/persons/{PERSON['id']}", body=DEEP, status=status)
+    with pytest.raises((RetryLater, StardexError)) as raised:
+        make_client(fake_time, max_attempts=1).get_person(deadline(fake_time), PERSON["id"])
+    if status == 400:
+        assert raised.value.code == "HTTP_400"
+    else:
+        assert isinstance(raised.value, RetryLater)
+
+
+def test_a_read_answered_with_another_persons_data_is_retry_later(fake_time, mocked):
+    """``GET /persons/A`` answering person B: B's data is never used for a write to A."""
+    mocked.get(f"{BASE}/persons/{PERSON['id']}", json=ok({**PERSON, "id": "someone-else"}))
+    with pytest.raises(RetryLater) as raised:
+        make_client(fake_time).get_person(deadline(fake_time), PERSON["id"])
+    assert raised.value.reason == "stardex_unexpected_answer"
+
+
+@pytest.mark.parametrize("envelope", [{"success": "false", "data": {}}, {"success": 0, "data": {}},
+                                      {"success": None, "data": {}}])
+def test_success_is_only_true(fake_time, mocked, envelope):
+    mocked.patch(f"{BASE}/persons/{PERSON['id']}", json=envelope)
+    with pytest.raises(RetryLater) as raised:
+        make_client(fake_time, max_attempts=1).update_person(deadline(fake_time), PERSON["id"], {"name": "Ada"})
+    assert raised.value.reason == "stardex_unexpected_answer"
+
+
+@pytest.mark.parametrize("code", ["ATSSECRETKEY", "BEARER_ATS", "A1B2C3D4", "X"])
+def test_an_error_code_that_is_not_a_word_code_or_echoes_the_key_is_not_copied(fake_time, mocked, code):
+    """An upstream echoing our ``Authorization`` (or anything of the key) in its error code: not copied."""
+    mocked.patch(f"{BASE}/persons/{PERSON['id']}", status=400, json={"success": False, "error": {"code": code}})
+    with pytest.raises(StardexError) as raised:
+        make_client(fake_time, api_key=lambda refresh, deadline: "ATSSECRETKEY-BEARER_ATS").update_person(
+            deadline(fake_time), PERSON["id"], {"name": "Ada"})
+    assert raised.value.code == "HTTP_400"

@@ -170,3 +170,48 @@ def test_settling_a_claim_taken_over_meanwhile_leaves_the_new_holder_alone(store
                             if_generation_match=old.generation)
     store.settle(old)
     assert claim_document(name) == {"token": "new", "state": "pending", "claimed_at": claim_document(name)["claimed_at"]}
+
+
+# ---- odd bytes, payloads and the deadline (issue 21) ---------------------------------------------
+
+def test_a_delivery_id_with_a_lone_surrogate_is_claimed(store):
+    """``"01HZZ\\ud800"`` is valid JSON: its claim is made, and is the same claim the next time."""
+    claim = store.claim("typeform", "01HZZ\ud800")
+    assert isinstance(claim, Claim)
+    assert store.claim("typeform", "01HZZ\ud800") == PENDING
+
+
+def test_a_dead_letter_with_an_undecodable_header_byte_is_kept_and_read_back(store):
+    """A Latin-1 byte in a kept header reaches the app as a lone surrogate (``ingress._header_text``):
+    the letter is written all the same, and reads back as it was."""
+    letter = {"source": "typeform", "delivery_id": "evt-odd", "headers": [["X-Sender-Note", "caf\udce9"]],
+              "body": "{\"name\": \"Zoë 山田 🙂\"}", "error": {"reason": "person_not_found"}}
+    name = store.put_dead_letter(letter)
+    assert store.dead_letter(name) == letter
+
+
+def test_a_payload_is_kept_read_and_deleted(store):
+    document = {"kind": "stardex-webhook/task", "delivery_id": "evt-big", "body": "Ж" * 1000}
+    name = store.put_payload("typeform", document)
+    assert name.startswith("payloads/typeform/")
+    assert store.payload(name) == {**document, "source": "typeform"}
+    assert store.payload("dead-letters/typeform/x.json") is None, "only a payload's name is read"
+    store.delete_payload(name)
+    assert store.payload(name) is None
+
+
+@pytest.mark.parametrize("call", ["release", "put_dead_letter", "settle"])
+def test_a_bucket_call_with_no_time_left_is_retry_later_at_once(store, call):
+    """Every bucket call runs within the webhook's deadline: with none left, none is made."""
+    from stardex_webhook.deadline import Deadline
+
+    claim = store.claim("greenhouse", f"evt-deadline-{call}")
+    spent = Deadline(0)
+    with pytest.raises(RetryLater) as caught:
+        if call == "put_dead_letter":
+            store.put_dead_letter({"source": "greenhouse", "delivery_id": "evt"}, spent)
+        else:
+            getattr(store, call)(claim, spent)
+    assert caught.value.reason == "state_unavailable"
+    assert claim_document(claim.name)["state"] == "pending", "nothing was changed"
+    assert bucket_names(BUCKET, "dead-letters/") == []

@@ -235,6 +235,32 @@ def test_lists_beyond_their_bound_are_refused(field, limit):
     assert errors_of({field: [item] * (limit + 1)}) == [{"path": f"$.{field}", "message": f"must have at most {limit} items"}]
 
 
+@pytest.mark.parametrize("path, body, limit, filler", [
+    ("$.name", lambda text: {"name": text}, 2000, "ж"),
+    ("$.address", lambda text: {"address": text}, 2000, "ж"),
+    ("$.phone_numbers[0].value", lambda text: {"phone_numbers": [{"contact_data_type": "mobile", "value": text}]}, 2000, "5"),
+    ("$.linkedin_url", lambda text: {"linkedin_url": "https://www.linkedin.com/in/" + text}, 2048, "ж"),
+    ("$.custom_fields[0].value", lambda text: {"custom_fields": [{**FULL_BODY["custom_fields"][0], "value": text}]}, 10000, "ж"),
+])
+def test_a_text_no_real_person_has_is_refused_at_its_bound(path, body, limit, filler):
+    """The bounds a person's text stays under (issue 21): the longest real values pass, a value
+    over the bound does not (one sender's 200 KB field must not fill an instance's memory)."""
+    def body_of(total):
+        prefix = len(_first_text(body("")))
+        return body(filler * (total - prefix))
+
+    validate_update(body_of(limit))
+    assert errors_of(body_of(limit + 1)) == [{"path": path, "message": f"must have at most {limit} characters"}]
+
+
+def _first_text(document):
+    """The one string the lambdas above build from their argument, with the argument empty."""
+    while not isinstance(document, str):
+        document = document[0] if isinstance(document, list) else next(
+            value for key, value in document.items() if key not in ("contact_data_type", "attribute_id"))
+    return document
+
+
 def test_json_path_quotes_names_that_are_not_identifiers():
     assert json_path(["emails", 0, "value"]) == "$.emails[0].value"
     assert json_path(["a b", 2]) == '$["a b"][2]'
