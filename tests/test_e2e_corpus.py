@@ -99,6 +99,8 @@ CASES = [
     ("jotform", "sim_not_json.json", 400, {"status": "bad_request"}),
     # Teamtailor: its documentation's one company-webhook body (a job, not a person)
     ("teamtailor", "job_update_example.json", 200, {"status": "ignored", "reason": "event_not_mapped"}),
+    # Its partner-integration webhook (a candidate, but not a company webhook): refused with the reason
+    ("teamtailor", "partner_webhook_expected_payload.json", 400, {"status": "bad_request", "reason": "invalid_payload"}),
     # Workable: its API documentation's candidates under "data", as its candidate events carry them
     ("workable", "docs_candidate_cindy_sawyers.json", 200, {"body": {
         "first_name": "Cindy", "last_name": "Sawyers", "name": "Cindy Sawyers", "company_name": "Overflow Furnishings",
