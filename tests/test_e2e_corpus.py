@@ -100,7 +100,8 @@ CASES = [
     # Teamtailor: its documentation's one company-webhook body (a job, not a person)
     ("teamtailor", "job_update_example.json", 200, {"status": "ignored", "reason": "event_not_mapped"}),
     # Its partner-integration webhook (a candidate, but not a company webhook): refused with the reason
-    ("teamtailor", "partner_webhook_expected_payload.json", 400, {"status": "bad_request", "reason": "invalid_payload"}),
+    ("teamtailor", "partner_webhook_expected_payload.json", 400, {
+        "status": "bad_request", "reason": "invalid_payload"}),
     # Workable: its API documentation's candidates under "data", as its candidate events carry them
     ("workable", "docs_candidate_cindy_sawyers.json", 200, {"body": {
         "first_name": "Cindy", "last_name": "Sawyers", "name": "Cindy Sawyers", "company_name": "Overflow Furnishings",
@@ -130,7 +131,8 @@ CASES = [
     ("ashby", "sim_ping.json", 200, {"status": "ignored", "reason": "ping"}),
     ("ashby", "sim_candidate_delete.json", 200, {"status": "ignored", "reason": "event_not_mapped"}),
     # An application without its candidate: nothing to write
-    ("ashby", "sim_application_update_without_candidate.json", 422, {"status": "unprocessable", "reason": "schema_invalid"}),
+    ("ashby", "sim_application_update_without_candidate.json", 422, {
+        "status": "unprocessable", "reason": "schema_invalid"}),
     # Typeform: a later revision of its example payload: answers name no ref, only the question's id
     ("typeform", "example_payload_later_revision.json", 200, {"body": {
         "first_name": "Laura", "emails": personal("laura@example.com")}}),
