@@ -3,7 +3,8 @@ end: the real functions-framework server, each sender's own signing, ``DRY_RUN=1
 carries the mapped body, which is compared with what a user reading the payload would expect
 (phone numbers read in the US, where the vendors' examples are). Lever's follow-up read goes to the
 loopback fake of Lever's API (the corpus holds no opportunity of Lever's: the project's own is
-served under the example's id)."""
+served under the example's id). Workable's documented body names no event: its subscription's URL
+does (``?event=…``), as a user sets it up."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import fixture_json
+from stardex_webhook.send_sample import signed_request
+from tests.conftest import SIGNING_KEYS, fixture_json
 from tests.fakes.fake_ats_a_api import FakeAtsApi
-from tests.helpers.e2e import PROJECT, fakes, function_server, send  # noqa: F401 (fakes is a fixture)
+from tests.helpers.e2e import PROJECT, fakes, function_server  # noqa: F401 (fakes is a fixture)
 
 CORPUS = Path(__file__).parent / "corpus"
 LEVER_API_KEY = "corpus-lever-api-key"
@@ -97,7 +99,58 @@ CASES = [
     ("jotform", "sim_not_json.json", 400, {"status": "bad_request"}),
     # Teamtailor: its documentation's one company-webhook body (a job, not a person)
     ("teamtailor", "job_update_example.json", 200, {"status": "ignored", "reason": "event_not_mapped"}),
+    # Its partner-integration webhook (a candidate, but not a company webhook): refused with the reason
+    ("teamtailor", "partner_webhook_expected_payload.json", 400, {
+        "status": "bad_request", "reason": "invalid_payload"}),
+    # Workable: its API documentation's candidates under "data", as its candidate events carry them
+    ("workable", "docs_candidate_cindy_sawyers.json", 200, {"body": {
+        "first_name": "Cindy", "last_name": "Sawyers", "name": "Cindy Sawyers", "company_name": "Overflow Furnishings",
+        "current_job_title": "Executive Assistant", "linkedin_url": "http://www.linkedin.com/in/cindy_sawyers",
+        "linkedin_headline": "Operations Manager", "address": "332 Clemmie Roads, Colorado, USA",
+        "emails": personal("cindy_sawyers@gmail.com"), "phone_numbers": mobile("+17859916256")}}),
+    ("workable", "docs_candidate_lakita_marrero.json", 200, {"body": {
+        "first_name": "Lakita", "last_name": "Marrero", "name": "Lakita Marrero",
+        "linkedin_headline": "Operations Manager", "emails": personal("lakita_marrero@gmail.com")}}),
+    # No first or last name, only "name"; its one experience is not current, so no company or title
+    ("workable", "docs_candidate_jj_botha.json", 200, {"body": {
+        "name": "Jj Botha", "linkedin_url": "http://www.linkedin.com/in/jj_botha",
+        "linkedin_headline": "Professional Administration Manager", "address": "25772 Gustave Shore, Iowa, USA",
+        "emails": personal("jj_botha@fakemail.com"), "phone_numbers": mobile("+18595576573")}}),
+    # Tally: its help page's example event (every field type); the name is the payment's
+    ("tally", "docs_example_webhook_event.json", 200, {"body": {
+        "name": "Alice Smith", "emails": personal("alice@example.com"), "phone_numbers": mobile("+32491223344")}}),
+    # Fillout: a public project's test body, and two submissions of Fillout's public demo form
+    ("fillout", "activepieces_webhook_body.json", 200, {"body": {"name": "John Doe"}}),
+    ("fillout", "demo_form_johnny.json", 200, {"body": {"name": "Johnny", "emails": personal("johnny@fillout.com")}}),
+    ("fillout", "demo_form_no_name.json", 200, {"body": {"emails": personal("nope@fillout.com")}}),
+    # Ashby: its reference's example (the phone field holds an email address: left out and listed),
+    # and a public project's test bodies; no ASHBY_API_KEY here
+    ("ashby", "docs_application_submit_from_schema_examples.json", 200, {"body": {
+        "first_name": "James", "name": "James", "emails": [{"contact_data_type": "work", "value": "test@ashbyhq.com"}]},
+        "skipped": [{"path": "$.phone_numbers[0].value", "reason": PHONE_SKIPPED}]}),
+    ("ashby", "sim_ping.json", 200, {"status": "ignored", "reason": "ping"}),
+    ("ashby", "sim_candidate_delete.json", 200, {"status": "ignored", "reason": "event_not_mapped"}),
+    # An application without its candidate: nothing to write
+    ("ashby", "sim_application_update_without_candidate.json", 422, {
+        "status": "unprocessable", "reason": "schema_invalid"}),
+    # Typeform: a later revision of its example payload: answers name no ref, only the question's id
+    ("typeform", "example_payload_later_revision.json", 200, {"body": {
+        "first_name": "Laura", "emails": personal("laura@example.com")}}),
+    # Recruitee: its documentation's test request
+    ("recruitee", "docs_test_request.json", 200, {"status": "ignored", "reason": "test"}),
+    # SmartRecruiters: its signing example's body (ids only): the read it needs wants an API key
+    ("smartrecruiters", "docs_security_example_body.json", 422, {
+        "status": "unprocessable", "reason": "sender_api_key_missing"}),
+    # HubSpot: its SDKs' app-webhook delivery (a list), sent to the workflow-webhook door
+    ("hubspot", "sdk_contact_creation.json", 400, {"status": "bad_request", "reason": "invalid_json"}),
 ]
+
+# Workable's documented body names no event: the subscription's URL does.
+QUERIES = {
+    "workable/docs_candidate_cindy_sawyers.json": "?event=candidate_created",
+    "workable/docs_candidate_lakita_marrero.json": "?event=candidate_moved",
+    "workable/docs_candidate_jj_botha.json": "?event=candidate_created",
+}
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +179,12 @@ def corpus_body(source: str, name: str) -> bytes:
 @pytest.mark.parametrize("source, name, status_code, expected", CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES])
 def test_each_published_payload_gets_the_answer_a_user_expects(server, source, name, status_code, expected):
     raw = corpus_body(source, name)
+    url = f"{server}/{source}{QUERIES.get(f'{source}/{name}', '')}"
     try:
-        answer = send(server, source, raw)
+        headers, raw = signed_request(source, raw, SIGNING_KEYS[source], url=url)
     except json.JSONDecodeError:  # a sender that signs inside the body cannot sign what is no JSON
-        answer = requests.post(f"{server}/{source}", data=raw, headers={"Content-Type": "application/json"}, timeout=30)
+        headers = {"Content-Type": "application/json"}
+    answer = requests.post(url, data=raw, headers=headers, timeout=30)
     assert answer.status_code == status_code, answer.text
     got = answer.json()
     if "body" in expected:
