@@ -10,6 +10,7 @@ answer still reaches the transcript.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any, Iterable
@@ -118,25 +119,36 @@ _OTHER_THAN_A_PERSON_FIELD = frozenset({"website", "site", "web", "url", "size",
 FIELD_MEANINGS = (("first_name", "first_name"), ("last_name", "last_name"), ("name", "name"),
                   ("emails", "email"), ("phone_numbers", "phone"), ("company_name", "company"),
                   ("current_job_title", "job_title"), ("linkedin_url", "linkedin"), ("address", "address"))
-_PHRASE_WORDS = [(meaning, tuple(phrase.split())) for meaning, phrases in PHRASINGS.items() for phrase in phrases]
+# Each phrasing's words, under its first word: a title is matched word by word, not phrasing by phrasing.
+_PHRASES_BY_FIRST_WORD: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+for _meaning, _phrases in PHRASINGS.items():
+    for _phrase in _phrases:
+        _PHRASES_BY_FIRST_WORD.setdefault(_phrase.split()[0], []).append((_meaning, tuple(_phrase.split())))
 
 
 def meaning_of(title: object) -> str | None:
     """The person field a question's title asks for (a key of ``PHRASINGS``), or None."""
     name = normalise_name(title)
-    words = tuple(name.split("_")) if name else ()
-    if not words or len(words) > _LONGEST_TITLE_WORDS:
+    return _meaning_of_name(name) if name else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _meaning_of_name(name: str) -> str | None:
+    """Remembered: every submission of a form asks the same questions."""
+    words = tuple(name.split("_"))
+    if len(words) > _LONGEST_TITLE_WORDS:
         return None
     if _OTHER_THAN_A_PERSON_FIELD.intersection(words) and "linkedin" not in words:
         return None
     best, meanings = 0, set()
-    for meaning, phrase in _PHRASE_WORDS:
-        size = len(phrase)
-        if size < best or not any(words[start:start + size] == phrase for start in range(len(words) - size + 1)):
-            continue
-        if size > best:
-            best, meanings = size, set()
-        meanings.add(meaning)
+    for start, word in enumerate(words):
+        for meaning, phrase in _PHRASES_BY_FIRST_WORD.get(word, ()):
+            size = len(phrase)
+            if size < best or words[start:start + size] != phrase:
+                continue
+            if size > best:
+                best, meanings = size, set()
+            meanings.add(meaning)
     return meanings.pop() if len(meanings) == 1 else None
 
 
