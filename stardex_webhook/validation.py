@@ -221,8 +221,10 @@ def checked(mapped: MappedUpdate) -> MappedUpdate:
                             f"the update does not match the Stardex person schema ({_plural(len(every), 'error')})",
                             errors=every)
     person = mapped.person
-    emails = [address for address in person.emails if is_valid("email", address)]
-    linkedin_url = person.linkedin_url if person.linkedin_url is None or is_valid("url", person.linkedin_url) else None
+    written = {entry["value"] for entry in clean.get("emails", ())}  # valid already: the schema passed them
+    emails = [address for address in person.emails if address in written or is_valid("email", address)]
+    linkedin_url = person.linkedin_url if person.linkedin_url in (None, clean.get("linkedin_url")) \
+        or is_valid("url", person.linkedin_url) else None
     if not person.id and (person.emails or person.linkedin_url) and not (emails or linkedin_url):
         raise Unprocessable("person_keys_invalid",
                             "every email address and LinkedIn URL that could find the person is invalid",
