@@ -167,6 +167,7 @@ class Plan:
     event: dict[str, Any] | None = None
     handshake: dict[str, Any] | None = None
     follow_up: dict[str, Any] | None = None
+    incomplete: str | None = None  # what the webhook alone could not give (the read needs a key)
     update: dict[str, Any] | None = None
     write_policy: str | None = None
     schema_errors: list[dict[str, str]] = field(default_factory=list)
@@ -206,7 +207,7 @@ class Plan:
         return {
             "plan": READ_ONLY, "read_only": True, "source": self.source, "signature": self.signature,
             "dead_letter": self.dead_letter, "handshake": self.handshake, "event": self.event,
-            "follow_up": self.follow_up, "update": self.update, "write_policy": self.write_policy,
+            "follow_up": self.follow_up, "incomplete": self.incomplete, "update": self.update, "write_policy": self.write_policy,
             "schema_errors": self.schema_errors, "skipped": self.skipped, "field_sources": self.field_sources,
             "person": self.person,
             "diff": self.write_plan.to_dict() if self.write_plan is not None else None, "note": self.note,
@@ -248,9 +249,11 @@ def plan_delivery(pipeline: Pipeline, source_name: str, delivery: Any, verify: b
         if ignored is not None:
             return plan
         follow_up = pipeline.sources[source_name].follow_up(event)
-        if follow_up is not None:
+        event = pipeline.follow_up(event, deadline)
+        if follow_up is not None and not event.incomplete:
             plan.follow_up = {"method": follow_up.method, "target": follow_up.target}
-        mapped = pipeline.mapped(pipeline.follow_up(event, deadline))
+        plan.incomplete = event.incomplete
+        mapped = pipeline.mapped(event)
         plan.update, plan.write_policy = mapped.update, mapped.write_policy
         plan.field_sources = dict(mapped.sources)
         try:
@@ -412,6 +415,8 @@ def render(plan: Plan) -> str:
             out.append(f"{what}: ignored ({reason}: {why}); an apply answers 200 ignored and calls nothing")
     if plan.follow_up:
         out.append(f"follow-up read: {plan.follow_up['method']} {plan.follow_up['target']} (the sender's API)")
+    if plan.incomplete:
+        out.append(f"follow-up read: none, {plan.incomplete}")
     if plan.update is not None:
         verdict = "valid" if not plan.schema_errors else f"{len(plan.schema_errors)} schema error(s)"
         if plan.skipped and not plan.schema_errors:

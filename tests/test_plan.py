@@ -203,7 +203,7 @@ def test_the_json_plan_is_the_same_plan_as_one_document(stardex, tmp_path, base_
         "plan": READ_ONLY, "read_only": True, "source": "generic", "signature": "checked", "dead_letter": None,
         "handshake": None,
         "event": {"type": "candidate.updated", "delivery_id": "msg_plan_1", "acted_on": True, "ignored": None},
-        "follow_up": None,
+        "follow_up": None, "incomplete": None,
         "update": {"name": "Ada Lovelace", "current_job_title": "Engineer", "company_name": "Analytical Engines",
                    "emails": [{"contact_data_type": "work", "value": "ada@engines.example"},
                               {"contact_data_type": "personal", "value": "ada@example.com"}],
@@ -784,3 +784,20 @@ def test_the_sandbox_example_plans_a_custom_field_in_the_diff(stardex, tmp_path,
     assert "Plan: 3 to add, 0 to change, 5 kept.\n" in out
     emails = diff.split("emails", 1)[1].split("]", 1)[0]
     assert emails.count("chidi.okafor@example.com") == 1, "each email once"
+
+
+# ---- a sender whose API key is optional (Ashby) -------------------------------------------------
+
+
+def test_ashby_without_its_key_plans_no_follow_up_read_and_says_what_is_incomplete(stardex, tmp_path, base_env):
+    """Without ASHBY_API_KEY the function writes what the webhook carries: the plan names no read
+    it would not make, and says what the key would add, as the answer does."""
+    base_env.delenv("ASHBY_API_KEY", raising=False)
+    raw, headers = signed("ashby", (SAMPLES_DIR / "ashby.json").read_bytes())
+    args = [part for name, value in headers.items() for part in ("--header", f"{name}: {value}")]
+    code, text = run(tmp_path, "ashby", raw, *args)
+    assert "candidate.info" not in text
+    assert "follow-up read: none, ASHBY_API_KEY is not set" in text
+    code, out = run(tmp_path, "ashby", raw, *args, "--json")
+    planned = json.loads(out)
+    assert planned["follow_up"] is None and planned["incomplete"].startswith("ASHBY_API_KEY is not set")
