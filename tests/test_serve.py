@@ -35,7 +35,10 @@ def test_every_source_ships_a_sample_that_is_json():
         assert isinstance(json.loads((SAMPLES_DIR / f"{source}.json").read_text()), dict)
 
 
-def test_send_sample_posts_the_sample_to_the_source_path(capsys):
+@pytest.fixture
+def receiver():
+    """A loopback server answering every POST 200 ``{"status": "dry_run"}``: its base URL, and each
+    request it took as (path, body, headers)."""
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -53,9 +56,15 @@ def test_send_sample_posts_the_sample_to_the_source_path(capsys):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        code = send_sample(["typeform", "--url", f"http://127.0.0.1:{server.server_port}", "--key", "k"])
+        yield f"http://127.0.0.1:{server.server_port}", received
     finally:
         server.shutdown()
+        server.server_close()
+
+
+def test_send_sample_posts_the_sample_to_the_source_path(receiver, capsys):
+    url, received = receiver
+    code = send_sample(["typeform", "--url", url, "--key", "k"])
     assert code == 0
     path, body, headers = received[0]
     assert path == "/typeform"
@@ -116,28 +125,10 @@ def test_send_sample_takes_a_base_or_the_full_webhook_url(given, posted):
     assert webhook_url(given, "typeform") == posted
 
 
-def test_send_sample_says_when_it_took_the_url_as_the_webhook_url(capsys):
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(self.path)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        code = send_sample(["typeform", "--url", f"http://127.0.0.1:{server.server_port}/typeform", "--key", "k"])
-    finally:
-        server.shutdown()
-    assert code == 0 and received == ["/typeform"]
+def test_send_sample_says_when_it_took_the_url_as_the_webhook_url(receiver, capsys):
+    url, received = receiver
+    code = send_sample(["typeform", "--url", f"{url}/typeform", "--key", "k"])
+    assert code == 0 and [path for path, _, _ in received] == ["/typeform"]
     assert "--url already ends in /typeform" in capsys.readouterr().err
 
 
