@@ -26,7 +26,7 @@ from .events import HISTORY_KEY, EventHistory, named
 from .errors import ConfigurationError, NotFound, RetryLater, TooLarge, Unauthorized, Unprocessable, WebhookError
 from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
-from .queue import TaskQueue, fits_in_task
+from .queue import MAX_TASK_BYTES, TaskQueue, task_bytes
 from .records import Claim, Delivery, Event, Handshake, MappedUpdate, Received
 from .resolver import PersonMemory
 from .secrets import SecretProvider
@@ -280,11 +280,12 @@ class Pipeline:
         (``task["payload"]``): never refused for its size, which no retry changes."""
         if self.queue is None:
             raise ConfigurationError("DELIVERY is not queued")
-        if not fits_in_task(task) and self.state is not None:
+        body = task_bytes(task)
+        if len(body) > MAX_TASK_BYTES and self.state is not None:
             name = self.state.put_payload(task["source"], task, deadline)
             task = {key: task.get(key) for key in ("kind", "version", "source", "event", "delivery_id", "claim")}
-            task["payload"] = name
-        return self.queue.enqueue(task, deadline)
+            body = task_bytes({**task, "payload": name})
+        return self.queue.enqueue(body, deadline)
 
     def forget_payload(self, name: str, deadline: Deadline) -> None:
         """A settled event's kept payload; left for the bucket's lifecycle rule when the bucket fails."""

@@ -26,10 +26,6 @@ def task_bytes(task_body: dict[str, Any]) -> bytes:
     return json.dumps(task_body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def fits_in_task(task_body: dict[str, Any]) -> bool:
-    return len(task_bytes(task_body)) <= MAX_TASK_BYTES
-
-
 class TaskQueue:
     """``enqueue(task_body)`` creates one HTTP task; every failure is ``RetryLater``."""
 
@@ -57,9 +53,8 @@ class TaskQueue:
                     self._client = tasks_v2.CloudTasksClient()
             return self._client
 
-    def enqueue(self, task_body: dict[str, Any], deadline: Deadline) -> str:
-        """Create the task and return its name."""
-        body = task_bytes(task_body)
+    def enqueue(self, body: bytes, deadline: Deadline) -> str:
+        """Create the task whose body is ``body`` (``task_bytes``) and return its name."""
         if len(body) > MAX_TASK_BYTES:
             # Retrying cannot make it smaller; but the event is authentic, so it is not dropped
             # silently either: the sender is told to retry and the operator sees the 503s.

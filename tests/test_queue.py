@@ -9,7 +9,7 @@ import pytest
 
 from stardex_webhook.deadline import Deadline
 from stardex_webhook.errors import RetryLater
-from stardex_webhook.queue import TaskQueue
+from stardex_webhook.queue import TaskQueue, task_bytes
 from tests.fakes.emulators import free_port, tasks_emulator
 
 QUEUE = "projects/test/locations/here/queues/stardex"
@@ -36,7 +36,7 @@ def test_an_event_becomes_one_http_task_to_the_worker_with_an_oidc_token(endpoin
     client.pause_queue(name=QUEUE)  # keep the task in the queue, to look at it
     try:
         body = {"kind": "stardex-webhook/task", "source": "greenhouse", "mapped": {"update": {"name": "Ada"}}}
-        name = TaskQueue(QUEUE, WORKER_URL, ACCOUNT, endpoint=f"http://{endpoint}").enqueue(body, Deadline(5))
+        name = TaskQueue(QUEUE, WORKER_URL, ACCOUNT, endpoint=f"http://{endpoint}").enqueue(task_bytes(body), Deadline(5))
         tasks = {task.name: task for task in client.list_tasks(parent=QUEUE)}
         task = tasks[name]
         assert task.http_request.url == WORKER_URL
@@ -56,13 +56,13 @@ def test_an_event_becomes_one_http_task_to_the_worker_with_an_oidc_token(endpoin
 def test_a_task_that_cannot_be_created_is_retry_later(endpoint, queue, where):
     target = endpoint if where == "emulator" else f"127.0.0.1:{free_port()}"
     with pytest.raises(RetryLater) as caught:
-        TaskQueue(queue, WORKER_URL, ACCOUNT, endpoint=target).enqueue({"kind": "x"}, Deadline(3))
+        TaskQueue(queue, WORKER_URL, ACCOUNT, endpoint=target).enqueue(task_bytes({"kind": "x"}), Deadline(3))
     assert caught.value.reason == "queue_unavailable"
 
 
 def test_a_task_over_cloud_tasks_limit_is_refused_before_any_call(endpoint):
     with pytest.raises(RetryLater) as caught:
-        TaskQueue(QUEUE, WORKER_URL, ACCOUNT, endpoint=endpoint).enqueue({"body": "x" * 1_000_001}, Deadline(3))
+        TaskQueue(QUEUE, WORKER_URL, ACCOUNT, endpoint=endpoint).enqueue(task_bytes({"body": "x" * 1_000_001}), Deadline(3))
     assert caught.value.reason == "task_too_large"
 
 
