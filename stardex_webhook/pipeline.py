@@ -180,7 +180,8 @@ class Pipeline:
         person memory, so it sees every call an instance new to the person would make."""
         if mapped.skipped:
             record["skipped"] = list(mapped.skipped)
-        record["named"] = named(mapped)  # for the event history's keyed hashes
+        if self.history is not None:
+            record["named"] = named(mapped)  # for the event history's keyed hashes
         if self.settings.dry_run and client is None:
             answer = {"status": "dry_run", "body": mapped.update}
             if mapped.person.id:
