@@ -24,6 +24,7 @@ from .errors import WebhookError
 from .logs import JsonLog, mask
 from .records import MappedUpdate, iso_time
 from .secrets import SecretProvider
+from .signatures import utf8_bytes
 
 EVENTS_PREFIX, IDS_PREFIX, HISTORY_KEY = "events/", "events/ids/", "HISTORY_KEY"
 CALL_TIMEOUT_SECONDS = 5.0
@@ -50,7 +51,7 @@ def named(mapped: MappedUpdate) -> list[tuple[str, str]]:
 
 
 def id_digest(delivery_id: str) -> str:
-    return hashlib.sha256(delivery_id.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256(utf8_bytes(delivery_id)).hexdigest()  # a lone surrogate too, as the claim's digest
 
 
 def record_name(received_at: float, source: str, key: str) -> str:

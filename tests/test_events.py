@@ -99,6 +99,14 @@ def test_a_new_events_record_costs_two_bucket_calls_and_a_retrys_five():
     assert bucket.calls == 2 + 5, "the pointer taken, read; the record read (metadata, body) and written"
 
 
+def test_a_delivery_id_with_a_lone_surrogate_still_leaves_its_record():
+    """Valid JSON may carry "\\ud800" in a sender's event id: the record is written, not lost to an encoding error."""
+    events, bucket, log = history()
+    door(events, {"status": "updated", "person_id": "p-1", "fields": ["name"]}, delivery_id="01HZZ\ud800")
+    assert len(records(bucket)) == 1
+    assert "history_not_written" not in log.getvalue()
+
+
 def RetryLaterError():
     from stardex_webhook.errors import RetryLater
 
