@@ -1,4 +1,4 @@
-"""The few typed errors every stage raises; ``app`` turns each into the contract's (docs/contract.md) answer.
+"""The few typed errors every stage raises; ``pipeline.answered`` turns each into docs/contract.md's answer.
 
 A stage never builds an HTTP response itself: it raises one of these with a short machine-readable
 ``reason`` (a snake_case code) and an optional human ``message``. Neither may contain a secret or

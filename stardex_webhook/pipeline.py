@@ -5,7 +5,7 @@ prepare(event)            follow-up read (the sender's API)? · mapping · valid
 process(update)           resolve the person · plan the writes · write through a Stardex client ─► answer
 
 Each stage takes plain values (``records``) and returns plain values, or raises one of the typed
-errors of ``errors``. ``answered`` turns a door's outcome or error into the contract's (docs/contract.md) answer and
+errors of ``errors``. ``answered`` turns a door's outcome or error into docs/contract.md's answer and
 writes the one log line. The doors (``ingress`` for webhooks, ``worker`` for tasks, and the tools
 ``replay`` and ``plan``) call these and nothing else of each other. No HTTP framework here.
 """
@@ -70,7 +70,7 @@ class Pipeline:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, log_stream: TextIO | None = None) -> "Pipeline":
-        """Read the contract's (docs/contract.md) variables and load every mapping; any fault stops the start. The
+        """Read docs/contract.md's variables and load every mapping; any fault stops the start. The
         tools log to stderr (``log_stream``): their stdout is their output."""
         settings = load_settings(environ)
         mappings = load_mappings(BUILTIN_MAPPINGS_DIR, settings.mappings_dir, settings.phone_default_region, SOURCES)

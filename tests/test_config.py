@@ -1,4 +1,4 @@
-"""config: the contract's (docs/contract.md) variables, read once, with clear faults for bad values."""
+"""config: docs/contract.md's variables, read once, with clear faults for bad values."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """Fault injection against the real ``functions-framework`` server: each fault of Stardex, of
-Secret Manager, of a sender's API, of the queue and of the bucket, and the contract's (docs/contract.md) answer to it
+Secret Manager, of a sender's API, of the queue and of the bucket, and docs/contract.md's answer to it
 (status code, ``status``/``reason``, ``Retry-After``), given before the webhook's deadline
 (``STARDEX_DEADLINE_SECONDS``, 4 s in these servers) plus a margin. The elapsed time is only that
 bound, never a speed target.

@@ -1,4 +1,4 @@
-"""ingress: the contract's (docs/contract.md) routes and answers, through the real function built in-process from main.py.
+"""ingress: docs/contract.md's routes and answers, through the real function built in-process from main.py.
 
 Stardex is mocked with ``responses``; every answer is checked for its status code, its ``status``
 field and what reached (or did not reach) Stardex.

@@ -24,7 +24,7 @@ class TypeformSource(BodyHmacSource):
     """Adapter for Typeform: base64 HMAC of the raw body, one form response per delivery."""
 
     name = "typeform"
-    default_write_policy = "fill"  # anyone with the form's link can answer it (the contract's (docs/contract.md) write policy)
+    default_write_policy = "fill"  # anyone with the form's link can answer it (docs/contract.md's write policy)
     signature_header = "Typeform-Signature"
     # "sha256=<base64>"; blanks around the parts and the case of "sha256" are tolerated.
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
