@@ -51,7 +51,7 @@ STARDEX_DELAYS = {"after 50 ms": 0.05, "at once": 0.0}
 COLD_STARTS = ((("patch", False), TARGETS["cold_start_ratio"]), (("merge", False), TARGETS["cold_start_ratio"]),
                (("merge", True), TARGETS["cold_start_secret_manager_ratio"]))
 PACKAGES = ("functions-framework", "gunicorn", "Flask", "Werkzeug", "requests", "urllib3", "jsonschema",
-            "jmespath", "phonenumbers", "google-cloud-secret-manager")
+            "jmespath", "phonenumbers", "multipart", "google-cloud-secret-manager")
 
 
 class Settings:

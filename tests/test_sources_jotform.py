@@ -315,7 +315,7 @@ def test_a_per_form_section_is_picked_by_the_form_id_and_can_keep_the_transcript
     assert "linkedin_headline" not in elsewhere.update and elsewhere.note is None
 
 
-# ---- multipart bodies as senders write them: read by werkzeug's parser -------------------------
+# ---- multipart bodies as senders write them: read by the multipart library -------------------------
 
 from stardex_webhook.sources.base import MAX_JSON_VALUES  # noqa: E402
 
@@ -330,13 +330,20 @@ def part(name: str, value: str, boundary: str = "B", crlf: str = "\r\n") -> str:
         (part("a", "x") + part("a", "y") + "--B--\r\n", {"a": "x"}),  # a repeated field: its first value
         (part("a", "line one\r\nline two") + part("b", "see --B here") + "--B--\r\n",
          {"a": "line one\r\nline two", "b": "see --B here"}),  # line breaks and the delimiter's text in a value
-        (part("a", "x", crlf="\n") + "--B--\n", {"a": "x"}),  # LF line ends
         ("preamble\r\n" + part("a", "x") + "--B--\r\nepilogue", {"a": "x"}),
         (part("a", "Tomáš") + "--B--", {"a": "Tomáš"}),  # no final line break
     ],
 )
 def test_multipart_bodies_of_other_shapes_read_as_their_fields(body, expected):
     assert form_fields('multipart/form-data; boundary="B"', body.encode()) == expected
+
+
+def test_a_multipart_body_with_bare_line_feeds_is_an_invalid_form():
+    """RFC 2046 ends each line with CRLF, as Jotform and every browser send it; bare LFs are a
+    400 with the reason, never a form read half."""
+    with pytest.raises(BadRequest) as caught:
+        form_fields("multipart/form-data; boundary=B", (part("a", "x", crlf="\n") + "--B--\n").encode())
+    assert caught.value.reason == "invalid_form"
 
 
 def test_a_multipart_value_that_is_not_utf8_is_read_with_replacement_characters():
