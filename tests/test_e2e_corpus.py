@@ -141,6 +141,9 @@ CASES = [
     # SmartRecruiters: its signing example's body (ids only): the read it needs wants an API key
     ("smartrecruiters", "docs_security_example_body.json", 422, {
         "status": "unprocessable", "reason": "sender_api_key_missing"}),
+    # Tally: a delivery captured in a public project's test, an NPS form: hidden fields, a question with
+    # no label, unanswered ones, a choice given as one option id; nothing about a person, so nothing to write
+    ("tally", "immersion_facile_nps_capture.json", 422, {"status": "unprocessable", "reason": "schema_invalid"}),
     # HubSpot: its SDKs' app-webhook delivery (a list), sent to the workflow-webhook door
     ("hubspot", "sdk_contact_creation.json", 400, {"status": "bad_request", "reason": "invalid_json"}),
 ]
