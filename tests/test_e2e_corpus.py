@@ -144,6 +144,9 @@ CASES = [
     # Tally: a delivery captured in a public project's test, an NPS form: hidden fields, a question with
     # no label, unanswered ones, a choice given as one option id; nothing about a person, so nothing to write
     ("tally", "immersion_facile_nps_capture.json", 422, {"status": "unprocessable", "reason": "schema_invalid"}),
+    # Typeform: a delivery captured in a public project's test; the name is found by the question's
+    # title, no email or LinkedIn URL is asked (a real run finds no one unless creating is opted in)
+    ("typeform", "actionsflow_feedback_capture.json", 200, {"body": {"name": "test1"}}),
     # HubSpot: its SDKs' app-webhook delivery (a list), sent to the workflow-webhook door
     ("hubspot", "sdk_contact_creation.json", 400, {"status": "bad_request", "reason": "invalid_json"}),
 ]
