@@ -141,6 +141,17 @@ CASES = [
     # SmartRecruiters: its signing example's body (ids only): the read it needs wants an API key
     ("smartrecruiters", "docs_security_example_body.json", 422, {
         "status": "unprocessable", "reason": "sender_api_key_missing"}),
+    # Tally: a delivery captured in a public project's test, an NPS form: hidden fields, a question with
+    # no label, unanswered ones, a choice given as one option id; nothing about a person, so nothing to write
+    ("tally", "immersion_facile_nps_capture.json", 422, {"status": "unprocessable", "reason": "schema_invalid"}),
+    # Typeform: a delivery captured in a public project's test; the name is found by the question's
+    # title, no email or LinkedIn URL is asked (a real run finds no one unless creating is opted in)
+    ("typeform", "actionsflow_feedback_capture.json", 200, {"body": {"name": "test1"}}),
+    # Teamtailor: its API documentation's candidate as a candidate.create company webhook carries it;
+    # "0700000000" is no US number: written as given
+    ("teamtailor", "docs_candidate_as_company_webhook.json", 200, {"body": {
+        "first_name": "John", "last_name": "Doe", "name": "John Doe", "emails": personal("john.doe@example.com"),
+        "phone_numbers": mobile("0700000000")}}),
     # HubSpot: its SDKs' app-webhook delivery (a list), sent to the workflow-webhook door
     ("hubspot", "sdk_contact_creation.json", 400, {"status": "bad_request", "reason": "invalid_json"}),
 ]

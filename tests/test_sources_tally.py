@@ -157,6 +157,8 @@ def test_choices_are_resolved_to_their_text_and_checkboxes_are_lists():
         ("MULTI_SELECT", ["o2", "o1"], ["Two", "One"]),
         ("MULTIPLE_CHOICE", ["o9"], "o9"),  # an id with no option is kept as sent
         ("DROPDOWN", ["o3"], "o3"),  # and one whose option has no text
+        ("MULTIPLE_CHOICE", "o1", "One"),  # one bare id, not a list (a captured delivery has it)
+        ("DROPDOWN", "o9", "o9"),
     ],
 )
 def test_choice_shapes(kind, chosen, expected):
@@ -198,6 +200,15 @@ def test_the_transcript_is_the_form_as_the_respondent_answered_it():
             ("Skills", "Python, SQL"),
         ),
     ), "no hidden fields, no per-option checkbox echoes, no unanswered question"
+
+
+def test_a_captured_single_choice_sent_as_one_bare_id_reads_as_its_text():
+    """tests/corpus/tally/immersion_facile_nps_capture.json: the choice's value is one option id, not a
+    list; the transcript shows the option's text, and a question with no label is left out."""
+    body = (ROOT / "tests" / "corpus" / "tally" / "immersion_facile_nps_capture.json").read_bytes()
+    transcript = source.parse(signed(body)).transcript
+    assert transcript == Transcript(title="[NPS] NPS Convention validée", answers=(
+        ("Auriez-vous fait cette immersion sans le site Immersion Facilitée (facultatif) ?", "Oui"),))
 
 
 @pytest.mark.parametrize(

@@ -63,9 +63,11 @@ class TallySource(BodyHmacSource):
 
 
 def resolved(field: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the field whose choice ``value`` (a list of option ids) holds the options' text;
-    an id with no option is kept as it is."""
+    """A copy of the field whose choice ``value`` (a list of option ids, or for a single choice one
+    bare id, as some deliveries carry it) holds the options' text; an id with no option is kept as it is."""
     kind, value = field.get("type"), field.get("value")
+    if kind in SINGLE_CHOICE and isinstance(value, str):
+        value = [value]
     if kind not in SINGLE_CHOICE + MANY_CHOICES or not isinstance(value, list):
         return dict(field)
     options = field.get("options")
