@@ -59,10 +59,6 @@ def _masked(text: str) -> str:
     return _DIGITS.sub(_phone, _EMAIL.sub(r"\1***@", text))
 
 
-def _outside(value: Any, limit: int) -> str:
-    return _cut(mask(str(value)), limit)
-
-
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -81,7 +77,7 @@ class JsonLog:
         for key, value in {"message": message, **fields}.items():
             if value is not None:
                 if key in OUTSIDE_TEXT:
-                    value = _outside(value, OUTSIDE_TEXT[key])
+                    value = _cut(mask(str(value)), OUTSIDE_TEXT[key])
                 elif key in IDENTIFIERS:
                     value = _cut(_EMAIL.sub(r"\1***@", str(value)), IDENTIFIERS[key])
                 entry[key] = value
