@@ -93,11 +93,9 @@ class Settings:
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     raw = environ.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}={raw!r}: expected 1 or 0")
+    if raw not in _TRUE | _FALSE:
+        raise ConfigurationError(f"{name}={raw!r}: expected 1 or 0")
+    return raw in _TRUE
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> float:
