@@ -170,8 +170,7 @@ class Claim:
 
 def without_credentials(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
     """Headers (or query parameters) without any whose name says it holds a credential
-    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...): a kept delivery holds
-    what is needed to parse the event, never what proves it."""
+    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...)."""
     return [[name, value] for name, value in pairs
             if not any(word in name.lower().replace("_", "-") for word in CREDENTIAL_WORDS)]
 
