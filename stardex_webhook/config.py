@@ -83,11 +83,8 @@ class Settings:
     def check_api_bases(self, sources: Mapping[str, object]) -> None:
         """https (http only to loopback): the sender's API key travels in every follow-up read."""
         for name in sources:
-            base = self.environ.get(api_base_name(name), "").strip()
-            if base and not _safe_base(base.rstrip("/")):
-                raise ConfigurationError(
-                    f"{api_base_name(name)}={base!r}: expected an https URL (http only to a loopback host such as 127.0.0.1)"
-                )
+            if base := self.environ.get(api_base_name(name), "").strip():
+                _check_base(api_base_name(name), base)
 
     def has_setting(self, name: str) -> bool:
         """True when ``NAME`` or ``NAME_SECRET`` is set (non-empty)."""
@@ -96,11 +93,9 @@ class Settings:
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     raw = environ.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}={raw!r}: expected 1 or 0")
+    if raw not in _TRUE | _FALSE:
+        raise ConfigurationError(f"{name}={raw!r}: expected 1 or 0")
+    return raw in _TRUE
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> float:
@@ -119,19 +114,19 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type, m
 _API_VERSION_PATH = re.compile(r"/v\d+$")
 
 
-def _safe_base(url: str) -> bool:
-    """https to any host; http only to this machine, since the API key travels in every request."""
+def _check_base(name: str, url: str, example: str = " such as 127.0.0.1") -> None:
+    """https to any host; http only to this machine, since a credential travels in every request."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        if parts.scheme == "https":
-            return bool(host)
-        return parts.scheme == "http" and bool(host) and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
+        safe = bool(host) and (parts.scheme == "https" or (
+            parts.scheme == "http" and (host == "localhost" or ipaddress.ip_address(host).is_loopback)))
     except ValueError:  # an unreadable URL, or a host that is no IP address
-        return False
+        safe = False
+    if not safe:
+        raise ConfigurationError(f"{name}={url!r}: expected an https URL (http only to a loopback host{example})")
 
 
-DELIVERY_MODES = ("sync", "queued")
 _QUEUE_NAME = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/queues/[A-Za-z0-9-]{1,100}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
@@ -140,21 +135,19 @@ def _queued_settings(env: Mapping[str, str]) -> dict[str, object]:
     """With ``queued`` the queue, the worker's URL, its OIDC account and ``STATE_BUCKET`` are required:
     a function that could not enqueue must not start and answer 503 to every sender."""
     delivery = env.get("DELIVERY", "").strip().lower() or "sync"
-    if delivery not in DELIVERY_MODES:
+    if delivery not in ("sync", "queued"):
         raise ConfigurationError(f"DELIVERY={delivery!r}: expected sync or queued")
     values = {name: env.get(name, "").strip() or None
               for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "CLOUD_TASKS_ENDPOINT", "STATE_BUCKET")}
-    if delivery == "queued":
-        missing = [name for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "STATE_BUCKET")
-                   if not values[name]]
-        if missing:
-            raise ConfigurationError(f"DELIVERY=queued needs {', '.join(missing)}")
+    missing = [name for name in ("TASKS_QUEUE", "TASKS_WORKER_URL", "TASKS_SERVICE_ACCOUNT", "STATE_BUCKET")
+               if not values[name]]
+    if delivery == "queued" and missing:
+        raise ConfigurationError(f"DELIVERY=queued needs {', '.join(missing)}")
     queue, url, account = values["TASKS_QUEUE"], values["TASKS_WORKER_URL"], values["TASKS_SERVICE_ACCOUNT"]
     if queue and not _QUEUE_NAME.fullmatch(queue):
         raise ConfigurationError(f"TASKS_QUEUE={queue!r}: expected projects/P/locations/L/queues/Q")
-    if url and not _safe_base(url):
-        # The task carries an OIDC token to it: https, or http only to this machine.
-        raise ConfigurationError(f"TASKS_WORKER_URL={url!r}: expected an https URL (http only to a loopback host)")
+    if url:  # the task carries an OIDC token to it
+        _check_base("TASKS_WORKER_URL", url, example="")
     if account and "@" not in account:
         raise ConfigurationError(f"TASKS_SERVICE_ACCOUNT={account!r}: expected a service account email")
     bucket = values["STATE_BUCKET"]
@@ -180,10 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigurationError(f"PHONE_DEFAULT_REGION={region!r}: not a region code phonenumbers knows, e.g. GB")
     base = env.get("STARDEX_API_BASE", "").strip().rstrip("/") or DEFAULT_STARDEX_API_BASE
-    if not _safe_base(base):
-        raise ConfigurationError(
-            f"STARDEX_API_BASE={base!r}: expected an https URL (http only to a loopback host such as 127.0.0.1)"
-        )
+    _check_base("STARDEX_API_BASE", base)
     if not _API_VERSION_PATH.search(urlsplit(base).path):
         # Without the version every call meets a route Stardex does not have: refuse it now, not per webhook.
         raise ConfigurationError(

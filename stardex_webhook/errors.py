@@ -90,12 +90,10 @@ class RetryLater(WebhookError):
 
     def __init__(self, reason: str, message: str = "", retry_after: float = 30, **extra: Any) -> None:
         super().__init__(reason, message, **extra)
-        self.retry_after = max(1, int(math.ceil(retry_after)))
+        self.retry_after = max(1, math.ceil(retry_after))
 
     def body(self) -> dict[str, Any]:
-        body = super().body()
-        body["retry_after"] = self.retry_after
-        return body
+        return {**super().body(), "retry_after": self.retry_after}
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}

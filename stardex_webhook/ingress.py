@@ -115,9 +115,7 @@ def health(pipeline: Pipeline, method: str) -> Answer:
 def respond(answer: Answer, streamed: bool = False) -> Response:
     status_code, body, headers = answer
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    if streamed:
-        return Response(iter([payload]), status_code, headers, mimetype="application/json")
-    return Response(payload, status_code, headers, mimetype="application/json")
+    return Response(iter([payload]) if streamed else payload, status_code, headers, mimetype="application/json")
 
 
 def read_body(request: Request, limit: int) -> bytes:

@@ -23,7 +23,7 @@ _SEPARATOR = re.compile(r"\d[\s().-]+\d")
 
 # A UUID standing alone (Stardex's person ids, many senders' delivery ids): kept whole, since its
 # all-digit groups ("12345678-1234-…") would otherwise read as a phone number.
-_UUID = re.compile(r"(?<![\w.%+-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![\w@.%+-])")
+_UUID = re.compile(r"((?<![\w.%+-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![\w@.%+-]))")
 
 # Fields that may carry text from outside, and the length each is cut to.
 OUTSIDE_TEXT = {"message": 1024, "detail": 1024, "error": 1024, "event": 128, "delivery_id": 128}
@@ -48,19 +48,12 @@ def _phone(match: re.Match) -> str:
 def mask(text: str) -> str:
     """Emails keep the first letter and the domain, phone numbers the last two digits (the line
     still says what was there); UUIDs stay whole."""
-    parts, last = [], 0
-    for match in _UUID.finditer(text):
-        parts += [_masked(text[last:match.start()]), match.group(0)]
-        last = match.end()
-    return "".join([*parts, _masked(text[last:])])
+    # ``_UUID`` is one group, so ``split`` keeps the UUIDs: every second part.
+    return "".join(part if index % 2 else _masked(part) for index, part in enumerate(_UUID.split(text)))
 
 
 def _masked(text: str) -> str:
     return _DIGITS.sub(_phone, _EMAIL.sub(r"\1***@", text))
-
-
-def _outside(value: Any, limit: int) -> str:
-    return _cut(mask(str(value)), limit)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -81,7 +74,7 @@ class JsonLog:
         for key, value in {"message": message, **fields}.items():
             if value is not None:
                 if key in OUTSIDE_TEXT:
-                    value = _outside(value, OUTSIDE_TEXT[key])
+                    value = _cut(mask(str(value)), OUTSIDE_TEXT[key])
                 elif key in IDENTIFIERS:
                     value = _cut(_EMAIL.sub(r"\1***@", str(value)), IDENTIFIERS[key])
                 entry[key] = value

@@ -102,8 +102,7 @@ class Handshake:
 
 @dataclass(frozen=True)
 class PersonRef:
-    """What the resolver needs to find the Stardex person: an id, or emails and a LinkedIn URL
-    to search by (in that order)."""
+    """How the resolver finds the Stardex person: by its id, else by emails, else by LinkedIn URL."""
 
     id: str | None
     emails: list[str]
@@ -123,43 +122,36 @@ class NoteRequest:
 
 @dataclass(frozen=True)
 class StageRequest:
-    """What one event asks of a Stardex pipeline: ``job_id`` and ``stage`` (a Stardex stage id when
-    it is a UUID, else a stage name), the sender's values they came from, the event's time (epoch
-    seconds, None when the sender gives none) and, when the mapping already knows no move can be
-    made, ``ignore_reason``."""
+    """What one event asks of a Stardex pipeline, and the sender's values it came from."""
 
     job_id: str | None
-    stage: str | None
+    stage: str | None  # a Stardex stage id when it is a UUID, else a stage name
     sender_job: str | None = None
     sender_stage: str | None = None
-    occurred_at: float | None = None
-    ignore_reason: str | None = None
+    occurred_at: float | None = None  # the event's time, epoch seconds; None when the sender gives none
+    ignore_reason: str | None = None  # set when the mapping already knows no move can be made
 
 
 @dataclass(frozen=True)
 class NamedCustomFields:
-    """What a mapping found for its named custom fields: ``values`` by field name (only those the
-    payload filled), every name the mapping ``declared``, and its ``options`` tables (the sender's
-    answer → the Stardex option)."""
+    """What a mapping found for its named custom fields."""
 
-    values: dict[str, Any]
-    declared: tuple[str, ...]
-    options: Mapping[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[str, Any]  # by field name, only those the payload filled
+    declared: tuple[str, ...]  # every name the mapping declared
+    options: Mapping[str, dict[str, str]] = field(default_factory=dict)  # the sender's answer → the Stardex option
 
 
 @dataclass(frozen=True)
 class MappedUpdate:
-    """The Stardex PATCH body built from one payload, the person it is for, whether that person
-    may be created when not found, who may change what (``write_policy``: ``overwrite`` or
-    ``fill``), an optional note to write, an optional pipeline ``stage`` move and the values of
-    custom fields named by their Stardex names (resolved to attribute ids on delivery)."""
+    """The Stardex PATCH body built from one payload, with the person it is for and what else to write."""
 
     update: dict[str, Any]
     person: PersonRef
-    create: bool
-    write_policy: str = "overwrite"
+    create: bool  # the person may be created when not found
+    write_policy: str = "overwrite"  # who may change what: "overwrite" or "fill"
     note: NoteRequest | None = None
-    stage: StageRequest | None = None
+    stage: StageRequest | None = None  # a pipeline move
+    # Custom fields by their Stardex names, resolved to attribute ids on delivery.
     named_custom_fields: NamedCustomFields | None = None
     # Values left out because they fail the update schema: ``{"path", "reason"}``, never the value.
     skipped: tuple[dict[str, str], ...] = ()
@@ -178,8 +170,7 @@ class Claim:
 
 def without_credentials(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
     """Headers (or query parameters) without any whose name says it holds a credential
-    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...): a kept delivery holds
-    what is needed to parse the event, never what proves it."""
+    (``Signature``, ``X-Hook-Secret``, ``Authorization``, ``?token=``...)."""
     return [[name, value] for name, value in pairs
             if not any(word in name.lower().replace("_", "-") for word in CREDENTIAL_WORDS)]
 
@@ -239,20 +230,16 @@ class Received:
             raise ValueError("source, event and delivery_id must be strings")
         if not isinstance(received_at, (int, float)) or isinstance(received_at, bool):
             raise ValueError("received_at_unix must be a number")
-        pairs = {}
-        for key in ("headers", "query"):
-            value = document.get(key, [])
+        headers, query = document.get("headers", []), document.get("query", [])
+        for key, value in (("headers", headers), ("query", query)):
             if not isinstance(value, list) or not all(
                     isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
                     for pair in value):
                 raise ValueError(f"{key} must be a list of [name, value]")
-            pairs[key] = value
         decode_body(document)  # raises ValueError when the body is missing or not decodable
         body = {"body": document["body"], "body_encoding": document.get("body_encoding", "utf-8")}
-        return cls(source, event, delivery_id, float(received_at), pairs["headers"], pairs["query"], body)
+        return cls(source, event, delivery_id, float(received_at), headers, query, body)
 
     def delivery(self) -> Delivery:
-        """The delivery again, as replay and the worker parse it (its signature was checked when
-        it was received)."""
-        return Delivery(Headers((name, value) for name, value in self.headers), decode_body(self.body),
-                        self.received_at, query={name: value for name, value in self.query})
+        """The delivery again, for replay and the worker: its signature was checked when it was received."""
+        return Delivery(Headers(self.headers), decode_body(self.body), self.received_at, query=dict(self.query))
