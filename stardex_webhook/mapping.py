@@ -42,10 +42,7 @@ _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 class _Path:
     """A JMESPath expression compiled once at load; its search answers None instead of raising."""
 
-    __slots__ = ("source", "_expression")
-
     def __init__(self, source: str, where: str) -> None:
-        self.source = source
         try:
             self._expression = jmespath.compile(source)
         except JMESPathError as error:
@@ -93,8 +90,6 @@ def _check_functions(node: Any, where: str) -> None:
 class _Field:
     """One Stardex field: a path plus transforms, or a constant."""
 
-    __slots__ = ("name", "path", "transforms", "constant", "optional")
-
     def __init__(self, name: str, spec: dict[str, Any], transforms: dict[str, Callable[[Any], Any]],
                  where: str) -> None:
         self.name = name
@@ -123,9 +118,6 @@ class _Field:
 class _ContactList:
     """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised, each once
     (compared as the contact merge compares them)."""
-
-    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "phone_region",
-                 "optional")
 
     def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None],
                  phone_region: str | None) -> None:
