@@ -291,9 +291,7 @@ class _CompiledFields:
         return NamedCustomFields(found, tuple(values), self.custom_field_options)
 
     def _person(self, root: Any, update: dict[str, Any]) -> PersonRef:
-        person_id = None
-        if self.person_id is not None:
-            person_id = transform_functions.trim(transform_functions.string(self.person_id.find(root)))
+        person_id = _text(self.person_id.find(root)) if self.person_id is not None else None
         emails: list[str] = []
         if self.person_email is not None:
             found = self.person_email.find(root)
