@@ -87,14 +87,12 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
     where = list(error.absolute_path)
     keyword = error.validator
     expected = error.validator_value
-    instance = error.instance
+    # jsonschema applies "required" and "additionalProperties" to objects only: the instance is a dict.
     if keyword == "required":
-        missing = [name for name in expected if isinstance(instance, dict) and name not in instance]
-        return [(where + [name], "is required") for name in missing]
+        return [(where + [name], "is required") for name in expected if name not in error.instance]
     if keyword == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
-        extra = [name for name in instance if name not in allowed] if isinstance(instance, dict) else []
-        return [(where + [name], "is not an allowed property") for name in extra]
+        return [(where + [name], "is not an allowed property") for name in error.instance if name not in allowed]
     if keyword == "type":
         names = [expected] if isinstance(expected, str) else list(expected)
         return [(where, "must be " + " or ".join(_TYPE_NAMES.get(name, name) for name in names))]
