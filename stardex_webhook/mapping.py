@@ -138,25 +138,22 @@ class _ContactList:
         entries: list[dict[str, str]] = []
         seen = SeenContacts(self.name, self.phone_region)
         for item in items:
-            sender_type = None
+            contact_type = self.default_type
             if isinstance(item, dict):
                 raw = self.value_path.find(item) if self.value_path else None
                 sender_type = self.type_path.find(item) if self.type_path else None
+                if isinstance(sender_type, str):
+                    contact_type = self.types.get(sender_type.strip().lower(), contact_type)
             elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
                 raw = item
             else:
                 continue
             value = self.normalise(raw)
             if value and seen.add(value):
-                entries.append({"contact_data_type": self._stardex_type(sender_type), "value": value})
+                entries.append({"contact_data_type": contact_type, "value": value})
                 if len(entries) > _MOST_CONTACTS:
                     break
         return entries
-
-    def _stardex_type(self, sender_type: Any) -> str:
-        if isinstance(sender_type, str):
-            return self.types.get(sender_type.strip().lower(), self.default_type)
-        return self.default_type
 
 
 def _unique(values: Iterable[Any]) -> list[str]:
