@@ -372,13 +372,12 @@ def _schema_message(error: ValidationError) -> str:
     """One schema fault in the mapping file, located by its JSON path."""
     from jsonschema.exceptions import best_match
 
-    where = json_path(error.absolute_path)
-    if error.validator in ("oneOf", "anyOf") and "errorMessage" in error.schema:
-        return f"{where}: {error.schema['errorMessage']}"
-    if error.validator in ("oneOf", "anyOf") and error.context:
-        error = best_match(error.context)
-        where = json_path(error.absolute_path)
-    return f"{where}: {error.message}"
+    if error.validator in ("oneOf", "anyOf"):
+        if "errorMessage" in error.schema:
+            return f"{json_path(error.absolute_path)}: {error.schema['errorMessage']}"
+        if error.context:
+            error = best_match(error.context)
+    return f"{json_path(error.absolute_path)}: {error.message}"
 
 
 def load_mapping_file(name: str, file_path: str, phone_region: str | None,
