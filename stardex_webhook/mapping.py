@@ -42,10 +42,7 @@ _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 class _Path:
     """A JMESPath expression compiled once at load; its search answers None instead of raising."""
 
-    __slots__ = ("source", "_expression")
-
     def __init__(self, source: str, where: str) -> None:
-        self.source = source
         try:
             self._expression = jmespath.compile(source)
         except JMESPathError as error:
@@ -64,9 +61,7 @@ def _jmespath_message(error: JMESPathError) -> str:
     first_line = str(error).splitlines()[0]
     for prefix in ("Invalid jmespath expression: ", "Bad jmespath expression: "):
         first_line = first_line.removeprefix(prefix)
-    position = getattr(error, "lex_position", None)
-    if position is None:
-        position = getattr(error, "lexer_position", None)
+    position = getattr(error, "lex_position", getattr(error, "lexer_position", None))
     return f"{first_line} at character {position}" if position is not None else first_line
 
 
@@ -95,21 +90,14 @@ def _check_functions(node: Any, where: str) -> None:
 class _Field:
     """One Stardex field: a path plus transforms, or a constant."""
 
-    __slots__ = ("name", "path", "transforms", "constant", "optional")
-
     def __init__(self, name: str, spec: dict[str, Any], transforms: dict[str, Callable[[Any], Any]],
-                 where: str | None = None) -> None:
-        where = where or f"fields.{name}"
+                 where: str) -> None:
         self.name = name
         self.optional = bool(spec.get("optional"))  # only plan --check-mappings reads it
         self.constant = spec.get("value")
         self.path = _Path(spec["path"], f"{where}.path") if "path" in spec else None
-        chain = []
-        for index, transform_name in enumerate(spec.get("transforms", [])):
-            if transform_name not in transforms:
-                raise ValueError(f"{where}.transforms[{index}]: unknown transform {transform_name!r}")
-            chain.append(transforms[transform_name])
-        self.transforms = tuple(chain)
+        # The mapping schema's enum of transform names has refused any other name already.
+        self.transforms = tuple(transforms[transform_name] for transform_name in spec.get("transforms", []))
 
     def value(self, root: Any) -> Any:
         value = self.constant if self.path is None else self.path.find(root)
@@ -131,9 +119,6 @@ class _ContactList:
     """Emails or phone numbers as Stardex's [{contact_data_type, value}], normalised, each once
     (compared as the contact merge compares them)."""
 
-    __slots__ = ("name", "path", "value_path", "type_path", "types", "default_type", "normalise", "phone_region",
-                 "optional")
-
     def __init__(self, name: str, spec: dict[str, Any], normalise: Callable[[Any], str | None],
                  phone_region: str | None) -> None:
         where = f"fields.{name}"
@@ -153,34 +138,27 @@ class _ContactList:
         entries: list[dict[str, str]] = []
         seen = SeenContacts(self.name, self.phone_region)
         for item in items:
-            sender_type = None
+            contact_type = self.default_type
             if isinstance(item, dict):
                 raw = self.value_path.find(item) if self.value_path else None
                 sender_type = self.type_path.find(item) if self.type_path else None
+                if isinstance(sender_type, str):
+                    contact_type = self.types.get(sender_type.strip().lower(), contact_type)
             elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
                 raw = item
             else:
                 continue
             value = self.normalise(raw)
             if value and seen.add(value):
-                entries.append({"contact_data_type": self._stardex_type(sender_type), "value": value})
+                entries.append({"contact_data_type": contact_type, "value": value})
                 if len(entries) > _MOST_CONTACTS:
                     break
         return entries
 
-    def _stardex_type(self, sender_type: Any) -> str:
-        if isinstance(sender_type, str):
-            return self.types.get(sender_type.strip().lower(), self.default_type)
-        return self.default_type
-
 
 def _unique(values: Iterable[Any]) -> list[str]:
     """Non-empty strings in first-seen order, each once."""
-    result: list[str] = []
-    for value in values:
-        if isinstance(value, str) and value and value not in result:
-            result.append(value)
-    return result
+    return list(dict.fromkeys(value for value in values if isinstance(value, str) and value))
 
 
 class SourceMapping:
@@ -273,12 +251,11 @@ class _CompiledFields:
         note = document.get("note")
         self.note_type = note.get("activity_type", "secondary_note") if note is not None else None
         normalisers = {"emails": transforms["email"], "phone_numbers": transforms["phone"]}
-        self.fields: list[_Field | _ContactList] = []
-        for field_name, spec in document["fields"].items():
-            if field_name in CONTACT_LISTS:
-                self.fields.append(_ContactList(field_name, spec, normalisers[field_name], phone_region))
-            else:
-                self.fields.append(_Field(field_name, spec, transforms))
+        self.fields: list[_Field | _ContactList] = [
+            _ContactList(field_name, spec, normalisers[field_name], phone_region) if field_name in CONTACT_LISTS
+            else _Field(field_name, spec, transforms, f"fields.{field_name}")
+            for field_name, spec in document["fields"].items()
+        ]
 
     def apply(self, payload: Any, event: Any) -> MappedUpdate:
         root = self.root.find(payload) if self.root is not None else payload
@@ -306,18 +283,12 @@ class _CompiledFields:
     def _named_custom_fields(self, root: Any) -> NamedCustomFields | None:
         if not self.custom_fields:
             return None
-        values = {}
-        for field in self.custom_fields:
-            value = field.value(root)
-            if not transform_functions.is_blank(value):
-                values[field.name] = value
-        return NamedCustomFields(values, tuple(field.name for field in self.custom_fields),
-                                 self.custom_field_options)
+        values = {field.name: field.value(root) for field in self.custom_fields}
+        found = {name: value for name, value in values.items() if not transform_functions.is_blank(value)}
+        return NamedCustomFields(found, tuple(values), self.custom_field_options)
 
     def _person(self, root: Any, update: dict[str, Any]) -> PersonRef:
-        person_id = None
-        if self.person_id is not None:
-            person_id = transform_functions.trim(transform_functions.string(self.person_id.find(root)))
+        person_id = _text(self.person_id.find(root)) if self.person_id is not None else None
         emails: list[str] = []
         if self.person_email is not None:
             found = self.person_email.find(root)
@@ -401,13 +372,12 @@ def _schema_message(error: ValidationError) -> str:
     """One schema fault in the mapping file, located by its JSON path."""
     from jsonschema.exceptions import best_match
 
-    where = json_path(error.absolute_path)
-    if error.validator in ("oneOf", "anyOf") and "errorMessage" in error.schema:
-        return f"{where}: {error.schema['errorMessage']}"
-    if error.validator in ("oneOf", "anyOf") and error.context:
-        error = best_match(error.context)
-        where = json_path(error.absolute_path)
-    return f"{where}: {error.message}"
+    if error.validator in ("oneOf", "anyOf"):
+        if "errorMessage" in error.schema:
+            return f"{json_path(error.absolute_path)}: {error.schema['errorMessage']}"
+        if error.context:
+            error = best_match(error.context)
+    return f"{json_path(error.absolute_path)}: {error.message}"
 
 
 def load_mapping_file(name: str, file_path: str, phone_region: str | None,
@@ -415,11 +385,9 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None,
     """Any fault raises ``ConfigurationError`` naming the file."""
     try:
         with open(file_path, encoding="utf-8") as handle:
-            text = handle.read()
+            document = json.load(handle)
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"mapping file {file_path}: cannot be read: {error}") from None
-    try:
-        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigurationError(
             f"mapping file {file_path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"

@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from .records import StageRequest
 
-UPDATE_STAGE = ("POST", "/v1/candidates/update-stage")
 # Answers of a stage request (the webhook answer's ``stage``).
 MOVED, UNCHANGED, OLDER_EVENT = "moved", "unchanged", "older_event"
 NOT_IN_TABLE, JOB_NOT_IN_TABLE, SUPERSEDED = "not_in_table", "job_not_in_table", "superseded"
@@ -43,14 +42,6 @@ class StagePlan:
     outcome: str
     body: dict[str, str] | None = None
     needs_read: bool = False
-
-    def call(self) -> tuple[str, str, dict[str, str]] | None:
-            return (*UPDATE_STAGE, dict(self.body)) if self.action == "move" and self.body else None
-
-    def to_dict(self) -> dict[str, Any]:
-        call = self.call()
-        return {"action": self.action, "outcome": self.outcome,
-                "call": None if call is None else {"method": call[0], "path": call[1], "body": call[2]}}
 
 
 def is_uuid(value: str) -> bool:

@@ -135,13 +135,9 @@ def linkedin(value: Any) -> str | None:
 
 def is_blank(value: Any) -> bool:
     """Values never sent to Stardex: null, blank strings, empty lists and objects."""
-    if value is None:
-        return True
     if isinstance(value, str):
         return not value.strip()
-    if isinstance(value, (list, dict)):
-        return not value
-    return False
+    return value is None or (isinstance(value, (list, dict)) and not value)
 
 
 def first(value: Any) -> Any:
@@ -161,6 +157,4 @@ TRANSFORM_NAMES: frozenset[str] = frozenset(_REGIONLESS) | {"phone"}
 
 def make_transforms(phone_default_region: str | None) -> dict[str, Transform]:
     """``phone`` bound to PHONE_DEFAULT_REGION."""
-    transforms = dict(_REGIONLESS)
-    transforms["phone"] = functools.partial(phone, default_region=phone_default_region)
-    return transforms
+    return {**_REGIONLESS, "phone": functools.partial(phone, default_region=phone_default_region)}

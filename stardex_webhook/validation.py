@@ -87,14 +87,12 @@ def _describe(error: ValidationError) -> list[tuple[list[Any], str]]:
     where = list(error.absolute_path)
     keyword = error.validator
     expected = error.validator_value
-    instance = error.instance
+    # jsonschema applies "required" and "additionalProperties" to objects only: the instance is a dict.
     if keyword == "required":
-        missing = [name for name in expected if isinstance(instance, dict) and name not in instance]
-        return [(where + [name], "is required") for name in missing]
+        return [(where + [name], "is required") for name in expected if name not in error.instance]
     if keyword == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
-        extra = [name for name in instance if name not in allowed] if isinstance(instance, dict) else []
-        return [(where + [name], "is not an allowed property") for name in extra]
+        return [(where + [name], "is not an allowed property") for name in error.instance if name not in allowed]
     if keyword == "type":
         names = [expected] if isinstance(expected, str) else list(expected)
         return [(where, "must be " + " or ".join(_TYPE_NAMES.get(name, name) for name in names))]
@@ -137,7 +135,7 @@ def _value_of(parts: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The value an error's path lies in, as the part of the update that can be left out: one entry
     of a list (an email, a phone number, a custom field) or one top-level field. None for an error
     no value causes (an empty update, a field the schema does not know: the mapping's fault)."""
-    if not parts or parts[0] not in _update_fields():
+    if not parts or parts[0] not in _validator().schema["properties"]:
         return None
     if parts[0] in _LISTS_OF_ENTRIES and len(parts) >= 2 and isinstance(parts[1], int):
         return parts[:2]
@@ -145,11 +143,6 @@ def _value_of(parts: tuple[Any, ...]) -> tuple[Any, ...] | None:
 
 
 _LISTS_OF_ENTRIES = ("emails", "phone_numbers", "custom_fields")
-
-
-@functools.cache
-def _update_fields() -> frozenset[str]:
-    return frozenset(read_schema(PERSON_UPDATE_SCHEMA_PATH)["properties"])
 
 
 def without_invalid_values(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]], list[dict[str, str]]]:
@@ -193,20 +186,20 @@ def is_valid(definition: str, value: Any) -> bool:
 def _definition_validator(definition: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
-    schema = read_schema(PERSON_UPDATE_SCHEMA_PATH)
-    return Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
+    return Draft202012Validator({"$defs": _validator().schema["$defs"], "$ref": f"#/$defs/{definition}"})
 
 
 def validate_update(body: dict) -> None:
     """Raise ``Unprocessable("schema_invalid", errors=[...])`` unless ``body`` is a valid update."""
     errors = schema_errors(body)
-    if not errors:
-        return
-    raise Unprocessable(
-        "schema_invalid",
-        f"the update does not match the Stardex person schema ({_plural(len(errors), 'error')})",
-        errors=errors,
-    )
+    if errors:
+        raise _schema_invalid(errors)
+
+
+def _schema_invalid(errors: list[dict[str, str]]) -> Unprocessable:
+    return Unprocessable("schema_invalid",
+                         f"the update does not match the Stardex person schema ({_plural(len(errors), 'error')})",
+                         errors=errors)
 
 
 def checked(mapped: MappedUpdate) -> MappedUpdate:
@@ -217,9 +210,7 @@ def checked(mapped: MappedUpdate) -> MappedUpdate:
     if errors:
         every = sorted([{"path": item["path"], "message": item["reason"]} for item in skipped] + errors,
                        key=lambda item: (item["path"], item["message"]))
-        raise Unprocessable("schema_invalid",
-                            f"the update does not match the Stardex person schema ({_plural(len(every), 'error')})",
-                            errors=every)
+        raise _schema_invalid(every)
     person = mapped.person
     written = {entry["value"] for entry in clean.get("emails", ())}  # valid already: the schema passed them
     emails = [address for address in person.emails if address in written or is_valid("email", address)]
