@@ -158,7 +158,7 @@ def resolve(named: NamedCustomFields, definitions: list[Definition]) -> list[Cus
         definition = find(name, definitions)
         try:
             item = _item(definition, raw, named.options.get(name) or {})
-        except ValueError as error:
+        except (ValueError, OverflowError) as error:  # OverflowError: a number no float or date holds
             errors.append({"path": f"custom_fields.{name}", "message": str(error)})
             continue
         if item is not None:

@@ -12,6 +12,7 @@ ATS's events, so event times are compared only with event times.
 from __future__ import annotations
 
 import collections
+import math
 import re
 import threading
 import time
@@ -58,11 +59,16 @@ def event_time(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, (int, float)):
-        if value != value or value <= 0:  # NaN, or no time
+        try:
+            value = int(value.strip())
+        except ValueError:  # "²" is a digit to str.isdigit, not to int; so is a number past the digit limit
             return None
-        return value / 1000 if value > 1e11 else float(value)
+    if isinstance(value, (int, float)):
+        try:
+            seconds = value / 1000 if value > 1e11 else float(value)
+        except OverflowError:  # an int no float holds
+            return None
+        return seconds if math.isfinite(seconds) and seconds > 0 else None  # NaN, infinity, or no time
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()

@@ -15,7 +15,7 @@ import json
 import pytest
 import responses
 
-from stardex_webhook.custom_fields import Definition, check, definitions_from
+from stardex_webhook.custom_fields import Definition, check, definitions_from, resolve
 from stardex_webhook.records import NamedCustomFields
 from stardex_webhook.custom_fields_check import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
@@ -131,6 +131,9 @@ def test_each_type_takes_common_inputs(mock, tmp_path, ref, kind, value, item):
     ("team_size", "number", 12.5, "Team size"),
     ("skills", "choices", {"labels": ["Python", "Cobol"]}, "Skills"),
     ("relocation", "boolean", None, None),  # no answer: nothing to refuse
+    # Numbers no float or string holds: refused by name like any other misfit, never an error.
+    pytest.param("team_size", "number", 10 ** 400, "Team size", id="huge-integer"),
+    pytest.param("start_date", "date", {"year": 10 ** 400, "month": 1, "day": 1}, "Start date", id="huge-year"),
 ])
 def test_a_value_that_does_not_fit_its_field_is_refused_with_the_fields_name(mock, tmp_path, ref, kind, value, field):
     stardex = CatalogStardex(mock, CHIDI)
@@ -145,6 +148,17 @@ def test_a_value_that_does_not_fit_its_field_is_refused_with_the_fields_name(moc
     assert all(error["message"] for error in caught.value.extra["errors"])
     assert str(value) not in json.dumps(caught.value.body()), "the answer names the field, never the value"
     assert stardex.calls == [("GET", "/custom-fields/persons")], "refused before the person is looked up"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("Notice period", 10 ** 400), ("Notice period", 10 ** 5000), ("Team size", 10 ** 400), ("Team size", "9" * 400),
+    ("Start date", {"year": 10 ** 400, "month": 1, "day": 1}),
+], ids=["text-1e400", "text-past-digit-limit", "integer-1e400", "integer-text-400-digits", "date-year-1e400"])
+def test_a_number_no_float_holds_is_refused_by_the_fields_name(name, value):
+    with pytest.raises(Unprocessable) as caught:
+        resolve(NamedCustomFields({name: value}, (name,)), definitions_from(DEFINITIONS))
+    assert caught.value.reason == "custom_field_invalid"
+    assert [error["path"] for error in caught.value.extra["errors"]] == [f"custom_fields.{name}"]
 
 
 def sent_items_after(stardex, event):

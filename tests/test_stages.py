@@ -313,6 +313,9 @@ def test_a_move_alone_answers_updated(mock):
     (1775040000000, datetime.fromtimestamp(1775040000, timezone.utc)),
     ("1775040000", datetime.fromtimestamp(1775040000, timezone.utc)),
     ("yesterday", None), (True, None), (None, None), (-5, None),
+    # A sender's nonsense is no time, never an error: a digit int() refuses, numbers no float holds.
+    ("²", None), pytest.param("9" * 5000, None, id="5000-digits"), pytest.param(10 ** 400, None, id="10**400"),
+    (float("inf"), None), (float("nan"), None),
 ])
 def test_event_times_are_read_as_senders_write_them(value, expected):
     assert event_time(value) == (expected.timestamp() if expected else None)
