@@ -185,9 +185,7 @@ def _convenience(field: str, value: str, person: dict[str, Any], policy: str, re
     if not contacts_known(person, key):
         return FieldPlan(field, ADD, None, value, NOT_SHOWN) if policy == OVERWRITE else \
             FieldPlan(field, KEEP, None, value, FILL_NOT_SHOWN)
-    seen = SeenContacts(key, region)
-    for entry in stored_entries(person, key):
-        seen.add(entry["value"])
+    seen = SeenContacts(key, region, stored_entries(person, key))
     return FieldPlan(field, ADD, None, value) if seen.add(value) else FieldPlan(field, KEEP, value, value, SAME)
 
 
@@ -292,9 +290,7 @@ def person_after(person: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]
         elif field in CONVENIENCE:
             read_key = _READ_LIST[CONVENIENCE[field]]
             entries = after.get(read_key) if isinstance(after.get(read_key), list) else []
-            seen = SeenContacts(CONVENIENCE[field], None)
-            for entry in stored_entries({read_key: entries}, CONVENIENCE[field]):
-                seen.add(entry["value"])
+            seen = SeenContacts(CONVENIENCE[field], None, stored_entries({read_key: entries}, CONVENIENCE[field]))
             if seen.add(value):
                 entries = [*entries, {"contact_data_type": _CONVENIENCE_TYPES[field], "value": value}]
             after[read_key] = entries
