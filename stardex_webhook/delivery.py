@@ -221,18 +221,15 @@ class Deliverer:
                    for activity in activities)
 
     def _stardex(self, resolution: Resolution, action: str, call: Callable[..., Any], *args: Any) -> Any:
+        """A 404 drops what is remembered of the person; for an id the memory gave, search again."""
         try:
             return call(*args)
         except StardexError as error:
-            raise self._failure(resolution, error, action) from None
-
-    def _failure(self, resolution: Resolution, error: StardexError, action: str) -> Exception:
-        """A 404 drops what is remembered of the person; for an id the memory gave, search again."""
-        if error.status_code == 404:
-            self.memory.forget(resolution.person_id)
-            if resolution.remembered:
-                return _RememberedPersonGone()
-        return stardex_failure(error, action)
+            if error.status_code == 404:
+                self.memory.forget(resolution.person_id)
+                if resolution.remembered:
+                    raise _RememberedPersonGone() from None
+            raise stardex_failure(error, action) from None
 
 
 def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
