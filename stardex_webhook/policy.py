@@ -213,10 +213,6 @@ def _name_part(plan: FieldPlan, person: dict[str, Any]) -> FieldPlan:
     return FieldPlan(plan.field, KEEP, None, plan.after, FILL_HAS_NAME)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: str,
                 phone_region: str | None = None) -> WritePlan:
     if write_policy not in (OVERWRITE, FILL):
@@ -250,19 +246,15 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             plan = _job(after, person)
             if not isinstance(person.get("candidates"), list):
                 unknown.append(field)
-        elif field == "custom_fields":
-            known = field in person
-            before = person.get(field)
-            plan = _replaceable(field, after, known, before, known and _canonical(before) == _canonical(after),
-                                write_policy)
-            if not known:
-                unknown.append(field)
-        else:
+        else:  # a text field, or custom_fields (compared as canonical JSON)
             stored_key = TEXT_FIELDS.get(field, field)
             known = stored_key in person
             before = person.get(stored_key)
-            plan = _replaceable(field, after, known, before, known and not _blank(before) and same_text(before, after),
-                                write_policy)
+            if field == "custom_fields":
+                same = known and json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True)
+            else:
+                same = known and not _blank(before) and same_text(before, after)
+            plan = _replaceable(field, after, known, before, same, write_policy)
             if write_policy == FILL and plan.action == ADD and field in _NAME_PARTS:
                 plan = _name_part(plan, person)
             if not known:
