@@ -48,15 +48,17 @@ def phone_id(number: str, region: str | None) -> PhoneId:
 
 
 class SeenContacts:
-    """One list's values seen so far, answering in constant time (the mapping meets a list before the
-    schema's bound does): emails ignoring case, phone numbers by ``phone_id``."""
+    """One list's values seen so far (``stored`` entries first), answering in constant time (the mapping
+    meets a list before the schema's bound does): emails ignoring case, phone numbers by ``phone_id``."""
 
-    def __init__(self, key: str, phone_region: str | None) -> None:
+    def __init__(self, key: str, phone_region: str | None, stored: Iterable[dict[str, str]] = ()) -> None:
         self._phones = key == "phone_numbers"
         self._region = phone_region
         self._exact: set[PhoneId | str] = set()
         self._national_forms: set[str] = set()  # what a number without a country code may equal
         self._bare: set[str] = set()  # numbers without a country code
+        for entry in stored:
+            self.add(entry["value"])
 
     def add(self, value: str) -> bool:
         """Remember ``value``; True when it is none of the values seen before."""
@@ -80,12 +82,7 @@ class SeenContacts:
 
 def stored_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
     """The person's stored entries of ``key`` as ``{contact_data_type, value}``, skipping blanks."""
-    raw: Iterable[Any] = ()
-    for read_key in _READ_KEYS[key]:
-        candidate = person.get(read_key)
-        if isinstance(candidate, list):
-            raw = candidate
-            break
+    raw = next((person[read_key] for read_key in _READ_KEYS[key] if isinstance(person.get(read_key), list)), [])
     entries = []
     for item in raw:
         if isinstance(item, str):
@@ -96,10 +93,9 @@ def stored_entries(person: dict[str, Any], key: str) -> list[dict[str, str]]:
             continue
         if not isinstance(value, str) or not value.strip():
             continue
-        if not isinstance(kind, str) or kind.strip().lower() not in _KNOWN_TYPES[key]:
+        kind = kind.strip().lower() if isinstance(kind, str) else None
+        if kind not in _KNOWN_TYPES[key]:
             kind = _DEFAULT_TYPES[key]
-        else:
-            kind = kind.strip().lower()
         entries.append({"contact_data_type": kind, "value": value})
     return entries
 
@@ -108,9 +104,7 @@ def sort_entries(key: str, new_entries: list[dict[str, str]], person: dict[str, 
                  phone_region: str | None) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
     """(stored entries, the sender's new ones, the sender's already there or repeated)."""
     stored = stored_entries(person, key)
-    seen = SeenContacts(key, phone_region)
-    for entry in stored:
-        seen.add(entry["value"])
+    seen = SeenContacts(key, phone_region, stored)
     added, repeated = [], []
     for entry in new_entries:
         (added if seen.add(entry["value"]) else repeated).append(entry)

@@ -98,7 +98,7 @@ class Deliverer:
         return answer
 
     def _update(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
-                resolution: Resolution, custom: list[CustomFieldValue] | None = None) -> dict[str, Any]:
+                resolution: Resolution, custom: list[CustomFieldValue]) -> dict[str, Any]:
         person_id, policy = resolution.person_id, mapped.write_policy
         region = self._settings.phone_default_region
         if resolution.person is not None:
@@ -106,34 +106,32 @@ class Deliverer:
             self.memory.remember_person(person_id, known)
         else:
             known = self.memory.person(person_id)
-        plan = plan_update(mapped.update, known.data if known else {}, policy, region)
-        extra = plan_custom_fields(custom or [], known.data if known else {}, policy)
-        if _needs_read(plan, known, policy) or _custom_needs_read(extra, known, policy):
+        person = known.data if known else {}
+        plan = plan_update(mapped.update, person, policy, region)
+        extra = plan_custom_fields(custom, person, policy)
+        if _needs_read(plan, extra, known, policy):
             person = self._stardex(resolution, "read the person", client.get_person, deadline, person_id)
             known = KnownPerson(person, read=True, fresh=True)
             self.memory.remember_person(person_id, known)
             plan = plan_update(mapped.update, person, policy, region)
-            extra = plan_custom_fields(custom or [], person, policy)
+            extra = plan_custom_fields(custom, person, policy)
         body = with_items(plan.body, extra.items)
         if not body:
             return {"status": "ignored", "reason": "no_change", "person_id": person_id}
         self._stardex(resolution, "update the person", client.update_person, deadline, person_id, body)
-        after = person_after(known.data if known else {}, plan.body)
+        after = person_after(person, plan.body)
         if extra.items:
             after = person_with(after, extra.items)
         self.memory.remember_person(person_id, KnownPerson(after, read=bool(known and known.read)))
         return {"status": "updated", "person_id": person_id, "fields": sorted(body)}
 
     def _after_create(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate,
-                      resolution: Resolution, custom: list[CustomFieldValue] | None = None) -> dict[str, Any]:
+                      resolution: Resolution, custom: list[CustomFieldValue]) -> dict[str, Any]:
         """What create does not take follows in one PATCH (custom fields too: a new person has none)."""
         person_id, update = resolution.person_id, mapped.update
-        remaining = with_items(resolution.remaining_update or {}, (value.item for value in custom or ()))
+        remaining = with_items(resolution.remaining_update or {}, (value.item for value in custom))
         if remaining:
-            try:
-                client.update_person(deadline, person_id, remaining)
-            except StardexError as error:
-                raise stardex_failure(error, "update the person") from None
+            self._stardex(resolution, "update the person", client.update_person, deadline, person_id, remaining)
         created = resolution.person or {}
         stored = {"emails": created.get("emails") or [], "phones": created.get("phones") or []}
         self.memory.remember_person(person_id, KnownPerson(person_after(
@@ -159,20 +157,16 @@ class Deliverer:
 
         return resolve(named, self.catalog.definitions(read, named.declared))
 
-    def stage_plan(self, mapped: MappedUpdate, resolution: Resolution) -> StagePlan:
-        """The stage decision from what is known now (the search's read, else the memory)."""
-        person = resolution.person
-        if person is None:
-            known = self.memory.person(resolution.person_id)
-            person = known.data if known else None
-        last = self.stage_memory.last(resolution.person_id, mapped.stage.job_id or "")
-        return plan_stage(mapped.stage, person, last, next(iter(mapped.person.emails), None))
-
     def _with_stage(self, client: StardexClient, deadline: Deadline, mapped: MappedUpdate, resolution: Resolution,
                     answer: dict[str, Any]) -> dict[str, Any]:
-        """Move the candidate when the plan says so; the answer names the outcome as ``stage``."""
-        request, person_id = mapped.stage, resolution.person_id
-        plan = self.stage_plan(mapped, resolution)
+        """Move the candidate when the plan, from what is known now (the search's read, else the
+        memory), says so; the answer names the outcome as ``stage``."""
+        request, person_id, person = mapped.stage, resolution.person_id, resolution.person
+        if person is None:
+            known = self.memory.person(person_id)
+            person = known.data if known else None
+        plan = plan_stage(request, person, self.stage_memory.last(person_id, request.job_id or ""),
+                          next(iter(mapped.person.emails), None))
         if plan.needs_read:  # no candidate id and no email: find the candidate in a read
             person = self._stardex(resolution, "read the person", client.get_person, deadline, person_id)
             self.memory.remember_person(person_id, KnownPerson(person, read=True, fresh=True))
@@ -212,15 +206,11 @@ class Deliverer:
             return "already_written"
         body = {"person_id": person_id, "activity_type": note.activity_type, "activity_content": note_text(note)}
         try:
-            try:
-                client.create_activity(deadline, body)
-            except OutcomeUnknown:
-                # The lost attempt may have landed: look before a second one, so one note is written.
-                if self._note_exists(client, deadline, resolution, marker):
-                    return "written"
-                client.create_activity(deadline, body)
-        except StardexError as error:
-            raise self._failure(resolution, error, "write the note") from None
+            self._stardex(resolution, "write the note", client.create_activity, deadline, body)
+        except OutcomeUnknown:
+            # The lost attempt may have landed: look before a second one, so one note is written.
+            if not self._note_exists(client, deadline, resolution, marker):
+                self._stardex(resolution, "write the note", client.create_activity, deadline, body)
         return "written"
 
     def _note_exists(self, client: StardexClient, deadline: Deadline, resolution: Resolution, marker: str) -> bool:
@@ -231,18 +221,15 @@ class Deliverer:
                    for activity in activities)
 
     def _stardex(self, resolution: Resolution, action: str, call: Callable[..., Any], *args: Any) -> Any:
+        """A 404 drops what is remembered of the person; for an id the memory gave, search again."""
         try:
             return call(*args)
         except StardexError as error:
-            raise self._failure(resolution, error, action) from None
-
-    def _failure(self, resolution: Resolution, error: StardexError, action: str) -> Exception:
-        """A 404 drops what is remembered of the person; for an id the memory gave, search again."""
-        if error.status_code == 404:
-            self.memory.forget(resolution.person_id)
-            if resolution.remembered:
-                return _RememberedPersonGone()
-        return stardex_failure(error, action)
+            if error.status_code == 404:
+                self.memory.forget(resolution.person_id)
+                if resolution.remembered:
+                    raise _RememberedPersonGone() from None
+            raise stardex_failure(error, action) from None
 
 
 def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
@@ -255,20 +242,12 @@ def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
     return tuple(include)
 
 
-def _custom_needs_read(plan: CustomFieldsPlan, known: KnownPerson | None, policy: str) -> bool:
-    """Under fill, a custom field is written only when a read made now shows it empty."""
-    if known is not None and known.fresh:
-        return False
-    return policy == FILL and (bool(plan.items) or (plan.unknown and not (known is not None and known.read)))
-
-
-def _needs_read(plan: WritePlan, known: KnownPerson | None, policy: str) -> bool:
-    """Whether the plan must be made again against a read of the person made now."""
+def _needs_read(plan: WritePlan, extra: CustomFieldsPlan, known: KnownPerson | None, policy: str) -> bool:
+    """Whether the plans (fields, custom fields) must be made again against a read of the person made now."""
     if known is not None and known.fresh:
         return False
     if touches_contacts(plan.body):
         return True  # a list Stardex replaces whole: never from memory
-    if policy == FILL:
-        # Fill writes only what a read now shows empty; a field the memory cannot show may be empty.
-        return bool(plan.body) or (bool(plan.unknown) and not (known is not None and known.read))
-    return False
+    # Fill writes only what a read now shows empty (custom fields too); a field the memory cannot show may be empty.
+    unshown = bool(plan.unknown) or extra.unknown
+    return policy == FILL and (bool(plan.body or extra.items) or (unshown and not (known is not None and known.read)))

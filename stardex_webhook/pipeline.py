@@ -161,15 +161,13 @@ class Pipeline:
 
     def sender_api(self, source: Source) -> SenderApiClient:
         with self._lock:
-            client = self._sender_apis.get(source.name)
-            if client is None:
+            if source.name not in self._sender_apis:
                 key_setting = api_key_name(source.name)
-                client = SenderApiClient(
+                self._sender_apis[source.name] = SenderApiClient(
                     source.name, self.settings.api_base(source.name, source.api_base) or "",
                     lambda deadline, name=key_setting: self.secrets.get(name, deadline=deadline),
                     source.api_headers, key_setting, log=self.log)
-                self._sender_apis[source.name] = client
-            return client
+            return self._sender_apis[source.name]
 
     # ---- process ---------------------------------------------------------------------------
 
@@ -312,12 +310,9 @@ def answered(log: JsonLog, work: Callable[[dict[str, Any]], Answer], history: Ev
         status_code, body, headers = 500, {"status": "error", "reason": "internal_error"}, {}
         frame = traceback.extract_tb(error.__traceback__)[-1]  # where it broke; its text may quote the payload
         record["error"] = f"{type(error).__name__} at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+    severity = "INFO" if status_code < 400 else "WARNING"
     if status_code >= 500 and body.get("reason") not in ("stardex_unavailable", "stardex_rate_limited"):
         severity = "ERROR"
-    elif status_code >= 400:
-        severity = "WARNING"
-    else:
-        severity = "INFO"
     outcome = body.get("status")
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     # Before the line: once an event is logged, it is kept.

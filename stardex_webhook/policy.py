@@ -185,9 +185,7 @@ def _convenience(field: str, value: str, person: dict[str, Any], policy: str, re
     if not contacts_known(person, key):
         return FieldPlan(field, ADD, None, value, NOT_SHOWN) if policy == OVERWRITE else \
             FieldPlan(field, KEEP, None, value, FILL_NOT_SHOWN)
-    seen = SeenContacts(key, region)
-    for entry in stored_entries(person, key):
-        seen.add(entry["value"])
+    seen = SeenContacts(key, region, stored_entries(person, key))
     return FieldPlan(field, ADD, None, value) if seen.add(value) else FieldPlan(field, KEEP, value, value, SAME)
 
 
@@ -213,10 +211,6 @@ def _name_part(plan: FieldPlan, person: dict[str, Any]) -> FieldPlan:
     if same_text((first, rest)[_NAME_PARTS[plan.field]], plan.after):
         return plan
     return FieldPlan(plan.field, KEEP, None, plan.after, FILL_HAS_NAME)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: str,
@@ -252,19 +246,15 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             plan = _job(after, person)
             if not isinstance(person.get("candidates"), list):
                 unknown.append(field)
-        elif field == "custom_fields":
-            known = field in person
-            before = person.get(field)
-            plan = _replaceable(field, after, known, before, known and _canonical(before) == _canonical(after),
-                                write_policy)
-            if not known:
-                unknown.append(field)
-        else:
+        else:  # a text field, or custom_fields (compared as canonical JSON)
             stored_key = TEXT_FIELDS.get(field, field)
             known = stored_key in person
             before = person.get(stored_key)
-            plan = _replaceable(field, after, known, before, known and not _blank(before) and same_text(before, after),
-                                write_policy)
+            if field == "custom_fields":
+                same = known and json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True)
+            else:
+                same = known and not _blank(before) and same_text(before, after)
+            plan = _replaceable(field, after, known, before, same, write_policy)
             if write_policy == FILL and plan.action == ADD and field in _NAME_PARTS:
                 plan = _name_part(plan, person)
             if not known:
@@ -292,9 +282,7 @@ def person_after(person: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]
         elif field in CONVENIENCE:
             read_key = _READ_LIST[CONVENIENCE[field]]
             entries = after.get(read_key) if isinstance(after.get(read_key), list) else []
-            seen = SeenContacts(CONVENIENCE[field], None)
-            for entry in stored_entries({read_key: entries}, CONVENIENCE[field]):
-                seen.add(entry["value"])
+            seen = SeenContacts(CONVENIENCE[field], None, stored_entries({read_key: entries}, CONVENIENCE[field]))
             if seen.add(value):
                 entries = [*entries, {"contact_data_type": _CONVENIENCE_TYPES[field], "value": value}]
             after[read_key] = entries

@@ -110,8 +110,7 @@ class PersonMemory:
         self._put(self._ids, key, person_id)
 
     def person(self, person_id: str) -> KnownPerson | None:
-        known = self._get(self._persons, person_id)
-        return None if known is None else KnownPerson(known.data, read=known.read, fresh=False)
+        return self._get(self._persons, person_id)  # stored not fresh by remember_person
 
     def remember_person(self, person_id: str, known: KnownPerson) -> None:
         self._put(self._persons, person_id, KnownPerson(known.data, read=known.read, fresh=False),
@@ -165,19 +164,13 @@ def _search_one(client: StardexClient, deadline: Deadline, field: str, value: st
     return found[0] if found else None
 
 
-def _full_name(update: dict[str, Any]) -> str | None:
-    if update.get("name"):
-        return update["name"]
-    parts = [update.get("first_name"), update.get("last_name")]
-    name = " ".join(part for part in parts if part)
-    return name or None
-
-
 def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -> Resolution:
-    name = _full_name(update)
+    parts = (update.get("first_name"), update.get("last_name"))
+    name = update.get("name") or " ".join(part for part in parts if part)
     if not name or not update.get("linkedin_url"):
         raise Unprocessable("person_not_found", "no Stardex person matches, and creating one needs a name and a LinkedIn URL")
     body = {key: value for key, value in update.items() if key in CREATE_FIELDS}
+    remaining = {key: value for key, value in update.items() if key not in CREATE_FIELDS}
     body["name"] = name
     # On create Stardex takes plain strings for the contact lists.
     for key in ("emails", "phone_numbers"):
@@ -190,18 +183,14 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
             # It may have been created: look before a second attempt, so one event makes one person.
             found = _find(client, deadline, body.get("emails", [])[:MAX_SEARCH_EMAILS], body["linkedin_url"])
             if found:
-                return Resolution(found.person_id, created=True, remaining_update=_not_for_create(update))
+                return Resolution(found.person_id, created=True, remaining_update=remaining)
             created = client.create_person(deadline, body)
     except StardexError as error:
         raise stardex_failure(error, "create the person") from None
     person_id = created.get("id")
     if not person_id:
         raise RetryLater("stardex_unexpected_answer", "Stardex created a person but returned no id")
-    return Resolution(str(person_id), created=True, remaining_update=_not_for_create(update), person=created)
-
-
-def _not_for_create(update: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in update.items() if key not in CREATE_FIELDS}
+    return Resolution(str(person_id), created=True, remaining_update=remaining, person=created)
 
 
 def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None,
