@@ -17,9 +17,9 @@ from dataclasses import replace
 from typing import Any
 
 from .. import signatures
-from ..errors import BadRequest, Unprocessable
+from ..errors import Unprocessable
 from ..records import Delivery, Event, FollowUp
-from .base import BodyHmacSource, basic_auth_headers, parse_json_object
+from .base import BodyHmacSource, action_event, basic_auth_headers, parse_json_object, text_or_none
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -50,17 +50,7 @@ class AshbySource(BodyHmacSource):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        action = body.get("action")
-        if not isinstance(action, str) or not action:
-            raise BadRequest("invalid_payload", "an Ashby body must have a string 'action'")
-        action_id = body.get("webhookActionId")
-        return Event(
-            source=self.name,
-            event_type=action,
-            delivery_id=action_id if isinstance(action_id, str) and action_id else None,
-            payload=body,
-            ignore_reason="ping" if action == "ping" else None,
-        )
+        return action_event(self, body, "an Ashby", text_or_none(body.get("webhookActionId")))
 
     def follow_up(self, event: Event) -> FollowUp | None:
         candidate_id = _candidate_id(event.payload)

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
-from .. import signatures
+from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
 
@@ -69,6 +69,24 @@ def basic_auth_headers(api_key: str) -> dict[str, str]:
     """Basic auth, the key as the username (how Lever's and Ashby's APIs take it)."""
     token = base64.b64encode(signatures.utf8_bytes(api_key) + b":").decode("ascii")
     return {"Authorization": f"Basic {token}"}
+
+
+def text_or_none(value: Any) -> str | None:
+    """A non-empty string as sent, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def id_text(value: Any) -> str | None:
+    """An id or a time as trimmed text: most senders write strings, some numbers."""
+    return transforms.trim(transforms.string(value))
+
+
+def action_event(source: Source, body: dict[str, Any], sender: str, delivery_id: str | None) -> Event:
+    """The event named by the body's ``action`` (required); a ``ping`` is answered 200 ``ignored``."""
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("invalid_payload", f"{sender} body must have a string 'action'")
+    return Event(source.name, action, delivery_id, body, ignore_reason="ping" if action == "ping" else None)
 
 
 def _finite(text: str) -> float:

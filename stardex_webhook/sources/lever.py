@@ -23,7 +23,7 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, basic_auth_headers, parse_json_object
+from .base import Source, basic_auth_headers, parse_json_object, text_or_none
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
@@ -45,10 +45,6 @@ def _object(body: bytes) -> dict[str, Any] | None:
         if error.reason != "invalid_json":
             raise
         return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _opportunity_id(body: dict[str, Any]) -> Any:
@@ -110,7 +106,7 @@ class LeverSource(Source):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = _text(body.get("event"))
+        event_type = text_or_none(body.get("event"))
         opportunity = _opportunity_id(body)
         if not opportunity:  # Lever's verification call
             return Event(self.name, event_type, None, body, ignore_reason="ping")
@@ -130,7 +126,7 @@ class LeverSource(Source):
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
         """The token (kept when the sample has one), the time and the signature go into the body."""
         document = json.loads(body)
-        token = _text(document.get("token")) or str(uuid.uuid4())
+        token = text_or_none(document.get("token")) or str(uuid.uuid4())
         triggered_at = now * 1000
         signature = lever_signature(key, token, str(triggered_at)).hex()
         signed = {**document, "token": token, "triggeredAt": triggered_at, "signature": signature}

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import signatures
 from ..records import Delivery, Event
-from .base import BodyHmacSource, envelope, parse_json_object
+from .base import BodyHmacSource, envelope, parse_json_object, text_or_none
 from .form_answers import add_by_title, normalise_name, transcript
 from .typeform import index_answers
 
@@ -52,7 +52,7 @@ class TallySource(BodyHmacSource):
         return Event(
             source=self.name,
             event_type=event_type,
-            delivery_id=_text(body.get("eventId")) or _text(data.get("responseId")),
+            delivery_id=text_or_none(body.get("eventId")) or text_or_none(data.get("responseId")),
             payload={**body, "data": {**data, **by_key, "answers_by_label": by_label, "hidden": hidden}},
             transcript=transcript(
                 data.get("formName"),
@@ -85,7 +85,3 @@ def _is_question(field: dict[str, Any]) -> bool:
     after a checkboxes question (``"Skills (Python)": true``), whose answer the question holds."""
     kind = field.get("type")
     return kind != HIDDEN and not (kind == "CHECKBOXES" and isinstance(field.get("value"), bool))
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

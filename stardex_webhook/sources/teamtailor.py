@@ -19,10 +19,10 @@ import re
 from typing import Any, Sequence
 from urllib.parse import quote
 
-from .. import signatures, transforms
+from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp
-from .base import Source, parse_json_object
+from .base import Source, id_text, parse_json_object
 
 SIGNATURE_HEADER = "TT-Signature"
 API_VERSION = "20240404"
@@ -79,7 +79,7 @@ class TeamtailorSource(Source):
         if not isinstance(data, dict) or not isinstance(event_name, str) or not event_name:
             raise BadRequest("invalid_payload", "a Teamtailor body must have 'payload.event_name' and a 'payload.data' object")
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        parts = [_text(data.get("id")), event_name, _text(attributes.get("updated-at")) or _text(attributes.get("updated_at"))]
+        parts = [id_text(data.get("id")), event_name, id_text(attributes.get("updated-at")) or id_text(attributes.get("updated_at"))]
         return Event(
             source=self.name,
             event_type=event_name,
@@ -93,14 +93,14 @@ class TeamtailorSource(Source):
         data = event.payload["payload"]["data"]
         relationship = _dig(data, "relationships", "candidate")
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        candidate_id = (_text(_dig(relationship, "data", "id")) or _text(attributes.get("candidate-id"))
-                        or _text(attributes.get("candidate_id")))
+        candidate_id = (id_text(_dig(relationship, "data", "id")) or id_text(attributes.get("candidate-id"))
+                        or id_text(attributes.get("candidate_id")))
         if candidate_id:
             return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
-        related = _text(_dig(relationship, "links", "related"))
+        related = id_text(_dig(relationship, "links", "related"))
         if related:
             return FollowUp("GET", related)
-        application_id = _text(data.get("id"))
+        application_id = id_text(data.get("id"))
         if application_id:
             return FollowUp("GET", f"job-applications/{quote(application_id, safe='')}/candidate")
         raise BadRequest("invalid_payload", "the job application names neither itself nor its candidate")
@@ -127,8 +127,3 @@ def _dig(document: Any, *keys: str) -> Any:
     for key in keys:
         document = document.get(key) if isinstance(document, dict) else None
     return document
-
-
-def _text(value: object) -> str | None:
-    """Ids and times as text: JSON:API ids are strings, some senders write numbers."""
-    return transforms.trim(transforms.string(value))
