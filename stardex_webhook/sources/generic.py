@@ -17,7 +17,7 @@ from typing import Sequence
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import Source, parse_json_object
+from .base import Source, parse_json_object, text_or_none
 
 HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"
@@ -83,13 +83,7 @@ class StandardWebhooksSource(Source):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = body.get("type")
-        return Event(
-            source=self.name,
-            event_type=event_type if isinstance(event_type, str) and event_type else None,
-            delivery_id=_header(delivery, "id") or None,
-            payload=body,
-        )
+        return Event(self.name, text_or_none(body.get("type")), _header(delivery, "id") or None, body)
 
 
 def _header(delivery: Delivery, name: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import Source, parse_json_object
+from .base import Source, parse_json_object, text_or_none
 from .form_answers import numbers_as_text, transcript
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -103,9 +103,7 @@ class HubSpotSource(Source):
 
 def _delivery_id(flat: dict[str, Any], timestamp: str) -> str | None:
     """``eventId``; else the contact and the request's time (HubSpot's retries carry a new one)."""
-    event_id, object_id = flat.get("eventId"), flat.get("hs_object_id")
-    if isinstance(event_id, str) and event_id:
+    if event_id := text_or_none(flat.get("eventId")):
         return event_id
-    if isinstance(object_id, str) and object_id:
-        return f"{object_id}:{timestamp}" if timestamp else object_id
-    return None
+    object_id = text_or_none(flat.get("hs_object_id"))
+    return f"{object_id}:{timestamp}" if object_id and timestamp else object_id

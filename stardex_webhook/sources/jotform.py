@@ -59,8 +59,7 @@ class JotformSource(SharedTokenSource):
             raise BadRequest("invalid_json", "the Jotform 'rawRequest' field is not a JSON object") from None
         answers: dict[str, Any] = {}
         for key, value in request.items():
-            match = _ANSWER_KEY.fullmatch(key)
-            if match:
+            if match := _ANSWER_KEY.fullmatch(key):
                 answers.setdefault(match.group(1), value)
         return Event(
             source=self.name,

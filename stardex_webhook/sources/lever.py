@@ -28,23 +28,11 @@ from .base import Source, basic_auth_headers, parse_json_object, text_or_none
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
 _MILLISECONDS = re.compile(r"[0-9]{1,15}")
-PING = {"status": "ignored", "reason": "ping"}
 
 
 def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
     """The raw digest Lever's ``signature`` field holds, in hex."""
     return signatures.hmac_sha256(signatures.utf8_bytes(key), signatures.utf8_bytes(token + triggered_at))
-
-
-def _object(body: bytes) -> dict[str, Any] | None:
-    """The body as an object, None when it is not one; a body past the JSON limits is refused as
-    such (400), before any signature check, since the signature lives inside it."""
-    try:
-        return parse_json_object(body)
-    except BadRequest as error:
-        if error.reason != "invalid_json":
-            raise
-        return None
 
 
 def _opportunity_id(body: dict[str, Any]) -> Any:
@@ -80,9 +68,14 @@ class LeverSource(Source):
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An unsigned verification call (no signature, no opportunity) asks for nothing: 200."""
-        body = _object(delivery.body)
-        if body is not None and not body.get("signature") and not _opportunity_id(body):
-            return Handshake(200, dict(PING))
+        try:
+            body = parse_json_object(delivery.body)
+        except BadRequest as error:
+            if error.reason != "invalid_json":  # past the JSON limits: 400 before any check of the signature inside
+                raise
+            return None
+        if not body.get("signature") and not _opportunity_id(body):
+            return Handshake(200, {"status": "ignored", "reason": "ping"})
         return None
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:

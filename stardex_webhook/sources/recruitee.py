@@ -56,8 +56,7 @@ class RecruiteeSource(BodyHmacSource):
 
 
 def _delivery_id(body: dict) -> str | None:
-    given = id_text(body.get("id"))
-    if given:
+    if given := id_text(body.get("id")):
         return given
     payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
     candidate = payload.get("candidate") if isinstance(payload.get("candidate"), dict) else {}

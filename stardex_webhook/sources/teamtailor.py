@@ -80,12 +80,7 @@ class TeamtailorSource(Source):
             raise BadRequest("invalid_payload", "a Teamtailor body must have 'payload.event_name' and a 'payload.data' object")
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
         parts = [id_text(data.get("id")), event_name, id_text(attributes.get("updated-at")) or id_text(attributes.get("updated_at"))]
-        return Event(
-            source=self.name,
-            event_type=event_name,
-            delivery_id=":".join(parts) if all(parts) else None,
-            payload=body,
-        )
+        return Event(self.name, event_name, ":".join(parts) if all(parts) else None, body)
 
     def follow_up(self, event: Event) -> FollowUp | None:
         if not (event.event_type or "").startswith(FOLLOW_UP_PREFIX):
