@@ -16,7 +16,6 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from .. import signatures
 from ..errors import Unprocessable
 from ..records import Delivery, Event, FollowUp
 from .base import BodyHmacSource, action_event, basic_auth_headers, parse_json_object, text_or_none
@@ -42,7 +41,6 @@ class AshbySource(BodyHmacSource):
     expected_form = "sha256=<hex>"
     # One entry as documented; blanks around the parts and the case of "sha256" are tolerated.
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(signatures.decode_hex)
     encode = staticmethod(lambda digest: "sha256=" + digest.hex())
     needs_api_key = True
     api_key_optional = True  # applicationSubmit carries the name, email and phone

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import uuid
 
-from .. import signatures
 from ..records import Delivery, Event
 from .base import BodyHmacSource, action_event, parse_json_object
 
@@ -27,7 +26,6 @@ class GreenhouseSource(BodyHmacSource):
     signature_header = "Signature"
     # One entry, "sha256 <hex>" as documented; also tolerated: any case, extra blanks, "sha256=<hex>".
     entry = re.compile(r"\s*sha256(?:\s*=\s*|\s+)(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(signatures.decode_hex)
     expected_form = "sha256 <hex>"
     encode = staticmethod(lambda digest: "sha256 " + digest.hex())
 

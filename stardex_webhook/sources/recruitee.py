@@ -13,9 +13,6 @@ subtype, candidate id and ``created_at`` joined by ``:`` (the same on Recruitee'
 
 from __future__ import annotations
 
-import re
-
-from .. import signatures
 from ..errors import BadRequest
 from ..records import Delivery, Event, Handshake
 from .base import BodyHmacSource, id_text, parse_json_object
@@ -29,10 +26,6 @@ class RecruiteeSource(BodyHmacSource):
 
     name = "recruitee"
     signature_header = "X-Recruitee-Signature"
-    entry = re.compile(r"\s*(\S+)\s*")
-    decode = staticmethod(signatures.decode_hex)
-    expected_form = "<hex>"
-    encode = staticmethod(lambda digest: digest.hex())
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         if len(delivery.body) > _LONGEST_TEST_BODY:

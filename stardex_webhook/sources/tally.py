@@ -11,7 +11,6 @@ a choice holds its option text, not Tally's ids. ``data.fields`` stays exactly a
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from .. import signatures
@@ -31,7 +30,6 @@ class TallySource(BodyHmacSource):
     name = "tally"
     default_write_policy = "fill"
     signature_header = "Tally-Signature"
-    entry = re.compile(r"\s*(\S+)\s*")  # the bare base64 digest
     decode = staticmethod(signatures.decode_base64)
     expected_form = "<base64>"
     encode = staticmethod(lambda digest: base64.b64encode(digest).decode())

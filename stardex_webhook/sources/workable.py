@@ -42,7 +42,6 @@ class WorkableSource(BodyHmacSource):
     entry = re.compile(r"\s*(?:sha256\s*=\s*)?(\S+)\s*", re.IGNORECASE)
     decode = staticmethod(decode_digest)
     expected_form = "<hex or base64 digest>"
-    encode = staticmethod(lambda digest: digest.hex())
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
