@@ -10,7 +10,6 @@ without the prefix it is base64 when it decodes (as the standard's libraries do)
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from typing import Sequence
 
@@ -27,14 +26,8 @@ def signing_key_bytes(key: str) -> bytes | None:
     """The HMAC key a configured secret stands for, or None when a ``whsec_`` key is not base64."""
     text = key.strip()
     if text.startswith(KEY_PREFIX):
-        try:
-            return base64.b64decode(text[len(KEY_PREFIX):], validate=True) or None
-        except (binascii.Error, ValueError):
-            return None
-    try:
-        return base64.b64decode(text, validate=True) or signatures.utf8_bytes(text)
-    except (binascii.Error, ValueError):
-        return signatures.utf8_bytes(text)
+        return signatures.decode_base64(text[len(KEY_PREFIX):])
+    return signatures.decode_base64(text) or signatures.utf8_bytes(text)
 
 
 class StandardWebhooksSource(Source):

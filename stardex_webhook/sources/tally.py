@@ -73,9 +73,7 @@ def resolved(field: dict[str, Any]) -> dict[str, Any]:
         if isinstance(option, dict) and isinstance(option.get("id"), str) and isinstance(option.get("text"), str)
     }
     chosen = [texts.get(item, item) if isinstance(item, str) else item for item in value]
-    if kind in SINGLE_CHOICE and len(chosen) == 1:
-        return {**field, "value": chosen[0]}
-    return {**field, "value": chosen}
+    return {**field, "value": chosen[0] if kind in SINGLE_CHOICE and len(chosen) == 1 else chosen}
 
 
 def _is_question(field: dict[str, Any]) -> bool:
