@@ -18,18 +18,16 @@ from typing import Any
 
 from ..errors import Unprocessable
 from ..records import Delivery, Event, FollowUp
-from .base import BodyHmacSource, action_event, basic_auth_headers, parse_json_object, text_or_none
+from .base import BodyHmacSource, action_event, basic_auth_headers, dig, parse_json_object, text_or_none
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _candidate_id(payload: Any) -> str | None:
-    data = payload.get("data") if isinstance(payload, dict) else None
-    application = data.get("application") if isinstance(data, dict) else None
-    candidate = application.get("candidate") if isinstance(application, dict) else None
-    if not isinstance(candidate, dict) and isinstance(data, dict):
-        candidate = data.get("candidate")  # events about a candidate without an application
-    candidate_id = candidate.get("id") if isinstance(candidate, dict) else None
+    candidate = dig(payload, "data", "application", "candidate")
+    if not isinstance(candidate, dict):
+        candidate = dig(payload, "data", "candidate")  # events about a candidate without an application
+    candidate_id = dig(candidate, "id")
     return candidate_id if isinstance(candidate_id, str) and candidate_id.strip() else None
 
 

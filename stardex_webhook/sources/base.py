@@ -81,6 +81,13 @@ def id_text(value: Any) -> str | None:
     return transforms.trim(transforms.string(value))
 
 
+def dig(document: Any, *keys: str) -> Any:
+    """The value down nested objects, None where a key is missing or a level is not an object."""
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
 def action_event(source: Source, body: dict[str, Any], sender: str, delivery_id: str | None) -> Event:
     """The event named by the body's ``action`` (required); a ``ping`` is answered 200 ``ignored``."""
     action = body.get("action")

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, basic_auth_headers, parse_json_object, text_or_none
+from .base import Source, basic_auth_headers, dig, parse_json_object, text_or_none
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
@@ -36,8 +36,7 @@ def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
 
 
 def _opportunity_id(body: dict[str, Any]) -> Any:
-    data = body.get("data")
-    return data.get("opportunityId") if isinstance(data, dict) else None
+    return dig(body, "data", "opportunityId")
 
 
 def _triggered_at_text(value: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..errors import BadRequest
 from ..records import Delivery, Event, Handshake
-from .base import BodyHmacSource, id_text, parse_json_object
+from .base import BodyHmacSource, dig, id_text, parse_json_object
 
 TEST_BODY = {"test": True}
 _LONGEST_TEST_BODY = 64  # bytes; '{"test": true}' with room for any whitespace Recruitee adds
@@ -51,8 +51,6 @@ class RecruiteeSource(BodyHmacSource):
 def _delivery_id(body: dict) -> str | None:
     if given := id_text(body.get("id")):
         return given
-    payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
-    candidate = payload.get("candidate") if isinstance(payload.get("candidate"), dict) else {}
     parts = [id_text(body.get("event_type")), id_text(body.get("event_subtype")) or "-",
-             id_text(candidate.get("id")), id_text(body.get("created_at"))]
+             id_text(dig(body, "payload", "candidate", "id")), id_text(body.get("created_at"))]
     return ":".join(parts) if all(parts) else None

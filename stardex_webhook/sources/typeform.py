@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .. import signatures
 from ..records import Delivery, Event, Transcript
-from .base import BodyHmacSource, envelope, parse_json_object, text_or_none
+from .base import BodyHmacSource, dig, envelope, parse_json_object, text_or_none
 from .form_answers import add_by_title
 
 
@@ -44,16 +44,14 @@ class TypeformSource(BodyHmacSource):
             event_type=event_type,
             delivery_id=text_or_none(body.get("event_id")) or text_or_none(form_response.get("token")),
             payload={**body, "form_response": {**form_response, **indexed}},
-            transcript=transcript(form_response),
+            transcript=transcript(form_response, titles),
             questions=questions,
         )
 
 
-def transcript(form_response: dict[str, Any]) -> Transcript:
+def transcript(form_response: dict[str, Any], titles: dict[Any, Any]) -> Transcript:
     """The response as a person reads it: the form's title, then each answered question (its title
     from the form's definition) with the answer as text, for an opt-in note."""
-    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
-    titles = _titles(form_response)
     answers = []
     for answer in form_response.get("answers") if isinstance(form_response.get("answers"), list) else ():
         if not isinstance(answer, dict):
@@ -64,14 +62,14 @@ def transcript(form_response: dict[str, Any]) -> Transcript:
         text = _answer_text(answer.get(answer.get("type")) if isinstance(answer.get("type"), str) else None)
         if question and text:
             answers.append((question, text))
-    return Transcript(text_or_none(definition.get("title")), tuple(answers))
+    return Transcript(text_or_none(dig(form_response, "definition", "title")), tuple(answers))
 
 
 def _titles(form_response: dict[str, Any]) -> dict[Any, Any]:
     """Each question's title by its id, from the form's definition."""
-    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
-    fields = definition.get("fields") if isinstance(definition.get("fields"), list) else []
-    return {item["id"]: item.get("title") for item in fields if isinstance(item, dict) and isinstance(item.get("id"), str)}
+    fields = dig(form_response, "definition", "fields")
+    return {item["id"]: item.get("title") for item in (fields if isinstance(fields, list) else ())
+            if isinstance(item, dict) and isinstance(item.get("id"), str)}
 
 
 def _answer_text(value: Any) -> str | None:
