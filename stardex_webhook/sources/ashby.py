@@ -5,15 +5,13 @@
 200 ``ignored`` once its signature checks. The webhook's candidate lacks LinkedIn, company, title
 and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``) when
 ``ASHBY_API_KEY`` is set; without it, what the webhook carries (name, primary email and phone) is
-written and the answer's ``incomplete`` says the rest needs the key. Ashby
-answers errors with HTTP 200 and ``success: false``: an unknown candidate is
-``sender_resource_not_found`` (422), like a 404 elsewhere.
+written and the answer's ``incomplete`` says the rest needs the key. Ashby answers errors with HTTP
+200 and ``success: false``: an unknown candidate is ``sender_resource_not_found`` (422), like a 404 elsewhere.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 from ..errors import Unprocessable
@@ -62,7 +60,7 @@ class AshbySource(BodyHmacSource):
                 raise Unprocessable("sender_resource_not_found", f"the ashby API has no such candidate ({code})")
             raise Unprocessable("sender_api_rejected", f"the ashby API refused candidate.info ({code or 'no error code'})")
         results = answer.get("results")
-        return replace(event, payload={**event.payload, "api": results if isinstance(results, dict) else {}})
+        return super().with_follow_up(event, results if isinstance(results, dict) else {})
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         return basic_auth_headers(api_key)

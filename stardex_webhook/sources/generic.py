@@ -62,8 +62,7 @@ class StandardWebhooksSource(Source):
                 raise Unauthorized("missing_signature", f"the webhook-{name} (or svix-{name}) header is missing")
         message_id, timestamp_text, signature_header = parts.values()
 
-        timestamp = signatures.parse_unix_seconds(timestamp_text)
-        signatures.check_timestamp(timestamp, now)
+        signatures.check_timestamp(signatures.parse_unix_seconds(timestamp_text), now)
         given = _v1_signatures(signature_header)
 
         key_bytes = [key for key in map(signing_key_bytes, usable_keys) if key is not None]

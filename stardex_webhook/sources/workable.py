@@ -20,7 +20,7 @@ import re
 from .. import signatures
 from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import BodyHmacSource, parse_json_object, text_or_none
+from .base import BodyHmacSource, dig, parse_json_object, text_or_none
 
 
 # Workable's documented body is ``data`` only: a subscription's URL names its event instead
@@ -50,11 +50,9 @@ class WorkableSource(BodyHmacSource):
         if event_type is None:
             raise BadRequest("invalid_payload", "a Workable body must have a string 'event_type' (or 'type'), "
                              f"or the subscription's URL must name it (?{EVENT_QUERY_PARAMETER}=candidate_created)")
-        data = body.get("data")
-        candidate = data if isinstance(data, dict) else {}
-        candidate_id = candidate.get("id")
+        candidate_id = dig(body, "data", "id")
         delivery_id = None
         if isinstance(candidate_id, (str, int)) and not isinstance(candidate_id, bool) and str(candidate_id):
-            updated_at = text_or_none(candidate.get("updated_at"))
+            updated_at = text_or_none(dig(body, "data", "updated_at"))
             delivery_id = ":".join(part for part in (str(candidate_id), event_type, updated_at) if part)
         return Event(source=self.name, event_type=event_type, delivery_id=delivery_id, payload=body)
