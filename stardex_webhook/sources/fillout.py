@@ -53,7 +53,6 @@ class FilloutSource(SharedTokenSource):
             if isinstance(parameter, dict) and (key := normalise_name(parameter.get("name"))):
                 parameters.setdefault(key, numbers_as_text(parameter.get("value")))
         scheduling = [entry for entry in _list(submission.get("scheduling")) if isinstance(entry, dict)]
-        form_name = body.get("formName")
         return Event(
             source=self.name,
             event_type=EVENT_TYPE,
@@ -62,9 +61,7 @@ class FilloutSource(SharedTokenSource):
                 **(body if wrapped else {}),
                 "submission": {**submission, "questions": questions, **indexed, "parameters": parameters},
             },
-            transcript=transcript(
-                form_name,
-                [(entry.get("name"), entry.get("value")) for entry in questions + scheduling],
-            ),
+            transcript=transcript(body.get("formName"),
+                                  [(entry.get("name"), entry.get("value")) for entry in questions + scheduling]),
             questions=matched,
         )

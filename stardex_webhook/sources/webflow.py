@@ -18,7 +18,7 @@ from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
 from .base import Source, envelope, parse_json_object
-from .form_answers import PERSON_ID_FIELD, add_by_title, normalise_name, transcript
+from .form_answers import add_by_title, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
 SIGNATURE_HEADER = "x-webflow-signature"
@@ -71,9 +71,7 @@ class WebflowSource(Source):
             event_type=trigger,
             delivery_id=string(payload.get("id")),
             payload={**body, "payload": {**payload, "fields": fields}},
-            transcript=transcript(
-                payload.get("name"), ((name, value) for name, value in sent if normalise_name(name) != PERSON_ID_FIELD)
-            ),
+            transcript=transcript(payload.get("name"), sent),
             questions=questions,
         )
 
