@@ -81,8 +81,7 @@ class StandardWebhooksSource(Source):
 def _header(delivery: Delivery, name: str) -> str:
     """``svix-<name>`` if sent, else ``webhook-<name>``, stripped ("" when neither is)."""
     for prefix in HEADER_PREFIXES:
-        value = delivery.headers.get(prefix + name, "").strip()
-        if value:
+        if value := delivery.headers.get(prefix + name, "").strip():
             return value
     return ""
 

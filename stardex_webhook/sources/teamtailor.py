@@ -90,11 +90,9 @@ class TeamtailorSource(Source):
                         or id_text(attributes.get("candidate_id")))
         if candidate_id:
             return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
-        related = id_text(dig(relationship, "links", "related"))
-        if related:
+        if related := id_text(dig(relationship, "links", "related")):
             return FollowUp("GET", related)
-        application_id = id_text(data.get("id"))
-        if application_id:
+        if application_id := id_text(data.get("id")):
             return FollowUp("GET", f"job-applications/{quote(application_id, safe='')}/candidate")
         raise BadRequest("invalid_payload", "the job application names neither itself nor its candidate")
 

@@ -61,8 +61,7 @@ class WebflowSource(Source):
         sent = list(data.items()) if isinstance(data, dict) else []
         fields: dict[str, Any] = {}
         for name, value in sent:
-            key = normalise_name(name)
-            if key is not None:
+            if key := normalise_name(name):
                 fields.setdefault(key, as_text(value))
         # A field named in words ("Email 2", "Your phone") is also read by what it asks for.
         questions = add_by_title(fields, sent, lambda pair: pair[0], lambda pair: as_text(pair[1]))
