@@ -17,6 +17,8 @@ from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
 
+EPOCH_MILLISECONDS = re.compile(r"[0-9]{1,15}")  # a timestamp in whole milliseconds (Lever, Webflow, HubSpot)
+
 
 class Source(abc.ABC):
     """One sender: subclass it and register an instance in ``sources/__init__.py``. The defaults

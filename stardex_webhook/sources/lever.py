@@ -23,11 +23,10 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, basic_auth_headers, dig, parse_json_object, text_or_none
+from .base import EPOCH_MILLISECONDS, Source, basic_auth_headers, dig, parse_json_object, text_or_none
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
-_MILLISECONDS = re.compile(r"[0-9]{1,15}")
 
 
 def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
@@ -43,7 +42,7 @@ def _triggered_at_text(value: Any) -> str:
     """``triggeredAt`` as Lever signed it (the decimal digits of the integer), or a 401."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
         return str(value)
-    if isinstance(value, str) and _MILLISECONDS.fullmatch(value):
+    if isinstance(value, str) and EPOCH_MILLISECONDS.fullmatch(value):
         return value
     raise Unauthorized("malformed_signature", "Lever's triggeredAt is not whole epoch milliseconds")
 

@@ -28,11 +28,6 @@ from .base import BodyHmacSource, dig, parse_json_object, text_or_none
 EVENT_QUERY_PARAMETER = "event"
 
 
-def decode_digest(text: str) -> bytes | None:
-    """A digest written in hex or in base64."""
-    return signatures.decode_hex(text) or signatures.decode_base64(text)
-
-
 class WorkableSource(BodyHmacSource):
     """Adapter for Workable: HMAC of the raw body in hex or base64, the candidate in ``data``."""
 
@@ -40,7 +35,7 @@ class WorkableSource(BodyHmacSource):
     signature_header = "X-Workable-Signature"
     # The bare digest; a "sha256=" before it and blanks around it are tolerated.
     entry = re.compile(r"\s*(?:sha256\s*=\s*)?(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(decode_digest)
+    decode = staticmethod(lambda text: signatures.decode_hex(text) or signatures.decode_base64(text))
     expected_form = "<hex or base64 digest>"
 
     def parse(self, delivery: Delivery) -> Event:
