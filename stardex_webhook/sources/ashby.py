@@ -5,32 +5,27 @@
 200 ``ignored`` once its signature checks. The webhook's candidate lacks LinkedIn, company, title
 and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``) when
 ``ASHBY_API_KEY`` is set; without it, what the webhook carries (name, primary email and phone) is
-written and the answer's ``incomplete`` says the rest needs the key. Ashby
-answers errors with HTTP 200 and ``success: false``: an unknown candidate is
-``sender_resource_not_found`` (422), like a 404 elsewhere.
+written and the answer's ``incomplete`` says the rest needs the key. Ashby answers errors with HTTP
+200 and ``success: false``: an unknown candidate is ``sender_resource_not_found`` (422), like a 404 elsewhere.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
-from .. import signatures
-from ..errors import BadRequest, Unprocessable
+from ..errors import Unprocessable
 from ..records import Delivery, Event, FollowUp
-from .base import BodyHmacSource, basic_auth_headers, parse_json_object
+from .base import BodyHmacSource, action_event, basic_auth_headers, dig, parse_json_object, text_or_none
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _candidate_id(payload: Any) -> str | None:
-    data = payload.get("data") if isinstance(payload, dict) else None
-    application = data.get("application") if isinstance(data, dict) else None
-    candidate = application.get("candidate") if isinstance(application, dict) else None
-    if not isinstance(candidate, dict) and isinstance(data, dict):
-        candidate = data.get("candidate")  # events about a candidate without an application
-    candidate_id = candidate.get("id") if isinstance(candidate, dict) else None
+    candidate = dig(payload, "data", "application", "candidate")
+    if not isinstance(candidate, dict):
+        candidate = dig(payload, "data", "candidate")  # events about a candidate without an application
+    candidate_id = dig(candidate, "id")
     return candidate_id if isinstance(candidate_id, str) and candidate_id.strip() else None
 
 
@@ -42,7 +37,6 @@ class AshbySource(BodyHmacSource):
     expected_form = "sha256=<hex>"
     # One entry as documented; blanks around the parts and the case of "sha256" are tolerated.
     entry = re.compile(r"\s*sha256\s*=\s*(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(signatures.decode_hex)
     encode = staticmethod(lambda digest: "sha256=" + digest.hex())
     needs_api_key = True
     api_key_optional = True  # applicationSubmit carries the name, email and phone
@@ -50,17 +44,7 @@ class AshbySource(BodyHmacSource):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        action = body.get("action")
-        if not isinstance(action, str) or not action:
-            raise BadRequest("invalid_payload", "an Ashby body must have a string 'action'")
-        action_id = body.get("webhookActionId")
-        return Event(
-            source=self.name,
-            event_type=action,
-            delivery_id=action_id if isinstance(action_id, str) and action_id else None,
-            payload=body,
-            ignore_reason="ping" if action == "ping" else None,
-        )
+        return action_event(self, body, "an Ashby", text_or_none(body.get("webhookActionId")))
 
     def follow_up(self, event: Event) -> FollowUp | None:
         candidate_id = _candidate_id(event.payload)
@@ -76,7 +60,7 @@ class AshbySource(BodyHmacSource):
                 raise Unprocessable("sender_resource_not_found", f"the ashby API has no such candidate ({code})")
             raise Unprocessable("sender_api_rejected", f"the ashby API refused candidate.info ({code or 'no error code'})")
         results = answer.get("results")
-        return replace(event, payload={**event.payload, "api": results if isinstance(results, dict) else {}})
+        return super().with_follow_up(event, results if isinstance(results, dict) else {})
 
     def api_headers(self, api_key: str) -> dict[str, str]:
         return basic_auth_headers(api_key)

@@ -11,11 +11,13 @@ import json
 import math
 import re
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .. import signatures
+from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
+
+EPOCH_MILLISECONDS = re.compile(r"[0-9]{1,15}")  # a timestamp in whole milliseconds (Lever, Webflow, HubSpot)
 
 
 class Source(abc.ABC):
@@ -71,6 +73,31 @@ def basic_auth_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def text_or_none(value: Any) -> str | None:
+    """A non-empty string as sent, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def id_text(value: Any) -> str | None:
+    """An id or a time as trimmed text: most senders write strings, some numbers."""
+    return transforms.trim(transforms.string(value))
+
+
+def dig(document: Any, *keys: str) -> Any:
+    """The value down nested objects, None where a key is missing or a level is not an object."""
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
+def action_event(source: Source, body: dict[str, Any], sender: str, delivery_id: str | None) -> Event:
+    """The event named by the body's ``action`` (required); a ``ping`` is answered 200 ``ignored``."""
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("invalid_payload", f"{sender} body must have a string 'action'")
+    return Event(source.name, action, delivery_id, body, ignore_reason="ping" if action == "ping" else None)
+
+
 def _finite(text: str) -> float:
     """Not ``NaN``, ``Infinity`` (Python's decoder takes them) or an infinite ``1e999``."""
     number = float(text)
@@ -85,10 +112,6 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_VALUES = 10_000
 
 
-class _TooManyValues(Exception):
-    """Stops the decoder as soon as the member count passes ``MAX_JSON_VALUES``."""
-
-
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Every adapter's JSON parse; each failure is a ``BadRequest``. ``NaN`` and ``Infinity`` (not
     JSON) are refused so they never reach an answer or a PATCH."""
@@ -98,7 +121,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         nonlocal members
         members += len(pairs)
         if members > MAX_JSON_VALUES:
-            raise _TooManyValues
+            raise _too_many()  # stops the decoder at once
         return dict(pairs)
 
     try:
@@ -106,8 +129,6 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
                               object_pairs_hook=counted)
     except RecursionError:  # nesting deeper than the decoder's own stack: far past the limit
         raise _too_deep() from None
-    except _TooManyValues:
-        raise _too_many() from None
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
@@ -153,13 +174,13 @@ def _too_many() -> BadRequest:
 
 class BodyHmacSource(Source):
     """The raw body's HMAC-SHA256 in one header, no handshake (Greenhouse, Typeform). ``entry``
-    captures the encoded digest in group 1."""
+    captures the encoded digest in group 1; the defaults read a bare hex digest."""
 
     signature_header: str
-    entry: re.Pattern[str]
-    decode: Callable[[str], bytes | None]
-    expected_form: str
-    encode: Callable[[bytes], str]
+    entry = re.compile(r"\s*(\S+)\s*")
+    decode = staticmethod(signatures.decode_hex)
+    expected_form = "<hex>"
+    encode = staticmethod(lambda digest: digest.hex())
 
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
         digest = signatures.hmac_sha256(signatures.utf8_bytes(key), body)

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import SharedTokenSource, parse_json_object
+from .base import SharedTokenSource, parse_json_object, text_or_none
 from .form_answers import add_by_title, normalise_name, numbers_as_text, transcript
 from .typeform import index_answers
 
@@ -53,19 +53,15 @@ class FilloutSource(SharedTokenSource):
             if isinstance(parameter, dict) and (key := normalise_name(parameter.get("name"))):
                 parameters.setdefault(key, numbers_as_text(parameter.get("value")))
         scheduling = [entry for entry in _list(submission.get("scheduling")) if isinstance(entry, dict)]
-        submission_id = submission.get("submissionId")
-        form_name = body.get("formName")
         return Event(
             source=self.name,
             event_type=EVENT_TYPE,
-            delivery_id=submission_id if isinstance(submission_id, str) and submission_id else None,
+            delivery_id=text_or_none(submission.get("submissionId")),
             payload={
                 **(body if wrapped else {}),
                 "submission": {**submission, "questions": questions, **indexed, "parameters": parameters},
             },
-            transcript=transcript(
-                form_name,
-                [(entry.get("name"), entry.get("value")) for entry in questions + scheduling],
-            ),
+            transcript=transcript(body.get("formName"),
+                                  [(entry.get("name"), entry.get("value")) for entry in questions + scheduling]),
             questions=matched,
         )

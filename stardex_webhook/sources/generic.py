@@ -10,14 +10,13 @@ without the prefix it is base64 when it decodes (as the standard's libraries do)
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from typing import Sequence
 
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import Source, parse_json_object
+from .base import Source, parse_json_object, text_or_none
 
 HEADER_PREFIXES = ("svix-", "webhook-")  # the first one present wins, header by header
 KEY_PREFIX = "whsec_"
@@ -27,14 +26,8 @@ def signing_key_bytes(key: str) -> bytes | None:
     """The HMAC key a configured secret stands for, or None when a ``whsec_`` key is not base64."""
     text = key.strip()
     if text.startswith(KEY_PREFIX):
-        try:
-            return base64.b64decode(text[len(KEY_PREFIX):], validate=True) or None
-        except (binascii.Error, ValueError):
-            return None
-    try:
-        return base64.b64decode(text, validate=True) or signatures.utf8_bytes(text)
-    except (binascii.Error, ValueError):
-        return signatures.utf8_bytes(text)
+        return signatures.decode_base64(text[len(KEY_PREFIX):])
+    return signatures.decode_base64(text) or signatures.utf8_bytes(text)
 
 
 class StandardWebhooksSource(Source):
@@ -69,8 +62,7 @@ class StandardWebhooksSource(Source):
                 raise Unauthorized("missing_signature", f"the webhook-{name} (or svix-{name}) header is missing")
         message_id, timestamp_text, signature_header = parts.values()
 
-        timestamp = signatures.parse_unix_seconds(timestamp_text)
-        signatures.check_timestamp(timestamp, now)
+        signatures.check_timestamp(signatures.parse_unix_seconds(timestamp_text), now)
         given = _v1_signatures(signature_header)
 
         key_bytes = [key for key in map(signing_key_bytes, usable_keys) if key is not None]
@@ -83,20 +75,13 @@ class StandardWebhooksSource(Source):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = body.get("type")
-        return Event(
-            source=self.name,
-            event_type=event_type if isinstance(event_type, str) and event_type else None,
-            delivery_id=_header(delivery, "id") or None,
-            payload=body,
-        )
+        return Event(self.name, text_or_none(body.get("type")), _header(delivery, "id") or None, body)
 
 
 def _header(delivery: Delivery, name: str) -> str:
     """``svix-<name>`` if sent, else ``webhook-<name>``, stripped ("" when neither is)."""
     for prefix in HEADER_PREFIXES:
-        value = delivery.headers.get(prefix + name, "").strip()
-        if value:
+        if value := delivery.headers.get(prefix + name, "").strip():
             return value
     return ""
 

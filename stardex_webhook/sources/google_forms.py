@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import parse_json_object
+from .base import parse_json_object, text_or_none
 from .form_answers import add_by_title, normalise_name, numbers_as_text, transcript
 from .generic import StandardWebhooksSource
 
@@ -57,13 +57,10 @@ class GoogleFormsSource(StandardWebhooksSource):
         # A title in words ("What is your first name?") is also read by what it asks for.
         questions = add_by_title(indexed, list(answers.items()), lambda pair: pair[0],
                                  lambda pair: numbers_as_text(pair[1]))
-        response_id = body.get("responseId")
-        if not (isinstance(response_id, str) and response_id):
-            response_id = delivery.headers.get("webhook-id", "").strip() or None
         return Event(
             source=self.name,
             event_type=EVENT_TYPE,
-            delivery_id=response_id,
+            delivery_id=text_or_none(body.get("responseId")) or delivery.headers.get("webhook-id", "").strip() or None,
             payload={**body, "answers": indexed, "answers_by_title": answers},
             transcript=transcript(body.get("formTitle"), answers.items()),
             questions=questions,

@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from .. import signatures
-from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import BodyHmacSource, parse_json_object
+from .base import BodyHmacSource, action_event, parse_json_object
 
 EVENT_ID_HEADER = "Greenhouse-Event-ID"
 
@@ -28,7 +26,6 @@ class GreenhouseSource(BodyHmacSource):
     signature_header = "Signature"
     # One entry, "sha256 <hex>" as documented; also tolerated: any case, extra blanks, "sha256=<hex>".
     entry = re.compile(r"\s*sha256(?:\s*=\s*|\s+)(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(signatures.decode_hex)
     expected_form = "sha256 <hex>"
     encode = staticmethod(lambda digest: "sha256 " + digest.hex())
 
@@ -37,15 +34,5 @@ class GreenhouseSource(BodyHmacSource):
         return {**headers, EVENT_ID_HEADER: str(uuid.uuid4())}, body
 
     def parse(self, delivery: Delivery) -> Event:
-        body = parse_json_object(delivery.body)
-        action = body.get("action")
-        if not isinstance(action, str) or not action:
-            raise BadRequest("invalid_payload", "a Greenhouse body must have a string 'action'")
         delivery_id = delivery.headers.get(EVENT_ID_HEADER, "").strip() or None
-        return Event(
-            source=self.name,
-            event_type=action,
-            delivery_id=delivery_id,
-            payload=body,
-            ignore_reason="ping" if action == "ping" else None,
-        )
+        return action_event(self, parse_json_object(delivery.body), "a Greenhouse", delivery_id)

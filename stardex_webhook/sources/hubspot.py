@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from .. import signatures
 from ..errors import Unauthorized
 from ..records import Delivery, Event
-from .base import Source, parse_json_object
+from .base import EPOCH_MILLISECONDS, Source, parse_json_object, text_or_none
 from .form_answers import numbers_as_text, transcript
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -34,7 +34,6 @@ _DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "
 _ENCODED = re.compile("|".join(_DECODED), re.IGNORECASE)
 # Ids of the record and the delivery: not what anyone submitted, so left out of the transcript.
 _RECORD_IDS = frozenset({"hs_object_id", "eventId"})
-_MILLISECONDS = re.compile(r"[0-9]{1,15}")
 # One signature: base64, which some proxies hand over with its "+" turned into spaces.
 _ENTRY = re.compile(r"\s*([A-Za-z0-9+/= ]+?)\s*")
 
@@ -67,7 +66,7 @@ class HubSpotSource(Source):
         timestamp = delivery.headers.get(TIMESTAMP_HEADER, "").strip()
         if not header.strip() or not timestamp:
             raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header is missing")
-        if not _MILLISECONDS.fullmatch(timestamp):
+        if not EPOCH_MILLISECONDS.fullmatch(timestamp):
             raise Unauthorized("malformed_signature", f"{TIMESTAMP_HEADER} is not unix milliseconds")
         signatures.check_timestamp(int(timestamp) / 1000, now)
         given = signatures.decoded_entries(
@@ -103,9 +102,7 @@ class HubSpotSource(Source):
 
 def _delivery_id(flat: dict[str, Any], timestamp: str) -> str | None:
     """``eventId``; else the contact and the request's time (HubSpot's retries carry a new one)."""
-    event_id, object_id = flat.get("eventId"), flat.get("hs_object_id")
-    if isinstance(event_id, str) and event_id:
+    if event_id := text_or_none(flat.get("eventId")):
         return event_id
-    if isinstance(object_id, str) and object_id:
-        return f"{object_id}:{timestamp}" if timestamp else object_id
-    return None
+    object_id = text_or_none(flat.get("hs_object_id"))
+    return f"{object_id}:{timestamp}" if object_id and timestamp else object_id

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..records import Delivery, Event
 from .base import MAX_JSON_VALUES, SharedTokenSource, parse_json_object
-from .form_answers import PERSON_ID_FIELD, transcript
+from .form_answers import transcript
 
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
@@ -59,18 +59,15 @@ class JotformSource(SharedTokenSource):
             raise BadRequest("invalid_json", "the Jotform 'rawRequest' field is not a JSON object") from None
         answers: dict[str, Any] = {}
         for key, value in request.items():
-            match = _ANSWER_KEY.fullmatch(key)
-            if match:
+            if match := _ANSWER_KEY.fullmatch(key):
                 answers.setdefault(match.group(1), value)
         return Event(
             source=self.name,
             event_type=None,
             delivery_id=fields.get("submissionID") or None,
             payload={**fields, "rawRequest": request, "answers": answers},
-            transcript=transcript(
-                fields.get("formTitle"),
-                ((_question(name), _shown(value)) for name, value in answers.items() if name != PERSON_ID_FIELD),
-            ),
+            transcript=transcript(fields.get("formTitle"),
+                                  ((_question(name), _shown(value)) for name, value in answers.items())),
         )
 
 

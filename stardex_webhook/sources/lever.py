@@ -23,12 +23,10 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, basic_auth_headers, parse_json_object
+from .base import EPOCH_MILLISECONDS, Source, basic_auth_headers, dig, parse_json_object, text_or_none
 
 # Lever's ids are UUIDs; anything of another shape is refused before it goes into a URL path.
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
-_MILLISECONDS = re.compile(r"[0-9]{1,15}")
-PING = {"status": "ignored", "reason": "ping"}
 
 
 def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
@@ -36,31 +34,15 @@ def lever_signature(key: str, token: str, triggered_at: str) -> bytes:
     return signatures.hmac_sha256(signatures.utf8_bytes(key), signatures.utf8_bytes(token + triggered_at))
 
 
-def _object(body: bytes) -> dict[str, Any] | None:
-    """The body as an object, None when it is not one; a body past the JSON limits is refused as
-    such (400), before any signature check, since the signature lives inside it."""
-    try:
-        return parse_json_object(body)
-    except BadRequest as error:
-        if error.reason != "invalid_json":
-            raise
-        return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _opportunity_id(body: dict[str, Any]) -> Any:
-    data = body.get("data")
-    return data.get("opportunityId") if isinstance(data, dict) else None
+    return dig(body, "data", "opportunityId")
 
 
 def _triggered_at_text(value: Any) -> str:
     """``triggeredAt`` as Lever signed it (the decimal digits of the integer), or a 401."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
         return str(value)
-    if isinstance(value, str) and _MILLISECONDS.fullmatch(value):
+    if isinstance(value, str) and EPOCH_MILLISECONDS.fullmatch(value):
         return value
     raise Unauthorized("malformed_signature", "Lever's triggeredAt is not whole epoch milliseconds")
 
@@ -84,9 +66,14 @@ class LeverSource(Source):
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         """An unsigned verification call (no signature, no opportunity) asks for nothing: 200."""
-        body = _object(delivery.body)
-        if body is not None and not body.get("signature") and not _opportunity_id(body):
-            return Handshake(200, dict(PING))
+        try:
+            body = parse_json_object(delivery.body)
+        except BadRequest as error:
+            if error.reason != "invalid_json":  # past the JSON limits: 400 before any check of the signature inside
+                raise
+            return None
+        if not body.get("signature") and not _opportunity_id(body):
+            return Handshake(200, {"status": "ignored", "reason": "ping"})
         return None
 
     def verify(self, delivery: Delivery, keys: Sequence[str], now: float) -> None:
@@ -110,7 +97,7 @@ class LeverSource(Source):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = _text(body.get("event"))
+        event_type = text_or_none(body.get("event"))
         opportunity = _opportunity_id(body)
         if not opportunity:  # Lever's verification call
             return Event(self.name, event_type, None, body, ignore_reason="ping")
@@ -130,7 +117,7 @@ class LeverSource(Source):
     def sign_sample(self, body: bytes, key: str, now: int) -> tuple[dict[str, str], bytes]:
         """The token (kept when the sample has one), the time and the signature go into the body."""
         document = json.loads(body)
-        token = _text(document.get("token")) or str(uuid.uuid4())
+        token = text_or_none(document.get("token")) or str(uuid.uuid4())
         triggered_at = now * 1000
         signature = lever_signature(key, token, str(triggered_at)).hex()
         signed = {**document, "token": token, "triggeredAt": triggered_at, "signature": signature}

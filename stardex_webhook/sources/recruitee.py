@@ -13,12 +13,9 @@ subtype, candidate id and ``created_at`` joined by ``:`` (the same on Recruitee'
 
 from __future__ import annotations
 
-import re
-
-from .. import signatures, transforms
 from ..errors import BadRequest
 from ..records import Delivery, Event, Handshake
-from .base import BodyHmacSource, parse_json_object
+from .base import BodyHmacSource, dig, id_text, parse_json_object
 
 TEST_BODY = {"test": True}
 _LONGEST_TEST_BODY = 64  # bytes; '{"test": true}' with room for any whitespace Recruitee adds
@@ -29,10 +26,6 @@ class RecruiteeSource(BodyHmacSource):
 
     name = "recruitee"
     signature_header = "X-Recruitee-Signature"
-    entry = re.compile(r"\s*(\S+)\s*")
-    decode = staticmethod(signatures.decode_hex)
-    expected_form = "<hex>"
-    encode = staticmethod(lambda digest: digest.hex())
 
     def handshake(self, delivery: Delivery) -> Handshake | None:
         if len(delivery.body) > _LONGEST_TEST_BODY:
@@ -56,15 +49,8 @@ class RecruiteeSource(BodyHmacSource):
 
 
 def _delivery_id(body: dict) -> str | None:
-    given = _text(body.get("id"))
-    if given:
+    if given := id_text(body.get("id")):
         return given
-    payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
-    candidate = payload.get("candidate") if isinstance(payload.get("candidate"), dict) else {}
-    parts = [_text(body.get("event_type")), _text(body.get("event_subtype")) or "-",
-             _text(candidate.get("id")), _text(body.get("created_at"))]
+    parts = [id_text(body.get("event_type")), id_text(body.get("event_subtype")) or "-",
+             id_text(dig(body, "payload", "candidate", "id")), id_text(body.get("created_at"))]
     return ":".join(parts) if all(parts) else None
-
-
-def _text(value: object) -> str | None:
-    return transforms.trim(transforms.string(value))

@@ -23,10 +23,10 @@ import uuid
 from typing import Any, Sequence
 from urllib.parse import quote
 
-from .. import signatures, transforms
+from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, parse_json_object
+from .base import Source, id_text, parse_json_object
 
 HOOK_SECRET_HEADER = "X-Hook-Secret"
 SIGNATURE_HEADER = "smartrecruiters-signature"
@@ -86,11 +86,11 @@ class SmartRecruitersSource(Source):
         payload = event.payload if isinstance(event.payload, dict) else {}
         body = payload.get("body") if isinstance(payload.get("body"), dict) else {}
         link = (payload.get("event") or {}).get("link")
-        candidate_id = _id(body.get("candidateId")) or _id(body.get("candidate_id"))
+        candidate_id = id_text(body.get("candidateId")) or id_text(body.get("candidate_id"))
         if (event.event_type or "").startswith("candidate."):
             if link:
                 return FollowUp("GET", link)
-            candidate_id = candidate_id or _id(body.get("id"))
+            candidate_id = candidate_id or id_text(body.get("id"))
         if candidate_id:
             return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
         raise BadRequest("invalid_payload", "the notification names no candidate: no candidateId in the body, no Link header")
@@ -104,8 +104,8 @@ class SmartRecruitersSource(Source):
             document: Any = parse_json_object(body)
         except BadRequest:
             document = {}
-        candidate = _id(document.get("candidateId")) or _id(document.get("candidate_id")) or "candidate"
-        job = _id(document.get("jobId")) or _id(document.get("job_id")) or "job"
+        candidate = id_text(document.get("candidateId")) or id_text(document.get("candidate_id")) or "candidate"
+        job = id_text(document.get("jobId")) or id_text(document.get("job_id")) or "job"
         headers = {
             "event-id": str(uuid.uuid4()), "event-name": SAMPLE_EVENT[0], "event-version": SAMPLE_EVENT[1],
             "Link": f"<{DEFAULT_API_BASE}/candidates/{quote(candidate, safe='')}/jobs/{quote(job, safe='')}>; rel=self",
@@ -133,8 +133,3 @@ def self_link(header: str) -> str | None:
         if any("self" in rel.lower().split() for rel in _REL_SELF.findall(params)):
             return uri.strip() or None
     return (values[0][0].strip() or None) if values else None
-
-
-def _id(value: object) -> str | None:
-    """An id as text: SmartRecruiters ids are strings (UUIDs); a number is taken as its digits."""
-    return transforms.trim(transforms.string(value))

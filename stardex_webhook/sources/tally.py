@@ -11,12 +11,11 @@ a choice holds its option text, not Tally's ids. ``data.fields`` stays exactly a
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from .. import signatures
 from ..records import Delivery, Event
-from .base import BodyHmacSource, envelope, parse_json_object
+from .base import BodyHmacSource, envelope, parse_json_object, text_or_none
 from .form_answers import add_by_title, normalise_name, transcript
 from .typeform import index_answers
 
@@ -31,7 +30,6 @@ class TallySource(BodyHmacSource):
     name = "tally"
     default_write_policy = "fill"
     signature_header = "Tally-Signature"
-    entry = re.compile(r"\s*(\S+)\s*")  # the bare base64 digest
     decode = staticmethod(signatures.decode_base64)
     expected_form = "<base64>"
     encode = staticmethod(lambda digest: base64.b64encode(digest).decode())
@@ -52,7 +50,7 @@ class TallySource(BodyHmacSource):
         return Event(
             source=self.name,
             event_type=event_type,
-            delivery_id=_text(body.get("eventId")) or _text(data.get("responseId")),
+            delivery_id=text_or_none(body.get("eventId")) or text_or_none(data.get("responseId")),
             payload={**body, "data": {**data, **by_key, "answers_by_label": by_label, "hidden": hidden}},
             transcript=transcript(
                 data.get("formName"),
@@ -77,9 +75,7 @@ def resolved(field: dict[str, Any]) -> dict[str, Any]:
         if isinstance(option, dict) and isinstance(option.get("id"), str) and isinstance(option.get("text"), str)
     }
     chosen = [texts.get(item, item) if isinstance(item, str) else item for item in value]
-    if kind in SINGLE_CHOICE and len(chosen) == 1:
-        return {**field, "value": chosen[0]}
-    return {**field, "value": chosen}
+    return {**field, "value": chosen[0] if kind in SINGLE_CHOICE and len(chosen) == 1 else chosen}
 
 
 def _is_question(field: dict[str, Any]) -> bool:
@@ -87,7 +83,3 @@ def _is_question(field: dict[str, Any]) -> bool:
     after a checkboxes question (``"Skills (Python)": true``), whose answer the question holds."""
     kind = field.get("type")
     return kind != HIDDEN and not (kind == "CHECKBOXES" and isinstance(field.get("value"), bool))
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

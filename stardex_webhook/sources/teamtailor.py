@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Sequence
+from typing import Sequence
 from urllib.parse import quote
 
-from .. import signatures, transforms
+from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp
-from .base import Source, parse_json_object
+from .base import Source, dig, id_text, parse_json_object
 
 SIGNATURE_HEADER = "TT-Signature"
 API_VERSION = "20240404"
@@ -73,35 +73,26 @@ class TeamtailorSource(Source):
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        payload = body.get("payload")
-        data = payload.get("data") if isinstance(payload, dict) else None
-        event_name = payload.get("event_name") if isinstance(payload, dict) else None
+        data, event_name = dig(body, "payload", "data"), dig(body, "payload", "event_name")
         if not isinstance(data, dict) or not isinstance(event_name, str) or not event_name:
             raise BadRequest("invalid_payload", "a Teamtailor body must have 'payload.event_name' and a 'payload.data' object")
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        parts = [_text(data.get("id")), event_name, _text(attributes.get("updated-at")) or _text(attributes.get("updated_at"))]
-        return Event(
-            source=self.name,
-            event_type=event_name,
-            delivery_id=":".join(parts) if all(parts) else None,
-            payload=body,
-        )
+        parts = [id_text(data.get("id")), event_name, id_text(attributes.get("updated-at")) or id_text(attributes.get("updated_at"))]
+        return Event(self.name, event_name, ":".join(parts) if all(parts) else None, body)
 
     def follow_up(self, event: Event) -> FollowUp | None:
         if not (event.event_type or "").startswith(FOLLOW_UP_PREFIX):
             return None
         data = event.payload["payload"]["data"]
-        relationship = _dig(data, "relationships", "candidate")
+        relationship = dig(data, "relationships", "candidate")
         attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        candidate_id = (_text(_dig(relationship, "data", "id")) or _text(attributes.get("candidate-id"))
-                        or _text(attributes.get("candidate_id")))
+        candidate_id = (id_text(dig(relationship, "data", "id")) or id_text(attributes.get("candidate-id"))
+                        or id_text(attributes.get("candidate_id")))
         if candidate_id:
             return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
-        related = _text(_dig(relationship, "links", "related"))
-        if related:
+        if related := id_text(dig(relationship, "links", "related")):
             return FollowUp("GET", related)
-        application_id = _text(data.get("id"))
-        if application_id:
+        if application_id := id_text(data.get("id")):
             return FollowUp("GET", f"job-applications/{quote(application_id, safe='')}/candidate")
         raise BadRequest("invalid_payload", "the job application names neither itself nor its candidate")
 
@@ -121,14 +112,3 @@ def _within_window(timestamp: int, now: float) -> bool:
     except Unauthorized:
         return False
     return True
-
-
-def _dig(document: Any, *keys: str) -> Any:
-    for key in keys:
-        document = document.get(key) if isinstance(document, dict) else None
-    return document
-
-
-def _text(value: object) -> str | None:
-    """Ids and times as text: JSON:API ids are strings, some senders write numbers."""
-    return transforms.trim(transforms.string(value))

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .. import signatures
 from ..records import Delivery, Event, Transcript
-from .base import BodyHmacSource, envelope, parse_json_object
+from .base import BodyHmacSource, dig, envelope, parse_json_object, text_or_none
 from .form_answers import add_by_title
 
 
@@ -38,39 +38,38 @@ class TypeformSource(BodyHmacSource):
         indexed = index_answers(form_response.get("answers"))
         titles = _titles(form_response)
         questions = add_by_title(indexed["answers"], form_response.get("answers"),
-                                 lambda answer: titles.get(_text(_field(answer).get("id"))))
+                                 lambda answer: titles.get(text_or_none(_field(answer).get("id"))))
         return Event(
             source=self.name,
             event_type=event_type,
-            delivery_id=_text(body.get("event_id")) or _text(form_response.get("token")),
+            delivery_id=text_or_none(body.get("event_id")) or text_or_none(form_response.get("token")),
             payload={**body, "form_response": {**form_response, **indexed}},
-            transcript=transcript(form_response),
+            transcript=transcript(form_response, titles),
             questions=questions,
         )
 
 
-def transcript(form_response: dict[str, Any]) -> Transcript:
+def transcript(form_response: dict[str, Any], titles: dict[Any, Any]) -> Transcript:
     """The response as a person reads it: the form's title, then each answered question (its title
     from the form's definition) with the answer as text, for an opt-in note."""
-    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
-    titles = _titles(form_response)
     answers = []
     for answer in form_response.get("answers") if isinstance(form_response.get("answers"), list) else ():
         if not isinstance(answer, dict):
             continue
         field = _field(answer)
-        question = _text(titles.get(field.get("id"))) or _text(field.get("ref")) or _text(field.get("id"))
+        question = (text_or_none(titles.get(field.get("id"))) or text_or_none(field.get("ref"))
+                    or text_or_none(field.get("id")))
         text = _answer_text(answer.get(answer.get("type")) if isinstance(answer.get("type"), str) else None)
         if question and text:
             answers.append((question, text))
-    return Transcript(_text(definition.get("title")), tuple(answers))
+    return Transcript(text_or_none(dig(form_response, "definition", "title")), tuple(answers))
 
 
 def _titles(form_response: dict[str, Any]) -> dict[Any, Any]:
     """Each question's title by its id, from the form's definition."""
-    definition = form_response.get("definition") if isinstance(form_response.get("definition"), dict) else {}
-    fields = definition.get("fields") if isinstance(definition.get("fields"), list) else []
-    return {item["id"]: item.get("title") for item in fields if isinstance(item, dict) and isinstance(item.get("id"), str)}
+    fields = dig(form_response, "definition", "fields")
+    return {item["id"]: item.get("title") for item in (fields if isinstance(fields, list) else ())
+            if isinstance(item, dict) and isinstance(item.get("id"), str)}
 
 
 def _answer_text(value: Any) -> str | None:
@@ -97,7 +96,7 @@ def index_answers(
     for answer in answers if isinstance(answers, list) else ():
         if not isinstance(answer, dict):
             continue
-        key, kind = _text(key_of(answer)), _text(type_of(answer))
+        key, kind = text_or_none(key_of(answer)), text_or_none(type_of(answer))
         if key is not None:
             by_key.setdefault(key, answer)
         if kind is not None:
@@ -108,7 +107,3 @@ def index_answers(
 def _field(answer: dict[str, Any]) -> dict[str, Any]:
     field = answer.get("field")
     return field if isinstance(field, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

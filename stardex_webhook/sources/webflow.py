@@ -17,12 +17,11 @@ from .. import signatures
 from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
-from .base import Source, envelope, parse_json_object
-from .form_answers import PERSON_ID_FIELD, add_by_title, normalise_name, transcript
+from .base import EPOCH_MILLISECONDS, Source, envelope, parse_json_object
+from .form_answers import add_by_title, normalise_name, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
 SIGNATURE_HEADER = "x-webflow-signature"
-_MILLISECONDS = re.compile(r"[0-9]{1,15}")
 _HEX_ENTRY = re.compile(r"\s*(\S+)\s*")
 
 
@@ -43,7 +42,7 @@ class WebflowSource(Source):
         signature = delivery.headers.get(SIGNATURE_HEADER, "")
         if not timestamp or not signature.strip():
             raise Unauthorized("missing_signature", f"the {SIGNATURE_HEADER} and {TIMESTAMP_HEADER} headers are required")
-        if not _MILLISECONDS.fullmatch(timestamp):
+        if not EPOCH_MILLISECONDS.fullmatch(timestamp):
             raise Unauthorized("malformed_signature", f"the {TIMESTAMP_HEADER} header is not epoch milliseconds")
         signatures.check_timestamp(int(timestamp) / 1000, now)
         given = signatures.decoded_entries(_HEX_ENTRY, signatures.decode_hex, signature.split(","))
@@ -61,8 +60,7 @@ class WebflowSource(Source):
         sent = list(data.items()) if isinstance(data, dict) else []
         fields: dict[str, Any] = {}
         for name, value in sent:
-            key = normalise_name(name)
-            if key is not None:
+            if key := normalise_name(name):
                 fields.setdefault(key, as_text(value))
         # A field named in words ("Email 2", "Your phone") is also read by what it asks for.
         questions = add_by_title(fields, sent, lambda pair: pair[0], lambda pair: as_text(pair[1]))
@@ -71,9 +69,7 @@ class WebflowSource(Source):
             event_type=trigger,
             delivery_id=string(payload.get("id")),
             payload={**body, "payload": {**payload, "fields": fields}},
-            transcript=transcript(
-                payload.get("name"), ((name, value) for name, value in sent if normalise_name(name) != PERSON_ID_FIELD)
-            ),
+            transcript=transcript(payload.get("name"), sent),
             questions=questions,
         )
 

@@ -16,26 +16,16 @@ has no event name at all. Hire and disqualify arrive as ``candidate_moved``. Wor
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from .. import signatures
 from ..errors import BadRequest
 from ..records import Delivery, Event
-from .base import BodyHmacSource, parse_json_object
+from .base import BodyHmacSource, dig, parse_json_object, text_or_none
 
 
 # Workable's documented body is ``data`` only: a subscription's URL names its event instead
 # (``/workable?event=candidate_created``), one URL per event (Workable wants each target unique).
 EVENT_QUERY_PARAMETER = "event"
-
-
-def decode_digest(text: str) -> bytes | None:
-    """A digest written in hex or in base64."""
-    return signatures.decode_hex(text) or signatures.decode_base64(text)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 class WorkableSource(BodyHmacSource):
@@ -45,22 +35,19 @@ class WorkableSource(BodyHmacSource):
     signature_header = "X-Workable-Signature"
     # The bare digest; a "sha256=" before it and blanks around it are tolerated.
     entry = re.compile(r"\s*(?:sha256\s*=\s*)?(\S+)\s*", re.IGNORECASE)
-    decode = staticmethod(decode_digest)
+    decode = staticmethod(lambda text: signatures.decode_hex(text) or signatures.decode_base64(text))
     expected_form = "<hex or base64 digest>"
-    encode = staticmethod(lambda digest: digest.hex())
 
     def parse(self, delivery: Delivery) -> Event:
         body = parse_json_object(delivery.body)
-        event_type = (_text(body.get("event_type")) or _text(body.get("type"))
-                      or _text(delivery.query.get(EVENT_QUERY_PARAMETER)))
+        event_type = (text_or_none(body.get("event_type")) or text_or_none(body.get("type"))
+                      or text_or_none(delivery.query.get(EVENT_QUERY_PARAMETER)))
         if event_type is None:
             raise BadRequest("invalid_payload", "a Workable body must have a string 'event_type' (or 'type'), "
                              f"or the subscription's URL must name it (?{EVENT_QUERY_PARAMETER}=candidate_created)")
-        data = body.get("data")
-        candidate = data if isinstance(data, dict) else {}
-        candidate_id = candidate.get("id")
+        candidate_id = dig(body, "data", "id")
         delivery_id = None
         if isinstance(candidate_id, (str, int)) and not isinstance(candidate_id, bool) and str(candidate_id):
-            updated_at = _text(candidate.get("updated_at"))
+            updated_at = text_or_none(dig(body, "data", "updated_at"))
             delivery_id = ":".join(part for part in (str(candidate_id), event_type, updated_at) if part)
         return Event(source=self.name, event_type=event_type, delivery_id=delivery_id, payload=body)
