@@ -221,18 +221,9 @@ class Retries:
     def backoff(self, failures: int) -> float:
         return self.rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
 
-    def run(
-        self,
-        deadline: Deadline,
-        attempt: Callable[[float], T | Failed],
-        *,
-        label: str,
-        log: JsonLog,
-        out_of_time: Callable[[], Exception],
-        give_up: Callable[[Failed, int, float], Exception],
-        before: Callable[[], None] | None = None,
-        on_failure: Callable[[Failed, float], None] | None = None,
-    ) -> T:
+    def run(self, deadline: Deadline, attempt: Callable[[float], T | Failed], *, label: str, log: JsonLog,
+            out_of_time: Callable[[], Exception], give_up: Callable[[Failed, int, float], Exception],
+            before: Callable[[], None] | None = None, on_failure: Callable[[Failed, float], None] | None = None) -> T:
         """``attempt(remaining)`` until it returns other than ``Failed``. A ``TRANSPORT_ERRORS`` it
         raises is a ``Failed`` (``AnswerTooLarge`` too: catch it in ``attempt`` so the same flood is
         not read again); anything else ends the call. ``before`` runs before each attempt (a rate
