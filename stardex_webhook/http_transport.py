@@ -1,13 +1,12 @@
-"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of
-the Stardex client, the senders' API client and Secret Manager at an emulator endpoint.
+"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of the
+Stardex client and the senders' API client.
 
-Why a watchdog: a socket timeout bounds each read, not the whole answer, so a server dripping one
-byte every half second never times out, and ``http.client`` reads the status line and headers in
-one call nothing public can interrupt. ``deadline.WATCHDOG`` shuts the socket down at the deadline
-instead. Public API only: our connection classes subclass urllib3's ``HTTPConnection`` and
-``HTTPSConnection`` (their ``connect``, ``request``, ``getresponse``, ``sock``), the pools take
-them as ``ConnectionCls``, and requests' adapter sets ``pool_classes_by_scheme`` per instance in
-``HTTPAdapter.init_poolmanager``.
+Why a watchdog: a socket timeout bounds each read, not the whole answer (a server dripping one byte
+every half second never times out), and ``http.client`` reads the status line and headers in one
+call nothing public can interrupt: ``deadline.WATCHDOG`` shuts the socket down at the deadline.
+Public API only: our connections subclass urllib3's (``connect``, ``request``, ``getresponse``,
+``sock``), its pools take them as ``ConnectionCls``, and requests' ``HTTPAdapter.init_poolmanager``
+sets ``pool_classes_by_scheme`` per instance.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, TypeVar
 
 import requests
@@ -265,8 +265,6 @@ def retry_after_seconds(answer: Answer, wall_clock: Callable[[], float] = time.t
     header = (answer.headers.get("Retry-After") or "").strip()
     seconds = non_negative_number(header)
     if seconds is None and header:
-        from email.utils import parsedate_to_datetime  # rare: keep it off the import path
-
         with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
             when = parsedate_to_datetime(header)
             if when.tzinfo is not None:  # an HTTP date is always GMT
