@@ -42,15 +42,14 @@ class TaskQueue:
             if self._client is None:
                 from google.cloud import tasks_v2
 
+                transport = None  # the client's own
                 if self.endpoint:
                     import grpc
                     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
                     target = self.endpoint.split("://", 1)[-1].rstrip("/")
                     transport = CloudTasksGrpcTransport(channel=grpc.insecure_channel(target))
-                    self._client = tasks_v2.CloudTasksClient(transport=transport)
-                else:
-                    self._client = tasks_v2.CloudTasksClient()
+                self._client = tasks_v2.CloudTasksClient(transport=transport)
             return self._client
 
     def enqueue(self, body: bytes, deadline: Deadline) -> str:
