@@ -174,7 +174,7 @@ class StateStore:
 
     def dead_letter(self, name: str) -> dict[str, Any] | None:
         """A dead letter's document, or None when there is none of that name."""
-        return self._read(dead_letter_name(name)) if _plain(name) else None
+        return self._read(dead_letter_name(name))  # None for a name with a "." or ".." segment too
 
     def delete_dead_letter(self, name: str) -> None:
         if _plain(name):
