@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 DEFAULT_DEADLINE_SECONDS = 20.0
@@ -36,23 +37,19 @@ class Deadline:
         return work
 
 
+@dataclass(eq=False, slots=True)
 class Watch:
     """One call under watch: when it must end, and how to cut what it is reading from."""
 
-    __slots__ = ("expires_at", "cuts", "fired")
-
-    def __init__(self, expires_at: float) -> None:
-        self.expires_at = expires_at
-        self.cuts: list[Callable[[], Any]] = []  # each shuts down what the call is reading from
-        self.fired = False
+    expires_at: float
+    cuts: list[Callable[[], Any]] = field(default_factory=list)  # each shuts down what the call is reading from
+    fired: bool = False
 
 
 class Watchdog:
-    """One thread per process that, when a watched read's time is up, shuts down the socket it
-    reads from: the only bound that holds however slowly a peer sends (a socket timeout restarts
-    with every byte). Two kinds of read register for their duration: a webhook's body
-    (``app._read_body``, gunicorn's socket) and each outbound request (``http_transport``'s
-    connections hand over their socket). ``current`` is the watch of the read on this thread."""
+    """One thread per process that shuts a watched read's socket down when its time is up: the only
+    bound that holds however slowly a peer sends (a socket timeout restarts with every byte). Reads
+    register for their duration (``ingress.read_body``, outbound requests); ``current``: this thread's."""
 
     current = threading.local()
 

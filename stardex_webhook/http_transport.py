@@ -1,13 +1,12 @@
-"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of
-the Stardex client, the senders' API client and Secret Manager at an emulator endpoint.
+"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of the
+Stardex client and the senders' API client.
 
-Why a watchdog: a socket timeout bounds each read, not the whole answer, so a server dripping one
-byte every half second never times out, and ``http.client`` reads the status line and headers in
-one call nothing public can interrupt. ``deadline.WATCHDOG`` shuts the socket down at the deadline
-instead. Public API only: our connection classes subclass urllib3's ``HTTPConnection`` and
-``HTTPSConnection`` (their ``connect``, ``request``, ``getresponse``, ``sock``), the pools take
-them as ``ConnectionCls``, and requests' adapter sets ``pool_classes_by_scheme`` per instance in
-``HTTPAdapter.init_poolmanager``.
+Why a watchdog: a socket timeout bounds each read, not the whole answer (a server dripping one byte
+every half second never times out), and ``http.client`` reads the status line and headers in one
+call nothing public can interrupt: ``deadline.WATCHDOG`` shuts the socket down at the deadline.
+Public API only: our connections subclass urllib3's (``connect``, ``request``, ``getresponse``,
+``sock``), its pools take them as ``ConnectionCls``, and requests' ``HTTPAdapter.init_poolmanager``
+sets ``pool_classes_by_scheme`` per instance.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, TypeVar
 
 import requests
@@ -221,18 +221,9 @@ class Retries:
     def backoff(self, failures: int) -> float:
         return self.rng() * min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
 
-    def run(
-        self,
-        deadline: Deadline,
-        attempt: Callable[[float], T | Failed],
-        *,
-        label: str,
-        log: JsonLog,
-        out_of_time: Callable[[], Exception],
-        give_up: Callable[[Failed, int, float], Exception],
-        before: Callable[[], None] | None = None,
-        on_failure: Callable[[Failed, float], None] | None = None,
-    ) -> T:
+    def run(self, deadline: Deadline, attempt: Callable[[float], T | Failed], *, label: str, log: JsonLog,
+            out_of_time: Callable[[], Exception], give_up: Callable[[Failed, int, float], Exception],
+            before: Callable[[], None] | None = None, on_failure: Callable[[Failed, float], None] | None = None) -> T:
         """``attempt(remaining)`` until it returns other than ``Failed``. A ``TRANSPORT_ERRORS`` it
         raises is a ``Failed`` (``AnswerTooLarge`` too: catch it in ``attempt`` so the same flood is
         not read again); anything else ends the call. ``before`` runs before each attempt (a rate
@@ -274,8 +265,6 @@ def retry_after_seconds(answer: Answer, wall_clock: Callable[[], float] = time.t
     header = (answer.headers.get("Retry-After") or "").strip()
     seconds = non_negative_number(header)
     if seconds is None and header:
-        from email.utils import parsedate_to_datetime  # rare: keep it off the import path
-
         with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
             when = parsedate_to_datetime(header)
             if when.tzinfo is not None:  # an HTTP date is always GMT

@@ -42,15 +42,14 @@ class TaskQueue:
             if self._client is None:
                 from google.cloud import tasks_v2
 
+                transport = None  # the client's own
                 if self.endpoint:
                     import grpc
                     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
                     target = self.endpoint.split("://", 1)[-1].rstrip("/")
                     transport = CloudTasksGrpcTransport(channel=grpc.insecure_channel(target))
-                    self._client = tasks_v2.CloudTasksClient(transport=transport)
-                else:
-                    self._client = tasks_v2.CloudTasksClient()
+                self._client = tasks_v2.CloudTasksClient(transport=transport)
             return self._client
 
     def enqueue(self, body: bytes, deadline: Deadline) -> str:
@@ -66,18 +65,10 @@ class TaskQueue:
             from google.cloud import tasks_v2
 
             client = self._tasks_client()
-            task = tasks_v2.Task(
-                http_request=tasks_v2.HttpRequest(
-                    http_method=tasks_v2.HttpMethod.POST,
-                    url=self.worker_url,
-                    headers={"Content-Type": "application/json"},
-                    body=body,
-                    oidc_token=tasks_v2.OidcToken(service_account_email=self.service_account),
-                )
-            )
-            created = client.create_task(parent=self.queue, task=task, timeout=timeout)
-        except RetryLater:
-            raise
+            request = tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST, url=self.worker_url, body=body,
+                                           headers={"Content-Type": "application/json"},
+                                           oidc_token=tasks_v2.OidcToken(service_account_email=self.service_account))
+            created = client.create_task(parent=self.queue, task=tasks_v2.Task(http_request=request), timeout=timeout)
         except Exception as error:  # grpc, auth, a missing queue: the event stays with the sender
             raise RetryLater("queue_unavailable", f"the task could not be created ({type(error).__name__})") from None
         return created.name

@@ -41,12 +41,11 @@ def secret_manager_client(settings: Settings) -> Any:
 
     if not settings.secret_manager_endpoint:
         return secretmanager.SecretManagerServiceClient()
-    from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
     return secretmanager.SecretManagerServiceClient(
         transport="rest", credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=settings.secret_manager_endpoint))
+        client_options={"api_endpoint": settings.secret_manager_endpoint})
 
 
 def check_version_name(setting: str, value: str) -> str:

@@ -49,24 +49,12 @@ def under_base(url: str, base: str) -> bool:
 class SenderApiClient:
     """One per sender and process; safe to share across threads."""
 
-    def __init__(
-        self,
-        source: str,
-        base_url: str,
-        api_key: Callable[[Deadline], str | None],
-        auth_headers: Callable[[str], dict[str, str]],
-        key_setting: str,
-        *,
-        session: requests.Session | None = None,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        max_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
-        backoff_base: float = 0.5,
-        backoff_max: float = 4.0,
-        log: JsonLog | None = None,
-    ) -> None:
+    def __init__(self, source: str, base_url: str, api_key: Callable[[Deadline], str | None],
+                 auth_headers: Callable[[str], dict[str, str]], key_setting: str, *,
+                 session: requests.Session | None = None, connect_timeout: float = 3.05, read_timeout: float = 10.0,
+                 max_attempts: int = 3, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, backoff_base: float = 0.5, backoff_max: float = 4.0,
+                 log: JsonLog | None = None) -> None:
         self.source = source
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -110,15 +98,15 @@ class SenderApiClient:
                 answer = send_within(self.session, follow_up.method, url, remaining, data=data, headers=headers,
                                      connect_timeout=self.connect_timeout, read_timeout=self.read_timeout)
             except AnswerTooLarge:  # not retried: the same read would send the same flood
-                raise _unavailable(operation, f"an answer over {MAX_ANSWER_BYTES} bytes", DEFAULT_RETRY_AFTER_SECONDS) from None
+                raise _unavailable(operation, f"an answer over {MAX_ANSWER_BYTES} bytes") from None
             status = answer.status_code
             if 200 <= status < 300:
                 document = answer.json_or_none()
                 if not isinstance(document, dict):  # every sender's API answers an object
-                    raise _unavailable(operation, f"HTTP {status} without a JSON object", DEFAULT_RETRY_AFTER_SECONDS)
+                    raise _unavailable(operation, f"HTTP {status} without a JSON object")
                 return document
             if 300 <= status < 400:
-                raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)", DEFAULT_RETRY_AFTER_SECONDS)
+                raise _unavailable(operation, f"HTTP {status} (a redirect, not followed)")
             if status in (401, 403):
                 raise RetryLater("sender_api_auth_failed",
                                  f"the {self.source} API refused {self.key_setting} (HTTP {status})", retry_after=300)
@@ -130,11 +118,11 @@ class SenderApiClient:
 
         return self.retries.run(
             deadline, attempt, label=operation, log=self._log,
-            out_of_time=lambda: _unavailable(operation, "no time left", DEFAULT_RETRY_AFTER_SECONDS),
+            out_of_time=lambda: _unavailable(operation, "no time left"),
             give_up=lambda failed, failures, retry_after: _unavailable(
                 operation, f"failed {failures} times ({failed.what})", retry_after),
         )
 
 
-def _unavailable(operation: str, what: str, retry_after: float) -> RetryLater:
+def _unavailable(operation: str, what: str, retry_after: float = DEFAULT_RETRY_AFTER_SECONDS) -> RetryLater:
     return RetryLater("sender_api_unavailable", f"{operation}: {what}", retry_after=retry_after)

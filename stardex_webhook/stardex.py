@@ -46,11 +46,12 @@ from .logs import JsonLog
 # Stardex's error codes are upper-case words joined by "_" (``INVALID_API_KEY``); anything else, or
 # anything the key in use contains (an echoed ``Authorization``), is not copied into our answer.
 _ERROR_CODE = re.compile(r"[A-Z]{2,20}(?:_[A-Z]{2,20}){0,5}")
+# A person's id in a path (``_person_path`` quotes any "/" in it); ``/persons/search`` is an endpoint.
+_PERSON_ID = re.compile(r"(?<=^/persons/)(?!search$)[^/]+")
 
 
 class RateLimiter:
-    """Stardex's sliding window, shared by every thread, plus a pause a 429 sets for all. ``acquire``
-    never waits so long that the call could not be made before the deadline: it raises ``RetryLater``."""
+    """Stardex's sliding window and a 429's pause, for all threads; a wait the deadline cannot fit is ``RetryLater``."""
 
     def __init__(self, requests_per_minute: int = 60, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, *, window_seconds: float = 60.0) -> None:
@@ -280,12 +281,10 @@ class StardexClient:
 
     def _note_rate_headers(self, answer: Answer) -> None:
         """Good citizen: when Stardex says the quota is used up, wait for its reset everywhere."""
-        remaining = answer.headers.get("X-RateLimit-Remaining")
         reset = non_negative_number(answer.headers.get("X-RateLimit-Reset"))
-        if remaining is None or reset is None or remaining.strip() != "0":
-            return
-        # Documented as Unix seconds; a small number can only be a delay in seconds.
-        self.limiter.pause_for(reset - self._wall_clock() if reset > 1e9 else reset)
+        if reset is not None and answer.headers.get("X-RateLimit-Remaining", "").strip() == "0":
+            # Documented as Unix seconds; a small number can only be a delay in seconds.
+            self.limiter.pause_for(reset - self._wall_clock() if reset > 1e9 else reset)
 
 
 def _person_path(person_id: str) -> str:
@@ -298,11 +297,7 @@ def _person_path(person_id: str) -> str:
 
 def _path_template(path: str) -> str:
     """The path as logged: ids replaced, so a log line carries the endpoint and not the data."""
-    path = path.split("?", 1)[0]
-    if not path.startswith("/persons/") or path == "/persons/search":
-        return path
-    tail = path[len("/persons/"):].partition("/")[2]
-    return "/persons/{id}" + (f"/{tail}" if tail else "")
+    return _PERSON_ID.sub("{id}", path.split("?", 1)[0])
 
 
 def _reason(failed: Failed) -> str:

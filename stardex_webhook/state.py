@@ -1,10 +1,9 @@
-"""Cloud Storage (``STATE_BUCKET``): de-duplication claims and dead letters.
+"""Cloud Storage (``STATE_BUCKET``): de-duplication claims, dead letters and large payloads.
 
 * A claim ``deliveries/<source>/<sha256 of the delivery id>`` is written ``pending`` with
   ``if_generation_match=0``: created only if absent, atomically across instances, so one of two
-  deliveries of an event wins. It is released (deleted) on a failure the sender will retry, marked
-  ``done`` once settled; one still ``pending`` past the function's timeout was left by an attempt
-  that died, and is taken over so the event is not lost. The protocol is ``pipeline.once``.
+  deliveries of an event wins (the protocol is ``pipeline.once``). One still ``pending`` past the
+  function's timeout was left by an attempt that died: it is taken over, so the event is not lost.
 * A dead letter (``dead-letters/<source>/``) keeps an authentic event that could not be applied,
   what replays it (headers without signatures or tokens, the body) and why it failed.
 * A payload (``payloads/<source>/``) keeps a queued delivery too large for a task; the task names it.
@@ -15,6 +14,7 @@ de-duplication and dead letters cannot be promised, so the sender retries.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -45,14 +45,15 @@ def _abandoned(held: Any, stale_seconds: float) -> bool:
     return isinstance(claimed_at, (int, float)) and time.time() - claimed_at > stale_seconds
 
 
-def _seconds_left(deadline: Deadline | None, doing: str) -> float:
-    """One Cloud Storage call's timeout: ``CALL_TIMEOUT_SECONDS``, within the webhook's deadline."""
-    if deadline is None:
-        return CALL_TIMEOUT_SECONDS
-    left = min(CALL_TIMEOUT_SECONDS, deadline.remaining())
-    if left <= 0:
+def _limits(deadline: Deadline | None, doing: str) -> dict[str, Any]:
+    """One Cloud Storage call's ``timeout`` and ``retry`` (Google's, of transient errors): at most
+    ``CALL_TIMEOUT_SECONDS``, within the webhook's deadline (a sender is waiting for the answer)."""
+    seconds = CALL_TIMEOUT_SECONDS if deadline is None else min(CALL_TIMEOUT_SECONDS, deadline.remaining())
+    if seconds <= 0:
         raise RetryLater("state_unavailable", f"no time left to {doing}")
-    return left
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return {"timeout": seconds, "retry": DEFAULT_RETRY.with_timeout(seconds)}
 
 
 def _digest(text: str) -> str:
@@ -80,9 +81,7 @@ class StateStore:
         every call ends within it: a hung bucket is a 503 in time."""
         from google.api_core.exceptions import PreconditionFailed
 
-        def seconds() -> float:
-            return _seconds_left(deadline, "claim the delivery id")
-
+        doing = "claim the delivery id"
         name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
         token = uuid.uuid4().hex
         blob = self._call(lambda: self.bucket().blob(name))
@@ -90,14 +89,14 @@ class StateStore:
 
         def write(generation: int) -> None:
             self._call(lambda: blob.upload_from_string(data, content_type="application/json",
-                                                       if_generation_match=generation,
-                                                       timeout=(t := seconds()), retry=_retry(t)), PreconditionFailed)
+                                                       if_generation_match=generation, **_limits(deadline, doing)),
+                       PreconditionFailed)
 
         def read() -> tuple[Any, Any]:
-            existing = self._call(lambda: self.bucket().get_blob(name, timeout=(t := seconds()), retry=_retry(t)))
-            held = self._call(lambda: json.loads(existing.download_as_bytes(timeout=(t := seconds()), retry=_retry(t)))) \
-                if existing is not None else None
-            return existing, held
+            existing = self._call(lambda: self.bucket().get_blob(name, **_limits(deadline, doing)))
+            if existing is None:
+                return None, None
+            return existing, self._call(lambda: json.loads(existing.download_as_bytes(**_limits(deadline, doing))))
 
         try:
             write(0)
@@ -121,26 +120,22 @@ class StateStore:
         is replaced (a claim taken over meanwhile is left alone)."""
         from google.api_core.exceptions import PreconditionFailed
 
-        left = _seconds_left(deadline, "mark the claim done")
+        limits = _limits(deadline, "mark the claim done")
         data = json.dumps({"state": DONE, "settled_at": time.time()})
         blob = self._call(lambda: self.bucket().blob(claim.name))
-        try:
+        with contextlib.suppress(PreconditionFailed):
             self._call(lambda: blob.upload_from_string(data, content_type="application/json",
-                                                       if_generation_match=claim.generation or None,
-                                                       timeout=left, retry=_retry(left)), PreconditionFailed)
-        except PreconditionFailed:
-            pass
+                                                       if_generation_match=claim.generation or None, **limits),
+                       PreconditionFailed)
 
     def release(self, claim: Claim, deadline: Deadline | None = None) -> None:
         """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        left = _seconds_left(deadline, "release the claim")
-        try:
+        limits = _limits(deadline, "release the claim")
+        with contextlib.suppress(NotFound, PreconditionFailed):
             self._call(lambda: self.bucket().delete_blob(claim.name, if_generation_match=claim.generation or None,
-                                                         timeout=left, retry=_retry(left)), NotFound, PreconditionFailed)
-        except (NotFound, PreconditionFailed):
-            pass
+                                                         **limits), NotFound, PreconditionFailed)
 
     def put_dead_letter(self, letter: Mapping[str, Any], deadline: Deadline | None = None) -> str:
         """Its name: ``dead-letters/<source>/<time>-<id>.json``."""
@@ -165,21 +160,21 @@ class StateStore:
         key = _digest(str(document.get("delivery_id") or uuid.uuid4()))[:16]
         name = f"{prefix}{document['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
         data = json.dumps(document, separators=(",", ":"), allow_nan=False)
-        left = _seconds_left(deadline, doing)
+        limits = _limits(deadline, doing)
         blob = self._call(lambda: self.bucket().blob(name))
         self._call(lambda: blob.upload_from_string(data.encode("ascii"), content_type="application/json",
-                                                   if_generation_match=0, timeout=left, retry=_retry(left)))
+                                                   if_generation_match=0, **limits))
         return name
 
     def dead_letters(self, prefix: str = "") -> list[str]:
         """Names of the dead letters under ``dead-letters/<prefix>``, oldest first by name."""
         full = dead_letter_name(prefix) if prefix else DEAD_LETTERS_PREFIX
-        blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
+        blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, **_limits(None, "list dead letters"))))
         return sorted(blob.name for blob in blobs)
 
     def dead_letter(self, name: str) -> dict[str, Any] | None:
         """A dead letter's document, or None when there is none of that name."""
-        return self._read(dead_letter_name(name)) if _plain(name) else None
+        return self._read(dead_letter_name(name))  # None for a name with a "." or ".." segment too
 
     def delete_dead_letter(self, name: str) -> None:
         if _plain(name):
@@ -188,20 +183,16 @@ class StateStore:
     def _read(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
         if not _plain(name):
             return None
-        blob = self._call(lambda: self.bucket().get_blob(name, timeout=(t := _seconds_left(deadline, "read")), retry=_retry(t)))
+        blob = self._call(lambda: self.bucket().get_blob(name, **_limits(deadline, "read")))
         if blob is None:
             return None
-        return json.loads(self._call(lambda: blob.download_as_bytes(timeout=(t := _seconds_left(deadline, "read")),
-                                                                     retry=_retry(t))))
+        return json.loads(self._call(lambda: blob.download_as_bytes(**_limits(deadline, "read"))))
 
     def _delete(self, name: str, deadline: Deadline | None = None) -> None:
         from google.api_core.exceptions import NotFound
 
-        try:
-            self._call(lambda: self.bucket().delete_blob(name, timeout=(t := _seconds_left(deadline, "delete")),
-                                                         retry=_retry(t)), NotFound)
-        except NotFound:
-            pass
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.bucket().delete_blob(name, **_limits(deadline, "delete")), NotFound)
 
     @staticmethod
     def _call(action, *handled: type[Exception]):
@@ -213,13 +204,6 @@ class StateStore:
             raise
         except Exception as error:  # transport, auth, 5xx: the bucket cannot be reached now
             raise RetryLater("state_unavailable", f"the state bucket could not be reached ({type(error).__name__})") from None
-
-
-def _retry(seconds: float = CALL_TIMEOUT_SECONDS) -> Any:
-    """Google's retry of transient errors, bounded: a sender is waiting for the answer."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_timeout(seconds)
 
 
 def _plain(name: str) -> bool:
