@@ -288,11 +288,15 @@ class StardexClient:
 
 
 def _person_path(person_id: str) -> str:
-    """The id as one path segment: an id from a payload must not reach another endpoint (``../jobs``)."""
+    """The id as one path segment: an id from a payload must not reach another endpoint (``../jobs``),
+    and one no URL can carry (a lone surrogate) is no id Stardex has."""
     person_id = str(person_id)
-    if person_id.strip() in ("", ".", ".."):
-        raise StardexError(400, "INVALID_PERSON_ID")
-    return "/persons/" + quote(person_id, safe="")
+    try:
+        if person_id.strip() not in ("", ".", ".."):
+            return "/persons/" + quote(person_id, safe="")
+    except UnicodeEncodeError:
+        pass
+    raise StardexError(400, "INVALID_PERSON_ID")
 
 
 def _path_template(path: str) -> str:

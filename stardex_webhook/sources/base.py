@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import replace
 from typing import Any, Sequence
+from urllib.parse import quote
 
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
@@ -81,6 +82,15 @@ def text_or_none(value: Any) -> str | None:
 def id_text(value: Any) -> str | None:
     """An id or a time as trimmed text: most senders write strings, some numbers."""
     return transforms.trim(transforms.string(value))
+
+
+def path_segment(value: str) -> str:
+    """An id from a payload as one URL path segment, so ``../`` cannot reach another endpoint; an id
+    no URL can carry (a lone surrogate) is a 400."""
+    try:
+        return quote(value, safe="")
+    except UnicodeEncodeError:
+        raise BadRequest("invalid_payload", "an id in the payload is not text a URL can carry") from None
 
 
 def dig(document: Any, *keys: str) -> Any:

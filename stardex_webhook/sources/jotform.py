@@ -16,6 +16,7 @@ import uuid
 from urllib.parse import parse_qsl
 from typing import Any
 
+from .. import signatures
 from ..errors import BadRequest
 from ..records import Delivery, Event
 from .base import MAX_JSON_VALUES, SharedTokenSource, parse_json_object
@@ -110,7 +111,7 @@ def multipart_body(fields: dict[str, Any], boundary: str) -> bytes:
         quoted = str(name).replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
         text = value if isinstance(value, str) else json.dumps(value)
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted}"\r\n\r\n{text}\r\n')
-    return ("".join(parts) + f"--{boundary}--\r\n").encode("utf-8", "surrogateescape")
+    return signatures.utf8_bytes("".join(parts) + f"--{boundary}--\r\n")
 
 
 def _question(unique_name: str) -> str:

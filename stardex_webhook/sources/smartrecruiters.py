@@ -26,7 +26,7 @@ from urllib.parse import quote
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp, Handshake
-from .base import Source, id_text, parse_json_object
+from .base import Source, id_text, parse_json_object, path_segment
 
 HOOK_SECRET_HEADER = "X-Hook-Secret"
 SIGNATURE_HEADER = "smartrecruiters-signature"
@@ -92,7 +92,7 @@ class SmartRecruitersSource(Source):
                 return FollowUp("GET", link)
             candidate_id = candidate_id or id_text(body.get("id"))
         if candidate_id:
-            return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
+            return FollowUp("GET", "candidates/" + path_segment(candidate_id))
         raise BadRequest("invalid_payload", "the notification names no candidate: no candidateId in the body, no Link header")
 
     def api_headers(self, api_key: str) -> dict[str, str]:
@@ -108,7 +108,7 @@ class SmartRecruitersSource(Source):
         job = id_text(document.get("jobId")) or id_text(document.get("job_id")) or "job"
         headers = {
             "event-id": str(uuid.uuid4()), "event-name": SAMPLE_EVENT[0], "event-version": SAMPLE_EVENT[1],
-            "Link": f"<{DEFAULT_API_BASE}/candidates/{quote(candidate, safe='')}/jobs/{quote(job, safe='')}>; rel=self",
+            "Link": f"<{DEFAULT_API_BASE}/candidates/{quote(candidate, safe='', errors='surrogatepass')}/jobs/{quote(job, safe='', errors='surrogatepass')}>; rel=self",
             TIMESTAMP_HEADER: str(now), "Content-Type": "application/json",
         }
         return {**headers, **signature_header(key, headers, body)}, body

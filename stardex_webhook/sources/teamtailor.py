@@ -17,12 +17,11 @@ from __future__ import annotations
 import base64
 import re
 from typing import Sequence
-from urllib.parse import quote
 
 from .. import signatures
 from ..errors import BadRequest, Unauthorized
 from ..records import Delivery, Event, FollowUp
-from .base import Source, dig, id_text, parse_json_object
+from .base import Source, dig, id_text, parse_json_object, path_segment
 
 SIGNATURE_HEADER = "TT-Signature"
 API_VERSION = "20240404"
@@ -89,11 +88,11 @@ class TeamtailorSource(Source):
         candidate_id = (id_text(dig(relationship, "data", "id")) or id_text(attributes.get("candidate-id"))
                         or id_text(attributes.get("candidate_id")))
         if candidate_id:
-            return FollowUp("GET", "candidates/" + quote(candidate_id, safe=""))
+            return FollowUp("GET", "candidates/" + path_segment(candidate_id))
         if related := id_text(dig(relationship, "links", "related")):
             return FollowUp("GET", related)
         if application_id := id_text(data.get("id")):
-            return FollowUp("GET", f"job-applications/{quote(application_id, safe='')}/candidate")
+            return FollowUp("GET", f"job-applications/{path_segment(application_id)}/candidate")
         raise BadRequest("invalid_payload", "the job application names neither itself nor its candidate")
 
     def api_headers(self, api_key: str) -> dict[str, str]:

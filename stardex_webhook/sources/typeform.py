@@ -57,7 +57,7 @@ def transcript(form_response: dict[str, Any], titles: dict[Any, Any]) -> Transcr
         if not isinstance(answer, dict):
             continue
         field = _field(answer)
-        question = (text_or_none(titles.get(field.get("id"))) or text_or_none(field.get("ref"))
+        question = (text_or_none(titles.get(text_or_none(field.get("id")))) or text_or_none(field.get("ref"))
                     or text_or_none(field.get("id")))
         text = _answer_text(answer.get(answer.get("type")) if isinstance(answer.get("type"), str) else None)
         if question and text:
