@@ -1,8 +1,7 @@
 """The senders this function accepts, by path segment: the one list every other part reads.
 
-Adding a sender = one line in ``ADAPTERS``. Terraform learns the list from ``infra/sources.tf``,
-which ``python -m stardex_webhook.sources > infra/sources.tf`` writes from it (a test checks that
-the file is current); ``send_sample`` and ``serve`` read ``SOURCES`` directly.
+Adding a sender (one line in ``ADAPTERS``, then ``python -m stardex_webhook.sources > infra/sources.tf``,
+which a test checks is current): docs/layout.md.
 """
 
 from __future__ import annotations

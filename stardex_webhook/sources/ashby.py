@@ -1,12 +1,9 @@
 """Ashby webhooks (https://developers.ashbyhq.com/docs/authenticating-webhooks, …/setting-up-webhooks).
 
-``Ashby-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body; no timestamp.
-``webhookActionId`` stays the same across retries: the delivery id. ``action: "ping"`` is answered
-200 ``ignored`` once its signature checks. The webhook's candidate lacks LinkedIn, company, title
-and location, so each acted event reads ``POST candidate.info`` (mapped under ``api``) when
-``ASHBY_API_KEY`` is set; without it, what the webhook carries (name, primary email and phone) is
-written and the answer's ``incomplete`` says the rest needs the key. Ashby answers errors with HTTP
-200 and ``success: false``: an unknown candidate is ``sender_resource_not_found`` (422), like a 404 elsewhere.
+What it accepts and answers: docs/senders/ashby.md. The webhook's candidate has only a name and a
+primary email and phone, so each acted event reads ``POST candidate.info`` when ``ASHBY_API_KEY`` is
+set, and writes what the webhook carries otherwise. Ashby answers its API's errors with HTTP 200 and
+``success: false``: that body, not the status, says a candidate is unknown.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Fillout form submissions (https://www.fillout.com/help/webhook).
 
-Fillout signs nothing, so the webhook URL carries a shared token: ``?token=<token>`` in the URL,
-or ``Authorization: Bearer <token>`` as a custom header (Advanced mode). A token is weaker than a
-signature: whoever sees the URL or the header can send anything, at any time, again and again.
-
-The body is a submission, bare or wrapped as ``{formId, formName, submission: {...}}``; both are
-read. The mapping gets the submission with its answers indexed (``index_answers``): ``answers``
-by question name normalised (see ``form_answers``), else by what the name asks for ("What is your
-first name?" → ``first_name``: ``form_answers.meaning_of``), ``answers_by_type`` by Fillout question type
-(``EmailInput``, ``PhoneNumber``, ``URLInput``...), and ``parameters`` the URL parameters and
-hidden fields by normalised name (``parameters.stardex_person_id``). Numbers become text;
-choices are already their text, checkboxes a list. The delivery id is ``submissionId``.
+What it accepts and answers: docs/senders/fillout.md. Fillout signs nothing, so the URL (or an
+``Authorization: Bearer`` header) carries a shared token (``SharedTokenSource``). The body is a
+submission, bare or wrapped as ``{formId, formName, submission}``: both are read, and its questions
+are indexed by name and type (``index_answers``) so that a mapping never filters a list.
 """
 
 from __future__ import annotations

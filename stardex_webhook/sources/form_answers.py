@@ -2,10 +2,7 @@
 person reads it (for the submission's transcript).
 
 A form's questions are named by people ("First name", "E-mail address?"), so mappings read them
-by a normalised name: accents dropped, lower-case, each run of other characters than ``a-z`` and
-``0-9`` turned into one ``_``, and none at either end ("E-mail address?" → ``e_mail_address``,
-"Prénom" → ``prenom``). A title with nothing left ("???", "名前") has no name to read it by; its
-answer still reaches the transcript.
+by a normalised name; the rule, as users meet it: docs/senders/README.md, "A question's name".
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Standard Webhooks (https://www.standardwebhooks.com/): any sender that signs the standard way,
 including the Apps Script the project ships for Google Forms, and senders that deliver through Svix.
 
-``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64>`` entries; Svix's
-``svix-*`` win, as in the svix library); HMAC-SHA256 of ``{id}.{timestamp}.{raw body}``, within 5
-minutes. Other versions (``v1a``) and unreadable entries are skipped. A key is ``whsec_<base64>``;
-without the prefix it is base64 when it decodes (as the standard's libraries do), else its UTF-8.
+What it accepts and answers: docs/senders/generic.md. Svix's ``svix-*`` headers win over
+``webhook-*`` and a key without ``whsec_`` is base64 when it decodes, as in the standard's libraries:
+what they accept, this accepts.
 """
 
 from __future__ import annotations

@@ -2,13 +2,8 @@
 (``apps_script/google_forms.gs``) that signs each response the Standard Webhooks way, so this
 adapter verifies exactly as ``generic`` does and only reads the body differently.
 
-The script's body: ``{provider, formId, formTitle, responseId, submittedAt, respondentEmail,
-answers: {<question title>: answer}}``, an answer being text, a list (checkboxes) or an object of
-row → answer (grids). The mapping gets ``answers`` by normalised title (see ``form_answers``:
-"First name" → ``answers.first_name``; a title no other claims also by what it asks for: "What
-is your e-mail?" → ``answers.email``), numbers as text, and the titles as written under
-``answers_by_title``. The delivery id is ``responseId`` (the script also sends it as
-``webhook-id``), so a retried send is the same delivery.
+What it accepts and answers: docs/senders/google-forms.md. The delivery id is ``responseId`` (the
+script also sends it as ``webhook-id``), so a send the script retries is the same delivery.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Greenhouse Recruiting webhooks (https://developers.greenhouse.io/webhooks.html).
 
-``Signature: sha256 <hex>`` is the HMAC-SHA256 of the entire raw body, keyed with the webhook's
-"Secret key"; there is no timestamp, so no replay window. A header sent twice arrives joined with a
-comma: one matching entry is enough. The envelope is
-``{"action": ..., "payload": {...}}`` and each delivery carries a unique ``Greenhouse-Event-ID``.
-The ping Greenhouse sends when a webhook is saved is verified like any delivery and answered 200
-(``ignored``): if it failed, Greenhouse would create the webhook disabled.
+What it accepts and answers: docs/senders/greenhouse.md. The ping sent when a webhook is saved is
+verified like any delivery and answered 200: if it failed, Greenhouse would create the webhook
+disabled. A header sent twice arrives joined with a comma, so one matching entry is enough.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """HubSpot workflow webhooks: the "Send a webhook" action of a workflow triggered by a form
 submission (https://knowledge.hubspot.com/workflows/how-do-i-use-webhooks-with-hubspot-workflows).
 
-Signature v3 (https://developers.hubspot.com/docs/apps/legacy-apps/authentication/validating-requests):
-the base64 HMAC-SHA256 of method + URI + raw body + ``X-HubSpot-Request-Timestamp`` (milliseconds,
-within 5 minutes). The URI is the full URL called (``Delivery.url``, scheme from
-``X-Forwarded-Proto``) with HubSpot's table of characters decoded: ``%3A %2F %3F %40 %21 %24 %27
-%28 %29 %2A %2C %3B``. Only v3 is checked: v1/v2 sign no timestamp (a capture replays for ever).
-
-The body is the contact's properties, flat, or the legacy ``properties.<name>.value`` (flattened);
-numbers become text. The delivery id is ``eventId``, else ``<hs_object_id>:<timestamp>``.
+What it accepts and answers: docs/senders/hubspot.md. Signature v3
+(https://developers.hubspot.com/docs/apps/legacy-apps/authentication/validating-requests) signs the
+full URL called, so it is rebuilt as HubSpot addressed it (scheme from ``X-Forwarded-Proto``, its
+table of characters decoded). Only v3 is checked: v1/v2 sign no timestamp (a capture replays for ever).
 """
 
 from __future__ import annotations

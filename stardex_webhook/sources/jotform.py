@@ -1,10 +1,9 @@
 """Jotform webhooks (https://www.jotform.com/help/245-how-to-setup-a-webhook-with-jotform/).
 
-Jotform signs nothing: the URL carries a shared token (``SharedTokenSource``). The form body's
-``rawRequest`` is a JSON string of answers keyed ``q<N>_<unique name>``; the mapping reads them as
-``answers.<unique name>`` (the ``q<N>_`` cut off), so it survives questions being added or moved.
-The transcript is built from those answers, not ``pretty``, which cannot be split back when an
-answer holds a comma. ``submissionID`` identifies the delivery.
+What it accepts and answers: docs/senders/jotform.md. Jotform signs nothing: the URL carries a
+shared token (``SharedTokenSource``). Answers are keyed by unique name, the ``q<N>_`` cut off, so a
+mapping survives questions being added or moved; the transcript is built from ``rawRequest``, since
+``pretty`` cannot be split back when an answer holds a comma.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Lever webhooks (help.lever.co "Configuring webhooks"; the scheme as public implementations agree).
 
-Lever signs inside the body: ``signature`` is the hex HMAC-SHA256 of ``str(token) +
-str(triggeredAt)``. The raw body is not signed, so only those fields are trusted; ``triggeredAt``
-gives the replay window. A body that is not JSON (Lever's own printed example misses a comma) is
-400 ``invalid_json``, before the signature is looked for. Each webhook has its own token, so several keys may be configured.
-
-The webhook carries ids only: the person is read with ``GET /v1/opportunities/{id}`` and mapped
-under ``api``. Lever's verification call (no ``data.opportunityId``) is answered 200 ``ignored``
-(``ping``), after its signature check when signed; an unsigned one asks for nothing, and a 401
-there would keep the webhook from being saved.
+What it accepts and answers: docs/senders/lever.md. Lever signs ``token`` + ``triggeredAt`` inside
+the body, not the body: only those are trusted, so the person is read from Lever's API. A body that
+is not JSON is 400 before a signature is looked for (it lives in the body); an unsigned
+verification call is answered ``ping``, since a 401 would keep the webhook from being saved.
 """
 
 from __future__ import annotations

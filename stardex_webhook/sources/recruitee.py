@@ -1,14 +1,9 @@
 """Recruitee (Tellent) webhooks (https://docs.recruitee.com/docs/webhooks).
 
-``X-Recruitee-Signature`` is the hex HMAC-SHA256 of the raw body; no timestamp. Success is exactly
-200 (another 2xx is a failure to Recruitee).
-
-**The Test button**: Recruitee creates a webhook only once it answers ``{"test": true}`` with 200,
-possibly before the secret is stored here, so exactly that body is answered ``ignored``/``test``
-before any check: it changes and carries nothing. Other "test" payloads are verified first.
-
-The person is in the webhook itself: no API read. The delivery id is ``id``, else the event type,
-subtype, candidate id and ``created_at`` joined by ``:`` (the same on Recruitee's retries).
+What it accepts and answers: docs/senders/recruitee.md. Exactly ``{"test": true}`` is answered
+before any check: Recruitee creates a webhook only once its Test gets a 200, possibly before the
+secret is stored here, and that body changes and carries nothing. Success is exactly 200: another
+2xx is a failure to Recruitee.
 """
 
 from __future__ import annotations

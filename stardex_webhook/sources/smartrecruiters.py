@@ -1,19 +1,9 @@
 """SmartRecruiters webhooks (https://developers.smartrecruiters.com/docs/webhooks-security).
 
-**Activation handshake**: a POST carrying ``X-Hook-Secret`` is answered 200 with the same header,
-before any signature check: it cannot carry one (it proves the URL before the first notification).
-It is harmless (no call is made; the answer holds only what the caller sent), and only 1 to 256
-visible ASCII characters are echoed (else 400 ``invalid_handshake``), so the echo can never shape
-the answer's other headers.
-
-**Notifications** answer 202. Each ``v1`` entry of ``smartrecruiters-signature`` is the hex
-HMAC-SHA256 of ``ts.body.event-id.event-name.event-version.link`` (raw header values, "" when
-missing), the timestamp within 5 minutes both ways.
-
-**The body carries ids only**, so each event needs one read of the candidate: for ``candidate.*``
-the ``Link`` header's URL (followed only under ``SMARTRECRUITERS_API_BASE``), else
-``candidates/{id}``; for ``application.*`` always ``candidates/{candidateId}`` (its Link names the
-application, which holds no person data). The mapping reads the candidate under ``api``.
+What it accepts and answers: docs/senders/smartrecruiters.md. The activation handshake is echoed
+before any signature check (it cannot carry one), and only 1 to 256 visible ASCII characters, so
+the echo can never shape the answer's other headers. The body carries ids only, so each event reads
+the candidate; an ``application.*`` Link names the application, which holds no person data.
 """
 
 from __future__ import annotations

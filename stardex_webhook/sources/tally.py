@@ -1,11 +1,8 @@
 """Tally webhooks (https://tally.so/help/webhooks).
 
-``Tally-Signature`` is the base64 HMAC-SHA256 of the raw body; no timestamp, so no replay window.
-``eventId`` (else ``data.responseId``) identifies the delivery. Tally's field keys are its own, so
-besides ``data.answers`` (by key) the mapping gets ``data.answers_by_type``, ``data.answers_by_label``
-(``form_answers.normalise_name``: "Phone Number" → ``phone_number``; a label no key claims also
-under what it asks for: "What is your first name?" → ``first_name``) and ``data.hidden``; in these
-a choice holds its option text, not Tally's ids. ``data.fields`` stays exactly as sent.
+What it accepts and answers: docs/senders/tally.md. Tally's field keys are its own, so besides
+``data.answers`` (by key) the mapping gets the fields by type, by normalised label and by what a
+label asks for (``form_answers``), a choice as its option text; ``data.fields`` stays as sent.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Teamtailor company webhooks (https://partner.teamtailor.com/company_webhooks).
 
-**Signature v2**: ``TT-Signature`` is the base64 of ``t=<unix>,v2=<hex>``, the HMAC-SHA256 of
-``"<t>.<raw body>"``, ``t`` within 5 minutes. The body's own ``signature`` field is never read (v2
-signs it, so it adds nothing). v1 signs only ``payload.data.id``, no body, so a captured delivery
-could carry any attributes: refused as ``unsupported_signature_version``.
-
-**Events**: candidate events carry the person in ``attributes`` (kebab- or snake_case: the mapping
-reads both). ``job_application.*`` events need one read of the candidate: ``candidates/{id}`` when
-the application names it, else its ``related`` link when under ``TEAMTAILOR_API_BASE``, else
-``job-applications/{id}/candidate``; the answer goes under ``api``. The delivery id is ``data.id``,
-``event_name`` and ``updated-at`` joined by ``:``.
+What it accepts and answers: docs/senders/teamtailor.md. Only signature v2 is accepted: v1 signs
+only ``payload.data.id``, so a captured delivery could carry any attributes. The body's own
+``signature`` field is never read (v2 signs it). ``job_application.*`` events carry no person,
+hence one read of the candidate.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Typeform webhooks (https://www.typeform.com/developers/webhooks/).
 
-``Typeform-Signature: sha256=<base64>`` is the HMAC-SHA256 of the raw body keyed with the
-webhook's secret; base64, not hex, and no timestamp. The envelope is
-``{"event_id", "event_type", "form_response": {...}}``; ``event_id`` (else the response's
-``token``) identifies the delivery. The answers reach the mapping indexed (``index_answers``), so a
-mapping reads ``answers.email.text`` instead of filtering the list: by ref, else (real forms have
-generated refs) by what the question's title asks for (``form_answers.meaning_of``).
+What it accepts and answers: docs/senders/typeform.md. The answers reach the mapping indexed
+(``index_answers``) so that a mapping never filters a list: by ref, else (real forms have generated
+refs) by what the question's title asks for (``form_answers.meaning_of``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Webflow form submissions (https://developers.webflow.com/data/docs/working-with-webhooks).
 
-``x-webflow-signature`` is the hex HMAC-SHA256 of ``timestamp + ":" + raw body``, the timestamp
-(milliseconds) within 5 minutes. Dashboard-made webhooks are not signed: refused like any unsigned
-request. ``payload.id`` identifies the delivery. Field names are whatever the designer typed, so
-the mapping gets ``payload.fields`` (names by ``form_answers.normalise_name``, numbers as text;
-a name no field claims also under what it asks for: "Email 2" → ``email``); ``payload.data``
-stays exactly as sent.
+What it accepts and answers: docs/senders/webflow.md. Field names are whatever the designer typed,
+so ``payload.fields`` indexes them by normalised name and by what a name asks for (``form_answers``),
+numbers as text (a phone typed as digits arrives as a number).
 """
 
 from __future__ import annotations

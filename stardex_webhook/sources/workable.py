@@ -1,16 +1,9 @@
 """Workable webhooks (https://workable.readme.io/reference/webhook-subscriptions-candidates-employees).
 
-``X-Workable-Signature`` is the HMAC-SHA256 of the raw body, keyed with the account's API access
-token (the one that created the subscription) or an OAuth app's secret. Workable does not say how
-the digest is written: public code reads hex, one implementation also base64, so both are accepted
-(hex when the value is hex, else base64; a 32-byte digest in base64 is never hex). No timestamp, so
-no replay window.
-
-The body is the candidate "similar to the candidate details endpoint" under ``data``, as it is when
-sent. The event is ``event_type``, else ``type`` (public code reads either; ``event_type`` wins when
-both are there), else the ``event`` query parameter of the subscription's URL: the documented body
-has no event name at all. Hire and disqualify arrive as ``candidate_moved``. Workable gives no delivery id:
-``data.id``, the event and ``data.updated_at`` stand for one.
+What it accepts and answers: docs/senders/workable.md. Workable does not say how the digest is
+written: public code reads hex, one implementation also base64, so both are accepted (hex when the
+value is hex; a 32-byte digest in base64 is never hex). Its documented body has no event name,
+hence ``event_type``, else ``type``, else the URL's ``?event=``.
 """
 
 from __future__ import annotations
