@@ -1,4 +1,4 @@
-"""The configuration (docs/contract.md, docs/configuration.md), read once from the environment into one immutable object.
+"""The configuration (docs/configuration.md), read once from the environment into one immutable object.
 Secrets are only named here (``secrets.SecretProvider`` reads them on first use): nothing slow at start.
 """
 

@@ -1,14 +1,8 @@
 """Stardex person custom fields named in a mapping ("Notice period", not an attribute id), made
-the ``custom_fields`` items of the update-person body.
-
-* Names resolve against Stardex's definitions (``Catalog``, kept per instance); a name Stardex
-  lacks is 422 ``unknown_custom_field`` on the first event using the mapping, value or not, before
-  anything is written.
-* Each value is made the field's type; ``05/03/2026`` is refused as ambiguous; a select matches an
-  option ignoring case; a multi-select only adds (never ``clear_all``). A value that cannot be is
-  422 ``custom_field_invalid`` naming the field.
-* Under ``fill`` a field is written only where a read shows it empty; a field already holding
-  the value is not sent.
+the ``custom_fields`` items of the update-person body. Types, options and write rules:
+docs/mappings.md, "Custom fields by name". Names resolve against Stardex's definitions (``Catalog``,
+kept per instance) before anything is written, so a name Stardex lacks fails the mapping's first
+event, whether or not that event carries a value for it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Deliver one mapped update to Stardex (the only stage that calls it): resolve the person, plan
 the write (custom fields resolved first, so a name Stardex lacks is refused before any write), send
-only what changes, keep the submission as a note, move the stage.
-
-Stardex's 60 calls a minute are the ceiling, so a call is made only when needed: a search answer
-is a read (no GET after it); the instance remembers which person a key found and the person as last
-read or written, so a repeat that changes nothing costs no call. But a PATCH of ``emails`` or
-``phone_numbers`` (replaced whole) and any PATCH under ``fill`` is planned against a read made
-within this event, never the memory, so nothing a recruiter added meanwhile is lost. A 404 for a
-remembered id forgets it and searches again.
+only what changes, keep the submission as a note, move the stage. Calls are spared by the person
+memory (docs/updates.md, step 6), kept safe by one rule: a PATCH of ``emails`` or ``phone_numbers``
+(replaced whole) and any PATCH under ``fill`` is planned against a read made within this event,
+never the memory, so nothing a recruiter added meanwhile is lost.
 """
 
 from __future__ import annotations

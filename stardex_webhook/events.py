@@ -1,11 +1,8 @@
-"""The event history (docs/contract.md, "Event history"): one record per authentic event, written by
-``pipeline.answered`` whatever the door, holding no value of the person's data.
-
-events/<YYYY-MM-DD>/<HH>/<MMSS>-<source>-<key>.json  the record, by its first receipt's hour (``--since``)
-events/ids/<sha256 of the delivery id>/<source>       its name: retries, worker and replay update it
-
-Emails and LinkedIn URLs are kept only as HMACs keyed with ``HISTORY_KEY`` (a secret like the
-others; without it, no hashes). A failed write never fails the event: it is logged and counted.
+"""The event history (docs/history.md): one record per authentic event, written by
+``pipeline.answered`` whatever the door, holding no value of the person's data. A pointer under
+``events/ids/`` names each record, so retries, the worker and replay update the one record;
+emails and LinkedIn URLs are kept only as HMACs keyed with ``HISTORY_KEY``. A failed write never
+fails the event: it is logged and counted.
 """
 
 from __future__ import annotations

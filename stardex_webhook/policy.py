@@ -1,14 +1,6 @@
-"""Who may change what (docs/updates.md): the write plan of one update against the person as Stardex
-stores it. Pure functions. Each field is ``add`` (no value), ``change`` (another value, replaced
-under ``overwrite`` only) or ``keep`` (with the reason); the body carries only what changes.
-
-* Text fields compare case- and whitespace-insensitively. Under ``fill`` a first or last name is
-  added only when it is that part of the stored full name, so no one renames a person piecemeal.
-* ``linkedin_url`` compares by public id (reads show only the id).
-* ``emails`` / ``phone_numbers``: stored entries kept as stored, new ones added under both
-  policies; Stardex replaces a sent list whole, so the body carries the union.
-* ``job_id`` is an addition under both policies; ``enrich_record`` is sent only with a change.
-* ``custom_fields``: reads do not show them, so under ``fill`` they are never sent.
+"""Who may change what: the write plan of one update against the person as Stardex stores it. The rules
+(add, change or keep, contacts, fields a read cannot show) are docs/updates.md, steps 2 to 5. Pure
+functions, so ``plan`` shows the very body an apply would send, and that body carries only what changes.
 
 A field the person dict does not show is *unknown*: sent under ``overwrite`` only, and listed in
 ``WritePlan.unknown`` so the caller can read the person first.

@@ -1,12 +1,9 @@
-"""Secret settings: ``NAME_SECRET`` from Secret Manager (cached per instance) or ``NAME`` as a plain value.
-
-Cached for ``SECRET_TTL_SECONDS``: a cold start cannot fail because Secret Manager blinked, and a
-rotated key is picked up without a redeploy (at once with ``refresh=True``, after Stardex refused
-it). A read runs in a daemon thread, one per secret at a time: a caller waits at most what its
-webhook has left, and a hung read holds one thread, not one per request. A failed refresh serves
-the last good value (WARNING) up to ``STALE_SECONDS`` past its TTL; a forced refresh never does.
-Every failure is ``RetryLater("secret_unavailable")`` naming the setting (the operator can fix it,
-then the sender's retry succeeds). No value ever reaches a log line or an exception.
+"""Secret settings: ``NAME_SECRET`` from Secret Manager (cached per instance) or ``NAME`` as a plain
+value; the cache, the last good value and rotation: docs/configuration.md (``SECRET_TTL_SECONDS``).
+A read runs in a daemon thread, one per secret at a time: a caller waits at most what its webhook
+has left, and a hung read holds one thread, not one per request. A forced refresh (the key Stardex
+refused) never serves the last good value. Every failure is ``RetryLater``: the operator can fix
+the setting, then the sender's retry succeeds. No value ever reaches a log line or an exception.
 """
 
 from __future__ import annotations

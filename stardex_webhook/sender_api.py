@@ -1,11 +1,8 @@
-"""Follow-up reads from a sender's own API, for webhooks that carry only ids.
-
-* Every request goes under the sender's API base (``<SOURCE>_API_BASE``) and nowhere else: a URL
-  from the request (SmartRecruiters' ``Link``) is followed only under that base, and redirects
-  never, so a forged webhook cannot send the sender's API key elsewhere.
-* The read shares the webhook's ``Deadline``, with retries like the Stardex client.
-* Its API down, slow, rate limited or refusing the key is a 503 (the sender retries, the operator
-  can fix the key); a resource that does not exist is a 422.
+"""Follow-up reads from a sender's own API, for webhooks that carry only ids (the answers:
+docs/contract.md). Every request goes under the sender's API base (``<SOURCE>_API_BASE``) and
+nowhere else: a URL from the request (SmartRecruiters' ``Link``) is followed only under that base,
+and redirects never, so a forged webhook cannot send the sender's API key elsewhere. The read
+shares the webhook's ``Deadline``, with retries like the Stardex client.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""Pipeline stages: when an ATS says a candidate moved, the same candidate moves in the Stardex job.
-
-The mapping turns an event into a ``StageRequest`` through its tables; nothing is guessed: a job or
-stage not in its table carries an ``ignore_reason`` and makes no call. ``plan_stage`` (pure, so
-``plan`` can show it) decides the one update-stage call, or why none: ``unchanged`` (a retried
-delivery changes nothing twice), ``older_event`` (this instance applied a later event for that
-person and job: a delayed retry never moves a candidate back), ``superseded`` (the sender's read,
-made now, shows another stage). Stardex's stage dates are the times of its writes, not of the
-ATS's events, so event times are compared only with event times.
+"""Pipeline stages: when an ATS says a candidate moved, the same candidate moves in the Stardex job
+(the tables, the answers, each sender's paths: docs/mappings.md, "Pipeline stages"). Nothing is
+guessed: a job or stage not in its table carries an ``ignore_reason`` and makes no call.
+``plan_stage`` is pure, so ``plan`` can show the one update-stage call or why none. Stardex's stage
+dates are the times of its writes, not of the ATS's events, so event times are compared only with
+event times.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
-"""The Stardex v1 API client: HTTP, the shared rate limiter, retries and the deadline.
-
-* Every call of one webhook shares its ``Deadline`` (the sender waits for our answer); past it we
-  raise ``RetryLater`` so the sender retries.
-* Stardex allows 60 requests in any 60 seconds per key: all threads share one ``RateLimiter``, and
-  a 429 (or ``X-RateLimit-Remaining: 0``) holds them all back, never longer than one window.
-* Any failure to talk to Stardex (network, TLS, a redirect, an answer not its envelope) is
-  ``RetryLater``: the event is not lost. Only Stardex's refusals (4xx) are ``StardexError``, which
-  keeps Stardex's error code and nothing else, so no server text carries the key or personal data
-  into our answers. Redirects are never followed: the key goes to Stardex's origin only.
-* A create is not idempotent: after a failure that may have reached Stardex it is raised as
-  ``OutcomeUnknown``, not retried, so the resolver searches before a second attempt.
+"""The Stardex v1 API client; what it does on each failure, and what that answers: docs/stardex-client.md.
+Every call of one webhook shares its ``Deadline`` (the sender waits for our answer), and all threads
+one ``RateLimiter`` (Stardex's 60 a minute are per key). Only Stardex's refusals (4xx) are
+``StardexError``, which keeps Stardex's error code and nothing else, so no server text carries the
+key or personal data into our answers; every other failure is ``RetryLater``. Redirects are never
+followed: the key goes to Stardex's origin only. A create is not idempotent: a failure that may have
+reached Stardex is ``OutcomeUnknown``, never retried, so the resolver searches before a second try.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""Cloud Storage (``STATE_BUCKET``): de-duplication claims, dead letters and large payloads.
-
-* A claim ``deliveries/<source>/<sha256 of the delivery id>`` is written ``pending`` with
-  ``if_generation_match=0``: created only if absent, atomically across instances, so one of two
-  deliveries of an event wins (the protocol is ``pipeline.once``). One still ``pending`` past the
-  function's timeout was left by an attempt that died: it is taken over, so the event is not lost.
-* A dead letter (``dead-letters/<source>/``) keeps an authentic event that could not be applied,
-  what replays it (headers without signatures or tokens, the body) and why it failed.
-* A payload (``payloads/<source>/``) keeps a queued delivery too large for a task; the task names it.
-
+"""Cloud Storage (``STATE_BUCKET``): de-duplication claims, dead letters and payloads too large for a
+task; what each holds and when it goes: docs/queued.md, "How it works", and docs/reliability.md.
+A claim is created ``pending`` with ``if_generation_match=0``: only if absent, atomically across
+instances, so one of two deliveries wins (the protocol is ``pipeline.once``); one ``pending`` past
+the function's timeout was left by an attempt that died and is taken over, so the event is not lost.
 Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without it,
 de-duplication and dead letters cannot be promised, so the sender retries.
 """

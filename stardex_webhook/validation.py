@@ -1,11 +1,8 @@
-"""Checks an update body against ``schemas/person_update.schema.json`` before it reaches Stardex:
-a 422 lists every error with its JSON path, so all can be fixed at once. Messages never quote the
-value: values are personal data and end up in answers and logs.
-
-The schema stands on its own: each ``format`` has a ``pattern`` beside it, so a stock
-``Draft202012Validator`` refuses what any does. The email pattern is a strict subset of what
-email-validator accepts (the tests hold it to that); calling email-validator too could refuse
-nothing more and would slow every cold start.
+"""Checks an update body against ``schemas/person_update.schema.json`` before it reaches Stardex (what is
+left out, and when it is a 422: docs/contract.md, "Values that fail validation"). Messages never quote
+the value: values are personal data and end up in answers and logs. Each ``format`` has a ``pattern``
+beside it, so a stock ``Draft202012Validator`` is the whole check; email-validator is the tests'
+oracle only: calling it too could refuse nothing more and would slow every cold start.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The queued delivery's worker (``main.handle_task``): a private function that only the queue's
-service account may invoke, taking only the tasks ``ingress`` enqueues.
-
-task ─► the raw delivery parsed again (its signature was checked when it was received) ─► ignored?
-     ─► prepare (follow-up read, the mapping files as they are now, validation) ─► process
-     ─► the claim ``ingress`` took is settled
-
-It answers 2xx when the event was applied, ignored or dead-lettered (the queue stops), 429/503
-when Stardex, the sender's API or Secret Manager is unavailable (the queue retries with backoff),
-and on the last attempt (``X-CloudTasks-TaskRetryCount`` + 1 reaching ``TASK_MAX_ATTEMPTS``,
-Terraform's ``max_attempts``) it dead-letters instead of failing. Its deadline
-(``TASK_DEADLINE_SECONDS``) is longer than a webhook's: no sender waits.
+service account may invoke, taking only the tasks ``ingress`` enqueues. It parses the raw delivery
+again (its signature was checked when it was received), prepares it with the mapping files as they
+are now, processes it and settles the claim ``ingress`` took, within ``TASK_DEADLINE_SECONDS``:
+longer than a webhook's, as no sender waits. What it answers the queue: docs/queued.md, "How it works".
 """
 
 from __future__ import annotations
