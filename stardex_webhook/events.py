@@ -21,7 +21,7 @@ from .errors import WebhookError
 from .logs import JsonLog, mask
 from .records import MappedUpdate, iso_time
 from .secrets import SecretProvider
-from .signatures import utf8_bytes
+from .state import call_limits, digest
 
 EVENTS_PREFIX, IDS_PREFIX, HISTORY_KEY = "events/", "events/ids/", "HISTORY_KEY"
 CALL_TIMEOUT_SECONDS = 5.0
@@ -45,10 +45,6 @@ def named(mapped: MappedUpdate) -> list[tuple[str, str]]:
               *(entry.get("value") for entry in update.get("emails") or [] if isinstance(entry, dict))]
     return [(kind, value) for kind, values in (("email", emails), ("linkedin", [mapped.person.linkedin_url,
             update.get("linkedin_url")])) for value in values if isinstance(value, str) and value.strip()]
-
-
-def id_digest(delivery_id: str) -> str:
-    return hashlib.sha256(utf8_bytes(delivery_id)).hexdigest()  # a lone surrogate too, as the claim's digest
 
 
 def record_name(received_at: float, source: str, key: str) -> str:
@@ -115,26 +111,26 @@ class EventHistory:
     def _write(self, document: dict[str, Any], record: dict[str, Any]) -> None:
         from google.api_core.exceptions import PreconditionFailed
 
-        deadline = Deadline(CALL_TIMEOUT_SECONDS)  # the whole write: a sender may be waiting
+        deadline, doing = Deadline(CALL_TIMEOUT_SECONDS), "write the history"  # the whole write: a sender may wait
         bucket, delivery_id = self.store.bucket(), record.get("delivery_id")
-        key = id_digest(delivery_id) if delivery_id else uuid.uuid4().hex
+        key = digest(delivery_id) if delivery_id else uuid.uuid4().hex
         name = record_name(record["received_at"], str(record.get("source")), key)
         first = True  # the event's first record: nothing to read, two calls in all
         if delivery_id:  # the name the event's first record took, or this one
             pointer = bucket.blob(f"{IDS_PREFIX}{key}/{record.get('source')}")
             try:
-                pointer.upload_from_string(name, if_generation_match=0, **_within(deadline))
+                pointer.upload_from_string(name, if_generation_match=0, **call_limits(deadline, doing))
             except PreconditionFailed:
-                name, first = pointer.download_as_text(**_within(deadline)), False
+                name, first = pointer.download_as_text(**call_limits(deadline, doing)), False
         for _ in range(3):  # another writer meanwhile (the queued door and its worker): read again
-            blob = None if first else bucket.get_blob(name, **_within(deadline))
+            blob = None if first else bucket.get_blob(name, **call_limits(deadline, doing))
             first = False
-            new = merged(document, json.loads(blob.download_as_bytes(**_within(deadline))) if blob else None)
+            new = merged(document, json.loads(blob.download_as_bytes(**call_limits(deadline, doing))) if blob else None)
             try:
                 if new is not None:
                     generation = int(blob.generation) if blob else 0
                     bucket.blob(name).upload_from_string(json.dumps(new, separators=(",", ":")), "application/json",
-                                                         if_generation_match=generation, **_within(deadline))
+                                                         if_generation_match=generation, **call_limits(deadline, doing))
                 return
             except PreconditionFailed:
                 continue
@@ -154,10 +150,3 @@ def merged(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | 
         result["identities"] = sorted({*old.get("identities", ()), *new.get("identities", ())})
     return result
 
-
-def _within(deadline: Deadline) -> dict[str, Any]:
-    """One bucket call's timeout and bounded retry, within what is left of the write's time."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    left = max(deadline.remaining(), 0.01)  # none left: the call fails at once, and is counted
-    return {"timeout": left, "retry": DEFAULT_RETRY.with_timeout(left)}

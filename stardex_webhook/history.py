@@ -24,9 +24,9 @@ from typing import Any, Iterator, Sequence, TextIO
 
 from .config import load_settings
 from .errors import ConfigurationError, RetryLater
-from .events import EVENTS_PREFIX, HISTORY_KEY, IDS_PREFIX, id_digest, identity_hash
+from .events import EVENTS_PREFIX, HISTORY_KEY, IDS_PREFIX, identity_hash
 from .secrets import SecretProvider
-from .state import DEAD_LETTERS_PREFIX, StateStore, dead_letter_name
+from .state import DEAD_LETTERS_PREFIX, StateStore, dead_letter_name, digest
 from .transforms import linkedin
 
 _NAME = re.compile(r"events/(\d{4}-\d{2}-\d{2})/(\d{2})/(\d{2})(\d{2})-(.+)-([0-9a-f]+)\.json")
@@ -115,7 +115,7 @@ class History:
     def by_delivery(self, delivery_id: str) -> list[dict[str, Any]]:
         """The record of each source's event with this delivery id."""
         found = []
-        for pointer in self._children(f"{IDS_PREFIX}{id_digest(delivery_id)}/")[0]:
+        for pointer in self._children(f"{IDS_PREFIX}{digest(delivery_id)}/")[0]:
             name = self.bucket.blob(pointer).download_as_text()
             record = self.read(name)
             if record is not None:

@@ -40,7 +40,7 @@ def _abandoned(held: Any, stale_seconds: float) -> bool:
     return isinstance(claimed_at, (int, float)) and time.time() - claimed_at > stale_seconds
 
 
-def _limits(deadline: Deadline | None, doing: str) -> dict[str, Any]:
+def call_limits(deadline: Deadline | None, doing: str) -> dict[str, Any]:
     """One Cloud Storage call's ``timeout`` and ``retry`` (Google's, of transient errors): at most
     ``CALL_TIMEOUT_SECONDS``, within the webhook's deadline (a sender is waiting for the answer)."""
     seconds = CALL_TIMEOUT_SECONDS if deadline is None else min(CALL_TIMEOUT_SECONDS, deadline.remaining())
@@ -51,8 +51,9 @@ def _limits(deadline: Deadline | None, doing: str) -> dict[str, Any]:
     return {"timeout": seconds, "retry": DEFAULT_RETRY.with_timeout(seconds)}
 
 
-def _digest(text: str) -> str:
-    """Never raises: a delivery id may hold a lone surrogate (``"\\ud800"`` is valid JSON)."""
+def digest(text: str) -> str:
+    """A delivery id's name in the bucket (claims, history). Never raises: an id may hold a lone
+    surrogate (``"\\ud800"`` is valid JSON)."""
     return hashlib.sha256(utf8_bytes(text)).hexdigest()
 
 
@@ -77,21 +78,21 @@ class StateStore:
         from google.api_core.exceptions import PreconditionFailed
 
         doing = "claim the delivery id"
-        name = f"{CLAIMS_PREFIX}{source}/{_digest(delivery_id)}"
+        name = f"{CLAIMS_PREFIX}{source}/{digest(delivery_id)}"
         token = uuid.uuid4().hex
         blob = self._call(lambda: self.bucket().blob(name))
         data = json.dumps({"source": source, "claimed_at": time.time(), "token": token, "state": PENDING})
 
         def write(generation: int) -> None:
             self._call(lambda: blob.upload_from_string(data, content_type="application/json",
-                                                       if_generation_match=generation, **_limits(deadline, doing)),
+                                                       if_generation_match=generation, **call_limits(deadline, doing)),
                        PreconditionFailed)
 
         def read() -> tuple[Any, Any]:
-            existing = self._call(lambda: self.bucket().get_blob(name, **_limits(deadline, doing)))
+            existing = self._call(lambda: self.bucket().get_blob(name, **call_limits(deadline, doing)))
             if existing is None:
                 return None, None
-            return existing, self._call(lambda: json.loads(existing.download_as_bytes(**_limits(deadline, doing))))
+            return existing, self._call(lambda: json.loads(existing.download_as_bytes(**call_limits(deadline, doing))))
 
         try:
             write(0)
@@ -115,7 +116,7 @@ class StateStore:
         is replaced (a claim taken over meanwhile is left alone)."""
         from google.api_core.exceptions import PreconditionFailed
 
-        limits = _limits(deadline, "mark the claim done")
+        limits = call_limits(deadline, "mark the claim done")
         data = json.dumps({"state": DONE, "settled_at": time.time()})
         blob = self._call(lambda: self.bucket().blob(claim.name))
         with contextlib.suppress(PreconditionFailed):
@@ -127,7 +128,7 @@ class StateStore:
         """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        limits = _limits(deadline, "release the claim")
+        limits = call_limits(deadline, "release the claim")
         with contextlib.suppress(NotFound, PreconditionFailed):
             self._call(lambda: self.bucket().delete_blob(claim.name, if_generation_match=claim.generation or None,
                                                          **limits), NotFound, PreconditionFailed)
@@ -152,10 +153,10 @@ class StateStore:
         """Create a new object; ASCII JSON, so any text (a header's undecodable byte, kept as a lone
         surrogate) can be written and read back."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        key = _digest(str(document.get("delivery_id") or uuid.uuid4()))[:16]
+        key = digest(str(document.get("delivery_id") or uuid.uuid4()))[:16]
         name = f"{prefix}{document['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
         data = json.dumps(document, separators=(",", ":"), allow_nan=False)
-        limits = _limits(deadline, doing)
+        limits = call_limits(deadline, doing)
         blob = self._call(lambda: self.bucket().blob(name))
         self._call(lambda: blob.upload_from_string(data.encode("ascii"), content_type="application/json",
                                                    if_generation_match=0, **limits))
@@ -164,7 +165,8 @@ class StateStore:
     def dead_letters(self, prefix: str = "") -> list[str]:
         """Names of the dead letters under ``dead-letters/<prefix>``, oldest first by name."""
         full = dead_letter_name(prefix) if prefix else DEAD_LETTERS_PREFIX
-        blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, **_limits(None, "list dead letters"))))
+        limits = call_limits(None, "list dead letters")
+        blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, **limits)))
         return sorted(blob.name for blob in blobs)
 
     def dead_letter(self, name: str) -> dict[str, Any] | None:
@@ -178,16 +180,16 @@ class StateStore:
     def _read(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
         if not _plain(name):
             return None
-        blob = self._call(lambda: self.bucket().get_blob(name, **_limits(deadline, "read")))
+        blob = self._call(lambda: self.bucket().get_blob(name, **call_limits(deadline, "read")))
         if blob is None:
             return None
-        return json.loads(self._call(lambda: blob.download_as_bytes(**_limits(deadline, "read"))))
+        return json.loads(self._call(lambda: blob.download_as_bytes(**call_limits(deadline, "read"))))
 
     def _delete(self, name: str, deadline: Deadline | None = None) -> None:
         from google.api_core.exceptions import NotFound
 
         with contextlib.suppress(NotFound):
-            self._call(lambda: self.bucket().delete_blob(name, **_limits(deadline, "delete")), NotFound)
+            self._call(lambda: self.bucket().delete_blob(name, **call_limits(deadline, "delete")), NotFound)
 
     @staticmethod
     def _call(action, *handled: type[Exception]):
