@@ -18,6 +18,7 @@ is the operator's own terminal, as with a dry run); secrets never are.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -30,13 +31,14 @@ from urllib.parse import parse_qsl, urlsplit
 from .deadline import Deadline
 from .errors import ConfigurationError, Unauthorized, Unprocessable, WebhookError
 from .pipeline import Pipeline
-from .policy import SAME, plan_update
+from .policy import ADD, CHANGE, KEEP, SAME, WritePlan, plan_update
 from .records import Handshake, MappedUpdate, Received
 from .resolver import stardex_failure
 from .stardex import StardexError
 from .validation import schema_errors
 from .records import Delivery, Headers
 from .config import signing_key_name
+from .contacts import CONTACT_LISTS
 from .custom_fields import stored_value
 from .send_sample import with_local_signing_keys
 
@@ -210,7 +212,7 @@ class Plan:
             "follow_up": self.follow_up, "incomplete": self.incomplete, "update": self.update, "write_policy": self.write_policy,
             "schema_errors": self.schema_errors, "skipped": self.skipped, "field_sources": self.field_sources,
             "person": self.person,
-            "diff": self.write_plan.to_dict() if self.write_plan is not None else None, "note": self.note,
+            "diff": diff_document(self.write_plan) if self.write_plan is not None else None, "note": self.note,
             "custom_fields": self.custom_fields, "stage": self.stage,
             "calls": [call.to_dict() for call in self.calls],
             "extra_reads": [call.to_dict() for call in self.extra_reads],
@@ -359,6 +361,27 @@ def delivery_from_dead_letter(letter: dict[str, Any]) -> tuple[str, Delivery]:
 
 # ---- printing ---------------------------------------------------------------------------------
 
+SYMBOLS = {ADD: "+", CHANGE: "~", KEEP: "="}  # as ``terraform plan`` marks them
+
+
+def diff_document(plan: WritePlan) -> dict[str, Any]:
+    """The write plan as plain JSON: ``plan --json``'s ``diff``."""
+    return {
+        "write_policy": plan.write_policy,
+        "body": copy.deepcopy(plan.body),
+        "unknown": list(plan.unknown),
+        "fields": [
+            {"field": item.field, "action": item.action, "symbol": SYMBOLS[item.action], "before": item.before,
+             "after": item.after, "reason": item.reason,
+             **({"entries": [{"action": entry.action, "symbol": SYMBOLS[entry.action],
+                              "contact_data_type": entry.contact_data_type, "value": entry.value,
+                              "reason": entry.reason} for entry in item.entries]}
+                if item.field in CONTACT_LISTS else {})}
+            for item in plan.fields
+        ],
+    }
+
+
 def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -367,7 +390,7 @@ def _field_line(item: Any, width: int) -> list[str]:
     """One field as ``terraform plan`` prints one: ``+`` added, ``~`` changed, ``=`` kept, with why."""
     name = item.field.ljust(width)
     if item.entries or item.field in ("emails", "phone_numbers"):
-        lines = [f"      {item.symbol} {name} = ["]
+        lines = [f"      {SYMBOLS[item.action]} {name} = ["]
         # A sender's entry the person already has (policy's "same value") is a stored entry listed
         # above it: shown once, as stored, and counted on the closing line.
         repeated = sum(1 for entry in item.entries if entry.reason == SAME)
@@ -375,7 +398,7 @@ def _field_line(item: Any, width: int) -> list[str]:
             if entry.reason == SAME:
                 continue
             reason = f"  # {entry.reason}" if entry.reason else ""
-            lines.append(f"          {entry.symbol} {entry.contact_data_type} {_value(entry.value)}{reason}")
+            lines.append(f"          {SYMBOLS[entry.action]} {entry.contact_data_type} {_value(entry.value)}{reason}")
         notes = [item.reason or "", f"{repeated} of the update's entries already stored" if repeated else ""]
         lines.append("        ]" + ("  # " + "; ".join(note for note in notes if note) if any(notes) else ""))
         return lines
@@ -391,7 +414,7 @@ def _field_line(item: Any, width: int) -> list[str]:
     else:
         return [f"      = {name} = {_value(item.before)}  # {item.reason} (not sent: {_value(item.after)})"]
     reason = f"  # {item.reason}" if item.reason else ""
-    return [f"      {item.symbol} {text}{reason}"]
+    return [f"      {SYMBOLS[item.action]} {text}{reason}"]
 
 
 def render(plan: Plan) -> str:

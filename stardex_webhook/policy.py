@@ -18,7 +18,6 @@ from .contacts import CONTACT_LISTS, SeenContacts, contacts_known, sort_entries,
 
 OVERWRITE, FILL = "overwrite", "fill"
 ADD, CHANGE, KEEP = "add", "change", "keep"
-SYMBOLS = {ADD: "+", CHANGE: "~", KEEP: "="}
 
 SAME = "same value"
 FILL_KEEPS = "fill: the person already has a value"
@@ -53,10 +52,6 @@ class EntryPlan:
     value: str
     reason: str | None = None
 
-    @property
-    def symbol(self) -> str:
-        return SYMBOLS[self.action]
-
 
 @dataclass(frozen=True)
 class FieldPlan:
@@ -69,10 +64,6 @@ class FieldPlan:
     after: Any
     reason: str | None = None
     entries: tuple[EntryPlan, ...] = ()
-
-    @property
-    def symbol(self) -> str:
-        return SYMBOLS[self.action]
 
     @property
     def sent(self) -> bool:
@@ -94,23 +85,6 @@ class WritePlan:
 
     def field(self, name: str) -> FieldPlan:
         return next(plan for plan in self.fields if plan.field == name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (what ``plan --json`` prints)."""
-        return {
-            "write_policy": self.write_policy,
-            "body": copy.deepcopy(self.body),
-            "unknown": list(self.unknown),
-            "fields": [
-                {"field": item.field, "action": item.action, "symbol": item.symbol, "before": item.before,
-                 "after": item.after, "reason": item.reason,
-                 **({"entries": [{"action": entry.action, "symbol": entry.symbol,
-                                  "contact_data_type": entry.contact_data_type, "value": entry.value,
-                                  "reason": entry.reason} for entry in item.entries]}
-                    if item.field in CONTACT_LISTS else {})}
-                for item in self.fields
-            ],
-        }
 
 
 def same_text(a: Any, b: Any) -> bool:

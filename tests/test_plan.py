@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from stardex_webhook.fake_stardex import SAMPLE_PEOPLE, FakeStardex
-from stardex_webhook.plan import READ_ONLY, main
+from stardex_webhook.plan import READ_ONLY, diff_document, main
+from stardex_webhook.policy import FILL_KEEPS, STORED, plan_update
 from stardex_webhook.send_sample import SAMPLES_DIR
 from stardex_webhook.sources import SOURCES
 from tests.conftest import GENERIC_KEY, GREENHOUSE_KEY, ROOT, STARDEX_KEY, signed
@@ -801,3 +802,33 @@ def test_ashby_without_its_key_plans_no_follow_up_read_and_says_what_is_incomple
     code, out = run(tmp_path, "ashby", raw, *args, "--json")
     planned = json.loads(out)
     assert planned["follow_up"] is None and planned["incomplete"].startswith("ASHBY_API_KEY is not set")
+
+
+# ---- the diff as JSON -------------------------------------------------------------------------
+
+def email(value, kind="personal"):
+    return {"contact_data_type": kind, "value": value}
+
+
+POLICY_PERSON = {"id": "p-1", "name": "Ada Lovelace", "current_company_name": "Analytical Engines",
+                 "emails": [email("ada@example.org", "work")], "phones": []}
+
+
+def test_the_diff_as_plain_json():
+    """``plan --json``'s ``diff``: the write plan with each field's and entry's mark."""
+    plan = plan_update({"company_name": "Globex", "emails": [email("new@example.org")]}, POLICY_PERSON, "fill")
+    assert diff_document(plan) == {
+        "write_policy": "fill",
+        "body": {"emails": [email("ada@example.org", "work"), email("new@example.org")]},
+        "unknown": [],
+        "fields": [
+            {"field": "company_name", "action": "keep", "symbol": "=", "before": "Analytical Engines",
+             "after": "Globex", "reason": FILL_KEEPS},
+            {"field": "emails", "action": "add", "symbol": "+", "before": [email("ada@example.org", "work")],
+             "after": [email("ada@example.org", "work"), email("new@example.org")], "reason": None,
+             "entries": [{"action": "keep", "symbol": "=", "contact_data_type": "work", "value": "ada@example.org",
+                          "reason": STORED},
+                         {"action": "add", "symbol": "+", "contact_data_type": "personal", "value": "new@example.org",
+                          "reason": None}]},
+        ],
+    }

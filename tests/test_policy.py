@@ -6,7 +6,7 @@ import pytest
 
 from stardex_webhook.policy import (
     ADD, CHANGE, FILL_KEEPS, FILL_NOT_SHOWN, KEEP, NOT_SHOWN, ON_JOB, REQUEST_ALONE, REQUEST_SENT, SAME, STORED,
-    EntryPlan, FieldPlan, WritePlan, linkedin_public_id, person_after, plan_update,
+    EntryPlan, FieldPlan, linkedin_public_id, person_after, plan_update,
 )
 
 ATTRIBUTE = "0d7c3f5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
@@ -159,34 +159,14 @@ def test_a_form_typed_with_another_persons_email_changes_nothing_of_theirs_under
               "emails": [email("ada@example.org")], "phone_numbers": [phone("+14155550199")]}
     plan = plan_update(update, STORED_PERSON, "fill")
     assert plan.body == {"phone_numbers": [phone("+442079460958"), phone("+14155550199")]}
-    assert [(item.field, item.symbol) for item in plan.fields] == [
-        ("name", "="), ("first_name", "="), ("last_name", "="), ("company_name", "="), ("current_job_title", "="),
-        ("linkedin_url", "="), ("emails", "="), ("phone_numbers", "+")]
+    assert [(item.field, item.action) for item in plan.fields] == [
+        ("name", KEEP), ("first_name", KEEP), ("last_name", KEEP), ("company_name", KEEP), ("current_job_title", KEEP),
+        ("linkedin_url", KEEP), ("emails", KEEP), ("phone_numbers", ADD)]
     assert {item.reason for item in plan.fields[:6]} == {FILL_KEEPS}
     assert plan_update(update, STORED_PERSON, "overwrite").body == {
         "name": "Mallory Evil", "first_name": "Mallory", "last_name": "Evil", "company_name": "Evil Corp",
         "current_job_title": "Impostor", "linkedin_url": "https://www.linkedin.com/in/mallory",
         "phone_numbers": [phone("+442079460958"), phone("+14155550199")]}
-
-
-def test_the_plan_as_plain_json():
-    plan = plan_update({"company_name": "Globex", "emails": [email("new@example.org")]}, STORED_PERSON, "fill")
-    assert plan.to_dict() == {
-        "write_policy": "fill",
-        "body": {"emails": [email("ada@example.org", "work"), email("new@example.org")]},
-        "unknown": [],
-        "fields": [
-            {"field": "company_name", "action": "keep", "symbol": "=", "before": "Analytical Engines",
-             "after": "Globex", "reason": FILL_KEEPS},
-            {"field": "emails", "action": "add", "symbol": "+", "before": [email("ada@example.org", "work")],
-             "after": [email("ada@example.org", "work"), email("new@example.org")], "reason": None,
-             "entries": [{"action": "keep", "symbol": "=", "contact_data_type": "work", "value": "ada@example.org",
-                          "reason": STORED},
-                         {"action": "add", "symbol": "+", "contact_data_type": "personal", "value": "new@example.org",
-                          "reason": None}]},
-        ],
-    }
-    assert isinstance(plan, WritePlan)
 
 
 def test_an_unknown_policy_is_refused():
