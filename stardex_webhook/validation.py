@@ -186,19 +186,6 @@ def _definition_validator(definition: str) -> Draft202012Validator:
     return Draft202012Validator({"$defs": _validator().schema["$defs"], "$ref": f"#/$defs/{definition}"})
 
 
-def validate_update(body: dict) -> None:
-    """Raise ``Unprocessable("schema_invalid", errors=[...])`` unless ``body`` is a valid update."""
-    errors = schema_errors(body)
-    if errors:
-        raise _schema_invalid(errors)
-
-
-def _schema_invalid(errors: list[dict[str, str]]) -> Unprocessable:
-    return Unprocessable("schema_invalid",
-                         f"the update does not match the Stardex person schema ({_plural(len(errors), 'error')})",
-                         errors=errors)
-
-
 def checked(mapped: MappedUpdate) -> MappedUpdate:
     """The update without its invalid values, each listed in ``skipped`` (docs/contract.md, "Values that
     fail validation"). ``Unprocessable`` when no valid value remains, or when every value that
@@ -207,7 +194,9 @@ def checked(mapped: MappedUpdate) -> MappedUpdate:
     if errors:
         every = sorted([{"path": item["path"], "message": item["reason"]} for item in skipped] + errors,
                        key=lambda item: (item["path"], item["message"]))
-        raise _schema_invalid(every)
+        raise Unprocessable("schema_invalid",
+                            f"the update does not match the Stardex person schema ({_plural(len(every), 'error')})",
+                            errors=every)
     person = mapped.person
     written = {entry["value"] for entry in clean.get("emails", ())}  # valid already: the schema passed them
     emails = [address for address in person.emails if address in written or is_valid("email", address)]

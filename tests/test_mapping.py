@@ -19,7 +19,7 @@ from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.records import MappedUpdate, NoteRequest, PersonRef
 from stardex_webhook.records import Event, Transcript
 from stardex_webhook.sources import SOURCES
-from stardex_webhook.validation import validate_update
+from tests.helpers.schema import validate_update
 from tests.conftest import make_delivery
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from stardex_webhook.errors import BadRequest, Unauthorized
 from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.send_sample import SAMPLES_DIR, signed_request
 from stardex_webhook.sources import ADAPTERS, SOURCES
-from stardex_webhook.validation import validate_update
+from tests.helpers.schema import validate_update
 from tests.conftest import SIGNING_KEYS, make_delivery
 
 NOW = 1_780_000_000
