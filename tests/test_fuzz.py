@@ -36,6 +36,7 @@ from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery, Headers
 from stardex_webhook.ingress import task_body
 from tests.conftest import ROOT, SENDER_API_KEYS, SIGNING_KEYS, STARDEX_KEY
+from tests.helpers.random_json import places, with_value
 
 # ---- profiles ---------------------------------------------------------------------------------
 
@@ -346,20 +347,6 @@ def test_any_mutation_of_a_signed_request_keeps_the_contract(client, outbound, s
     check()
 
 
-def places(document, path=()):
-    """Every place in a JSON document, at any depth: each object member's value and each list item."""
-    items = document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else ()
-    for key, value in items:
-        yield (*path, key)
-        yield from places(value, (*path, key))
-
-
-def put(document, path, value):
-    for key in path[:-1]:
-        document = document[key]
-    document[path[-1]] = value
-
-
 # What a sender's bug or an attacker with the key could put anywhere: any JSON, and values that break
 # naive number and text handling (no float holds them, a digit int() refuses, past int's digit limit).
 HOSTILE = JSON | st.sampled_from([10 ** 400, -10 ** 400, 1e308, "\u00b2", "\u0663\u0664", "9" * 5000, "\ud800",
@@ -376,8 +363,7 @@ def test_any_value_anywhere_in_an_authentic_sample_keeps_the_contract(client, ou
 
     @given(index=st.integers(0, len(where) - 1), value=HOSTILE)
     def check(index, value):
-        changed = json.loads(sample(source))
-        put(changed, where[index], value)
+        changed = with_value(document, where[index], value)
         checked(send(client, source, *sign(source, json.dumps(changed).encode())))
 
     check()

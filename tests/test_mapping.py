@@ -19,6 +19,7 @@ from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from stardex_webhook.records import MappedUpdate, NoteRequest, PersonRef
 from stardex_webhook.records import Event, Transcript
 from stardex_webhook.sources import SOURCES
+from tests.helpers.random_json import places, with_value
 from tests.helpers.schema import validate_update
 from tests.conftest import make_delivery
 
@@ -557,21 +558,9 @@ ODD_VALUES = [None, 0, 1, -2.5, True, False, "", "text", [], [None], [1, "a"], {
 def replacements(document):
     """Every copy of ``document`` with one node (at any depth) replaced by one odd value."""
     yield from (value for value in ODD_VALUES)
-
-    def paths(node, prefix):
-        yield prefix
-        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, child in children:
-            yield from paths(child, prefix + (key,))
-
-    for path in list(paths(document, ()))[1:]:
+    for path in places(document):
         for value in ODD_VALUES:
-            variant = copy.deepcopy(document)
-            target = variant
-            for key in path[:-1]:
-                target = target[key]
-            target[path[-1]] = value
-            yield variant
+            yield with_value(document, path, value)
 
 
 @pytest.mark.parametrize(
