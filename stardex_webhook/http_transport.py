@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, TypeVar
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -292,3 +293,12 @@ def surely_unsent(error: Exception) -> bool:
     return isinstance(error, requests.ConnectTimeout) or isinstance(
         getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
     )
+
+
+def url_segment(text: str) -> str | None:
+    """``text`` as one URL path segment, ``/`` quoted too, so an id from a payload cannot reach
+    another endpoint; None for text no URL can carry (a lone surrogate)."""
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError:
+        return None

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import requests
 
@@ -34,6 +34,7 @@ from .http_transport import (
     non_negative_number,
     retry_after_seconds,
     send_within,
+    url_segment,
     watched_session,
 )
 from .logs import JsonLog
@@ -283,15 +284,13 @@ class StardexClient:
 
 
 def _person_path(person_id: str) -> str:
-    """The id as one path segment: an id from a payload must not reach another endpoint (``../jobs``),
-    and one no URL can carry (a lone surrogate) is no id Stardex has."""
+    """The id as one path segment (``url_segment``): an id from a payload must not reach another
+    endpoint (``../jobs``), and one no URL can carry is no id Stardex has."""
     person_id = str(person_id)
-    try:
-        if person_id.strip() not in ("", ".", ".."):
-            return "/persons/" + quote(person_id, safe="")
-    except UnicodeEncodeError:
-        pass
-    raise StardexError(400, "INVALID_PERSON_ID")
+    segment = url_segment(person_id) if person_id.strip() not in ("", ".", "..") else None
+    if segment is None:
+        raise StardexError(400, "INVALID_PERSON_ID")
+    return "/persons/" + segment
 
 
 def _path_template(path: str) -> str:

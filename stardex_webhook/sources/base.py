@@ -12,10 +12,10 @@ import math
 import re
 from dataclasses import replace
 from typing import Any, Sequence
-from urllib.parse import quote
 
 from .. import signatures, transforms
 from ..errors import BadRequest, Unauthorized
+from ..http_transport import url_segment
 from ..records import Delivery, Event, FollowUp, Handshake
 
 EPOCH_MILLISECONDS = re.compile(r"[0-9]{1,15}")  # a timestamp in whole milliseconds (Lever, Webflow, HubSpot)
@@ -85,12 +85,12 @@ def id_text(value: Any) -> str | None:
 
 
 def path_segment(value: str) -> str:
-    """An id from a payload as one URL path segment, so ``../`` cannot reach another endpoint; an id
-    no URL can carry (a lone surrogate) is a 400."""
-    try:
-        return quote(value, safe="")
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_payload", "an id in the payload is not text a URL can carry") from None
+    """An id from a payload as one URL path segment (``http_transport.url_segment``); one no URL can
+    carry is a 400."""
+    segment = url_segment(value)
+    if segment is None:
+        raise BadRequest("invalid_payload", "an id in the payload is not text a URL can carry")
+    return segment
 
 
 def dig(document: Any, *keys: str) -> Any:

@@ -94,11 +94,12 @@ class SmartRecruitersSource(Source):
             document: Any = parse_json_object(body)
         except BadRequest:
             document = {}
-        candidate = id_text(document.get("candidateId")) or id_text(document.get("candidate_id")) or "candidate"
-        job = id_text(document.get("jobId")) or id_text(document.get("job_id")) or "job"
+        candidate, job = (quote(text, safe="", errors="surrogatepass") for text in (
+            id_text(document.get("candidateId")) or id_text(document.get("candidate_id")) or "candidate",
+            id_text(document.get("jobId")) or id_text(document.get("job_id")) or "job"))
         headers = {
             "event-id": str(uuid.uuid4()), "event-name": SAMPLE_EVENT[0], "event-version": SAMPLE_EVENT[1],
-            "Link": f"<{DEFAULT_API_BASE}/candidates/{quote(candidate, safe='', errors='surrogatepass')}/jobs/{quote(job, safe='', errors='surrogatepass')}>; rel=self",
+            "Link": f"<{DEFAULT_API_BASE}/candidates/{candidate}/jobs/{job}>; rel=self",
             TIMESTAMP_HEADER: str(now), "Content-Type": "application/json",
         }
         return {**headers, **signature_header(key, headers, body)}, body
