@@ -493,7 +493,7 @@ def build_rows(results: dict, settings: Settings) -> list[list[str]]:
                      _ratio(ours["master_vmhwm_mib"], floor["master_vmhwm_mib"]), "", ""])
     queued = results.get("queued")
     if queued:
-        rows.append([f"queued burst of {queued['events']}: Stardex budget used while it lasts (accounted for)",
+        rows.append([f"queued burst of {queued['events']}, drained once queued: Stardex budget used while the backlog lasts (accounted for)",
                      f"{queued['budget_used']:.1%} ({queued['accounted']}/{queued['events']})", "", "",
                      f"≥ {TARGETS['queued_budget_used']:.0%}", verdict(queued["budget_used"] >= TARGETS["queued_budget_used"])])
     if results.get("large_persons"):
