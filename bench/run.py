@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from importlib import metadata
 from pathlib import Path
 
@@ -128,7 +129,14 @@ def machine() -> dict:
         "packages": {name: metadata.version(name) for name in PACKAGES},
         "commit": commit or "unknown",
         "load_average_at_start": os.getloadavg(),
+        "reference_loop_us": reference_loop_us(),
     }
+
+
+def reference_loop_us() -> float:
+    """This core's speed at plain Python: the pipeline's figures (absolute targets) follow it, and
+    one machine type does not always give the same, so runs compare only beside it."""
+    return min(timeit.repeat("x = 0\nfor i in range(100): x += i", number=20_000, repeat=5)) / 20_000 * 1e6
 
 
 def compile_bytecode() -> None:
@@ -527,6 +535,8 @@ def details(results: dict, settings: Settings) -> str:
              f"- CPU: {info['cpu']}, {info['cores']} cores; {info['memory_gib']} GiB; {info['os']}\n"
              f"- {info['python']}; {packages}\n"
              f"- load average when the run started: {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}\n"
+             f"- this core's speed at plain Python: a loop of 100 additions took {info['reference_loop_us']:.2f} µs "
+             "(best of 5); the pipeline's figures follow it\n"
              "- server: functions-framework's production server, the same for ours and the floor: "
              f"{json.dumps(results['framework'])}\n"
              f"- mode: {'quick (smoke run: too few samples to mean anything)' if settings.quick else 'full'}; "
