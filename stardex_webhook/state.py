@@ -146,7 +146,7 @@ class StateStore:
         return self._read(name, deadline) if name.startswith(PAYLOADS_PREFIX) else None
 
     def delete_payload(self, name: str, deadline: Deadline | None = None) -> None:
-        if name.startswith(PAYLOADS_PREFIX):
+        if name.startswith(PAYLOADS_PREFIX) and _plain(name):
             self._delete(name, deadline)
 
     def _put_new(self, prefix: str, document: Mapping[str, Any], deadline: Deadline | None, doing: str) -> str:

@@ -200,6 +200,17 @@ def test_a_payload_is_kept_read_and_deleted(store):
     assert store.payload(name) is None
 
 
+def test_a_payload_name_with_a_dot_segment_deletes_nothing(store):
+    """A task names its payload; a name that climbs out of ``payloads/`` (where a proxy or the
+    emulator resolves ``..``) must never reach a claim."""
+    claim = store.claim("greenhouse", "evt-dots")
+    (claimed,) = bucket_names(BUCKET, "deliveries/")
+    store.delete_payload("payloads/../" + claimed)
+    store.delete_payload("payloads/./../" + claimed)
+    assert bucket_names(BUCKET, "deliveries/") == [claimed]
+    assert store.claim("greenhouse", "evt-dots") == PENDING, f"{claim} is still held"
+
+
 @pytest.mark.parametrize("call", ["release", "put_dead_letter", "settle"])
 def test_a_bucket_call_with_no_time_left_is_retry_later_at_once(store, call):
     """Every bucket call runs within the webhook's deadline: with none left, none is made."""
