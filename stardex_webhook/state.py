@@ -197,7 +197,7 @@ class StateStore:
         see a deployment fault, and no event is lost)."""
         try:
             return action()
-        except handled:
+        except (RetryLater, *handled):  # RetryLater: no time left for the call (``call_limits``)
             raise
         except Exception as error:  # transport, auth, 5xx: the bucket cannot be reached now
             raise RetryLater("state_unavailable", f"the state bucket could not be reached ({type(error).__name__})") from None

@@ -211,7 +211,7 @@ def test_a_payload_name_with_a_dot_segment_deletes_nothing(store):
     assert store.claim("greenhouse", "evt-dots") == PENDING, f"{claim} is still held"
 
 
-@pytest.mark.parametrize("call", ["release", "put_dead_letter", "settle"])
+@pytest.mark.parametrize("call", ["release", "put_dead_letter", "settle", "payload", "delete_payload"])
 def test_a_bucket_call_with_no_time_left_is_retry_later_at_once(store, call):
     """Every bucket call runs within the webhook's deadline: with none left, none is made."""
     from stardex_webhook.deadline import Deadline
@@ -221,8 +221,11 @@ def test_a_bucket_call_with_no_time_left_is_retry_later_at_once(store, call):
     with pytest.raises(RetryLater) as caught:
         if call == "put_dead_letter":
             store.put_dead_letter({"source": "greenhouse", "delivery_id": "evt"}, spent)
+        elif call in ("payload", "delete_payload"):
+            getattr(store, call)("payloads/greenhouse/evt.json", spent)
         else:
             getattr(store, call)(claim, spent)
     assert caught.value.reason == "state_unavailable"
+    assert "no time left" in caught.value.message, "the cause, not an unreachable bucket"
     assert claim_document(claim.name)["state"] == "pending", "nothing was changed"
     assert bucket_names(BUCKET, "dead-letters/") == []
