@@ -197,8 +197,7 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             plan, union = _contact_list(field, after, person, phone_region)
             if union is not None:
                 body[field] = union
-            if not contacts_known(person, field):
-                unknown.append(field)
+            known = contacts_known(person, field)
         elif field == "linkedin_url":
             known, stored = _stored_linkedin(person)
             wanted = linkedin_public_id(after)
@@ -206,12 +205,10 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             plan = _replaceable(field, after, known, stored, same, write_policy)
         elif field in CONVENIENCE:
             plan = _convenience(field, after, person, write_policy, phone_region)
-            if not contacts_known(person, CONVENIENCE[field]):
-                unknown.append(field)
+            known = contacts_known(person, CONVENIENCE[field])
         elif field == "job_id":
             plan = _job(after, person)
-            if not isinstance(person.get("candidates"), list):
-                unknown.append(field)
+            known = isinstance(person.get("candidates"), list)
         else:  # a text field, or custom_fields (compared as canonical JSON)
             stored_key = TEXT_FIELDS.get(field, field)
             known = stored_key in person
@@ -223,8 +220,8 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             plan = _replaceable(field, after, known, before, same, write_policy)
             if write_policy == FILL and plan.action == ADD and field in _NAME_PARTS:
                 plan = _name_part(plan, person)
-            if not known:
-                unknown.append(field)
+        if not known:  # what the person dict does not show: the caller may read the person first
+            unknown.append(field)
         if plan.sent and field not in CONTACT_LISTS:
             body[field] = copy.deepcopy(after)
         plans.append(plan)

@@ -166,6 +166,17 @@ def test_fill_with_an_id_reads_the_person_before_writing(mock):
     assert stardex.calls == [("GET", "/persons/p-ada"), ("PATCH", "/persons/p-ada")]
 
 
+def test_fill_reads_the_person_for_a_linkedin_url_alone(mock):
+    """A LinkedIn URL the event's person does not show is unknown, as every other field is: the
+    person is read, and the URL added where Stardex shows none (kept where it shows one)."""
+    stardex = Stardex(mock, {**ADA, "linkedin_public_id": None})
+    event = mapped({"linkedin_url": "https://www.linkedin.com/in/ada"}, person_id="p-ada", policy="fill")
+    assert deliver(deliverer(), event) == {"status": "updated", "person_id": "p-ada", "fields": ["linkedin_url"]}
+    assert stardex.calls == [("GET", "/persons/p-ada"), ("PATCH", "/persons/p-ada")]
+    stardex.persons["p-ada"]["linkedin_public_id"] = "set-by-a-recruiter"
+    assert deliver(deliverer(), event)["reason"] == "no_change"
+
+
 def test_fill_never_writes_from_memory(mock):
     """The memory says Ada has no company; a recruiter sets one; the next form event must not replace it."""
     stardex, target = Stardex(mock, {**ADA, "current_company_name": None}), deliverer()
