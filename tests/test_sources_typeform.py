@@ -179,5 +179,5 @@ def test_the_transcript_is_the_form_title_and_each_question_with_its_answer():
                     {"type": "text", "text": "  ", "field": {"id": "f5"}}, "not an answer"]}}
     event = TypeformSource().parse(delivery(json.dumps(body).encode()))
     assert event.transcript.title == "Referral"
-    assert event.transcript.answers == (("Your name", "Ada"), ("Roles", "Data, ML"), ("Open to move?", "no"),
+    assert event.transcript.answers == (("Your name", "Ada"), ("Roles", "Data, ML"), ("Open to move?", "No"),
                                         ("years", "3"))

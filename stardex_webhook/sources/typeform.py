@@ -72,7 +72,7 @@ def _titles(form_response: dict[str, Any]) -> dict[Any, Any]:
 def _answer_text(value: Any) -> str | None:
     """As text: a choice by its label, several choices' labels joined."""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return "Yes" if value else "No"  # as every form sender writes a yes/no in the note
     if isinstance(value, (str, int, float)):
         return str(value).strip() or None
     if isinstance(value, dict):
