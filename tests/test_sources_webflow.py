@@ -169,6 +169,12 @@ def test_fields_by_normalised_name_numbers_as_text_and_the_data_as_sent():
     }
 
 
+def test_numbers_in_a_list_or_an_object_are_text_too():
+    """A multi-select of numbers or a grouped field holds numbers below the top: Stardex takes text."""
+    fields = source.parse(signed(with_data({"Ratings": [4, 5.5], "Address": {"zip": 10115, "remote": False}})))
+    assert fields.payload["payload"]["fields"] == {"ratings": ["4", "5.5"], "address": {"zip": "10115", "remote": False}}
+
+
 def test_names_differing_only_in_case_are_one_field_the_first_winning():
     fields = source.parse(signed(with_data({"EMAIL": "a@example.org", "e-mail": "x", "email": "b@example.org"}))).payload
     assert fields["payload"]["fields"] == {"email": "a@example.org", "e_mail": "x"}

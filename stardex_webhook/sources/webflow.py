@@ -15,7 +15,7 @@ from ..errors import Unauthorized
 from ..transforms import string
 from ..records import Delivery, Event
 from .base import EPOCH_MILLISECONDS, Source, envelope, parse_json_object
-from .form_answers import add_by_title, normalise_name, transcript
+from .form_answers import add_by_title, normalise_name, numbers_as_text, transcript
 
 TIMESTAMP_HEADER = "x-webflow-timestamp"
 SIGNATURE_HEADER = "x-webflow-signature"
@@ -58,9 +58,9 @@ class WebflowSource(Source):
         fields: dict[str, Any] = {}
         for name, value in sent:
             if key := normalise_name(name):
-                fields.setdefault(key, as_text(value))
+                fields.setdefault(key, numbers_as_text(value))
         # A field named in words ("Email 2", "Your phone") is also read by what it asks for.
-        questions = add_by_title(fields, sent, lambda pair: pair[0], lambda pair: as_text(pair[1]))
+        questions = add_by_title(fields, sent, lambda pair: pair[0], lambda pair: numbers_as_text(pair[1]))
         return Event(
             source=self.name,
             event_type=trigger,
@@ -70,9 +70,3 @@ class WebflowSource(Source):
             questions=questions,
         )
 
-
-def as_text(value: Any) -> Any:
-    """A number as the text it stands for (a phone, a zip code); anything else as it is."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return string(value)
-    return value
