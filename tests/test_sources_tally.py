@@ -204,11 +204,13 @@ def test_the_transcript_is_the_form_as_the_respondent_answered_it():
 
 def test_a_captured_single_choice_sent_as_one_bare_id_reads_as_its_text():
     """tests/corpus/tally/immersion_facile_nps_capture.json: the choice's value is one option id, not a
-    list; the transcript shows the option's text, and a question with no label is left out."""
+    list; the transcript shows the option's text, and the score of a scale with no label (its title
+    is a text block above it) is kept as "(untitled)": the note must not lose the answer."""
     body = (ROOT / "tests" / "corpus" / "tally" / "immersion_facile_nps_capture.json").read_bytes()
     transcript = source.parse(signed(body)).transcript
     assert transcript == Transcript(title="[NPS] NPS Convention validée", answers=(
-        ("Auriez-vous fait cette immersion sans le site Immersion Facilitée (facultatif) ?", "Oui"),))
+        ("(untitled)", "5"),
+        ("Auriez-vous fait cette immersion sans le site Immersion Facilitée (facultatif) ?", "Oui")))
 
 
 @pytest.mark.parametrize(
@@ -222,11 +224,12 @@ def test_bodies_that_are_not_a_tally_response_are_400(body):
 
 
 def test_odd_fields_are_left_out_and_never_fail():
+    """What is not a field is left out; a value under no label is still an answer, shown untitled."""
     odd = [None, "x", 3, {"key": 5, "label": None, "type": ["x"]}, {"type": "CHECKBOXES", "value": "o1", "options": 3},
            {"type": "DROPDOWN", "value": [None, {"id": "o1"}], "options": [None, {"id": 1, "text": "x"}]}]
     event = source.parse(signed(body_of({"data": {"fields": odd}})))
     assert event.payload["data"]["answers"] == {} and event.payload["data"]["hidden"] == {}
-    assert event.transcript == Transcript(None, ())
+    assert event.transcript == Transcript(None, (("(untitled)", "o1"), ("(untitled)", "id: o1")))
     assert source.parse(signed(body_of({"data": {"fields": {"a": 1}}}))).payload["data"]["answers_by_type"] == {}
 
 

@@ -62,13 +62,12 @@ def answer_text(value: Any) -> str:
 
 def transcript(title: object, answers: Iterable[tuple[object, Any]]) -> Transcript:
     """The submission as a person reads it: each answered question with its answer as text, in
-    form order. Unanswered questions are left out, and so is a ``stardex_person_id`` field: an
-    id carried for the function, not an answer anyone gave."""
+    form order, a question with no title as "(untitled)". Unanswered questions are left out, and so is
+    a ``stardex_person_id`` field: an id carried for the function, not an answer anyone gave."""
     lines = (
-        (question.strip() or "(untitled)", text)
+        ((question.strip() if isinstance(question, str) else "") or "(untitled)", text)
         for question, value in answers
-        if isinstance(question, str) and normalise_name(question) != PERSON_ID_FIELD
-        and not is_blank(value) and (text := answer_text(value))
+        if normalise_name(question) != PERSON_ID_FIELD and not is_blank(value) and (text := answer_text(value))
     )  # worked through only when a note reads it
     return Transcript((title.strip() or None) if isinstance(title, str) else None, lines)
 
