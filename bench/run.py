@@ -536,7 +536,8 @@ def details(results: dict, settings: Settings) -> str:
              f"- {info['python']}; {packages}\n"
              f"- load average when the run started: {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}\n"
              f"- this core's speed at plain Python: a loop of 100 additions took {info['reference_loop_us']:.2f} µs "
-             "(best of 5); the pipeline's figures follow it\n"
+             f"before the pipeline's run and {info.get('reference_loop_us_after_pipeline', float('nan')):.2f} µs "
+             "after it (best of 5 each); the pipeline's figures follow it\n"
              "- server: functions-framework's production server, the same for ours and the floor: "
              f"{json.dumps(results['framework'])}\n"
              f"- mode: {'quick (smoke run: too few samples to mean anything)' if settings.quick else 'full'}; "
@@ -659,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(scratch)
         step("pipeline, in-process")
         results["pipeline"] = run_pipeline(settings)
+        results["machine"]["reference_loop_us_after_pipeline"] = reference_loop_us()
         pipeline_problems = [f"pipeline {source}: answered {data['status']} {data['answer']}"
                              for source, data in results["pipeline"].items()
                              if data["status"] // 100 != 2 or data["answer"].get("status") != "updated"]
