@@ -10,7 +10,7 @@ so the backlog drains in under a minute, not in seven.
 Two things of this one machine are kept out of the measure, because neither exists in Google's
 cloud (bench/README.md shows what each did to the row). Cloud Tasks sends a queue's tasks many at
 a time; the emulator sends one and waits for its answer, so each task's own time caps its rate: the
-scale leaves that cap well ahead of the budget (``--limit 100000`` shows the cap). And the emulator
+scale leaves that cap well ahead of the budget (``--limit 100000 --worker-limit 99999`` shows the cap). And the emulator
 is one Python process that takes new tasks and dispatches old ones in turn, on the same cores as
 the sending threads and the public function: the pause keeps the sending out of the drain.
 
@@ -96,6 +96,7 @@ def paused(endpoint: str, queue: str):
         yield
     finally:
         client.resume_queue(name=queue)
+        client.transport.close()
 
 
 @contextlib.contextmanager
