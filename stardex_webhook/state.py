@@ -146,7 +146,7 @@ class StateStore:
         return self._read(name, deadline) if name.startswith(PAYLOADS_PREFIX) else None
 
     def delete_payload(self, name: str, deadline: Deadline | None = None) -> None:
-        if name.startswith(PAYLOADS_PREFIX) and _plain(name):
+        if name.startswith(PAYLOADS_PREFIX):
             self._delete(name, deadline)
 
     def _put_new(self, prefix: str, document: Mapping[str, Any], deadline: Deadline | None, doing: str) -> str:
@@ -174,8 +174,7 @@ class StateStore:
         return self._read(dead_letter_name(name))  # None for a name with a "." or ".." segment too
 
     def delete_dead_letter(self, name: str) -> None:
-        if _plain(name):
-            self._delete(dead_letter_name(name))
+        self._delete(dead_letter_name(name))
 
     def _read(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
         if not _plain(name):
@@ -188,6 +187,8 @@ class StateStore:
     def _delete(self, name: str, deadline: Deadline | None = None) -> None:
         from google.api_core.exceptions import NotFound
 
+        if not _plain(name):
+            return
         with contextlib.suppress(NotFound):
             self._call(lambda: self.bucket().delete_blob(name, **call_limits(deadline, "delete")), NotFound)
 
