@@ -268,6 +268,9 @@ class FakeStardex(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.discard_writes = False
         self.huge_bytes_sent = 0
+        # X-RateLimit-Reset's step: whole Unix seconds, as documented; a run that scales the window
+        # down scales it with it, or the rounding would weigh more than it does against 60 s.
+        self.reset_step_seconds = 1.0
         self._persons: dict[str, dict[str, Any]] = {}
         self._activities: dict[str, list[dict[str, Any]]] = {}
         self._jobs: dict[str, dict[str, Any]] = {}
@@ -536,8 +539,10 @@ class FakeStardex(LoopbackServer):
             hits.append(now)
             remaining = self.rate_limit - len(hits)
             reset_in = hits[0] + self.window_seconds - now
+        step = self.reset_step_seconds
+        reset = math.ceil((time.time() + reset_in) / step) * step
         return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(int(math.ceil(time.time() + reset_in)))}
+                "X-RateLimit-Reset": str(int(reset)) if step == 1 else f"{reset:.3f}"}
 
     def _route(self, method: str, path: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == f"{API_PREFIX}/persons/search" and method == "POST":

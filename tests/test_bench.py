@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "bench"))
 
+import queued  # noqa: E402
 import soak  # noqa: E402
 
 
@@ -176,6 +177,14 @@ def sync_run(quick_run):
 @pytest.fixture(scope="module")
 def queued_run(quick_run):
     return quick_run["figures"]["soak"]["queued"]
+
+
+def test_the_budget_used_is_full_for_a_full_window_whatever_the_drain_s_alignment():
+    every_tenth_second = [index / 10 for index in range(200)]  # 50 in any 5 s, for 20 s
+    assert queued.budget_used(every_tenth_second, limit=50, window_seconds=5) == pytest.approx(1.0, abs=0.01)
+    for shift in (0.0, 1.3, 2.7):
+        bursts = [shift + cycle * 5.5 + index / 100 for cycle in range(8) for index in range(50)]
+        assert queued.budget_used(bursts, limit=50, window_seconds=5) == pytest.approx(5 / 5.5, abs=0.02)
 
 
 def test_the_soak_is_scaled_so_the_spike_is_twice_the_limit():

@@ -62,6 +62,17 @@ def test_rate_limit_window_slides():
         assert call(fake, "POST", "/persons/search", {}).status_code == 200
 
 
+def test_the_reset_header_is_whole_seconds_unless_its_step_is_scaled_with_the_window():
+    now = [1000.0]
+    with FakeStardex(api_key="k", rate_limit=5, window_seconds=5, clock=lambda: now[0]) as fake:
+        whole = call(fake, "POST", "/persons/search", {}).headers["X-RateLimit-Reset"]
+        fake.reset_step_seconds = 5 / 60
+        scaled = float(call(fake, "POST", "/persons/search", {}).headers["X-RateLimit-Reset"])
+
+    assert whole == str(int(whole)) and 0 < int(whole) - time.time() <= 6
+    assert 0 < scaled - time.time() <= 5 + 5 / 60 and scaled != int(scaled)
+
+
 def test_get_returns_the_documented_person_shape(fake):
     person_id = fake.add_person(name="Ada Lovelace", emails=["ada@example.com"], phones=["+442079460958"],
                                 linkedin_url="https://www.linkedin.com/in/ada-l", current_job_title="Analyst")
