@@ -6,6 +6,7 @@ time however slowly the peer sends."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -56,6 +57,7 @@ class Watchdog:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._watches: set[Watch] = set()
+        self._wake_at = math.inf  # when the thread next looks at the watches (inf: when told to)
         self._thread: threading.Thread | None = None
         # gunicorn loads the app in its master and forks the worker: the thread does not come along.
         os.register_at_fork(after_in_child=self.__init__)
@@ -67,8 +69,9 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
                 self._thread.start()
-            if all(watch.expires_at < other.expires_at for other in self._watches):
-                self._cond.notify()  # it expires first: the watchdog must wake earlier than planned
+            if watch.expires_at < self._wake_at:  # else the thread looks before it expires anyway
+                self._wake_at = watch.expires_at
+                self._cond.notify()
             self._watches.add(watch)
         self.current.watch = watch
         try:
@@ -87,8 +90,8 @@ class Watchdog:
                     watch.fired = True
                     for shutdown in watch.cuts:
                         cut(shutdown)
-                soonest = min((watch.expires_at for watch in self._watches), default=None)
-                self._cond.wait(None if soonest is None else soonest - now)
+                self._wake_at = min((watch.expires_at for watch in self._watches), default=math.inf)
+                self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
 
 
 WATCHDOG = Watchdog()

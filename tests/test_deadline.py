@@ -29,6 +29,16 @@ def test_a_read_from_a_silent_peer_ends_when_its_time_is_up():
     assert _read_until_cut(0.05) == b""
 
 
+def test_a_watch_is_cut_at_its_time_whatever_the_watchdog_planned_before_it():
+    """The watchdog thread is woken only for a watch that ends before it next looks: a short watch
+    opened inside a long one, and a watch opened after a shorter one has ended, are each cut."""
+    with WATCHDOG.watch(30):
+        assert _read_until_cut(0.05) == b""
+    with WATCHDOG.watch(0.2):
+        pass  # ended: the watchdog still plans to look when it would have expired
+    assert _read_until_cut(0.5) == b""
+
+
 def test_the_watchdog_works_in_a_forked_worker():
     _read_until_cut(0.05)  # the parent's watchdog thread is running: a fork does not carry it over
     context = multiprocessing.get_context("fork")
