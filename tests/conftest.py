@@ -146,6 +146,19 @@ def pytest_collection_modifyitems(config, items):
 # run. The modules named here are long and their module-scoped fixtures cheap: their tests go one by
 # one to whichever worker is free, so that no single module holds the run's end.
 SHARED_OUT_MODULES = {"tests/test_faults.py", "tests/test_fuzz.py", "tests/test_hostile_stardex.py", "tests/test_e2e.py"}
+# In a shared-out module, the tests (by name prefix) that use a costly module-scoped stack stay
+# together on one worker, so that it starts once a run: test_faults' queue and bucket faults use
+# the queued stack (both emulators and two function servers).
+KEPT_TOGETHER = {"tests/test_faults.py": ("test_the_queue_or_the_bucket_failing_", "test_the_bucket_down_on_dead_letter_")}
+
+
+def scheduling_scope(nodeid: str) -> str:
+    """The unit xdist gives one worker: the test's module, the test itself in a shared-out module,
+    or its kept-together group there."""
+    module, _, name = nodeid.partition("::")
+    if module not in SHARED_OUT_MODULES:
+        return module
+    return f"{module}::(kept together)" if name.startswith(KEPT_TOGETHER.get(module, ())) else nodeid
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -154,8 +167,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModuleOrTestScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return nodeid if module in SHARED_OUT_MODULES else module
+            return scheduling_scope(nodeid)
 
     return ModuleOrTestScheduling(config, log)
 
