@@ -110,6 +110,9 @@ def client(make_client, base_env, outbound):
     # The mock is no rate-limited Stardex: a limiter's 503 would hide what each example does.
     base_env.setenv("STARDEX_REQUESTS_PER_MINUTE", "1000000")
     base_env.setenv("PERSON_MEMORY_SECONDS", "0")
+    # The function's own deadline (20 s), not base_env's 2 s: on a loaded machine an authentic
+    # example could reach its deadline before the mock's 404, and answer 503 once in a while.
+    base_env.delenv("STARDEX_DEADLINE_SECONDS")
     return make_client()
 
 
@@ -487,6 +490,7 @@ def client_with_bucket(make_client, base_env, bucket_url):
         base_env.setenv("STORAGE_EMULATOR_HOST", bucket_url)
         base_env.setenv("STARDEX_REQUESTS_PER_MINUTE", "1000000")
         base_env.setenv("PERSON_MEMORY_SECONDS", "0")
+        base_env.delenv("STARDEX_DEADLINE_SECONDS")  # the function's own 20 s, as for ``client``
         yield make_client()
 
 
