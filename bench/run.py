@@ -60,25 +60,25 @@ class Settings:
 
     def __init__(self, quick: bool) -> None:
         self.quick = quick
-        self.pipeline_iterations = 30 if quick else 2000
-        self.pipeline_warmup = 5 if quick else 300
+        self.pipeline_iterations = 10 if quick else 2000
+        self.pipeline_warmup = 2 if quick else 300
         self.concurrencies = (1, 8, 32)
         # Short slices, ours and the floor alternating, many times: on a shared 2-core VM the speed
         # drifts by tens of percent over seconds (steal time), and alternation makes the drift
         # fall on both alike.
         self.served_slices = 1 if quick else 6
-        self.served_warmup = 0.1 if quick else 0.3
+        self.served_warmup = 0.05 if quick else 0.3
         self.served_seconds = 0.2 if quick else 1.0
         self.served_max_requests = 200 if quick else 20_000
         self.cold_starts = 1 if quick else 7
         self.cold_warmup_rounds = 0 if quick else 1  # unrecorded starts first: the page cache
         self.import_runs = 1 if quick else 5
-        self.queued_events = 40 if quick else 200
+        self.queued_events = 20 if quick else 200
         # bench/soak.py: steady rate, spike of ten times it, steady again, against 60 per window
         # (scaled from 60 s); the quick run scales it to seconds (the limit with it). The quick run's
         # soak is also the suite's load test: tests/test_bench.py asserts its invariants.
         self.large_persons = ["--persons", "100", "--field-chars", "10000"] if quick else ["--persons", "2000"]
-        self.soak = ["--steady", "4", "--spike-seconds", "2", "--window", "2", "--deadline", "1", "--rate", "2",
+        self.soak = ["--steady", "2", "--spike-seconds", "1", "--window", "2", "--deadline", "1", "--rate", "2",
                      "--limit", "10"] if quick else []
 
 

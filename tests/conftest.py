@@ -138,14 +138,55 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=run_order)
 
 
 # ---- pytest-xdist: how the tests are shared out between the workers ---------------------------------
 # A module's tests run on one worker, in order (as ``--dist loadscope``), so that its costly
 # module-scoped stack (the queued emulators, a function server, the bench's quick run) starts once a
-# run. The modules named here are long and their module-scoped fixtures cheap: their tests go one by
-# one to whichever worker is free, so that no single module holds the run's end.
-SHARED_OUT_MODULES = {"tests/test_faults.py", "tests/test_fuzz.py", "tests/test_hostile_stardex.py", "tests/test_e2e.py"}
+# run. The modules named here are long, and waiting (deadlines, timeouts) more than computing:
+# their tests go one by one to whichever worker is free, so that no single module holds the run's
+# end; except the tests that share a module-scoped stack (by name prefix), which stay together on
+# one worker so that the stack starts once (a function server costs a second of CPU to start).
+SHARED_OUT_MODULES = {"tests/test_faults.py", "tests/test_fuzz.py"}
+KEPT_TOGETHER = {
+    "tests/test_faults.py": {
+        "queued stack": ("test_the_queue_or_the_bucket_failing_", "test_the_bucket_down_on_dead_letter_"),
+        "server": ("test_a_stardex_fault_is_503_", "test_a_50_mb_answer_", "test_a_sender_api_fault_",
+                   "test_a_sender_api_redirect_"),
+        "refused_server": ("test_connection_refused_",),
+        "unmemoised_server": ("test_a_secret_manager_fault_",),
+    },
+}
+
+
+# The order xdist hands the units out (pytest.ini: --no-loadscope-reorder): the modules that take
+# longest go first, longest first (they mostly wait, on servers, deadlines and the queue), so that
+# none starts late and holds the run's end; then the rest as collected; fuzzing last, its many short
+# tests filling the workers at the end. (Each worker takes one more unit while its last two tests
+# run, so the unit after test_chaos, one long test, waits for it: with this order that unit is one
+# of test_faults' single short tests.)
+RUN_FIRST = ["tests/test_bench.py", "tests/test_chaos.py", "tests/test_e2e_queued.py", "tests/test_faults.py",
+             "tests/test_e2e.py", "tests/test_hostile_stardex.py", "tests/test_replay.py", "tests/test_e2e_history.py",
+             "tests/test_e2e_nothing_lost.py", "tests/test_secrets.py", "tests/test_quickstart.py"]
+RUN_LAST = ["tests/test_fuzz.py"]
+
+
+def run_order(item) -> tuple[int, int]:
+    module = item.nodeid.partition("::")[0]
+    if module in RUN_FIRST:
+        return 0, RUN_FIRST.index(module)
+    return (2, 0) if module in RUN_LAST else (1, 0)
+
+
+def scheduling_scope(nodeid: str) -> str:
+    """The unit xdist gives one worker: the test's module, or in a shared-out module the test
+    itself or the group it is kept together with."""
+    module, _, name = nodeid.partition("::")
+    if module not in SHARED_OUT_MODULES:
+        return module
+    group = next((group for group, prefixes in KEPT_TOGETHER.get(module, {}).items() if name.startswith(prefixes)), None)
+    return f"{module}::({group})" if group else nodeid
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -154,8 +195,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModuleOrTestScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return nodeid if module in SHARED_OUT_MODULES else module
+            return scheduling_scope(nodeid)
 
     return ModuleOrTestScheduling(config, log)
 

@@ -5,11 +5,11 @@ command a line, each in its own shell as a person runs them): the sandbox, the f
 against it, then a plan and the real update. ``QUICK_START`` is the text that section holds.
 
 The clone is ``git clone`` of this checkout into an empty temporary folder. Its ``.venv`` is made
-by the README's own ``python3 -m venv .venv``; for speed, it is made a moment before (a plain venv,
-with its own pip) plus one ``.pth`` line that adds this test run's installed packages (the
-project's venv), so the README's ``pip install -r requirements.txt`` finds every pin satisfied
-and installs nothing. The
-code, the mappings and the samples the commands run are the clone's. The sandbox and the function
+by the README's own ``python3 -m venv .venv``; for speed, it is made a moment before (a plain venv)
+plus one ``.pth`` line that adds this test run's installed packages (the project's venv, pip
+included, run by the venv's ``bin/pip``), so the README's ``python3 -m venv .venv`` finds pip there
+and its ``pip install -r requirements.txt`` finds every pin satisfied, and neither installs
+anything. The code, the mappings and the samples the commands run are the clone's. The sandbox and the function
 listen on the README's ports, 8090 and 8080, which must be free.
 """
 
@@ -94,9 +94,15 @@ def clone(tmp_path):
     if version != str(tuple(sys.version_info[:2])):
         pytest.fail(f"python3 on PATH is {version}, this venv's Python {sys.version_info[:2]}: the quick start's "
                     "venv cannot reuse its packages")
-    subprocess.run([python3, "-m", "venv", str(folder / ".venv")], check=True, timeout=120)
+    # Without installing pip (ensurepip: 5 s of CPU, the README's own venv command then finding it
+    # there): the project venv's pip, through the .pth below, run by a bin/pip as pip writes one.
+    subprocess.run([python3, "-m", "venv", "--without-pip", str(folder / ".venv")], check=True, timeout=120)
     site = sysconfig.get_paths(vars={"base": str(folder / ".venv"), "platbase": str(folder / ".venv")})["purelib"]
     Path(site, "_project_venv.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    pip = folder / ".venv" / "bin" / "pip"
+    pip.write_text(f"#!{folder / '.venv' / 'bin' / 'python'}\nimport sys\nfrom pip._internal.cli.main import main\n"
+                   "sys.exit(main())\n")
+    pip.chmod(0o755)
     return folder
 
 

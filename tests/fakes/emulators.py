@@ -49,10 +49,20 @@ def tasks_emulator_command() -> list[str]:
         with open(TASKS_VENV.parent / "tasks-emulator-venv.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not executable.exists():
-                subprocess.run([sys.executable, "-m", "venv", "--clear", str(TASKS_VENV)], check=True)
-                subprocess.run([str(TASKS_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                                "-r", str(TASKS_REQUIREMENTS)], check=True)
+                _make_tasks_venv()
     return [str(executable)]
+
+
+def _make_tasks_venv() -> None:
+    """The emulator's venv, without a pip of its own: this interpreter's pip installs into it
+    (``pip --python``, pip 22.3 and later), which spares ensurepip's install of the older pip a new
+    venv gets, and that pip's slower resolving (15 s of CPU to 6 s). Where this interpreter has no
+    pip that can, the venv's own pip does it."""
+    install = ["install", "-q", "--disable-pip-version-check", "-r", str(TASKS_REQUIREMENTS)]
+    subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(TASKS_VENV)], check=True)
+    if subprocess.run([sys.executable, "-m", "pip", "--python", str(TASKS_VENV / "bin" / "python"), *install]).returncode:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(TASKS_VENV)], check=True)
+        subprocess.run([str(TASKS_VENV / "bin" / "pip"), *install], check=True)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) -> None:

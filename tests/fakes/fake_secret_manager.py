@@ -18,7 +18,6 @@ import collections
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
@@ -37,6 +36,8 @@ class FakeSecretManager(LoopbackServer):
       - ``corrupt_crc``: the payload's dataCrc32c is off by one.
       - ``delay``: seconds to wait before answering (a slow or hung endpoint).
       - ``drip``: seconds between the bytes of the answer (a read timeout restarts at each byte).
+    A delayed or dripping answer ends when the fake stops: its connection is closed, so a client
+    still reading gets a closed connection at once rather than the rest of the wait.
       - ``redirect_to``: a base URL; every request answers 302 to the same path there.
     ``requests`` counts accesses per requested version name (e.g. ``.../versions/latest``).
     """
@@ -50,6 +51,7 @@ class FakeSecretManager(LoopbackServer):
         self.requests: collections.Counter[str] = collections.Counter()
         self._versions: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -74,10 +76,12 @@ class FakeSecretManager(LoopbackServer):
         return self.origin
 
     def start(self) -> "FakeSecretManager":
+        self._stopping.clear()
         self._start_serving(("127.0.0.1", 0), _handler_for(self))
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._stop_serving()
 
     # -- request handling --------------------------------------------------------------------
@@ -90,8 +94,8 @@ class FakeSecretManager(LoopbackServer):
         with self._lock:
             self.requests[f"{secret}/versions/{version}"] += 1
             versions = list(self._versions.get(secret, ()))
-        if self.delay:
-            time.sleep(self.delay)
+        if self.delay and self._stopping.wait(self.delay):
+            return 0, {}  # stopped while waiting: no answer
         if self.down:
             return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
         if not versions:
@@ -125,6 +129,9 @@ def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             status, document = fake._answer(self.path)
+            if status == 0:
+                self.close_connection = True
+                return
             body = b"" if fake.redirect_to else json.dumps(document).encode("utf-8")
             self.send_response(302 if fake.redirect_to else status)
             if fake.redirect_to:
@@ -134,11 +141,13 @@ def _handler_for(fake: FakeSecretManager) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             step = 1 if fake.drip else max(1, len(body))
             for start in range(0, len(body), step):
-                if fake._server is None:
+                if fake._stopping.is_set():
+                    self.close_connection = True
                     return  # stopped: a dripping answer ends with the fake
                 self.wfile.write(body[start : start + step])
                 self.wfile.flush()
-                time.sleep(fake.drip)
+                if fake.drip:
+                    fake._stopping.wait(fake.drip)
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: test output stays readable."""
