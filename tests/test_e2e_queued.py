@@ -83,7 +83,9 @@ def test_two_deliveries_at_the_same_moment_are_applied_once(fresh):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answer.json()["status"] for answer in answers) == ["queued", "retry_later"]
+    # One is queued; the other meets its claim pending (retry_later) or, on a machine slow enough
+    # that the worker applied the first before the second was read, done (duplicate). Never both queued.
+    assert sorted(answer.json()["status"] for answer in answers) in (["queued", "retry_later"], ["duplicate", "queued"])
     assert fresh.settle(["dup-0002"]) == {"dup-0002": "updated"}
     assert len(patches(fresh.stardex)) == 1
 
