@@ -93,10 +93,32 @@ def base_env(monkeypatch):
     return monkeypatch
 
 
+# The built-in mappings as the in-process apps load them, compiled once a session: checking them
+# against the mapping schema was most of each create_app (35 ms, some 300 apps a run). Compiled
+# mappings are read-only, so sharing them changes nothing an app does; a MAPPINGS_DIR of a test's
+# own, another phone region or another set of sources is loaded afresh.
+_BUILTIN_MAPPINGS: dict = {}
+
+
+def _builtin_mappings_once(builtin_dir, override_dir, phone_region, sources):
+    from stardex_webhook import mapping
+
+    if override_dir:
+        return mapping.load_mappings(builtin_dir, override_dir, phone_region, sources)
+    named = sources.items() if isinstance(sources, dict) else ((name, None) for name in sources)
+    key = (builtin_dir, phone_region, tuple((name, getattr(source, "default_write_policy", None)) for name, source in named))
+    if key not in _BUILTIN_MAPPINGS:
+        _BUILTIN_MAPPINGS[key] = mapping.load_mappings(builtin_dir, override_dir, phone_region, sources)
+    return _BUILTIN_MAPPINGS[key]
+
+
 @pytest.fixture
 def make_client(base_env):
     """Build the real function in-process from main.py (as functions-framework does) and return a
     Flask test client; call it after adjusting the environment."""
+    from stardex_webhook import pipeline
+
+    base_env.setattr(pipeline, "load_mappings", _builtin_mappings_once)
 
     def build():
         app = functions_framework.create_app(target="handle_webhook", source=str(ROOT / "main.py"))

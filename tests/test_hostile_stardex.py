@@ -19,7 +19,6 @@ import requests
 import responses
 import urllib3
 
-from stardex_webhook import pipeline
 from stardex_webhook.fake_stardex import FakeStardex
 from stardex_webhook.http_transport import Retries
 from tests.conftest import PERSON_ID, fixture_bytes, signed
@@ -68,19 +67,6 @@ def _misbehaving(rng: random.Random):
 @pytest.mark.parametrize("source", ["greenhouse", "generic"])
 def test_a_misbehaving_stardex_never_causes_a_500(make_client, base_env, monkeypatch, source):
     monkeypatch.setattr(Retries, "backoff", lambda self, failures: 0.0)  # no real waits
-    # A fresh instance for each webhook below, so that nothing one answer did carries to the next;
-    # its mappings compiled once for all of them: read-only configuration, whose check against the
-    # mapping schema was most of each start's cost (120 starts a source).
-    compiled: dict = {}
-    load_mappings = pipeline.load_mappings
-
-    def mappings_once(builtin_dir, override_dir, phone_region, sources):
-        key = (builtin_dir, override_dir, phone_region, tuple(sources))
-        if key not in compiled:
-            compiled[key] = load_mappings(builtin_dir, override_dir, phone_region, sources)
-        return compiled[key]
-
-    monkeypatch.setattr(pipeline, "load_mappings", mappings_once)
     body = fixture_bytes("greenhouse_hire_candidate.json") if source == "greenhouse" else {
         "stardex_person_id": PERSON_ID, "current_job_title": "CTO",
         "emails": [{"contact_data_type": "work", "value": "ada@example.com"}]}
