@@ -74,7 +74,7 @@ def function_server(stardex: FakeStardex, secret_manager: FakeSecretManager, tar
             try:
                 if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer on a busy machine
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the function did not start:\n{Path(log.name).read_text()}")
