@@ -36,10 +36,10 @@ class FakeSecretManager(LoopbackServer):
       - ``corrupt_crc``: the payload's dataCrc32c is off by one.
       - ``delay``: seconds to wait before answering (a slow or hung endpoint).
       - ``drip``: seconds between the bytes of the answer (a read timeout restarts at each byte).
-    A delayed or dripping answer ends when the fake stops: its connection is closed, so a client
-    still reading gets a closed connection at once rather than the rest of the wait.
       - ``redirect_to``: a base URL; every request answers 302 to the same path there.
     ``requests`` counts accesses per requested version name (e.g. ``.../versions/latest``).
+    A delayed or dripping answer ends when the fake stops: its connection is closed, so a client
+    still reading gets a closed connection at once rather than the rest of the wait.
     """
 
     def __init__(self) -> None:
