@@ -39,7 +39,8 @@ def test_no_test_code_imports_a_test_module():
 
 def test_no_test_binds_a_fixed_port():
     """Servers the tests start take a free port (0), so that two workers (pytest -n) never collide.
-    The quick-start test alone runs the README's commands, which name the README's ports."""
+    The quick-start test alone runs the README's commands, which name the README's ports: in a
+    network namespace of its own where the machine allows one, so that they collide with nothing."""
     fixed = re.compile(r"""\.bind\(\(\s*["'][^"']*["']\s*,\s*[1-9]\d*\s*\)\)|--port[= ]["']?[1-9]\d{3,}""")
     offenders = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in TEST_CODE if path.name != "test_quickstart.py"
                  for match in fixed.finditer(path.read_text())]
