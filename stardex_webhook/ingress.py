@@ -11,6 +11,7 @@ follow-up read and every Stardex call share it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -47,14 +48,18 @@ class Ingress:
                           self.pipeline.history)
         # A body refused or never read is answered streamed: functions-framework reads the whole
         # request body after a non-streamed answer, and would read it after all (or fail on it).
-        return respond(answer, streamed=not body_read)
+        response = respond(answer, streamed=not body_read)
+        if not body_read and declares_body(request):  # once the answer is sent
+            response.call_on_close(lambda: drop_body(request, self.pipeline.settings.max_body_bytes))
+        return response
 
     def _route(self, request: Request, record: dict[str, Any], body_read: list[bool]) -> Answer:
         # The exact path, as sent: "/generic/" and "/generic%2F" are no source, nor "//generic"
         # (which ``request.path`` would fold into "/generic").
         path = request.environ.get(WSGI_PATH, "").removeprefix("/")
         if path == HEALTH_PATH:
-            body_read.append(True)
+            if not declares_body(request):  # nothing to read: the answer goes out with its length
+                body_read.append(True)
             return health(self.pipeline, request.method)
         source = self.pipeline.source(path)
         record["source"] = source.name
@@ -110,6 +115,28 @@ def health(pipeline: Pipeline, method: str) -> Answer:
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed("method_not_allowed", f"{method} is not allowed on /{HEALTH_PATH}", allow="GET")
     return 200, {"status": "ok", "version": __version__, "sources": pipeline.enabled_sources()}, {}
+
+
+def declares_body(request: Request) -> bool:
+    """A body is on its way (a length, or chunks)."""
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def drop_body(request: Request, limit: int) -> None:
+    """Take a body answered before it was read (404, 405, 413, /healthz) off the connection, within
+    ``BODY_READ_SECONDS`` and the size limit, as a webhook's; past either, cut the connection for
+    reading. gunicorn reads what is left of a body before the connection's next request, with no
+    time limit: a body declared and never sent would hold a server thread for as long as its
+    sender keeps the connection open, and a dozen of them every thread."""
+    try:
+        read_body(request, limit)
+        return
+    except (BadRequest, RequestTimeout, TooLarge):
+        pass
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)  # the answer can still be sent
 
 
 def respond(answer: Answer, streamed: bool = False) -> Response:

@@ -274,6 +274,34 @@ def test_slow_uploads_get_408_and_do_not_starve_a_valid_webhook(fakes):
                 sock.close()
 
 
+def test_a_body_declared_and_never_sent_to_a_request_answered_early_holds_no_thread(fakes):
+    """Requests answered before their body is read (/healthz, an unknown source, a wrong method),
+    each declaring 1,000 bytes and sending one, twice as many as the server has threads: each is
+    answered, and while they all stay open a webhook and /healthz still are (gunicorn reads a body
+    left unread before the connection's next request, and would wait on it for as long as the
+    sender keeps the connection open)."""
+    with function_server(*fakes, THREADS="4") as (base_url, _log):
+        host, port = base_url.removeprefix("http://").split(":")
+        early = {("POST", "healthz"): 405, ("GET", "healthz"): 200, ("POST", "nosuchsource"): 404,
+                 ("GET", "greenhouse"): 405}
+        slow = [(expected, socket.create_connection((host, int(port)), timeout=60))
+                for expected in early.items() for _ in range(2)]
+        try:
+            for ((method, path), _), sock in slow:
+                sock.sendall(f"{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{".encode())
+            for ((method, path), status), sock in slow:
+                reply = http.client.HTTPResponse(sock)
+                reply.begin()
+                assert (reply.status, reply.getheader("Content-Type")) == (status, "application/json"), (method, path)
+                json.loads(reply.read())
+            answer = send(base_url, "greenhouse", {"action": "ping", "payload": {"web_hook_id": 1}})
+            assert answer.status_code == 200, answer.text
+            assert requests.get(f"{base_url}/healthz", timeout=30).status_code == 200
+        finally:
+            for _, sock in slow:
+                sock.close()
+
+
 @pytest.mark.parametrize("values", [["sha256 " + "00" * 32, "{good}"], ["sha256 !!!!, {good}"]])
 def test_a_signature_header_sent_twice_is_accepted_when_one_matches(server, values):
     body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
