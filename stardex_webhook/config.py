@@ -5,6 +5,7 @@ Secrets are only named here (``secrets.SecretProvider`` reads them on first use)
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -106,6 +107,8 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type, m
         value = kind(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+    if not math.isfinite(value):  # nan would pass every comparison below, inf switch a limit off
+        raise ConfigurationError(f"{name}={raw!r}: expected a finite number")
     if value < minimum:
         raise ConfigurationError(f"{name}={raw!r}: must be at least {minimum}")
     return value
@@ -180,6 +183,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"STARDEX_API_BASE={base!r}: expected the API's versioned base, ending in /v1 "
             f"(e.g. {DEFAULT_STARDEX_API_BASE})"
         )
+    # functions-framework's own setting, read by its server after this: checked here, so a bad
+    # value is named first rather than in the framework's traceback.
+    _number(env, "THREADS", 0, int, 1)
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")

@@ -38,7 +38,10 @@ def test_values_are_read_and_normalised():
     "variable, value",
     [("DRY_RUN", "maybe"), ("MAX_BODY_BYTES", "0"), ("PHONE_DEFAULT_REGION", "GBR"), ("PHONE_DEFAULT_REGION", "XX"),
      ("STARDEX_API_BASE", "ftp://x"), ("STARDEX_API_BASE", "http://api.stardex.ai/v1"), ("STARDEX_API_BASE", "https://"),
-     ("STARDEX_API_BASE", "http://127.0.0.1.example.com/v1"), ("LOG_LEVEL", "LOUD")],
+     ("STARDEX_API_BASE", "http://127.0.0.1.example.com/v1"), ("LOG_LEVEL", "LOUD"),
+     ("STARDEX_DEADLINE_SECONDS", "nan"), ("STARDEX_DEADLINE_SECONDS", "inf"), ("FUNCTION_TIMEOUT_SECONDS", "NaN"),
+     ("SECRET_TTL_SECONDS", "-inf"), ("PERSON_MEMORY_SECONDS", "nan"), ("TASK_DEADLINE_SECONDS", "infinity"),
+     ("STARDEX_RATE_WINDOW_SECONDS", "nan"), ("THREADS", "abc"), ("THREADS", "0")],
 )
 def test_bad_values_name_the_variable(variable, value):
     with pytest.raises(ConfigurationError, match=variable):
@@ -63,7 +66,7 @@ def test_clear_http_only_to_this_machine(base):
     ids=["functions-framework", "serve"],
 )
 @pytest.mark.parametrize("variable, value", [("PHONE_DEFAULT_REGION", "XX"), ("STARDEX_API_BASE", "http://stardex.example"),
-                                             ("STARDEX_API_BASE", "https://api.stardex.ai")])
+                                             ("STARDEX_API_BASE", "https://api.stardex.ai"), ("THREADS", "abc")])
 def test_a_bad_setting_is_named_first_and_nothing_starts(command, variable, value):
     result = subprocess.run([sys.executable, *command, "--port=0"], cwd=ROOT, env={**os.environ, variable: value},
                             capture_output=True, text=True, timeout=30)
