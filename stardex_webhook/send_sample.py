@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         body = (args.body or SAMPLES_DIR / f"{args.source}.json").read_bytes()
     except OSError as error:
         parser.error(f"--body {args.body}: {error.strerror}")
-    key = args.key or os.environ.get(signing_key_name(args.source)) or local_signing_key(args.source)
+    keys = (args.key or os.environ.get(signing_key_name(args.source)) or "").split()
+    key = keys[0] if keys else local_signing_key(args.source)  # during a rotation the setting lists several
     url = webhook_url(args.url, args.source)
     if url != f"{args.url.rstrip('/')}/{args.source}":
         print(f"send_sample: --url already ends in /{args.source}: posting to {url}", file=sys.stderr)

@@ -73,6 +73,19 @@ def test_send_sample_posts_the_sample_to_the_source_path(receiver, capsys):
     assert "HTTP 200" in capsys.readouterr().out
 
 
+def test_send_sample_signs_with_the_first_key_of_a_rotation(receiver, monkeypatch):
+    """``<SOURCE>_SIGNING_KEY`` may list several keys while they are rotated (the function accepts
+    each): the sample is signed with the first, as with that key alone."""
+    url, received = receiver
+    monkeypatch.setenv("TYPEFORM_SIGNING_KEY", "  new-key old-key ")
+    assert send_sample(["typeform", "--url", url]) == 0
+    monkeypatch.setenv("TYPEFORM_SIGNING_KEY", "new-key")
+    assert send_sample(["typeform", "--url", url]) == 0
+    (_, rotated_body, rotated), (_, alone_body, alone) = received
+    assert rotated_body == alone_body
+    assert rotated["Typeform-Signature"] == alone["Typeform-Signature"]
+
+
 @pytest.mark.parametrize(
     "argv, port_variable, address", [([], None, "127.0.0.1:8080"), ([], "9001", "127.0.0.1:9001"),
                                      (["--host", "0.0.0.0", "--port", "7000"], "9001", "0.0.0.0:7000")]
