@@ -60,8 +60,7 @@ class Settings:
     secret_ttl_seconds: float = 300.0
     person_memory_seconds: float = 300.0
     log_level: str = "INFO"
-    # Queued delivery and what is never lost (docs/contract.md): DELIVERY, TASKS_*, CLOUD_TASKS_ENDPOINT,
-    # STATE_BUCKET; and the worker's own knobs (docs/configuration.md).
+    # Queued delivery (docs/contract.md) and the worker's own knobs (docs/configuration.md).
     delivery: str = "sync"
     tasks_queue: str | None = None
     tasks_worker_url: str | None = None
@@ -69,12 +68,9 @@ class Settings:
     cloud_tasks_endpoint: str | None = None
     state_bucket: str | None = None
     task_deadline_seconds: float = 120.0
-    # The function's own timeout (Terraform's timeout_seconds): a claim pending longer than this
-    # has no live attempt behind it and is taken over.
-    function_timeout_seconds: float = 60.0
+    function_timeout_seconds: float = 60.0  # Terraform's timeout_seconds: an older pending claim is taken over
     task_max_attempts: int = 36
-    # The limiter's window (Stardex's is 60 s); only a test or the bench against the fake shortens it.
-    stardex_rate_window_seconds: float = 60.0
+    stardex_rate_window_seconds: float = 60.0  # Stardex's; only tests and the bench shorten it
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def api_base(self, source: str, default: str | None) -> str | None:
@@ -183,9 +179,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"STARDEX_API_BASE={base!r}: expected the API's versioned base, ending in /v1 "
             f"(e.g. {DEFAULT_STARDEX_API_BASE})"
         )
-    # functions-framework's own setting, read by its server after this: checked here, so a bad
-    # value is named first rather than in the framework's traceback.
-    _number(env, "THREADS", 0, int, 1)
+    _number(env, "THREADS", 0, int, 1)  # functions-framework's: named here, not in its traceback
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")

@@ -27,9 +27,7 @@ from .records import Claim, Delivery, Event, Handshake, Headers, Received
 
 HEALTH_PATH = "healthz"
 _READ_CHUNK = 64 * 1024
-# The time a sender has to send the whole body: a slow upload must not hold one of the server's
-# few threads (a dozen of them would starve every other webhook).
-BODY_READ_SECONDS = 5.0
+BODY_READ_SECONDS = 5.0  # for the whole body: a dozen slow uploads must not hold every thread
 TASK_KIND = "stardex-webhook/task"
 TASK_VERSION = 2
 WSGI_PATH = "PATH_INFO"  # the request's path as sent, decoded (a WSGI key, not a setting)
@@ -46,10 +44,9 @@ class Ingress:
         body_read: list[bool] = []
         answer = answered(self.pipeline.log, lambda record: self._route(request, record, body_read),
                           self.pipeline.history)
-        # A body refused or never read is answered streamed: functions-framework reads the whole
-        # request body after a non-streamed answer, and would read it after all (or fail on it).
+        # Streamed when the body was not read: the framework would read it after a non-streamed answer.
         response = respond(answer, streamed=not body_read)
-        if not body_read and declares_body(request):  # once the answer is sent
+        if not body_read and (request.content_length or request.headers.get("Transfer-Encoding")):
             response.call_on_close(lambda: drop_body(request, self.pipeline.settings.max_body_bytes))
         return response
 
@@ -58,8 +55,6 @@ class Ingress:
         # (which ``request.path`` would fold into "/generic").
         path = request.environ.get(WSGI_PATH, "").removeprefix("/")
         if path == HEALTH_PATH:
-            if not declares_body(request):  # nothing to read: the answer goes out with its length
-                body_read.append(True)
             return health(self.pipeline, request.method)
         source = self.pipeline.source(path)
         record["source"] = source.name
@@ -117,26 +112,14 @@ def health(pipeline: Pipeline, method: str) -> Answer:
     return 200, {"status": "ok", "version": __version__, "sources": pipeline.enabled_sources()}, {}
 
 
-def declares_body(request: Request) -> bool:
-    """A body is on its way (a length, or chunks)."""
-    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-
-
 def drop_body(request: Request, limit: int) -> None:
-    """Take a body answered before it was read (404, 405, 413, /healthz) off the connection, within
-    ``BODY_READ_SECONDS`` and the size limit, as a webhook's; past either, cut the connection for
-    reading. gunicorn reads what is left of a body before the connection's next request, with no
-    time limit: a body declared and never sent would hold a server thread for as long as its
-    sender keeps the connection open, and a dozen of them every thread."""
+    """Read and drop a body answered before it was read, as a webhook's (5 s, the size limit), else
+    shut its connection for reading: gunicorn reads it before the next request, with no time limit."""
     try:
         read_body(request, limit)
-        return
     except (BadRequest, RequestTimeout, TooLarge):
-        pass
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RD)  # the answer can still be sent
+        with contextlib.suppress(OSError, KeyError):
+            request.environ["gunicorn.socket"].shutdown(socket.SHUT_RD)  # the answer is sent
 
 
 def respond(answer: Answer, streamed: bool = False) -> Response:
@@ -146,13 +129,9 @@ def respond(answer: Answer, streamed: bool = False) -> Response:
 
 
 def read_body(request: Request, limit: int) -> bytes:
-    """Refuse an oversized body before reading it; read a body of unknown length only up to the
-    limit, so a huge chunked upload costs no more memory than an accepted one.
-
-    The sender has ``BODY_READ_SECONDS`` for the whole body: under gunicorn (``gunicorn.socket``
-    in the WSGI environ) the watchdog then shuts the socket for reading, which ends a read blocked
-    on a slow sender however it drips (a socket timeout restarts with every byte). A body the
-    server cannot decode (a broken chunked encoding, a connection cut) is a 400."""
+    """Up to ``limit`` (an oversized body refused unread, a chunked one read no further), within
+    ``BODY_READ_SECONDS``: then the watchdog shuts gunicorn's socket for reading, which ends a read
+    however the sender drips (a socket timeout restarts with every byte). Undecodable: a 400."""
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
