@@ -20,7 +20,7 @@ from .contacts import CONTACT_LISTS, SeenContacts
 from .errors import ConfigurationError
 from .records import MappedUpdate, NamedCustomFields, NoteRequest, PersonRef, StageRequest
 from .stages import ANY_JOB, JOB_NOT_IN_TABLE, NOT_IN_TABLE, SUPERSEDED, event_time, stage_key
-from .validation import SCHEMAS_DIR, json_path, read_schema
+from .validation import SCHEMAS_DIR, json_path, read_schema, schema_errors
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -29,13 +29,9 @@ BUILTIN_MAPPINGS_DIR = os.path.join(os.path.dirname(__file__), "..", "mappings")
 MAPPING_SCHEMA_PATH = os.path.join(SCHEMAS_DIR, "mapping.schema.json")
 ALL_EVENTS = "*"
 
-# Distinct contacts collected per list at most: far beyond the update schema's maxItems, so a longer
-# list is still refused there (422), without normalising thousands of numbers first.
-_MOST_CONTACTS = 1000
-# jmespath's function table, to check names and argument counts at load.
-_FUNCTIONS = Functions()
-# What a JMESPath search may raise on a payload of an unexpected shape (type errors in functions,
-# deep structures in comparisons); each is "nothing found" to the engine.
+_MOST_CONTACTS = 1000  # per list: far beyond the schema's maxItems (still a 422), short of normalising thousands
+_FUNCTIONS = Functions()  # jmespath's function table, to check names and argument counts at load
+# What a search may raise on a payload of an unexpected shape: "nothing found" to the engine.
 _SEARCH_FAULTS = (JMESPathError, TypeError, ValueError, RecursionError)
 
 
@@ -105,9 +101,7 @@ class _Field:
             if value is None:
                 break
             value = transform(value)
-        if isinstance(value, (list, dict)):
-            # The update must not share objects with the payload or the mapping (later stages may
-            # edit it). A structure nested too deeply to copy is no Stardex value either.
+        if isinstance(value, (list, dict)):  # not shared with the payload or the mapping; too deep: no value
             try:
                 value = copy.deepcopy(value)
             except RecursionError:
@@ -256,6 +250,13 @@ class _CompiledFields:
             else _Field(field_name, spec, transforms, f"fields.{field_name}")
             for field_name, spec in document["fields"].items()
         ]
+        # A constant (``"value"``) is the same in every update: one the update schema refuses stops the start.
+        constants = {field.name: field.value(None) for field in self.fields if isinstance(field, _Field)
+                     and field.path is None and not transform_functions.is_blank(field.constant)}
+        faults = [f"{where}fields.{error['path'][2:]}: {error['message']}"
+                  for error in (schema_errors(constants) if constants else ())]
+        if faults:
+            raise ValueError("a constant no update could send: " + "; ".join(faults))
 
     def apply(self, payload: Any, event: Any) -> MappedUpdate:
         root = self.root.find(payload) if self.root is not None else payload

@@ -440,6 +440,19 @@ def test_constant_field_is_sent_on_every_event(tmp_path):
     assert load_mappings(str(tmp_path), None, None, SOURCES)["x"].apply({}).update == {"enrich_record": True}
 
 
+@pytest.mark.parametrize("constants, named", [
+    ({"enrich_record": {"value": "yes"}}, ["fields.enrich_record: must be a boolean (true or false)"]),
+    ({"first_name": {"value": 123}, "current_job_title": {"value": "x" * 2001}},
+     ["fields.current_job_title: must have at most 2000 characters", "fields.first_name: must be a string"]),
+])
+def test_a_constant_the_update_schema_refuses_stops_the_start(tmp_path, constants, named):
+    """A constant is in every update: left for the first event, every event would skip it."""
+    write(tmp_path, "x.json", {"events": "*", "fields": {"name": {"path": "n"}, **constants}})
+    with pytest.raises(ConfigurationError, match="a constant no update could send: ") as refused:
+        load_mappings(str(tmp_path), None, None, SOURCES)
+    assert str(refused.value).endswith("; ".join(named))
+
+
 def test_person_create_and_custom_lookup_paths(tmp_path):
     write(tmp_path, "x.json", {
         "events": "*",

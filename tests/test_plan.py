@@ -544,7 +544,7 @@ def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
 
 @pytest.mark.parametrize("changes, flag", [
     ({"root": "payload.applicant"}, "fills nothing from this sample"),
-    ({"fields": {"linkedin_url": {"value": "not a url"}}}, "schema: $.linkedin_url is not a valid http(s) URL with a host"),
+    ({"fields": {"linkedin_url": {"path": "first_name"}}}, "schema: $.linkedin_url is not a valid http(s) URL with a host"),
     ({"events": ["update_candidate"]}, "fills nothing: event 'hire_candidate' is ignored (event_not_mapped)"),
     ({"fields": {"emails": {"path": "emails", "default_type": "personal"}, "linkedin_url": {"path": "linkedin"}}},
      "names no Stardex person id, email or LinkedIn URL (an apply answers 422 no_person_key)"),
