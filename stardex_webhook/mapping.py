@@ -385,7 +385,7 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None,
                       default_write_policy: str = "overwrite") -> SourceMapping:
     """Any fault raises ``ConfigurationError`` naming the file."""
     try:
-        with open(file_path, encoding="utf-8") as handle:
+        with open(file_path, encoding="utf-8-sig") as handle:  # with or without a BOM (Windows' Notepad)
             document = json.load(handle)
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"mapping file {file_path}: cannot be read: {error}") from None
@@ -403,13 +403,13 @@ def load_mapping_file(name: str, file_path: str, phone_region: str | None,
 
 
 def _mapping_files(directory: str, setting: str) -> dict[str, str]:
-    """Source name → path of every ``*.json`` file in ``directory``."""
+    """Source name → path of every ``*.json`` file in ``directory`` (``.JSON`` too: never ignored unsaid)."""
     if not os.path.isdir(directory):
         raise ConfigurationError(f"{setting} {directory}: not a directory")
     return {
         entry[: -len(".json")]: os.path.join(directory, entry)
         for entry in sorted(os.listdir(directory))
-        if entry.endswith(".json") and not entry.startswith(".")
+        if entry.lower().endswith(".json") and not entry.startswith(".")
     }
 
 

@@ -427,6 +427,19 @@ def test_override_dir_replaces_one_file_only(tmp_path, mappings):
     assert loaded["typeform"].apply(typeform(fixture("typeform_form_response.json"))).update == TYPEFORM_UPDATE
 
 
+def test_an_override_saved_as_json_in_capitals_or_with_a_bom_is_used(tmp_path, mappings):
+    """Windows' habits: ``greenhouse.JSON``, and Notepad's byte-order mark at the start."""
+    (tmp_path / "greenhouse.JSON").write_text("\ufeff" + json.dumps(MINIMAL), encoding="utf-8")
+    loaded = load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
+    assert loaded["greenhouse"].apply(fixture("greenhouse_hire_candidate.json")).update == {"first_name": "Marta"}
+
+
+def test_an_override_named_in_other_capitals_than_its_source_stops_the_start(tmp_path):
+    path = write(tmp_path, "Greenhouse.json", MINIMAL)
+    with pytest.raises(ConfigurationError, match=f"{path}: names no source"):
+        load_mappings(BUILTIN_MAPPINGS_DIR, str(tmp_path), None, SOURCES)
+
+
 def test_an_override_file_that_names_no_source_stops_the_start(tmp_path):
     """A typo would otherwise leave the built-in mapping in force without a word."""
     write(tmp_path, "notes.txt", "not a mapping")
