@@ -146,6 +146,16 @@ def replay_command(bucket_name: str, letter: str) -> str:
     return f"STATE_BUCKET={bucket_name} python -m stardex_webhook.replay run {short}"
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or more")
+    return value
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, environ: dict[str, str] | None = None,
          bucket: Any = None, now: float | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stardex_webhook.history", description=__doc__.split("\n\n")[0])
@@ -157,12 +167,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, environ: d
     listing.add_argument("--person", help="a Stardex person id")
     listing.add_argument("--email", help="an address the event named (any case or spacing)")
     listing.add_argument("--linkedin", help="a LinkedIn URL the event named")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_at_least_one, default=50, help="at most this many records (default 50)")
     listing.add_argument("--json", action="store_true", help="one JSON document")
     show = commands.add_parser("show", help="one event's record, and its dead letter when there is one")
     show.add_argument("delivery_id")
     show.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "list" and args.linkedin and not linkedin(args.linkedin):
+        parser.error(f"--linkedin {args.linkedin!r}: not a LinkedIn profile URL (such as https://www.linkedin.com/in/name)")
     now = time.time() if now is None else now
     try:
         settings = load_settings(environ)

@@ -129,3 +129,17 @@ def test_list_since_1h_lists_only_that_hours_prefixes_of_100000_records():
     assert code == 0
     assert bucket.listed == in_touched < 300, "only the objects of the two hours 21:43-22:43 touches"
     assert len(json.loads(out)) == sum(1 for index in range(100_000) if index * step <= 3600)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--limit", "0"], "argument --limit: '0': expected 1 or more"),
+    (["--limit", "-1"], "argument --limit: '-1': expected 1 or more"),
+    (["--limit", "many"], "argument --limit: 'many': expected a whole number"),
+    (["--linkedin", "marta-quintal-example"], "--linkedin 'marta-quintal-example': not a LinkedIn profile URL"),
+])
+def test_a_listing_that_could_only_print_nothing_is_refused_with_a_reason(bucket, capsys, argv, said):
+    """Not an empty listing and exit 0: that would read as "no such event"."""
+    with pytest.raises(SystemExit) as stopped:
+        history(bucket, "list", *argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
