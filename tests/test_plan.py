@@ -527,6 +527,13 @@ def check(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def test_the_mapping_check_does_not_warn_of_a_stardex_key_it_does_not_need(base_env, capsys):
+    base_env.delenv("STARDEX_API_KEY", raising=False)
+    base_env.delenv("DRY_RUN", raising=False)
+    assert check()[0] == 0
+    assert "stardex_api_key_missing" not in capsys.readouterr().err
+
+
 def test_every_shipped_mapping_fills_fields_from_its_sample(base_env):
     code, out = check()
     assert code == 0, out
