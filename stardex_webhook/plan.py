@@ -612,8 +612,10 @@ def check_mappings(mappings_dir: str | None, samples_dir: Path | None, out: Text
         environ = dict(os.environ)
         if mappings_dir is not None:
             environ["MAPPINGS_DIR"] = mappings_dir
-        # Mapping samples calls no one: the start's warning that no Stardex key is set is not for this check.
-        pipeline = Pipeline.from_environment({**environ, "DRY_RUN": "1"}, log_stream=sys.stderr)
+        # Mapping samples calls no one: unless DRY_RUN is set (and so checked), no warning of a missing key.
+        if not environ.get("DRY_RUN", "").strip():
+            environ["DRY_RUN"] = "1"
+        pipeline = Pipeline.from_environment(environ, log_stream=sys.stderr)
         directory = pipeline.settings.mappings_dir
         if samples_dir is not None and not samples_dir.is_dir():
             raise ConfigurationError(f"--samples {samples_dir}: not a directory")
