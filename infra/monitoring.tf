@@ -164,7 +164,7 @@ resource "google_logging_metric" "stardex_calls" {
   depends_on = [google_project_service.apis]
 }
 
-# Stardex answering 429 (the Stardex client's retry line for it).
+# Stardex answering 429 (the Stardex client's line for each failed attempt, the last one too).
 resource "google_logging_metric" "stardex_429" {
   project = var.project_id
   name    = "${var.name}-stardex-429"

@@ -1,5 +1,4 @@
-"""Outbound HTTP: the one transport (``send_within``) and the one retry helper (``Retries``) of the
-Stardex client and the senders' API client.
+"""Outbound HTTP: the one transport (``send_within``) and retry helper (``Retries``) of both API clients.
 
 Why a watchdog: a socket timeout bounds each read, not the whole answer (a server dripping one byte
 every half second never times out), and ``http.client`` reads the status line and headers in one
@@ -192,10 +191,9 @@ def _read_bounded(response: requests.Response, limit: int) -> bytes:
 
 @dataclass(frozen=True)
 class Failed:
-    """An attempt that failed in a way a later one may not. ``what`` names it (a status or an
-    exception's type, never server text); ``server_wait`` is the server's ``Retry-After``;
-    ``maybe_applied``: the request may have been acted on; ``counted=False``: the next attempt
-    starts at once and does not count (a key just read afresh)."""
+    """An attempt that failed in a way a later one may not. ``what`` names it (a status or an exception's
+    type, never server text); ``server_wait`` is the server's ``Retry-After``; ``maybe_applied``: the request
+    may have been acted on; ``counted=False``: the next attempt starts at once, uncounted (a key read afresh)."""
 
     what: str
     server_wait: float | None = None
@@ -225,11 +223,11 @@ class Retries:
     def run(self, deadline: Deadline, attempt: Callable[[float], T | Failed], *, label: str, log: JsonLog,
             out_of_time: Callable[[], Exception], give_up: Callable[[Failed, int, float], Exception],
             before: Callable[[], None] | None = None, on_failure: Callable[[Failed, float], None] | None = None) -> T:
-        """``attempt(remaining)`` until it returns other than ``Failed``. A ``TRANSPORT_ERRORS`` it
-        raises is a ``Failed`` (``AnswerTooLarge`` too: catch it in ``attempt`` so the same flood is
-        not read again); anything else ends the call. ``before`` runs before each attempt (a rate
-        limiter's slot); ``on_failure`` may raise instead of a retry; ``give_up`` is raised when no
-        attempt or no time for one is left, with the wait to pass on to the sender."""
+        """``attempt(remaining)`` until it returns other than ``Failed``. A ``TRANSPORT_ERRORS`` it raises is a
+        ``Failed`` (``AnswerTooLarge`` too: catch it in ``attempt`` so the same flood is not read again);
+        anything else ends the call. ``before`` runs before each attempt (a limiter's slot); ``on_failure``
+        may raise instead of a retry; ``give_up`` is raised when no attempt or no time for one is left,
+        with the wait to pass on. Each failure has its line, the last too (the dashboard counts 429s by it)."""
         failures = 0
         while True:
             if before is not None:
@@ -250,9 +248,11 @@ class Retries:
             wait = server_wait if server_wait is not None else self.backoff(failures)
             if on_failure is not None:
                 on_failure(outcome, wait)
-            if failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining():
+            last = failures >= self.max_attempts or wait + MIN_REQUEST_SECONDS > deadline.remaining()
+            then = "no retry left" if last else f"retry {failures} in {wait:.2f}s"
+            log.write("INFO", f"{label}: {outcome.what}, {then}")
+            if last:
                 raise give_up(outcome, failures, server_wait or DEFAULT_RETRY_AFTER_SECONDS)
-            log.write("INFO", f"{label}: {outcome.what}, retry {failures} in {wait:.2f}s")
             if wait > 0:
                 self.sleep(wait)
 

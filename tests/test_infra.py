@@ -835,6 +835,30 @@ def test_the_429_metric_matches_the_stardex_clients_retry_line():
     assert not re.search(pattern, "stardex GET /persons/{id}: HTTP 503, retry 1 in 0.25s")
 
 
+def test_the_429_metric_counts_a_429_the_client_does_not_retry():
+    """Stardex's 429 carries a Retry-After (30 s here) longer than a webhook's time left: the
+    client gives up at once, with no retry line. That 429 must still be counted on the dashboard."""
+    import responses
+
+    from stardex_webhook.deadline import Deadline
+    from stardex_webhook.stardex import RateLimiter, StardexClient
+    from tests.helpers.fake_time import FakeTime
+
+    (metric,) = [m for m in metrics().values() if m["name"].endswith("-stardex-429")]
+    pattern = re.search(r'jsonPayload\.message=~"([^"]+)"', metric["filter"]).group(1)
+    clock, stream = FakeTime(), io.StringIO()
+    client = StardexClient("https://stardex.test/v1", lambda refresh, deadline: "key",
+                           RateLimiter(60, clock=clock.clock, sleep=clock.sleep), sleep=clock.sleep,
+                           wall_clock=clock.wall, log=JsonLog(stream=stream))
+    with responses.RequestsMock() as mocked:
+        mocked.post("https://stardex.test/v1/persons/search", status=429, headers={"Retry-After": "30"},
+                    json={"success": False, "error": {"code": "RATE_LIMIT_EXCEEDED", "message": "slow down"}})
+        with pytest.raises(Exception, match="429"):
+            client.search_persons(Deadline(10, clock=clock.clock), email="a@b.test")
+    messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert [message for message in messages if re.search(pattern, message)], messages
+
+
 def test_without_notification_channels_no_new_alert_is_made():
     names = [policy["display_name"] for policy in evaluated("defaults").get("google_monitoring_alert_policy", [])]
     assert not [name for name in names if any(alert in name for alert in NEW_ALERTS)]
