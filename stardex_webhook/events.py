@@ -1,8 +1,7 @@
-"""The event history (docs/history.md): one record per authentic event, written by
-``pipeline.answered`` whatever the door, holding no value of the person's data. A pointer under
-``events/ids/`` names each record, so retries, the worker and replay update the one record;
-emails and LinkedIn URLs are kept only as HMACs keyed with ``HISTORY_KEY``. A failed write never
-fails the event: it is logged and counted.
+"""The event history (docs/history.md): one record per authentic event, written by ``pipeline.answered``
+whatever the door, holding no value of the person's data. A pointer under ``events/ids/`` names each
+record, so retries, the worker and replay update the one record; emails and LinkedIn URLs are kept only
+as HMACs keyed with ``HISTORY_KEY``. A failed write never fails the event: it is logged and counted.
 """
 
 from __future__ import annotations
@@ -138,14 +137,15 @@ class EventHistory:
 
 
 def merged(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
-    """None to leave the record (``queued`` never undoes a later outcome). Attempts: the worker's
-    count, else one more than before (``queued``: none yet)."""
+    """None to leave the record (``queued`` never undoes a later outcome). Attempts: the worker's count, else
+    one more than before (``queued``: none yet). While a letter waits (a replay failed) it is a dead letter."""
     if old is not None and new["outcome"] == "queued":
         return None
     old = old or {}
-    result = {**new, "received_at": old.get("received_at", new["received_at"]),
+    letter = new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in ("updated", "ignored") else None)
+    result = {**new, "received_at": old.get("received_at", new["received_at"]), "dead_letter": letter,
               "attempts": new["attempts"] or old.get("attempts", 0) + (new["outcome"] != "queued"),
-              "dead_letter": new["dead_letter"] or (old.get("dead_letter") if new["outcome"] not in ("updated", "ignored") else None)}
+              "outcome": "dead_letter" if letter else new["outcome"]}
     if "identities" in new or "identities" in old:
         result["identities"] = sorted({*old.get("identities", ()), *new.get("identities", ())})
     return result

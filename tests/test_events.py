@@ -90,6 +90,27 @@ def test_a_retry_in_a_later_hour_updates_the_same_record_and_counts_its_attempts
     assert (record["outcome"], record["attempts"], record["received_at"]) == ("updated", 2, "2023-11-14T22:13:20.000Z")
 
 
+@pytest.mark.parametrize("replayed", [lambda: RetryLaterError(), lambda: _unprocessable()])
+def test_a_replay_that_fails_leaves_the_record_a_dead_letter_while_the_letter_waits(replayed):
+    """``history list --outcome dead_letter`` (the dead-letter alert's and troubleshooting's command)
+    must still find an event whose replay failed and whose letter was kept: no one retries it."""
+    events, bucket, _ = history()
+    letter = "dead-letters/greenhouse/20231114T221320Z-ab-cd.json"
+    door(events, {"status": "dead_lettered", "reason": "person_not_found", "dead_letter": letter}, door="worker")
+    door(events, replayed(), door="replay", received_at=WALL_EPOCH + 60)
+    [record] = records(bucket).values()
+    assert (record["outcome"], record["dead_letter"], record["door"]) == ("dead_letter", letter, "replay")
+    door(events, {"status": "updated", "person_id": "p-1", "fields": ["name"]}, door="replay")
+    [record] = records(bucket).values()
+    assert (record["outcome"], record["dead_letter"]) == ("updated", None)
+
+
+def _unprocessable():
+    from stardex_webhook.errors import Unprocessable
+
+    return Unprocessable("person_not_found", "no Stardex person matches")
+
+
 def test_a_new_events_record_costs_two_bucket_calls_and_a_retrys_five():
     """What a webhook waits for after its work: the pointer and the record; a retry reads both first."""
     events, bucket, _ = history()
@@ -148,7 +169,8 @@ def test_a_dead_letter_is_named_until_a_replay_applies_it():
     assert (record["outcome"], record["dead_letter"]) == ("dead_letter", "dead-letters/greenhouse/x.json")
     door(events, RetryLaterError(), door="replay")
     [record] = records(bucket).values()
-    assert (record["outcome"], record["dead_letter"], record["attempts"]) == ("retry_later", "dead-letters/greenhouse/x.json", 2)
+    assert (record["outcome"], record["reason"], record["dead_letter"], record["attempts"]) == \
+        ("dead_letter", "stardex_unavailable", "dead-letters/greenhouse/x.json", 2), "the letter still waits"
     door(events, {"status": "updated", "person_id": "p-1", "fields": ["name"]}, door="replay")
     [record] = records(bucket).values()
     assert (record["outcome"], record["dead_letter"], record["attempts"]) == ("updated", None, 3)
