@@ -83,3 +83,25 @@ def test_no_page_cites_a_file_the_repository_does_not_have():
     offenders = [str(page.relative_to(ROOT)) for page in tracked_markdown()
                  if re.search(r"\bthe CONTRACT\b|shared/CONTRACT", page.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_every_plan_command_troubleshooting_gives_passes_plans_usage_check(monkeypatch):
+    """Step 4 says how to check a fixed mapping on a dead letter: the command it quotes must run
+    (a bare ``python -m stardex_webhook.plan`` is a usage error, exit 1)."""
+    import shlex
+
+    from stardex_webhook import plan
+    from stardex_webhook.errors import ConfigurationError
+
+    def no_start(*args, **kwargs):
+        raise ConfigurationError("not started by this test")
+
+    monkeypatch.setattr(plan.Pipeline, "from_environment", no_start)
+    text = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    commands = re.findall(r"python -m stardex_webhook\.plan\b([^`\n]*)", text)
+    assert commands
+    for arguments in commands:
+        try:
+            plan.main(shlex.split(arguments.replace("…", "")))  # the start is refused: the usage passed
+        except SystemExit as refused:
+            pytest.fail(f"python -m stardex_webhook.plan{arguments}: a usage error ({refused.code})")
