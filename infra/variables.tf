@@ -140,13 +140,13 @@ variable "dry_run" {
 }
 
 variable "stardex_api_base" {
-  description = "Stardex API base URL."
+  description = "Stardex API base URL, ending in the API version (/v1): the function does not start without it."
   type        = string
   default     = "https://api.stardex.ai/v1"
 
   validation {
-    condition     = can(regex("^https://[^/]+", var.stardex_api_base))
-    error_message = "stardex_api_base must be an https:// URL."
+    condition     = can(regex("^https://[^/]+(/.*)?/v[0-9]+/*$", var.stardex_api_base))
+    error_message = "stardex_api_base must be an https:// URL ending in the API version, such as https://api.stardex.ai/v1."
   }
 }
 

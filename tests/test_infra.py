@@ -881,3 +881,18 @@ def test_with_channels_the_four_alerts_watch_what_a_team_acts_on():
     assert 'full_match("5[0-9][0-9]")' in errors["filter"] and errors["threshold_value"] == 0
     budget = policies["Stardex budget"]["conditions"]["condition_threshold"]
     assert budget["threshold_value"] == 54 and budget["duration"] == "600s"
+
+
+@pytest.mark.parametrize("base", ["https://api.stardex.ai/v1", "https://api.stardex.ai/v1/", "https://api.stardex.ai",
+                                  "https://api.stardex.ai/", "https://proxy.example.com/stardex/v2"])
+def test_stardex_api_base_is_refused_at_plan_exactly_when_the_function_would_not_start(base):
+    """A base without /v1 stops the function at start: Terraform must say so at plan, not leave a
+    deploy that fails minutes later with a container that will not start."""
+    (rule,) = blocks(INFRA / "variables.tf", "variable")["stardex_api_base"]["validation"]
+    pattern = re.search(r'regex\("(.*)", var\.stardex_api_base\)', rule["condition"]).group(1).replace("\\\\", "\\")
+    try:
+        load_settings({"STARDEX_API_BASE": base})
+        starts = True
+    except Exception:
+        starts = False
+    assert bool(re.search(pattern, base)) == starts, (base, pattern)
