@@ -896,3 +896,13 @@ def test_stardex_api_base_is_refused_at_plan_exactly_when_the_function_would_not
     except Exception:
         starts = False
     assert bool(re.search(pattern, base)) == starts, (base, pattern)
+
+
+def test_phone_default_region_is_refused_at_plan_exactly_when_the_function_would_not_start():
+    """"UK" is two capitals but no region phonenumbers knows (GB is): the function would not start."""
+    import phonenumbers
+
+    (rule,) = blocks(INFRA / "variables.tf", "variable")["phone_default_region"]["validation"]
+    listed = re.search(r'split\(" ", "([A-Z ]+)"\)', rule["condition"])
+    assert listed, rule["condition"]
+    assert set(listed.group(1).split()) == set(phonenumbers.SUPPORTED_REGIONS)
