@@ -1,5 +1,5 @@
 output "url" {
-  description = "Base URL of the function; GET <url>/healthz reports the version and the senders that have a signing key."
+  description = "Base URL of the function; GET <url>/healthz reports the version and the senders whose signing key is set up (it reads no secret: one with no version stored yet is listed too)."
   value       = google_cloudfunctions2_function.webhook.url
 }
 

@@ -58,6 +58,14 @@ def test_healthz_lists_only_sources_with_a_signing_key(make_client, base_env):
     assert make_client().get("/healthz").get_json()["sources"] == sorted(set(SOURCES) - {"typeform"})
 
 
+def test_healthz_reads_no_secret_so_a_source_whose_key_is_a_secret_name_is_listed(make_client, base_env):
+    """What README and docs/deployment.md say of it: Terraform sets <SOURCE>_SIGNING_KEY_SECRET from the
+    first apply, and /healthz lists that sender whether or not a version was stored (it reads none)."""
+    base_env.delenv("TYPEFORM_SIGNING_KEY")
+    base_env.setenv("TYPEFORM_SIGNING_KEY_SECRET", "projects/p/secrets/typeform-signing-key/versions/latest")
+    assert "typeform" in make_client().get("/healthz").get_json()["sources"]
+
+
 def test_unknown_source_is_404_and_lists_the_valid_ones(make_client):
     answer = make_client().post("/greenhose", data=b"{}")
     assert answer.status_code == 404
