@@ -26,6 +26,7 @@ from .config import load_settings
 from .errors import ConfigurationError, RetryLater
 from .events import EVENTS_PREFIX, HISTORY_KEY, IDS_PREFIX, identity_hash
 from .secrets import SecretProvider
+from .sources import SOURCES
 from .state import DEAD_LETTERS_PREFIX, StateStore, dead_letter_name, digest
 from .transforms import linkedin
 
@@ -175,6 +176,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, environ: d
     args = parser.parse_args(argv)
     if args.command == "list" and args.linkedin and not linkedin(args.linkedin):
         parser.error(f"--linkedin {args.linkedin!r}: not a LinkedIn profile URL (such as https://www.linkedin.com/in/name)")
+    if args.command == "list" and args.source is not None and args.source not in SOURCES:  # else: nothing, exit 0
+        parser.error(f"--source {args.source!r}: no such sender (one of: {', '.join(sorted(SOURCES))})")
+    if args.command == "list" and args.outcome == "dead_lettered":  # the worker's answer: the record says dead_letter
+        args.outcome = "dead_letter"
     now = time.time() if now is None else now
     try:
         settings = load_settings(environ)

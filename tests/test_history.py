@@ -57,6 +57,7 @@ def test_list_prints_newest_first_one_line_each(bucket):
 @pytest.mark.parametrize("argv, expected", [
     (["--source", "greenhouse"], ["gh-2", "gh-1"]),
     (["--outcome", "dead_letter"], ["tf-1"]),
+    (["--outcome", "dead_lettered"], ["tf-1"]),  # the worker's answer and log line say it so
     (["--outcome", "person_not_found"], ["tf-1"]),
     (["--since", "1h"], ["tf-1", "gh-2"]),
     (["--since", "2023-11-11T00:00:00Z"], ["tf-1", "gh-2", "gh-1"]),
@@ -136,6 +137,7 @@ def test_list_since_1h_lists_only_that_hours_prefixes_of_100000_records():
     (["--limit", "-1"], "argument --limit: '-1': expected 1 or more"),
     (["--limit", "many"], "argument --limit: 'many': expected a whole number"),
     (["--linkedin", "marta-quintal-example"], "--linkedin 'marta-quintal-example': not a LinkedIn profile URL"),
+    (["--source", "greenhose"], "--source 'greenhose': no such sender (one of: ashby, fillout, generic,"),
 ])
 def test_a_listing_that_could_only_print_nothing_is_refused_with_a_reason(bucket, capsys, argv, said):
     """Not an empty listing and exit 0: that would read as "no such event"."""
