@@ -34,8 +34,14 @@ locals {
       fileset(local.repo_root, "mappings/*.json"),
     ) : f if length(regexall("(^|/)__pycache__/", f)) == 0
   ])
-  # Named by the hash of what it holds, so any code change uploads a new object and redeploys.
-  source_hash = sha256(join("\n", [for f in local.source_files : "${f} ${filesha256("${local.repo_root}/${f}")}"]))
+  # The user's own mapping files (var.mappings_dir), shipped as custom_mappings/ and named by
+  # MAPPINGS_DIR: each replaces the built-in file of its sender (docs/mappings.md).
+  custom_mappings = var.mappings_dir == null ? [] : sort(fileset(var.mappings_dir, "*.[jJ][sS][oO][nN]"))
+  # Named by the hash of what it holds, so any code or mapping change uploads a new object and redeploys.
+  source_hash = sha256(join("\n", concat(
+    [for f in local.source_files : "${f} ${filesha256("${local.repo_root}/${f}")}"],
+    [for f in local.custom_mappings : "custom_mappings/${f} ${filesha256("${var.mappings_dir}/${f}")}"],
+  )))
 
   # Stardex's limit is per API key; every instance paces itself, so each gets an equal share
   # (max_instances may not exceed stardex_requests_per_minute, so the share is at least 1).
@@ -60,6 +66,8 @@ locals {
       THREADS = tostring(var.concurrency)
     },
     var.phone_default_region == null ? {} : { PHONE_DEFAULT_REGION = var.phone_default_region },
+    # Relative to the function's working directory, the archive's root.
+    var.mappings_dir == null ? {} : { MAPPINGS_DIR = "custom_mappings" },
     { for name, secret in google_secret_manager_secret.this : "${name}_SECRET" => "${secret.id}/versions/latest" },
   )
 
@@ -102,6 +110,13 @@ data "archive_file" "source" {
     content {
       filename = source.value
       content  = file("${local.repo_root}/${source.value}")
+    }
+  }
+  dynamic "source" {
+    for_each = toset(local.custom_mappings)
+    content {
+      filename = "custom_mappings/${source.value}"
+      content  = file("${var.mappings_dir}/${source.value}")
     }
   }
 }

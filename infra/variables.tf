@@ -184,6 +184,17 @@ variable "phone_default_region" {
   }
 }
 
+variable "mappings_dir" {
+  description = "A folder of your own mapping files (<sender>.json, docs/mappings.md), each replacing the built-in mapping of its sender: deployed with the code, and named by MAPPINGS_DIR. A path from where terraform runs, such as \"$${path.root}/mappings\"; null: the built-in mappings only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.mappings_dir == null || length(fileset(coalesce(var.mappings_dir, "."), "*.[jJ][sS][oO][nN]")) > 0
+    error_message = "mappings_dir must be a folder holding at least one <sender>.json mapping file."
+  }
+}
+
 variable "secret_ttl_seconds" {
   description = "How long an instance keeps a secret value before reading it again, so a new version is picked up without a redeploy."
   type        = number

@@ -45,6 +45,8 @@ CASES = {
     "example": (EXAMPLE, EXAMPLE_TFVARS.name),
     "existing-account": (INFRA, "../tests/fixtures/infra_existing_account.tfvars"),
     "queued": (INFRA, "../tests/fixtures/infra_queued.tfvars"),
+    # Queued, with a folder of the user's own mappings (mappings_dir).
+    "custom-mappings": (INFRA, "../tests/fixtures/infra_custom_mappings.tfvars"),
 }
 SECRET_SUFFIX = "_SECRET"
 # Set by the platform itself, never by infra/ or a user: Cloud Run's name of the service (the
@@ -188,7 +190,8 @@ def test_every_variable_is_typed_and_described():
 
 @pytest.mark.parametrize(
     "name",
-    ["project_id", "region", "sources", "memory", "timeout_seconds", "min_instances", "max_instances", "concurrency", "log_level"],
+    ["project_id", "region", "sources", "memory", "timeout_seconds", "min_instances", "max_instances", "concurrency", "log_level",
+     "mappings_dir"],
 )
 def test_variables_where_a_wrong_value_is_likely_are_validated(name):
     assert blocks(INFRA / "variables.tf", "variable")[name].get("validation"), name
@@ -297,7 +300,8 @@ def test_the_runtime_account_is_granted_its_secrets_its_state_and_its_queue_and_
     secret_count = len(model["google_secret_manager_secret"])
     expected = [("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor")] * secret_count
     expected.append(("google_storage_bucket_iam_member", "roles/storage.objectUser"))  # claims and dead letters
-    if case == "queued":  # enqueue to its queue, and name the tasks account on a task (OIDC)
+    if model["google_cloud_tasks_queue"] if "google_cloud_tasks_queue" in model else False:  # queued: enqueue to
+        # its queue, and name the tasks account on a task (OIDC)
         expected += [("google_cloud_tasks_queue_iam_member", "roles/cloudtasks.enqueuer"),
                      ("google_service_account_iam_member", "roles/iam.serviceAccountUser")]
     assert sorted(grants) == sorted(expected)
@@ -498,12 +502,58 @@ def test_archive_alone_is_enough_to_start_the_function(tmp_path):
     assert started.stdout.strip() == "handle_webhook"
 
 
+def archive_contents(case: str) -> dict[str, str]:
+    """What the archive Terraform builds holds: path => text."""
+    (archive,) = evaluated(case)["archive_file"]
+    return {source["filename"]: source["content"] for source in archive["source"]}
+
+
+def greenhouse_events_acted_on(case: str, tmp_path: Path) -> list[bool]:
+    """Start the function from the archive alone, with the environment Terraform gives it, and ask
+    its Greenhouse mapping which of two events it acts on."""
+    for path, text in archive_contents(case).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    environment = the_function(evaluated(case))["service_config"]["environment_variables"]
+    started = subprocess.run(
+        [sys.executable, "-c",
+         "import os, main\n"
+         "from stardex_webhook.config import load_settings\n"
+         "from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings\n"
+         "from stardex_webhook.sources import SOURCES\n"
+         "greenhouse = load_mappings(BUILTIN_MAPPINGS_DIR, load_settings(os.environ).mappings_dir, None, SOURCES)['greenhouse']\n"
+         "print(greenhouse.acts_on('hire_candidate'), greenhouse.acts_on('candidate_stage_change'))"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1",
+             **{name: environment[name] for name in ("MAPPINGS_DIR",) if name in environment}},
+    )
+    assert started.returncode == 0, started.stderr
+    return [word == "True" for word in started.stdout.split()]
+
+
+def test_mappings_dir_deploys_the_users_mapping_files_to_the_function_and_the_worker(tmp_path):
+    """A user's own mapping (README: "change a mapping without touching code") reaches production:
+    the files go into the archive and both functions are pointed at them; the built-ins stay."""
+    model = evaluated("custom-mappings")
+    own = REPO / "tests" / "fixtures" / "infra_mappings" / "greenhouse.json"
+    files = archive_contents("custom-mappings")
+    assert files["custom_mappings/greenhouse.json"] == own.read_text()
+    assert set(files) - {"custom_mappings/greenhouse.json"} == set(archived_files())
+    for entry_point in ("handle_webhook", "handle_task"):
+        environment = the_function(model, entry_point)["service_config"]["environment_variables"]
+        assert environment["MAPPINGS_DIR"] == "custom_mappings", entry_point
+    assert greenhouse_events_acted_on("custom-mappings", tmp_path / "own") == [True, False]  # the user's: hires only
+    assert greenhouse_events_acted_on("defaults", tmp_path / "built-in") == [True, True]
+    assert "MAPPINGS_DIR" not in the_function(evaluated())["service_config"]["environment_variables"]
+
+
 def test_archive_object_is_named_by_the_content_hash():
     main_tf = blocks(INFRA / "main.tf", "resource")
     (obj,) = [body for name, body in main_tf.items() if name == "google_storage_bucket_object"]
     assert "local.source_hash" in obj['"source"']["name"]
     (local_block,) = parsed(INFRA / "main.tf")["locals"]
     assert "filesha256" in local_block["source_hash"] and "local.source_files" in local_block["source_hash"]
+    assert "local.custom_mappings" in local_block["source_hash"], "a changed mapping of the user's redeploys"
 
 
 # ---- secrets stay out of the files and the state -----------------------------------------------

@@ -14,6 +14,7 @@ module "stardex_webhook" {
   region                   = var.region
   sources                  = var.sources
   phone_default_region     = var.phone_default_region
+  mappings_dir             = var.mappings_dir
   secret_replica_locations = var.secret_replica_locations
   notification_channels    = var.notification_channels
   labels                   = var.labels

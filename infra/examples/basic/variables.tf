@@ -21,6 +21,12 @@ variable "phone_default_region" {
   default     = null
 }
 
+variable "mappings_dir" {
+  description = "A folder of your own mapping files (<sender>.json), each replacing its sender's built-in one, such as \"mappings\" beside this file; null: the built-in mappings only."
+  type        = string
+  default     = null
+}
+
 variable "secret_replica_locations" {
   description = "Regions to keep the secret values in; null lets Google choose."
   type        = list(string)
