@@ -1,7 +1,6 @@
-"""Merge an update's contact lists with what the person already has. Stardex replaces a sent list
-whole, so we send the union: stored entries first, as stored (never re-judged: one odd stored
-address must not block every later update), then the new ones.
-"""
+"""Merge an update's contact lists with what the person already has. Stardex replaces a sent list whole, so we
+send the union: stored entries first, as stored (never re-judged: one odd stored address must not block every
+later update), then the new ones."""
 
 from __future__ import annotations
 
@@ -10,11 +9,9 @@ from typing import Any, Iterable
 
 CONTACT_LISTS = ("emails", "phone_numbers")
 
-# Stardex answers with ``phones`` on reads but takes ``phone_numbers`` on updates.
-_READ_KEYS = {"emails": ("emails",), "phone_numbers": ("phones", "phone_numbers")}
+_READ_KEYS = {"emails": ("emails",), "phone_numbers": ("phones", "phone_numbers")}  # reads: phones; updates: phone_numbers
 _DEFAULT_TYPES = {"emails": "personal", "phone_numbers": "mobile"}
-# The types Stardex documents (and our schema allows); a stored entry of any other type is sent
-# back with the default one, so the merged body still validates.
+# The types Stardex documents (and our schema allows); a stored entry of another type gets the default one.
 _KNOWN_TYPES = {"emails": frozenset({"work", "personal"}), "phone_numbers": frozenset({"work", "mobile"})}
 
 PhoneId = tuple[str | None, str]
@@ -23,6 +20,11 @@ PhoneId = tuple[str | None, str]
 def touches_contacts(update: dict[str, Any]) -> bool:
     """Whether the update sends a list that Stardex would replace (and so needs a read first)."""
     return any(update.get(key) for key in CONTACT_LISTS)
+
+
+def listed(update: dict[str, Any], key: str, value: str, region: str | None) -> bool:
+    """Whether the update's own ``key`` list holds ``value``: a convenience field would add it twice."""
+    return not SeenContacts(key, region, update.get(key) or ()).add(value)
 
 
 def contacts_known(person: dict[str, Any], key: str) -> bool:

@@ -1,9 +1,7 @@
-"""Who may change what: the write plan of one update against the person as Stardex stores it. The rules
-(add, change or keep, contacts, fields a read cannot show) are docs/updates.md, steps 2 to 5. Pure
-functions, so ``plan`` shows the very body an apply would send, and that body carries only what changes.
-
-A field the person dict does not show is *unknown*: sent under ``overwrite`` only, and listed in
-``WritePlan.unknown`` so the caller can read the person first.
+"""Who may change what: the write plan of one update against the person as Stardex stores it. The rules (add,
+change or keep, contacts, fields a read cannot show) are docs/updates.md, steps 2 to 5. Pure functions, so
+``plan`` shows the very body an apply would send, and that body carries only what changes. A field the person
+dict does not show is *unknown*: sent under ``overwrite`` only, and listed in ``WritePlan.unknown`` (read first).
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .contacts import CONTACT_LISTS, SeenContacts, contacts_known, sort_entries, stored_entries
+from .contacts import CONTACT_LISTS, SeenContacts, contacts_known, listed, sort_entries, stored_entries
 
 OVERWRITE, FILL = "overwrite", "fill"
 ADD, CHANGE, KEEP = "add", "change", "keep"
@@ -146,8 +144,10 @@ def _contact_list(key: str, entries: list[dict[str, str]], person: dict[str, Any
     return plan, (union if added else None)
 
 
-def _convenience(field: str, value: str, person: dict[str, Any], policy: str, region: str | None) -> FieldPlan:
+def _convenience(field: str, value: str, person: dict, policy: str, region: str | None, update: dict) -> FieldPlan:
     key = CONVENIENCE[field]
+    if listed(update, key, value, region):  # the list carries it: stored, or sent with this PATCH
+        return FieldPlan(field, KEEP, value, value, SAME)
     if not contacts_known(person, key):
         return FieldPlan(field, ADD, None, value, NOT_SHOWN) if policy == OVERWRITE else \
             FieldPlan(field, KEEP, None, value, FILL_NOT_SHOWN)
@@ -204,7 +204,7 @@ def plan_update(update: dict[str, Any], person: dict[str, Any], write_policy: st
             same = stored is not None and (stored.casefold() == wanted if wanted else same_text(stored, after))
             plan = _replaceable(field, after, known, stored, same, write_policy)
         elif field in CONVENIENCE:
-            plan = _convenience(field, after, person, write_policy, phone_region)
+            plan = _convenience(field, after, person, write_policy, phone_region, update)
             known = contacts_known(person, CONVENIENCE[field])
         elif field == "job_id":
             plan = _job(after, person)

@@ -1,11 +1,10 @@
 """Find the Stardex person a webhook is about: by id, by search, or (opted in) by creating them.
 
-Never a guess: several matches are refused (updating the wrong candidate is worse than none). At
-most ``MAX_SEARCH_EMAILS`` emails are searched, then the LinkedIn URL; a payload naming more is 422
-before any call, or one authentic event could spend Stardex's whole rate budget. ``PersonMemory``
-spares the search of a key that found one person a moment ago (an ATS sends several events for a
-candidate within seconds); only hits are remembered, so a create always follows a search.
-"""
+Never a guess: several matches are refused (updating the wrong candidate is worse than none). At most
+``MAX_SEARCH_EMAILS`` emails are searched, then the LinkedIn URL; a payload naming more is 422 before any call,
+or one authentic event could spend Stardex's whole rate budget. ``PersonMemory`` spares the search of a key that
+found one person a moment ago (an ATS sends several events for a candidate within seconds); only hits are
+remembered, so a create always follows a search."""
 
 from __future__ import annotations
 
@@ -17,15 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import RetryLater, Unprocessable
+from .policy import CONVENIENCE, listed
 from .deadline import Deadline
 from .stardex import OutcomeUnknown, StardexClient, StardexError
 
 MAX_SEARCH_EMAILS = 5
-# Persons (and keys) one instance remembers at most; the oldest are dropped first.
-MEMORY_SIZE = 2000
-# And the bytes the remembered persons may hold in all (as ``sys.getsizeof`` counts them): a few
-# large persons must not take an instance past its memory (Terraform's default is 512 MiB). A
-# person over an eighth of it is not remembered (it is read again when needed).
+MEMORY_SIZE = 2000  # persons (and keys) one instance remembers at most; the oldest are dropped first
+# And the bytes the remembered persons may hold in all (as ``sys.getsizeof`` counts them): a few large persons
+# must not take an instance past its memory (Terraform's default is 512 MiB); one over an eighth is not remembered.
 MEMORY_BYTES = 48 * 1024 * 1024
 
 # Fields that POST /v1/persons takes; anything else the update carries goes in a PATCH after it.
@@ -169,11 +167,11 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
     name = update.get("name") or " ".join(part for part in parts if part)
     if not name or not update.get("linkedin_url"):
         raise Unprocessable("person_not_found", "no Stardex person matches, and creating one needs a name and a LinkedIn URL")
-    body = {key: value for key, value in update.items() if key in CREATE_FIELDS}
+    body = {key: value for key, value in update.items() if key in CREATE_FIELDS  # Stardex adds work_email to emails
+            and not (key in CONVENIENCE and listed(update, CONVENIENCE[key], value, None))}
     remaining = {key: value for key, value in update.items() if key not in CREATE_FIELDS}
     body["name"] = name
-    # On create Stardex takes plain strings for the contact lists.
-    for key in ("emails", "phone_numbers"):
+    for key in ("emails", "phone_numbers"):  # on create Stardex takes plain strings for the contact lists
         if key in body:
             body[key] = [entry["value"] for entry in body[key]]
     try:

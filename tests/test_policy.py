@@ -169,6 +169,18 @@ def test_a_form_typed_with_another_persons_email_changes_nothing_of_theirs_under
         "phone_numbers": [phone("+442079460958"), phone("+14155550199")]}
 
 
+def test_a_convenience_field_the_updates_own_list_carries_is_not_sent_again():
+    """``emails: [x]`` with ``work_email: x`` (a generic sender filling both): the list is sent
+    whole and Stardex adds a convenience value to it, so sending both would store x twice."""
+    update = {"emails": [email("new@example.org")], "work_email": "NEW@example.org",
+              "phone_numbers": [phone("+14155550123")], "mobile_phone": "+1 415 555 0123", "work_phone": "+14155550999"}
+    for person in (STORED_PERSON, {}):  # read, or not shown (overwrite sends without a read)
+        plan = plan_update(update, person, "overwrite")
+        assert "work_email" not in plan.body and "mobile_phone" not in plan.body, plan.body
+        assert plan.body["work_phone"] == "+14155550999", "a value the list does not carry is still sent"
+        assert plan.field("work_email").action == KEEP and plan.field("work_email").reason == SAME
+
+
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError):
         plan_update({"name": "A"}, {}, "sometimes")

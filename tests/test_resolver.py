@@ -124,6 +124,19 @@ def test_create_when_opted_in_sends_plain_contact_strings_and_keeps_the_rest_for
     }
 
 
+def test_create_does_not_send_a_convenience_value_its_own_list_carries():
+    """Stardex adds ``work_email`` to the ``emails`` it is given: the same address must go once."""
+    client = RecordingClient(create_answer={"id": "new-1"})
+    update = {"name": "Chidi Okafor", "linkedin_url": "https://www.linkedin.com/in/chidi",
+              "emails": [{"contact_data_type": "personal", "value": "chidi@example.com"}], "work_email": "Chidi@Example.com",
+              "phone_numbers": [{"contact_data_type": "mobile", "value": "+14155550123"}], "mobile_phone": "+14155550123",
+              "personal_email": "chidi@home.example"}
+    resolve_person(client, DEADLINE, Ref(emails=["chidi@example.com"]), update, True)
+    body = client.calls[-1][1]
+    assert "work_email" not in body and "mobile_phone" not in body, body
+    assert body["personal_email"] == "chidi@home.example" and body["emails"] == ["chidi@example.com"]
+
+
 def test_create_needs_a_name_and_a_linkedin_url():
     client = RecordingClient(create_answer={"id": "new-1"})
     with pytest.raises(Unprocessable) as caught:
