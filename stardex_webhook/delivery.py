@@ -12,7 +12,7 @@ import hashlib
 from typing import Any, Callable
 
 from .config import Settings
-from .contacts import touches_contacts
+from .contacts import CONTACT_LISTS, touches_contacts
 from .custom_fields import Catalog, CustomFieldValue, CustomFieldsPlan, person_with, plan_custom_fields, resolve, with_items
 from .deadline import Deadline
 from .errors import Unprocessable
@@ -240,8 +240,8 @@ def _includes(mapped: MappedUpdate) -> tuple[str, ...]:
 
 def _needs_read(plan: WritePlan, extra: CustomFieldsPlan, known: KnownPerson | None, policy: str) -> bool:
     """Whether the plans (fields, custom fields) must be made again against a read of the person made now."""
-    if known is not None and known.fresh:
-        return False
+    if known is not None and known.fresh:  # a list Stardex replaces whole: only from a read that shows it
+        return any(key in plan.unknown for key in CONTACT_LISTS)  # (a search's base fields may not)
     if touches_contacts(plan.body):
         return True  # a list Stardex replaces whole: never from memory
     # Fill writes only what a read now shows empty (custom fields too); a field the memory cannot show may be empty.

@@ -6,6 +6,8 @@ change a person between two events (a recruiter's edit) and see what the next ev
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stardex_webhook.delivery import note_marker, note_text
@@ -105,6 +107,24 @@ def test_a_contact_list_patch_is_always_made_from_a_read_of_this_event(mock):
     assert stardex.calls[4:] == [("GET", "/persons/p-ada"), ("PATCH", "/persons/p-ada")]
     assert [entry["value"] for entry in stardex.bodies[5]["emails"]] == [
         "ada@example.org", "ada@engines-example.com", "ada.private@example.net", "ada.work@engines-example.com"]
+
+
+def test_a_search_answer_that_does_not_show_a_list_is_no_base_for_replacing_it(mock):
+    """Stardex's search answers base fields unless ``include`` asks for more, and which those are
+    is not documented: an answer without ``phones`` says nothing of Ada's numbers. Sending the new
+    number alone would replace hers, so the PATCH is planned from a GET, which shows them."""
+
+    class SearchWithoutPhones(Stardex):
+        def _search(self, request):
+            status, headers, body = super()._search(request)
+            answer = json.loads(body)
+            answer["data"] = [{key: value for key, value in person.items() if key != "phones"} for person in answer["data"]]
+            return status, headers, json.dumps(answer)
+
+    stardex = SearchWithoutPhones(mock, ADA)
+    deliver(deliverer(), mapped({"phone_numbers": [phone("+14155550123")]}, emails=["ada@example.org"]))
+    assert stardex.calls == [("POST", "/persons/search"), ("GET", "/persons/p-ada"), ("PATCH", "/persons/p-ada")]
+    assert stardex.bodies[2] == {"phone_numbers": [phone("+442079460958"), phone("+14155550123")]}
 
 
 def test_a_list_with_nothing_new_for_a_remembered_person_costs_no_call(mock):
