@@ -109,7 +109,7 @@ class SenderApiClient:
                                  f"the {self.source} API refused {self.key_setting} (HTTP {status})", retry_after=300)
             if status == 404:
                 raise Unprocessable("sender_resource_not_found", f"the {self.source} API has no such resource")
-            if status != 429 and status < 500:
+            if status not in (408, 429) and status < 500:  # 408: the request timed out, a retry can help
                 raise Unprocessable("sender_api_rejected", f"the {self.source} API answered HTTP {status}")
             return Failed(f"HTTP {status}", retry_after_seconds(answer), rate_limited=status == 429)
 

@@ -249,7 +249,7 @@ class StardexClient:
                 refreshed, key = True, self._key(True, deadline)
                 self._log.write("INFO", f"stardex {operation}: 401, retrying once with a freshly read key")
                 return Failed("HTTP 401", counted=False)
-            if status != 429 and status < 500:
+            if status not in (408, 429) and status < 500:  # a 408 (the request timed out) is retried like a 5xx
                 raise StardexError(status, _error_code(answer, key))
             return Failed(f"HTTP {status}", retry_after_seconds(answer, self._wall_clock),
                           rate_limited=status == 429, maybe_applied=status != 429)

@@ -89,6 +89,7 @@ def test_a_failing_api_is_retried_then_succeeds(clock):
 
 @pytest.mark.parametrize("answer", [
     {"status": 503}, {"status": 429, "headers": {"Retry-After": "1"}}, {"body": requests.ConnectionError("down")},
+    {"status": 408},  # the API (or its front end) timing out on the request: a retry can help, unlike a 4xx
     {"status": 200, "body": "<html>"}, {"status": 302, "headers": {"Location": "https://evil.example/"}},
 ])
 @responses.activate

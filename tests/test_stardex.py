@@ -165,7 +165,8 @@ def test_a_redirect_is_never_followed(fake_time, mocked, status):
 @pytest.mark.parametrize("failure", [
     {"body": requests.ConnectionError("connection refused")}, {"body": requests.ReadTimeout("slow")},
     {"json": {"success": False, "error": {"code": "SERVICE_UNAVAILABLE", "message": "down"}}, "status": 503},
-], ids=["connection-error", "read-timeout", "503"])
+    {"body": "request timeout", "status": 408},  # a front end that timed out reading the request: Stardex never saw it
+], ids=["connection-error", "read-timeout", "503", "408"])
 def test_a_transient_failure_is_retried_after_a_jittered_backoff(fake_time, mocked, failure):
     url = f"{BASE}/persons/{PERSON['id']}"
     mocked.get(url, **failure)
