@@ -150,16 +150,17 @@ class StateStore:
             self._delete(name, deadline)
 
     def _put_new(self, prefix: str, document: Mapping[str, Any], deadline: Deadline | None, doing: str) -> str:
-        """Create a new object; ASCII JSON, so any text (a header's undecodable byte, kept as a lone
-        surrogate) can be written and read back."""
+        """A new object, as ASCII JSON (a lone surrogate is written and read back). A 412 is a retried
+        upload meeting its first try's write (the name is ours alone): kept once, not a 503."""
+        from google.api_core.exceptions import PreconditionFailed
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         key = digest(str(document.get("delivery_id") or uuid.uuid4()))[:16]
         name = f"{prefix}{document['source']}/{stamp}-{key}-{uuid.uuid4().hex[:8]}.json"
         data = json.dumps(document, separators=(",", ":"), allow_nan=False)
-        limits = call_limits(deadline, doing)
-        blob = self._call(lambda: self.bucket().blob(name))
-        self._call(lambda: blob.upload_from_string(data.encode("ascii"), content_type="application/json",
-                                                   if_generation_match=0, **limits))
+        limits, blob = call_limits(deadline, doing), self._call(lambda: self.bucket().blob(name))
+        with contextlib.suppress(PreconditionFailed):
+            self._call(lambda: blob.upload_from_string(data.encode("ascii"), content_type="application/json",
+                                                       if_generation_match=0, **limits), PreconditionFailed)
         return name
 
     def dead_letters(self, prefix: str = "") -> list[str]:
@@ -169,9 +170,8 @@ class StateStore:
         blobs = self._call(lambda: list(self.bucket().list_blobs(prefix=full, **limits)))
         return sorted(blob.name for blob in blobs)
 
-    def dead_letter(self, name: str) -> dict[str, Any] | None:
-        """A dead letter's document, or None when there is none of that name."""
-        return self._read(dead_letter_name(name))  # None for a name with a "." or ".." segment too
+    def dead_letter(self, name: str) -> dict[str, Any] | None:  # None when there is none, or for a "." or ".." segment
+        return self._read(dead_letter_name(name))
 
     def delete_dead_letter(self, name: str) -> None:
         self._delete(dead_letter_name(name))

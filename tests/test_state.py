@@ -229,3 +229,26 @@ def test_a_bucket_call_with_no_time_left_is_retry_later_at_once(store, call):
     assert "no time left" in caught.value.message, "the cause, not an unreachable bucket"
     assert claim_document(claim.name)["state"] == "pending", "nothing was changed"
     assert bucket_names(BUCKET, "dead-letters/") == []
+
+
+@pytest.mark.parametrize("put", ["put_dead_letter", "put_payload"])
+def test_a_new_object_whose_retried_upload_meets_its_own_first_write_is_kept_once(put):
+    """The client retries an upload that timed out or was reset (``if_generation_match=0`` makes it
+    safe to), and the first try may have landed: the retry then gets 412. The name is this call's
+    own (a random suffix), so the object is ours: kept once, not a 503 that keeps it again on retry."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    from tests.fakes.memory_bucket import MemoryBlob, MemoryBucket
+
+    class LandedThenLost(MemoryBlob):
+        def upload_from_string(self, data, **kwargs):
+            super().upload_from_string(data, **kwargs)  # the first try lands; its answer is lost
+            raise PreconditionFailed("the retry finds the object its first try wrote")
+
+    bucket = MemoryBucket()
+    bucket.blob = lambda name: LandedThenLost(bucket, name)
+    store = StateStore(BUCKET)
+    store._bucket = bucket
+    document = {"source": "greenhouse", "delivery_id": "evt-412", "body": "{}"}
+    name = store.put_dead_letter(document) if put == "put_dead_letter" else store.put_payload("greenhouse", document)
+    assert list(bucket.objects) == [name]
