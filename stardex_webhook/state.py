@@ -124,6 +124,10 @@ class StateStore:
                                                        if_generation_match=claim.generation or None, **limits),
                        PreconditionFailed)
 
+    def taken_over(self, claim: Claim, deadline: Deadline | None = None) -> bool:  # by a later delivery, or settled
+        held = self._call(lambda: self.bucket().get_blob(claim.name, **call_limits(deadline, "read the claim")))
+        return held is not None and bool(claim.generation) and int(held.generation or 0) != claim.generation
+
     def release(self, claim: Claim, deadline: Deadline | None = None) -> None:
         """Delete the claim (only the generation we wrote), so the sender's retry is not a duplicate."""
         from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -133,16 +137,14 @@ class StateStore:
             self._call(lambda: self.bucket().delete_blob(claim.name, if_generation_match=claim.generation or None,
                                                          **limits), NotFound, PreconditionFailed)
 
-    def put_dead_letter(self, letter: Mapping[str, Any], deadline: Deadline | None = None) -> str:
-        """Its name: ``dead-letters/<source>/<time>-<id>.json``."""
+    def put_dead_letter(self, letter: Mapping[str, Any], deadline: Deadline | None = None) -> str:  # its name
         return self._put_new(DEAD_LETTERS_PREFIX, letter, deadline, "keep the dead letter")
 
     def put_payload(self, source: str, document: Mapping[str, Any], deadline: Deadline | None = None) -> str:
         """Keep a delivery too large for a task; its name (``payloads/<source>/<time>-<id>.json``)."""
         return self._put_new(PAYLOADS_PREFIX, {**document, "source": source}, deadline, "keep the payload")
 
-    def payload(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
-        """A kept payload's document, or None when there is none of that name."""
+    def payload(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:  # None if there is none
         return self._read(name, deadline) if name.startswith(PAYLOADS_PREFIX) else None
 
     def delete_payload(self, name: str, deadline: Deadline | None = None) -> None:

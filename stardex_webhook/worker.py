@@ -1,9 +1,7 @@
-"""The queued delivery's worker (``main.handle_task``): a private function that only the queue's
-service account may invoke, taking only the tasks ``ingress`` enqueues. It parses the raw delivery
-again (its signature was checked when it was received), prepares it with the mapping files as they
-are now, processes it and settles the claim ``ingress`` took, within ``TASK_DEADLINE_SECONDS``:
-longer than a webhook's, as no sender waits. What it answers the queue: docs/queued.md, "How it works".
-"""
+"""The queued delivery's worker (``main.handle_task``), private to the queue's service account: it parses
+a task's raw delivery again (its signature was checked on receipt), prepares it with the mapping files as
+they are now, processes it and settles the claim ``ingress`` took, within ``TASK_DEADLINE_SECONDS``.
+What it answers the queue: docs/queued.md, "How it works"."""
 
 from __future__ import annotations
 
@@ -24,9 +22,7 @@ QUEUE_HEADER = "X-CloudTasks-QueueName"
 RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
 
 
-class TaskWorker:
-    """``handle_task``: one per process, over the process's pipeline."""
-
+class TaskWorker:  # ``handle_task``: one per process, over the process's pipeline
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
@@ -44,6 +40,10 @@ class TaskWorker:
         attempts = _retry_count(request.headers.get(RETRY_COUNT_HEADER, "")) + 1
         deadline = Deadline(self.pipeline.settings.task_deadline_seconds)
         payload = document.get("payload")
+        if claim is not None and self.pipeline.state is not None and self.pipeline.state.taken_over(claim, deadline):
+            if payload is not None:  # a later delivery took the claim over and queued a newer task, or it is settled
+                self.pipeline.forget_payload(payload, deadline)
+            return 200, {"status": "duplicate", "reason": "claim_taken_over"}, {}
         kept = document if payload is None else self._payload(payload, deadline)
         if kept is None:  # deleted once the event was settled: this is the queue delivering it again
             return 200, {"status": "duplicate", "reason": "payload_settled"}, {}
@@ -94,8 +94,7 @@ class TaskWorker:
             raise BadRequest("wrong_queue", "the task comes from another queue")
 
     def _payload(self, name: Any, deadline: Deadline) -> Any:
-        """The delivery a task too large for the queue left in the bucket (``ingress``), or None
-        once the worker deleted it (the event is settled)."""
+        """The delivery too large for a task, kept in the bucket; None once deleted (the event is settled)."""
         if not isinstance(name, str) or not name.startswith(PAYLOADS_PREFIX) or self.pipeline.state is None:
             raise BadRequest("invalid_task", "the task names no payload in the state bucket")
         return self.pipeline.state.payload(name, deadline)
@@ -124,8 +123,7 @@ class TaskWorker:
             raise TooLarge("task_too_large", "the task body is over Cloud Tasks' limit")
         try:
             document = json.loads(b"".join(chunks).decode("utf-8"))
-            # Version 1 (before the worker mapped) carried the mapped update beside the delivery:
-            # a task still queued across the upgrade is delivered from its delivery, as version 2.
+            # Version 1 (a mapped update beside the delivery), queued across an upgrade: delivered as 2.
             if not isinstance(document, dict) or document.get("kind") != TASK_KIND \
                     or document.get("version") not in (1, TASK_VERSION):
                 raise ValueError("not a task of this function")

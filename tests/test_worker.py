@@ -118,3 +118,64 @@ def test_the_last_attempt_dead_letters_instead_of_failing(worker, stardex):
 def test_the_worker_answers_its_health_check(worker):
     answer = worker().get("/healthz")
     assert answer.status_code == 200 and answer.get_json()["status"] == "ok"
+
+
+# ---- a claim taken over while its task was still queued ---------------------------------------
+
+class Queue:
+    """The queue, as a list of the task bodies created."""
+
+    def __init__(self) -> None:
+        self.tasks: list[bytes] = []
+
+    def enqueue(self, body: bytes, deadline) -> str:
+        self.tasks.append(body)
+        return f"tasks/{len(self.tasks)}"
+
+
+@pytest.fixture
+def queued(base_env):
+    """The public function and the worker in-process over one pipeline, a bucket in memory and a
+    list for the queue: (public client, worker client, bucket, queue)."""
+    from flask import Flask, request
+
+    from stardex_webhook.ingress import Ingress
+    from stardex_webhook.pipeline import Pipeline
+    from stardex_webhook.worker import TaskWorker
+    from tests.fakes.memory_bucket import MemoryBucket
+
+    for name, value in {"DELIVERY": "queued", "STATE_BUCKET": "state-test", "TASKS_QUEUE": "projects/p/locations/l/queues/stardex-webhook",
+                        "TASKS_WORKER_URL": "https://worker.test/", "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+                        "TASK_MAX_ATTEMPTS": "3", "TASK_DEADLINE_SECONDS": "2", "PERSON_MEMORY_SECONDS": "0"}.items():
+        base_env.setenv(name, value)
+    pipeline = Pipeline.from_environment()
+    bucket, queue = MemoryBucket(), Queue()
+    pipeline.state._bucket, pipeline.queue, pipeline.history = bucket, queue, None
+    public, task_door = Flask("public"), Flask("worker")
+    public.add_url_rule("/<source>", "webhook", lambda source: Ingress(pipeline).handle(request), methods=["POST"])
+    task_door.add_url_rule("/", "task", lambda: TaskWorker(pipeline).handle(request), methods=["POST"])
+    return public.test_client(), task_door.test_client(), bucket, queue
+
+
+def test_a_task_whose_claim_a_later_delivery_took_over_leaves_the_event_to_the_newer_task(queued, stardex):
+    """Stardex is down: the first task keeps being retried, its claim pending. A redelivery once the
+    claim is older than the function's timeout takes it over and queues a second task. The event is
+    then the newer task's: the older one stops (it applied it too, or kept a second dead letter)."""
+    public, worker, bucket, queue = queued
+    raw, headers = signed("generic", {"type": "candidate.updated", "stardex_person_id": PERSON_ID,
+                                      "current_job_title": "Engineer"})
+    assert public.post("/generic", data=raw, headers=headers).get_json()["status"] == "queued"
+    (claim,) = [name for name in bucket.objects if name.startswith("deliveries/")]
+    data, generation = bucket.objects[claim]
+    aged = {**json.loads(data), "claimed_at": json.loads(data)["claimed_at"] - 3600}  # retried for an hour
+    bucket.objects[claim] = (json.dumps(aged).encode(), generation)
+    assert public.post("/generic", data=raw, headers=headers).get_json()["status"] == "queued"
+    assert len(queue.tasks) == 2
+
+    patch = stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    first, second = (worker.post("/", data=body, headers={**QUEUE, "X-CloudTasks-TaskRetryCount": "1"})
+                     for body in queue.tasks)
+    assert (first.status_code, first.get_json()) == (200, {"status": "duplicate", "reason": "claim_taken_over"})
+    assert (second.status_code, second.get_json()["status"]) == (200, "updated")
+    assert len(patch.calls) == 1, "applied once"
+    assert json.loads(bucket.objects[claim][0])["state"] == "done"

@@ -1,5 +1,5 @@
-"""A Cloud Storage bucket in memory, with the few calls the event history makes (create-if-absent by
-generation, read, list by prefix and delimiter) and a count of the objects each listing returned:
+"""A Cloud Storage bucket in memory, with the few calls the event history and the claims make
+(create-if-absent by generation, read, list by prefix and delimiter, delete) and a count of the objects each listing returned:
 a test of 100,000 records without 100,000 uploads to an emulator."""
 
 from __future__ import annotations
@@ -69,6 +69,16 @@ class MemoryBucket:
         self.listed += len(listing)
         listing.prefixes = prefixes
         return listing
+
+    def delete_blob(self, name: str, if_generation_match: int | None = None, **_: Any) -> None:
+        from google.api_core.exceptions import NotFound
+
+        self.calls += 1
+        if name not in self.objects:
+            raise NotFound("no such object")
+        if if_generation_match is not None and self.objects[name][1] != if_generation_match:
+            raise PreconditionFailed("generation mismatch")
+        del self.objects[name]
 
 
 class MemoryStore:
