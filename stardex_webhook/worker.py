@@ -76,17 +76,16 @@ class TaskWorker:  # ``handle_task``: one per process, over the process's pipeli
         answer = pipeline.ignored(accepted)
         if answer is not None:
             return answer
+        if pipeline.settings.dry_run:  # a 200 would end the task, its claim done, nothing applied nor kept
+            raise RetryLater("dry_run", "DRY_RUN is on: the event waits in the queue", retry_after=300)
         return pipeline.process(pipeline.prepare(accepted, deadline), deadline, record)
 
     def _dead_letter(self, received: Received, error: WebhookError, attempts: int, deadline: Deadline) -> dict[str, Any]:
         name = self.pipeline.dead_letter(received, error, attempts, deadline)
         answer = {"status": "dead_lettered" if name else "failed", "reason": error.reason, "attempts": attempts}
-        if name:
-            answer["dead_letter"] = name
-        return answer
+        return {**answer, "dead_letter": name} if name else answer
 
-    def _check_queue(self, header: str) -> None:
-        """A sanity check only: IAM is the protection (only the queue's account may invoke)."""
+    def _check_queue(self, header: str) -> None:  # a sanity check only: IAM is the protection
         if not header.strip():
             raise BadRequest("not_a_task", f"no {QUEUE_HEADER} header: this endpoint takes Cloud Tasks tasks only")
         queue = self.pipeline.settings.tasks_queue

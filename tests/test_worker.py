@@ -115,6 +115,21 @@ def test_the_last_attempt_dead_letters_instead_of_failing(worker, stardex):
     assert (answer.get_json()["status"], answer.get_json()["attempts"]) == ("failed", 3)
 
 
+def test_a_task_met_with_dry_run_on_stays_queued_instead_of_being_settled_unapplied(worker, stardex, base_env):
+    """DRY_RUN turned on while tasks wait (an operator stopping writes during an incident): a 200
+    dry_run would end the task and mark its claim done with nothing applied, ignored or kept. The
+    queue keeps it (503), and its last attempt keeps it as a dead letter to replay."""
+    base_env.setenv("DRY_RUN", "1")
+    client = worker()
+    answer = post(client, task())
+    assert (answer.status_code, answer.get_json()["reason"]) == (503, "dry_run")
+    assert "Retry-After" in answer.headers
+    last = post(client, task(), retry=2)
+    assert (last.status_code, last.get_json()["reason"], last.get_json()["attempts"]) == (200, "dry_run", 3)
+    assert last.get_json()["status"] == "failed"  # no bucket here: with one, the dead letter
+    assert len(stardex.calls) == 0
+
+
 def test_the_worker_answers_its_health_check(worker):
     answer = worker().get("/healthz")
     assert answer.status_code == 200 and answer.get_json()["status"] == "ok"
