@@ -286,12 +286,13 @@ class Pipeline:
             body = task_bytes({**task, "payload": name})
         return self.queue.enqueue(body, deadline)
 
-    def forget_payload(self, name: str, deadline: Deadline) -> None:
+    def forget_payload(self, name: str, deadline: Deadline, source: Any = None, delivery_id: Any = None) -> None:
         """A settled event's kept payload; left for the bucket's lifecycle rule when the bucket fails."""
         try:
             self.state.delete_payload(name, deadline)  # type: ignore[union-attr]
         except RetryLater:
-            self.log.write("WARNING", "a kept payload could not be deleted", reason="payload_not_deleted")
+            self.log.write("WARNING", "a kept payload could not be deleted", reason="payload_not_deleted", payload=name,
+                           source=source, delivery_id=delivery_id)
 
 
 # ---- the one answer and log line ------------------------------------------------------------

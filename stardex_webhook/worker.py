@@ -42,7 +42,7 @@ class TaskWorker:  # ``handle_task``: one per process, over the process's pipeli
         payload = document.get("payload")
         if claim is not None and self.pipeline.state is not None and self.pipeline.state.taken_over(claim, deadline):
             if payload is not None:  # a later delivery took the claim over and queued a newer task, or it is settled
-                self.pipeline.forget_payload(payload, deadline)
+                self.pipeline.forget_payload(payload, deadline, document.get("source"), document.get("delivery_id"))
             return 200, {"status": "duplicate", "reason": "claim_taken_over"}, {}
         kept = document if payload is None else self._payload(payload, deadline)
         if kept is None:  # deleted once the event was settled: this is the queue delivering it again
@@ -65,7 +65,7 @@ class TaskWorker:  # ``handle_task``: one per process, over the process's pipeli
             answer = self._dead_letter(received, error, attempts, deadline)
         self.pipeline.settle(received.source, received.delivery_id, claim, deadline)
         if payload is not None:  # settled: applied, ignored or in its dead letter
-            self.pipeline.forget_payload(payload, deadline)
+            self.pipeline.forget_payload(payload, deadline, received.source, received.delivery_id)
         return 200, answer, {}
 
     def _deliver(self, received: Received, record: dict[str, Any], deadline: Deadline) -> dict[str, Any]:

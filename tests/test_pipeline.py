@@ -124,6 +124,23 @@ def test_a_claim_the_bucket_cannot_settle_or_release_is_said_loudly_with_its_del
         severity, reason, "greenhouse", "evt-1")
 
 
+def test_a_kept_payload_the_bucket_cannot_delete_is_said_with_its_name_source_and_delivery(log):
+    """The payload holds the whole delivery (personal data) until the lifecycle rule: the line says
+    which one, and for which event, as every line about a claim or a letter does."""
+    class Down:
+        def delete_payload(self, name, deadline):
+            raise RetryLater("state_unavailable", "down")
+
+    built = pipeline(None, log)
+    built.state = Down()
+    built.forget_payload("payloads/greenhouse/20261208T000000Z-0123456789abcdef-01234567.json", Deadline(5),
+                         "greenhouse", "evt-1")
+    [line] = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert (line["severity"], line["reason"], line["source"], line["delivery_id"]) == (
+        "WARNING", "payload_not_deleted", "greenhouse", "evt-1")
+    assert line["payload"].startswith("payloads/greenhouse/")
+
+
 def test_the_answer_of_a_bug_is_a_500_that_says_where_not_what(log):
     def work(record):
         record["source"] = "greenhouse"
