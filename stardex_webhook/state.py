@@ -1,10 +1,9 @@
-"""Cloud Storage (``STATE_BUCKET``): de-duplication claims, dead letters and payloads too large for a
-task; what each holds and when it goes: docs/queued.md, "How it works", and docs/reliability.md.
-A claim is created ``pending`` with ``if_generation_match=0``: only if absent, atomically across
-instances, so one of two deliveries wins (the protocol is ``pipeline.once``); one ``pending`` past
-the function's timeout was left by an attempt that died and is taken over, so the event is not lost.
-Every failure to reach the bucket is ``RetryLater`` (``state_unavailable``): without it,
-de-duplication and dead letters cannot be promised, so the sender retries.
+"""Cloud Storage (``STATE_BUCKET``): de-duplication claims, dead letters and payloads too large for a task; what
+each holds and when it goes: docs/queued.md, "How it works", and docs/reliability.md. A claim is created
+``pending`` with ``if_generation_match=0``: only if absent, atomically across instances, so one of two deliveries
+wins (the protocol is ``pipeline.once``); one ``pending`` past the function's timeout was left by an attempt that
+died and is taken over, so the event is not lost. Every failure to reach the bucket is ``RetryLater``
+(``state_unavailable``): without it, de-duplication and dead letters cannot be promised, so the sender retries.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ CLAIMS_PREFIX = "deliveries/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
 PAYLOADS_PREFIX = "payloads/"
 CALL_TIMEOUT_SECONDS = 10.0
-# A pending claim older than this has no live holder, unless the function's timeout says otherwise
-# (``FUNCTION_TIMEOUT_SECONDS``): an attempt ends within its timeout.
+# A pending claim older than this (or ``FUNCTION_TIMEOUT_SECONDS``) has no live holder: an attempt ends in time.
 STALE_CLAIM_SECONDS = 60.0
 PENDING, DONE = "pending", "done"
 
@@ -125,7 +123,10 @@ class StateStore:
                        PreconditionFailed)
 
     def taken_over(self, claim: Claim, deadline: Deadline | None = None) -> bool:  # by a later delivery, or settled
-        held = self._call(lambda: self.bucket().get_blob(claim.name, **call_limits(deadline, "read the claim")))
+        try:  # not known (the bucket fails): no, as before this check; the task's own attempt must not fail for it
+            held = self._call(lambda: self.bucket().get_blob(claim.name, **call_limits(deadline, "read the claim")))
+        except RetryLater:
+            return False
         return held is not None and bool(claim.generation) and int(held.generation or 0) != claim.generation
 
     def release(self, claim: Claim, deadline: Deadline | None = None) -> None:
@@ -207,8 +208,7 @@ class StateStore:
 
 
 def _plain(name: str) -> bool:
-    """No ``.`` or ``..`` segment: a proxy (or the emulator) may resolve them, and a dead letter's
-    name must never reach another object (a claim)."""
+    """No ``.`` or ``..`` segment: a proxy may resolve them, and a letter's name must never reach a claim."""
     return not any(part in (".", "..") for part in name.split("/"))
 
 

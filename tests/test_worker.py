@@ -194,3 +194,26 @@ def test_a_task_whose_claim_a_later_delivery_took_over_leaves_the_event_to_the_n
     assert (second.status_code, second.get_json()["status"]) == (200, "updated")
     assert len(patch.calls) == 1, "applied once"
     assert json.loads(bucket.objects[claim][0])["state"] == "done"
+
+
+def test_a_task_whose_claim_cannot_be_read_is_still_delivered(queued, stardex, monkeypatch):
+    """Whether a later delivery took the claim over is not known while the bucket fails: the task
+    goes on as before that check, and its attempt does not fail for it (on the last one the event
+    would be lost)."""
+    public, worker, bucket, queue = queued
+    raw, headers = signed("generic", {"type": "candidate.updated", "stardex_person_id": PERSON_ID,
+                                      "current_job_title": "Engineer"})
+    assert public.post("/generic", data=raw, headers=headers).get_json()["status"] == "queued"
+    readable = bucket.get_blob
+
+    def get_blob(name, **kwargs):
+        if name.startswith("deliveries/"):
+            raise ConnectionError("the bucket is unreachable")
+        return readable(name, **kwargs)
+
+    monkeypatch.setattr(bucket, "get_blob", get_blob)
+    patch = stardex.patch(f"{API}/persons/{PERSON_ID}", json={"success": True, "data": {"message": "ok"}})
+    (body,) = queue.tasks
+    answer = worker.post("/", data=body, headers={**QUEUE, "X-CloudTasks-TaskRetryCount": "35"})
+    assert (answer.status_code, answer.get_json()["status"]) == (200, "updated")
+    assert len(patch.calls) == 1
