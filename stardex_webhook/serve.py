@@ -58,6 +58,13 @@ def port_taken(host: str, port: int) -> str | None:
     return None
 
 
+def free_port(host: str) -> int:
+    """A port nothing listens on now, for ``--port 0``: the server would take one without saying which."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def listening_process(port: int) -> str | None:
     """``PID n (command)`` of the process listening on ``port``, read from /proc (Linux), when it
     is one this user may see; None elsewhere."""
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if taken:
         print(f"serve: cannot start: {taken}", file=sys.stderr)
         return 2
+    args.port = int(args.port) or free_port(args.host)  # 0: a free one, chosen here so that it can be named
     for note in notes:
         print(f"serve: {note}", file=sys.stderr)
     print(f"serve: webhooks at http://{args.host}:{args.port}/<source>, health at /healthz", file=sys.stderr)

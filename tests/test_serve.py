@@ -104,6 +104,16 @@ def test_serve_listens_where_it_says_on_loopback_by_default(base_env, monkeypatc
     assert f"http://{address}/<source>" in capsys.readouterr().err
 
 
+def test_serve_on_port_0_names_the_free_port_it_starts_the_server_on(base_env, monkeypatch, capsys):
+    """``--port 0`` (any free port): the URL printed is the one the server listens on, not ``:0``."""
+    started = []
+    monkeypatch.setattr(os, "execvpe", lambda file, command, env: started.append(command))
+    serve.main(["--port", "0"])
+    (port,) = [int(word.split("=", 1)[1]) for word in started[0] if word.startswith("--port=")]
+    assert port > 0 and serve.port_taken("127.0.0.1", port) is None
+    assert f"http://127.0.0.1:{port}/<source>" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
 def test_serve_names_a_port_in_use_and_its_process_and_starts_nothing(base_env, monkeypatch, capsys, host):
     started = []
