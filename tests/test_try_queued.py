@@ -73,3 +73,13 @@ def test_the_local_queued_stack_queues_applies_and_dead_letters(tmp_path):
                                 capture_output=True, text=True, env={"PATH": os.environ["PATH"], **replay_env})
         assert listed.returncode == 0, listed.stderr
         assert [line.split("/")[0] for line in listed.stdout.splitlines()] == ["greenhouse"]
+
+
+def test_the_worker_s_answer_is_echoed_once_and_not_the_dead_letter_s_own_line():
+    letter = {"severity": "ERROR", "message": "dead letter dead-letters/greenhouse/x.json", "source": "greenhouse",
+              "delivery_id": "d-1", "outcome": "dead_lettered", "reason": "person_not_found", "status_code": 422}
+    answer = {"severity": "INFO", "message": "webhook greenhouse hire_candidate: dead_lettered", "source": "greenhouse",
+              "delivery_id": "d-1", "outcome": "dead_lettered", "reason": "person_not_found", "status_code": 200,
+              "latency_ms": 12.5}
+    assert [try_queued.echoed(entry) for entry in (letter, answer)] == \
+        [None, "worker: greenhouse d-1: 200 dead_lettered person_not_found"]

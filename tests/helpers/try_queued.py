@@ -91,13 +91,20 @@ the worker's outcomes follow (its whole log: {worker_log}); Ctrl-C stops everyth
                 for line in lines[seen:]:
                     with contextlib.suppress(ValueError):
                         entry = json.loads(line)
-                        if isinstance(entry, dict) and "outcome" in entry and entry.get("source"):
-                            print(f"worker: {entry.get('source')} {entry.get('delivery_id')}: "
-                                  f"{entry.get('status_code')} {entry['outcome']} {entry.get('reason') or ''}".rstrip(),
-                                  flush=True)
+                        if echoed(entry):
+                            print(echoed(entry), flush=True)
                 seen = len(lines)
                 time.sleep(0.5)
     return 0
+
+
+def echoed(entry: object) -> str | None:
+    """The line echoed for one line of the worker's log: its answers to the queue only (they carry
+    their latency), not the line a dead letter is logged with just before its answer."""
+    if not (isinstance(entry, dict) and "outcome" in entry and entry.get("source") and "latency_ms" in entry):
+        return None
+    return (f"worker: {entry.get('source')} {entry.get('delivery_id')}: "
+            f"{entry.get('status_code')} {entry['outcome']} {entry.get('reason') or ''}").rstrip()
 
 
 if __name__ == "__main__":
