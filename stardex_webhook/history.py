@@ -6,7 +6,7 @@ it covers; without it the days are walked newest first until ``--limit`` records
 
     history list [--source S] [--outcome O] [--since 2h|3d|ISO-time] [--person ID]
                  [--email ADDRESS] [--linkedin URL] [--limit N] [--json]
-    history show DELIVERY_ID [--json]
+    history show DELIVERY_ID|RECORD [--json]
 
 ``--email`` and ``--linkedin`` match by the keyed hash the records carry (``HISTORY_KEY``, the
 function's key): the history holds no address, and without the key none can be found.
@@ -132,6 +132,8 @@ def line(record: dict[str, Any]) -> str:
     for key in ("person_id", "delivery_id"):
         if record.get(key):
             parts.append(f"{key.split('_')[0]}={record[key]}")
+    if "***" in str(record.get("delivery_id")) and record.get("name"):  # masked (phone-like): show takes the name
+        parts.append(f"record={record['name']}")
     if record.get("fields"):
         parts.append("fields=" + ",".join(record["fields"]))
     if record.get("skipped"):
@@ -171,7 +173,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, environ: d
     listing.add_argument("--limit", type=_at_least_one, default=50, help="at most this many records (default 50)")
     listing.add_argument("--json", action="store_true", help="one JSON document")
     show = commands.add_parser("show", help="one event's record, and its dead letter when there is one")
-    show.add_argument("delivery_id")
+    show.add_argument("delivery_id", help="as the sender sent it, or a record's name (events/….json) as list prints it")
     show.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "list" and args.linkedin and not linkedin(args.linkedin):
@@ -223,7 +225,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, environ: d
 
 
 def _show(history: History, bucket_name: str, delivery_id: str, as_json: bool, out: TextIO) -> int:
-    records = history.by_delivery(delivery_id)
+    """``delivery_id``: as the sender sent it, or a record's name (``events/….json``, as ``list`` prints it
+    beside a delivery id it masks)."""
+    if delivery_id.startswith(EVENTS_PREFIX) and not delivery_id.startswith(IDS_PREFIX) and delivery_id.endswith(".json"):
+        record = history.read(delivery_id)
+        records = [] if record is None else [{**record, "name": delivery_id}]
+    else:
+        records = history.by_delivery(delivery_id)
     if not records:
         print(f"no record of delivery {delivery_id} (kept 30 days)", file=sys.stderr)
         return 1

@@ -105,6 +105,20 @@ def test_show_says_when_the_dead_letter_is_gone_and_when_there_is_no_record(buck
     assert history(bucket, "show", "nope")[0] == 1
 
 
+def test_a_delivery_id_masked_in_the_list_is_shown_by_the_record_name_the_list_prints(bucket):
+    """Jotform's submission ids are long numbers, masked as a phone number would be (``***78``): the
+    line names the record instead, which ``show`` takes."""
+    write(bucket, "6123456789012345678", NOW - 60, source="jotform", person_id="p-9", fields=["name"])
+    code, out = history(bucket, "list", "--source", "jotform")
+    (line,) = out.splitlines()
+    assert "delivery=***78" in line and "6123456789012345678" not in line
+    name = line.split("record=")[1].split()[0]
+    code, shown = history(bucket, "show", name)
+    assert code == 0 and "person=p-9" in shown and '"source": "jotform"' in shown
+    assert history(bucket, "show", "events/2023-11-14/22/0000-jotform-none.json")[0] == 1
+    assert "record=" not in history(bucket, "list", "--source", "greenhouse")[1], "an id shown whole needs no name"
+
+
 def test_since_reads_times_and_refuses_nonsense():
     assert since_time("2h", NOW) == NOW - 7200
     assert since_time("3d", NOW) == NOW - 3 * 86400
