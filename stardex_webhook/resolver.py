@@ -1,10 +1,9 @@
 """Find the Stardex person a webhook is about: by id, by search, or (opted in) by creating them.
 
-Never a guess: several matches are refused (updating the wrong candidate is worse than none). At most
-``MAX_SEARCH_EMAILS`` emails are searched, then the LinkedIn URL; a payload naming more is 422 before any call,
-or one authentic event could spend Stardex's whole rate budget. ``PersonMemory`` spares the search of a key that
-found one person a moment ago (an ATS sends several events for a candidate within seconds); only hits are
-remembered, so a create always follows a search."""
+Never a guess: several matches are refused (updating the wrong candidate is worse than none), a match without an id
+is no miss. At most ``MAX_SEARCH_EMAILS`` emails, then the LinkedIn URL, are searched; a payload naming more is 422
+before any call. ``PersonMemory`` spares the search of a key that found one person a moment ago (an ATS sends several
+events for a candidate within seconds); only hits are remembered, so a create always follows a search."""
 
 from __future__ import annotations
 
@@ -138,8 +137,7 @@ def size_in_bytes(document: Any) -> int:
 
 
 def stardex_failure(error: StardexError, action: str) -> Exception:
-    """The pipeline's error for a Stardex refusal. 401/403 (our key) is a retry: once the operator
-    fixes it the event succeeds, so the sender must not drop it."""
+    """A Stardex refusal as the pipeline's error; 401/403 (our key, which an operator can fix) is a retry."""
     if error.status_code in (401, 403):
         return RetryLater("stardex_auth_failed", f"Stardex refused the API key while trying to {action}", retry_after=300)
     if error.status_code == 404:
@@ -152,11 +150,13 @@ def _search_one(client: StardexClient, deadline: Deadline, field: str, value: st
                 include: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The one person the search finds (as it answered), None for none; several is refused."""
     try:
-        extra = {"include": list(include)} if include else {}
-        matches = client.search_persons(deadline, **{field: value}, **extra)
+        matches = client.search_persons(deadline, **{field: value}, **({"include": list(include)} if include else {}))
     except StardexError as error:
         raise stardex_failure(error, "search persons") from None
-    found = [match for match in matches if isinstance(match, dict) and match.get("id")]
+    found = [match for match in matches if isinstance(match, dict) and type(match.get("id")) in (str, int)
+             and str(match["id"]).strip()]  # not None, a bool, a list...
+    if len(found) < len(matches):  # someone matched, but the answer does not say who: not a miss
+        raise RetryLater("stardex_unexpected_answer", "Stardex's search answered a person without an id")
     if len(found) > 1:
         raise Unprocessable("ambiguous_person", f"several Stardex persons match the {field.replace('_', ' ')}")
     return found[0] if found else None

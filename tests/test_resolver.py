@@ -280,3 +280,21 @@ def test_a_read_nested_as_deep_as_json_allows_is_measured():
     for _ in range(50_000):
         document = [document]
     assert size_in_bytes({"id": "p-1", "deep": document}) > 50_000
+
+
+@pytest.mark.parametrize("match", [{"name": "Ada Lovelace"}, {"id": None}, {"id": ""}, {"id": ["p-1"]}, "p-1", None])
+@pytest.mark.parametrize("create", [False, True])
+def test_a_search_answering_a_person_without_a_usable_id_is_retry_later_not_a_miss(match, create):
+    """Stardex found someone but its answer does not say who: not "no match" (a 422 the sender drops,
+    or, opted in, a create of a second person), but an odd answer a retry may get right."""
+    base = "https://stardex.test/v1"
+    client = StardexClient(base, lambda refresh, deadline: "key", RateLimiter(), sleep=lambda seconds: None)
+    update = {"name": "Ada Lovelace", "linkedin_url": "https://www.linkedin.com/in/ada"}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.POST, f"{base}/persons/search", json={"success": True, "data": [match]})
+        mock.add(responses.POST, f"{base}/persons", json={"success": True, "data": {"id": "new-1"}})
+        with pytest.raises(RetryLater) as caught:
+            resolve_person(client, Deadline(5), Ref(emails=["ada@example.org"], linkedin_url=update["linkedin_url"]),
+                           update, create)
+        assert not any(call.request.url.endswith("/persons") for call in mock.calls)
+    assert caught.value.reason == "stardex_unexpected_answer"
