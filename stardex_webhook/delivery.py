@@ -1,10 +1,8 @@
-"""Deliver one mapped update to Stardex (the only stage that calls it): resolve the person, plan
-the write (custom fields resolved first, so a name Stardex lacks is refused before any write), send
-only what changes, keep the submission as a note, move the stage. Calls are spared by the person
-memory (docs/updates.md, step 6), kept safe by one rule: a PATCH of ``emails`` or ``phone_numbers``
-(replaced whole) and any PATCH under ``fill`` is planned against a read made within this event,
-never the memory, so nothing a recruiter added meanwhile is lost.
-"""
+"""Deliver one mapped update to Stardex (the only stage that calls it): resolve the person, plan the write (custom
+fields resolved first, so a name Stardex lacks is refused before any write), send only what changes, keep the
+submission as a note, move the stage. Calls are spared by the person memory (docs/updates.md, step 6), kept safe by
+one rule: a PATCH of ``emails`` or ``phone_numbers`` (replaced whole) and any PATCH under ``fill`` is planned against
+a read made within this event, never the memory, so nothing a recruiter added meanwhile is lost."""
 
 from __future__ import annotations
 

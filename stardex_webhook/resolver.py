@@ -45,8 +45,7 @@ class Resolution:
 
 @dataclass(frozen=True)
 class KnownPerson:
-    """``read``: a whole read (a field it lacks is one Stardex does not show); ``fresh``: read within
-    this event (the only base for a PATCH of a contact list)."""
+    """``read``: a whole read (a field it lacks, Stardex lacks); ``fresh``: read in this event (a contact list's base)."""
 
     data: dict[str, Any]
     read: bool = False
@@ -57,15 +56,11 @@ Key = tuple[str, str]  # ("email", address) or ("linkedin_url", url): a search a
 
 
 class PersonMemory:
-    """Which person a search key found, and each person as last read or written, for ``seconds``.
-    Bounded, thread-safe; what it answers is never *fresh*."""
+    """Which person a search key found, each person as last read or written, for ``seconds``; never *fresh*."""
 
     def __init__(self, seconds: float, size: int = MEMORY_SIZE, clock: Callable[[], float] = time.monotonic,
                  max_bytes: int = MEMORY_BYTES) -> None:
-        self.seconds = seconds
-        self.size = size
-        self.max_bytes = max_bytes
-        self._clock = clock
+        self.seconds, self.size, self.max_bytes, self._clock = seconds, size, max_bytes, clock
         self._lock = threading.Lock()
         self._ids: collections.OrderedDict[Key, tuple[float, str]] = collections.OrderedDict()
         self._persons: collections.OrderedDict[str, tuple[float, KnownPerson]] = collections.OrderedDict()
@@ -122,8 +117,7 @@ class PersonMemory:
 
 
 def size_in_bytes(document: Any) -> int:
-    """What a JSON document holds in memory, near enough: each object's ``sys.getsizeof``, walked
-    without recursion (a read may nest as deep as the JSON parser allows)."""
+    """A JSON document's memory, near enough: each object's ``sys.getsizeof``, walked without recursion."""
     total, stack = 0, [document]
     while stack:
         value = stack.pop()
@@ -177,8 +171,7 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
     try:
         try:
             created = client.create_person(deadline, body)
-        except OutcomeUnknown:
-            # It may have been created: look before a second attempt, so one event makes one person.
+        except OutcomeUnknown:  # it may have been made: look before a second attempt, one event one person
             found = _find(client, deadline, body.get("emails", [])[:MAX_SEARCH_EMAILS], body["linkedin_url"])
             if found:
                 return Resolution(found.person_id, created=True, remaining_update=remaining)
@@ -186,9 +179,18 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
     except StardexError as error:
         raise stardex_failure(error, "create the person") from None
     person_id = created.get("id")
-    if not person_id:
+    if type(person_id) not in (str, int) or not str(person_id).strip():
         raise RetryLater("stardex_unexpected_answer", "Stardex created a person but returned no id")
+    if not _shows(created, body):  # a person made meanwhile, as it was (Stardex's create deduplicates): update it
+        return Resolution(str(person_id), person=created)
     return Resolution(str(person_id), created=True, remaining_update=remaining, person=created)
+
+
+def _shows(created: dict[str, Any], body: dict[str, Any]) -> bool:
+    listed = created.get("emails") if isinstance(created.get("emails"), list) else None  # else not shown
+    same = all(created.get(key, body[key]) == body[key] for key in ("name", "current_job_title", "company_name") if key in body)
+    return same and (listed is None or {value.lower() for value in body.get("emails", [])} <= {
+        str(item.get("value") if isinstance(item, dict) else item).lower() for item in listed})
 
 
 def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None,

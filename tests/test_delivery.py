@@ -10,10 +10,15 @@ import json
 
 import pytest
 
-from stardex_webhook.delivery import note_marker, note_text
+from stardex_webhook.config import load_settings
+from stardex_webhook.deadline import Deadline
+from stardex_webhook.delivery import Deliverer, note_marker, note_text
 from stardex_webhook.errors import Unprocessable
+from stardex_webhook.fake_stardex import FakeStardex
+from stardex_webhook.logs import JsonLog
 from stardex_webhook.records import MappedUpdate, NoteRequest, PersonRef
 from stardex_webhook.resolver import PersonMemory
+from stardex_webhook.stardex import RateLimiter, StardexClient
 from tests.helpers.stardex_mock import Stardex, deliver, deliverer, email, mock, phone  # noqa: F401  (mock is a fixture)
 
 
@@ -276,3 +281,31 @@ def test_a_created_person_gets_the_note_without_a_look(mock):
     assert deliver(target, event) == {"status": "ignored", "reason": "no_change", "person_id": "p-new-0",
                                       "note": "already_written"}
     assert stardex.calls[3:] == [("GET", "/persons/p-new-0/activities")], "remembered: no search, no second create"
+
+
+def test_a_create_stardex_answers_with_a_person_made_meanwhile_writes_this_events_values_to_it():
+    """Two events for one new person, near-simultaneous: both search and miss, the other creates first,
+    and Stardex's create of this one (deduplicated on the LinkedIn URL, as the fake does) answers the
+    person the other made, unchanged. This event's values must then reach that person, not be
+    reported written (``created``, ``fields``) and dropped."""
+    url = "https://www.linkedin.com/in/ada"
+    with FakeStardex() as fake:
+        client = StardexClient(fake.base_url, lambda refresh, deadline: fake.api_key, RateLimiter())
+        target = Deliverer(load_settings({}), lambda: client, JsonLog())
+        search, made = client.search_persons, []
+
+        def search_then_the_other_event_creates(deadline, **query):
+            found = search(deadline, **query)
+            if "linkedin_url" in query:  # the last search of this event has missed
+                made.append(fake.add_person(name="Ada Lovelace", linkedin_url=url, emails=["ada@work.example"],
+                                            current_job_title="Analyst"))
+            return found
+
+        client.search_persons = search_then_the_other_event_creates
+        event = mapped({"name": "Ada Lovelace", "linkedin_url": url, "current_job_title": "Engineer",
+                        "emails": [email("ada@home.example")]}, emails=["ada@home.example"], linkedin_url=url, create=True)
+        answer = target.deliver(event, {}, Deadline(5))
+        stored = fake.person(made[0])
+    assert answer["person_id"] == made[0] and answer["status"] == "updated" and "created" not in answer
+    assert stored["current_job_title"] == "Engineer"
+    assert [item["value"] for item in stored["emails"]] == ["ada@work.example", "ada@home.example"]

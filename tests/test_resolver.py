@@ -298,3 +298,12 @@ def test_a_search_answering_a_person_without_a_usable_id_is_retry_later_not_a_mi
                            update, create)
         assert not any(call.request.url.endswith("/persons") for call in mock.calls)
     assert caught.value.reason == "stardex_unexpected_answer"
+
+
+@pytest.mark.parametrize("emails", [5, None, "ada@example.org", [None, 7]])
+def test_a_create_answer_whose_emails_are_odd_is_no_crash(emails):
+    client = RecordingClient(create_answer={"id": "new-1", "name": "Ada Lovelace", "emails": emails})
+    update = {"name": "Ada Lovelace", "linkedin_url": "https://www.linkedin.com/in/ada",
+              "emails": [{"contact_data_type": "work", "value": "ada@example.org"}]}
+    resolution = resolve_person(client, DEADLINE, Ref(emails=["ada@example.org"]), update, True)
+    assert resolution.person_id == "new-1"
