@@ -2,8 +2,7 @@
 the ``custom_fields`` items of the update-person body. Types, options and write rules:
 docs/mappings.md, "Custom fields by name". Names resolve against Stardex's definitions (``Catalog``,
 kept per instance) before anything is written, so a name Stardex lacks fails the mapping's first
-event, whether or not that event carries a value for it.
-"""
+event, whether or not that event carries a value for it."""
 
 from __future__ import annotations
 
@@ -331,7 +330,8 @@ def with_items(body: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[st
 def person_with(person: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The person as known once ``items`` are written: values replaced, multi-select values added."""
     after = dict(person) if isinstance(person, dict) else {}
-    stored = [dict(item) for item in after.get("custom_fields") or [] if isinstance(item, dict)]
+    held = after.get("custom_fields")  # a search may answer anything here: only a list's objects are kept
+    stored = [dict(item) for item in (held if isinstance(held, list) else []) if isinstance(item, dict)]
     for item in items:
         entry = next((entry for entry in stored if str(entry.get("attribute_id")) == item["attribute_id"]), None)
         if entry is None:

@@ -3,8 +3,7 @@
 guessed: a job or stage not in its table carries an ``ignore_reason`` and makes no call.
 ``plan_stage`` is pure, so ``plan`` can show the one update-stage call or why none. Stardex's stage
 dates are the times of its writes, not of the ATS's events, so event times are compared only with
-event times.
-"""
+event times."""
 
 from __future__ import annotations
 
@@ -161,7 +160,8 @@ def outcome_of(answer: Any) -> str:
 def with_stage(person: dict[str, Any] | None, request: StageRequest, answer: Any) -> dict[str, Any]:
     """The person as known after a move: its candidate on the job shows the new stage."""
     after = dict(person) if isinstance(person, dict) else {}
-    candidates = [dict(item) for item in after.get("candidates") or [] if isinstance(item, dict)]
+    held = after.get("candidates")  # a search may answer anything here: only a list's objects are kept
+    candidates = [dict(item) for item in (held if isinstance(held, list) else []) if isinstance(item, dict)]
     entry = next((item for item in candidates if str(item.get("job_id")) == request.job_id), None)
     if entry is None:
         entry = {"job_id": request.job_id}

@@ -15,7 +15,7 @@ import json
 import pytest
 import responses
 
-from stardex_webhook.custom_fields import Definition, check, definitions_from, resolve
+from stardex_webhook.custom_fields import Definition, check, definitions_from, person_with, resolve
 from stardex_webhook.records import NamedCustomFields
 from stardex_webhook.custom_fields_check import main as custom_fields_main
 from stardex_webhook.errors import ConfigurationError, Unprocessable
@@ -345,3 +345,11 @@ def test_the_fake_refuses_a_custom_field_item_stardex_would_not_take(fake, item)
     item = {**item, "attribute_id": ids.get(item["attribute_id"], item["attribute_id"])}
     assert call(fake, "PATCH", f"/persons/{ada}", {"custom_fields": [item]}).status_code == 400
     assert fake.person(ada)["custom_fields"] == []
+
+
+@pytest.mark.parametrize("odd", [5, 1.5, True])
+def test_the_person_after_a_write_ignores_a_custom_fields_section_that_is_not_a_list(odd):
+    """A search answering ``"custom_fields": 5`` is Stardex's oddity: once the PATCH is made it must not
+    turn the answer into a 500 (the sender would retry a write already made, and 500 again)."""
+    after = person_with({"id": "p-1", "custom_fields": odd}, [{"attribute_id": "cf-1", "value": "Senior"}])
+    assert after["custom_fields"] == [{"attribute_id": "cf-1", "value": "Senior"}]

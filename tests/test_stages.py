@@ -21,7 +21,7 @@ from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mapping_file
 from stardex_webhook.records import MappedUpdate, PersonRef
 from stardex_webhook.sources import SOURCES
 from stardex_webhook.records import Delivery, Headers
-from stardex_webhook.stages import StageMemory, event_time, plan_stage
+from stardex_webhook.stages import StageMemory, event_time, plan_stage, with_stage
 from stardex_webhook.records import StageRequest
 from tests.conftest import fixture_json
 from tests.helpers.stardex_mock import API, Stardex, deliver, deliverer, mock  # noqa: F401  (mock is a fixture)
@@ -458,3 +458,11 @@ def test_a_stage_table_acts_only_on_its_events(tmp_path):
 def test_a_broken_stage_table_stops_the_start_naming_the_fault(tmp_path, stages, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         write_workable(tmp_path, stages=stages)
+
+
+@pytest.mark.parametrize("odd", [5, 1.5, True])
+def test_the_person_after_a_move_ignores_a_candidates_section_that_is_not_a_list(odd):
+    """A search answering ``"candidates": 5`` is Stardex's oddity: once the move is made it must not
+    turn the answer into a 500 (the sender would retry a move already made, and 500 again)."""
+    after = with_stage({"id": "p-1", "candidates": odd}, StageRequest(JOB, "Screen"), {"candidate_id": "c-1"})
+    assert after["candidates"] == [{"job_id": JOB, "current_pipeline_stage_name": "Screen", "candidate_id": "c-1"}]
