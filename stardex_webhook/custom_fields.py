@@ -75,7 +75,7 @@ def definitions_from(answer: Any) -> list[Definition]:
             continue
         if entry.get("job_id") or entry.get("list_id"):
             continue  # a field of one job's or one list's people, not of the person
-        tags = [tag.get("name") for tag in entry.get("tags") or [] if isinstance(tag, dict)]
+        tags = [tag.get("name") for tag in entry["tags"] if isinstance(tag, dict)] if isinstance(entry.get("tags"), list) else []
         found.append(Definition(entry["id"], entry["name"], str(entry.get("data_type") or ""),
                                 tuple(tag for tag in tags if isinstance(tag, str))))
     return found

@@ -353,3 +353,11 @@ def test_the_person_after_a_write_ignores_a_custom_fields_section_that_is_not_a_
     turn the answer into a 500 (the sender would retry a write already made, and 500 again)."""
     after = person_with({"id": "p-1", "custom_fields": odd}, [{"attribute_id": "cf-1", "value": "Senior"}])
     assert after["custom_fields"] == [{"attribute_id": "cf-1", "value": "Senior"}]
+
+
+@pytest.mark.parametrize("tags", [5, True, 1.5])
+def test_a_definition_whose_tags_are_not_a_list_has_no_options_and_is_no_500(tags):
+    """``GET /v1/custom-fields/persons`` answering ``"tags": 5`` made every event of a mapping with named
+    custom fields a 500 (each retry read the catalog again); now the field simply shows no options."""
+    definitions = definitions_from([{"id": "cf-1", "name": "Level", "data_type": "single-select", "tags": tags}])
+    assert definitions == [Definition("cf-1", "Level", "single-select", ())]
