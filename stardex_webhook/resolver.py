@@ -151,7 +151,7 @@ def _search_one(client: StardexClient, deadline: Deadline, field: str, value: st
              and str(match["id"]).strip()]  # not None, a bool, a list...
     if len(found) < len(matches):  # someone matched, but the answer does not say who: not a miss
         raise RetryLater("stardex_unexpected_answer", "Stardex's search answered a person without an id")
-    if len(found) > 1:
+    if len({str(match["id"]) for match in found}) > 1:  # one person answered twice is one person
         raise Unprocessable("ambiguous_person", f"several Stardex persons match the {field.replace('_', ' ')}")
     return found[0] if found else None
 

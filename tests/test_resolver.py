@@ -307,3 +307,10 @@ def test_a_create_answer_whose_emails_are_odd_is_no_crash(emails):
               "emails": [{"contact_data_type": "work", "value": "ada@example.org"}]}
     resolution = resolve_person(client, DEADLINE, Ref(emails=["ada@example.org"]), update, True)
     assert resolution.person_id == "new-1"
+
+
+def test_one_person_answered_twice_by_a_search_is_that_person_not_several():
+    """A search answering the same person twice (a row per section joined in, say) names one person:
+    422 ambiguous_person ("several persons match") would have the sender drop an event for no one else."""
+    client = RecordingClient(by_email={"a@example.org": ["p-1", "p-1"]})
+    assert resolve_person(client, DEADLINE, Ref(emails=["a@example.org"]), {}, False).person_id == "p-1"
