@@ -179,7 +179,7 @@ class StardexClient:
         """The person as stored (contact lists under ``emails`` and ``phones``). Another person's
         data under this id is never merged into a write: ``RetryLater``."""
         person = self._call(deadline, "GET", _person_path(person_id), None, dict)
-        if "id" in person and str(person["id"]) != str(person_id):
+        if "id" in person and str(person["id"]).lower() != str(person_id).lower():  # a UUID in capitals is the same
             raise _unexpected("GET /persons/{id}", "another person's data")
         return person
 

@@ -716,3 +716,11 @@ def test_an_error_code_that_is_not_a_word_code_or_echoes_the_key_is_not_copied(f
         make_client(fake_time, api_key=lambda refresh, deadline: "ATSSECRETKEY-BEARER_ATS").update_person(
             deadline(fake_time), PERSON["id"], {"name": "Ada"})
     assert raised.value.code == "HTTP_400"
+
+
+def test_a_read_of_an_id_given_in_upper_case_answered_in_lower_case_is_that_person(fake_time, mocked):
+    """A payload's person id written in capitals (UUIDs are case-insensitive on input, RFC 9562) comes
+    back as Stardex stores it: the same person, not "another person's data", a 503 no retry could end."""
+    asked = PERSON["id"].upper()
+    mocked.get(f"{BASE}/persons/{asked}", json=ok(PERSON))
+    assert make_client(fake_time).get_person(deadline(fake_time), asked) == PERSON
