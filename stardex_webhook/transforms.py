@@ -113,15 +113,15 @@ def _linkedin_url(text: str) -> str | None:
         host = (parts.hostname or "").rstrip(".")
     except ValueError:  # e.g. an unclosed IPv6 bracket
         return None
-    if parts.scheme.lower() not in ("http", "https"):
-        return None
-    if host == LINKEDIN_HOST or host.endswith("." + LINKEDIN_HOST):
+    segments = parts.path.split("/")  # a person's profile: /in/<id> (/pub/<id>/… before 2012), not a company's
+    if parts.scheme.lower() in ("http", "https") and (host == LINKEDIN_HOST or host.endswith("." + LINKEDIN_HOST)) \
+            and len(segments) > 2 and segments[1].lower() in ("in", "pub") and segments[2]:
         return text
     return None
 
 
 def linkedin(value: Any) -> str | None:
-    """The LinkedIn URL among a sender's links (Greenhouse mixes it with websites)."""
+    """The LinkedIn profile URL among a sender's links (Greenhouse mixes it with websites)."""
     candidates = value if isinstance(value, list) else [value]
     for candidate in candidates:
         if isinstance(candidate, dict):

@@ -164,6 +164,19 @@ def test_linkedin_refuses_other_hosts_and_schemes(lookalike):
     assert linkedin(lookalike) is None
 
 
+@pytest.mark.parametrize("page", [
+    "https://www.linkedin.com/company/globex", "linkedin.com/company/globex/", "https://www.linkedin.com/school/mit",
+    "https://www.linkedin.com/jobs/view/3712345678", "https://www.linkedin.com/", "https://www.linkedin.com/in/",
+])
+def test_linkedin_a_company_school_or_job_page_is_not_the_persons_profile(page):
+    """A form's "Company LinkedIn" field (read by the forms' any-field fallback) or an employer's page
+    among Greenhouse's websites was written as the person's profile, replacing the real one (an ATS
+    overwrites), and searched for as the person: LinkedIn profiles live under /in/ (/pub/ before 2012)."""
+    assert linkedin(page) is None
+    assert linkedin([page, "https://www.linkedin.com/in/marta/"]) == "https://www.linkedin.com/in/marta/"
+    assert linkedin("https://www.linkedin.com/pub/marta-q/1/2a/3b") == "https://www.linkedin.com/pub/marta-q/1/2a/3b"
+
+
 def test_linkedin_without_any_linkedin_url_is_none():
     assert linkedin(["https://marta.example.org", {"value": 3}, None]) is None
 
