@@ -25,9 +25,7 @@ def trim(value: Any) -> str | None:
 
 
 def lower(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.lower() or None
+    return (value.lower() or None) if isinstance(value, str) else None
 
 
 def string(value: Any) -> str | None:
@@ -75,7 +73,8 @@ def e164(text: str, default_region: str | None) -> str:
         return text
     if not phonenumbers.is_valid_number(number):
         return text
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)  # has no extension: kept after it
+    return f"{formatted} ext. {number.extension}" if number.extension else formatted
 
 
 def first_name(value: Any) -> str | None:

@@ -81,6 +81,14 @@ def test_phone_without_region_keeps_a_national_number_as_written():
     assert phone(" 020 7946 0018 ") == "020 7946 0018"
 
 
+@pytest.mark.parametrize("written, region, expected", [
+    ("+44 20 7946 0018 ext. 12", None, "+442079460018 ext. 12"), ("(415) 555-0123 x4", "US", "+14155550123 ext. 4"),
+])
+def test_phone_keeps_an_extension(written, region, expected):
+    """E.164 has no extension: the number was sent without it, and the recruiter calling it reached the switchboard."""
+    assert phone(written, region) == expected
+
+
 def test_phone_keeps_an_invalid_number_as_written():
     assert phone(" 12345 ", default_region="GB") == "12345"
 
