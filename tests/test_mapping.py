@@ -252,6 +252,24 @@ def test_typeform_form_response_with_person_id(mappings):
     assert result.update == TYPEFORM_UPDATE
 
 
+@pytest.mark.parametrize("answer, expected", [
+    ({"type": "choice", "choice": {"id": "c1", "label": "Staff Engineer", "ref": "r1"}}, "Staff Engineer"),
+    ({"type": "choice", "choice": {"other": " Founder "}}, "Founder"),
+    ({"type": "text", "text": "Staff Engineer"}, "Staff Engineer"),
+])
+def test_typeform_a_job_title_or_company_chosen_from_a_list_is_read(mappings, answer, expected):
+    """A dropdown or multiple-choice question ("What's your current role?") answers with its option's
+    label, or with the text typed for "Other" (https://www.typeform.com/developers/webhooks/example-payload/:
+    ``{"type": "choice", "choice": {"label": "London"}}``): it was read as ``text`` only, so the
+    answer was left out with nothing in ``skipped``, where Tally, Fillout and Jotform send it."""
+    for ref, field in (("job_title", "current_job_title"), ("title", "current_job_title"),
+                       ("company", "company_name"), ("company_name", "company_name")):
+        document = {"event_type": "form_response", "form_response": {"answers": [
+            {"type": "email", "email": "ada@example.com", "field": {"id": "e", "ref": "email"}},
+            {**answer, "field": {"id": "q", "type": "dropdown", "ref": ref}}]}}
+        assert mappings["typeform"].apply(typeform(document)).update[field] == expected
+
+
 def test_typeform_empty_person_id_is_no_id(mappings):
     document = fixture("typeform_form_response.json")
     document["form_response"]["hidden"]["stardex_person_id"] = ""
