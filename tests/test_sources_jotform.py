@@ -279,6 +279,13 @@ def test_without_the_person_id_field_the_person_is_found_by_email_then_linkedin(
     [
         ({"q3_fullName": {"first": "Ana", "last": "Lima"}}, {"first_name": "Ana", "last_name": "Lima", "name": "Ana Lima"}),
         ({"q3_name": {"first": "Ana", "last": ""}}, {"first_name": "Ana"}),  # half a name sends no name
+        # Full Name with its Middle Name box (https://support.ipaas.com/en/articles/9424450: control_fullname's
+        # sublabels prefix, first, middle, last, suffix): the middle name was cut from the name sent
+        ({"q3_name": {"first": "Ana", "middle": "Maria", "last": "Lima"}},
+         {"first_name": "Ana", "last_name": "Lima", "name": "Ana Maria Lima"}),
+        ({"q3_name": {"first": "Ana", "middle": "", "last": "Lima"}}, {"first_name": "Ana", "last_name": "Lima", "name": "Ana Lima"}),
+        ({"q3_name": {"first": "Ana", "middle": "Maria", "last": ""}}, {"first_name": "Ana"}),
+        ({"q3_name": {"first": "", "middle": "Maria", "last": "Lima"}}, {"last_name": "Lima"}),
         ({"q3_name": "  Ana  Lima "}, {"name": "Ana Lima"}),
         ({"q3_firstName": "Ana", "q4_lastName": "Lima"}, {"first_name": "Ana", "last_name": "Lima", "name": "Ana Lima"}),
         ({"q5_phone": {"area": "21", "phone": "000 0000"}}, {"phone_numbers": [mobile("21 000 0000")]}),
