@@ -19,9 +19,7 @@ _URL_KEYS = ("value", "url")
 
 def trim(value: Any) -> str | None:
     """Senders often pad form answers."""
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def lower(value: Any) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stardex_webhook.sources.form_answers import PHRASINGS, field_sources, meaning_of
@@ -50,6 +52,34 @@ def test_a_title_is_matched_after_case_punctuation_and_accents_are_normalised(ti
 ])
 def test_a_title_that_asks_for_none_or_several_person_fields_matches_nothing(title):
     assert meaning_of(title) is None
+
+
+@pytest.mark.parametrize("title", [
+    "Referrer's email", "Email of the person who referred you", "Your manager's email", "Emergency contact phone",
+    "Reference's phone number", "Hiring manager name", "Name of your recruiter", "Referrer's LinkedIn profile",
+    "Previous company", "Former employer", "Desired job title", "Which role are you applying for?", "Position applied for",
+])
+def test_a_title_about_someone_else_or_another_time_is_not_the_respondents_field(title):
+    """These matched the respondent's own email, phone, name, LinkedIn, company or title: a referrer's
+    email found (and wrote to) the referrer's Stardex record, a previous employer became the company."""
+    assert meaning_of(title) is None
+
+
+def test_a_referrers_email_asked_first_does_not_find_the_referrer():
+    """A Tally referral form asking "Referrer's email" before "Your email": the referrer's address was
+    taken as the respondent's, so the respondent's name and phone went to the referrer's record."""
+    from stardex_webhook.mapping import BUILTIN_MAPPINGS_DIR, load_mappings
+    from stardex_webhook.sources import SOURCES
+    from tests.conftest import make_delivery
+
+    fields = [{"key": "q1", "label": "Referrer's email", "type": "INPUT_EMAIL", "value": "referrer@example.com"},
+              {"key": "q2", "label": "Your full name", "type": "INPUT_TEXT", "value": "Lian Chen"},
+              {"key": "q3", "label": "Your email", "type": "INPUT_EMAIL", "value": "lian@example.com"}]
+    body = json.dumps({"eventType": "FORM_RESPONSE", "data": {"fields": fields}}).encode()
+    event = SOURCES["tally"].parse(make_delivery(body, 0))
+    mapped = load_mappings(BUILTIN_MAPPINGS_DIR, None, None, SOURCES)["tally"].apply(event.payload, event)
+    assert mapped.person.emails == ["lian@example.com"]
+    assert mapped.update["emails"] == [{"contact_data_type": "personal", "value": "lian@example.com"}]
 
 
 def test_every_phrasing_matches_its_own_meaning():

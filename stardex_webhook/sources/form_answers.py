@@ -109,8 +109,11 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
                 "cidade", "citta", "indirizzo", "localita", "woonplaats", "locatie", "adres", "plaats"),
 }
 _LONGEST_TITLE_WORDS = 8
-# Words that say a question is about something else ("Company website", "Company size").
+# Words that say a question is about something else ("Company website", "Company size"), or about someone
+# else or another time ("Referrer's email", "Previous company", "Desired job title"): never the respondent's.
 _OTHER_THAN_A_PERSON_FIELD = frozenset({"website", "site", "web", "url", "size", "industry", "sector", "logo", "branche"})
+_NOT_THE_RESPONDENT = frozenset("referrer referred referee referral reference emergency recruiter manager supervisor "
+                                "partner spouse parent guardian previous former past desired applying applied".split())
 # Each update field and the meaning its question has (for ``plan``: where a field came from).
 FIELD_MEANINGS = (("first_name", "first_name"), ("last_name", "last_name"), ("name", "name"),
                   ("emails", "email"), ("phone_numbers", "phone"), ("company_name", "company"),
@@ -134,7 +137,7 @@ def _meaning_of_name(name: str) -> str | None:
     words = tuple(name.split("_"))
     if len(words) > _LONGEST_TITLE_WORDS:
         return None
-    if _OTHER_THAN_A_PERSON_FIELD.intersection(words) and "linkedin" not in words:
+    if _OTHER_THAN_A_PERSON_FIELD.intersection(words) and "linkedin" not in words or _NOT_THE_RESPONDENT.intersection(words):
         return None
     best, meanings = 0, set()
     for start, word in enumerate(words):
