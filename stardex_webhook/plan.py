@@ -46,6 +46,7 @@ READ_ONLY = "plan: read-only — nothing is written to Stardex"
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # The id a person an apply would create is shown under (Stardex gives the real one).
 NEW_PERSON = "(new person)"
+NEW_CANDIDATE = "(the candidate the PATCH makes)"
 # A person that does not exist yet, as a read shows one: every field empty. A create is planned
 # against it, so each field it would write reads as an addition.
 EMPTY_PERSON: dict[str, Any] = {
@@ -88,6 +89,7 @@ class PlanningClient:
         self.extra_reads: list[Call] = []
         self.person: dict[str, Any] | None = None  # the person as last read within this plan
         self.custom_field_definitions: list[Any] = []
+        self.joined: dict[str, str] = {}  # person id → the job a planned PATCH's job_id makes them a candidate on
 
     def _read(self, call: Call, action: Callable[[], Any]) -> Any:
         self.calls.append(call)
@@ -113,6 +115,10 @@ class PlanningClient:
         call = Call("GET", f"{self._prefix}/persons/{person_id}")
         self.person = self._read(call, lambda: self._client.get_person(deadline, person_id))
         call.answer = "the person"
+        job_id, candidates = self.joined.get(person_id), self.person.get("candidates") or []
+        if job_id and not any(str(item.get("job_id")) == job_id for item in candidates if isinstance(item, dict)):
+            # After the PATCH an apply makes, its read shows the person on the job: a candidate the plan cannot name.
+            return {**self.person, "candidates": [*candidates, {"job_id": job_id, "candidate_id": NEW_CANDIDATE}]}
         return self.person
 
     def list_activities(self, deadline: Any, person_id: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -133,6 +139,8 @@ class PlanningClient:
 
     def update_person(self, deadline: Any, person_id: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(Call("PATCH", f"{self._prefix}/persons/{person_id}", body, write=True, answer="not made"))
+        if body.get("job_id"):
+            self.joined[person_id] = str(body["job_id"])
         return {"message": "Person updated successfully"}
 
     def create_person(self, deadline: Any, body: dict[str, Any]) -> dict[str, Any]:

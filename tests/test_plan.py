@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from stardex_webhook.fake_stardex import SAMPLE_PEOPLE, FakeStardex
-from stardex_webhook.plan import READ_ONLY, diff_document, main
+from stardex_webhook.plan import NEW_CANDIDATE, READ_ONLY, diff_document, main
 from stardex_webhook.policy import FILL_KEEPS, STORED, plan_update
 from stardex_webhook.send_sample import SAMPLES_DIR
 from stardex_webhook.sources import SOURCES
@@ -839,3 +839,138 @@ def test_the_diff_as_plain_json():
                           "reason": None}]},
         ],
     }
+
+
+# ---- a plan never lies: what it plans is what an apply writes ------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+SAM = "6f1c2a9e-2b7d-4c1e-9a55-0d3b7e9c1a42"  # the generic sample's person
+SKILLS = "0c0f0000-0000-4000-8000-000000000003"
+SAM_EMAILS = ["sam.lee@initech-example.com", "sam@example.com", "SAM@example.com"]
+SAM_PHONES = ["+44 7700 900123", "+447700900123", "+44 7700 900456"]
+maybe = lambda values: st.one_of(st.none(), st.sampled_from(values))  # noqa: E731
+contacts = lambda values, kinds: st.lists(  # noqa: E731
+    st.tuples(st.sampled_from(kinds), st.sampled_from(values)).map(lambda item: {"contact_data_type": item[0],
+                                                                               "value": item[1]}), max_size=3)
+PEOPLE = st.fixed_dictionaries({
+    "name": maybe(["Sam Lee", "Samuel Lee"]), "current_job_title": maybe(["Staff Engineer", "Engineer"]),
+    "company_name": maybe(["Initech", "Initrode"]),
+    "linkedin_url": maybe(["https://www.linkedin.com/in/sam-lee", "https://www.linkedin.com/in/other"]),
+    "emails": contacts(SAM_EMAILS[:2], ["work", "personal"]), "phones": contacts(SAM_PHONES, ["mobile", "work"]),
+    "notice": maybe(["1 month", "3 months"]), "skills": st.lists(st.sampled_from(["SQL", "Go"]), unique=True),
+    "stage": st.one_of(st.none(), st.just("none"), st.sampled_from(["Sourced", "Screen", "Interview"]))})
+UPDATES = st.fixed_dictionaries({
+    "by": st.sampled_from(["id", "email"]), "name": maybe(["Sam Lee", "Samuel Lee"]),
+    "current_job_title": maybe(["Staff Engineer", "Engineer"]), "company_name": maybe(["Initech", "Initrode"]),
+    "linkedin_url": maybe(["https://www.linkedin.com/in/sam-lee", "https://www.linkedin.com/in/other"]),
+    "emails": st.one_of(st.none(), contacts(SAM_EMAILS, ["work", "personal"])),
+    "phone_numbers": st.one_of(st.none(), contacts(SAM_PHONES, ["mobile", "work"])),
+    "notice_period": maybe(["1 month", "3 months"]), "skills": st.one_of(st.none(), st.lists(st.sampled_from(["SQL", "Go"]), unique=True)),
+    "stage": maybe(["Screen", "Interview"]), "policy": st.sampled_from(["overwrite", "fill"])})
+
+
+def store_sam(fake: FakeStardex, person: dict) -> None:
+    fake.add_job("Platform", id=STAGE_JOB)
+    fake.add_custom_field("Notice period", "text", id=NOTICE)
+    fake.add_custom_field("Skills", "multi-select", options=("SQL", "Go"), id=SKILLS)
+    fields = {key: person[key] for key in ("name", "current_job_title", "company_name", "linkedin_url") if person[key]}
+    held = [{"attribute_id": NOTICE, "name": "Notice period", "data_type": "text", "value": person["notice"]}] * bool(person["notice"])
+    held += [{"attribute_id": SKILLS, "name": "Skills", "data_type": "multi-select", "value": person["skills"]}] * bool(person["skills"])
+    stage = fake.job(STAGE_JOB)["pipeline_stages"]
+    candidates = [] if person["stage"] is None else [{
+        "candidate_id": "c-sam", "job_id": STAGE_JOB, "job_name": "Platform",
+        **({} if person["stage"] == "none" else {
+            "current_pipeline_stage_name": person["stage"],
+            "current_pipeline_stage_id": next(item["id"] for item in stage if item["name"] == person["stage"])})}]
+    fake.add_person(id=SAM, emails=person["emails"], phones=person["phones"], custom_fields=held, candidates=candidates,
+                    **({"name": "Sam Lee"} | fields))
+
+
+def plan_mappings(tmp_path) -> dict[str, str]:
+    """The generic mapping with custom fields and stage moves, one folder per write policy."""
+    document = json.loads((ROOT / "mappings" / "generic.json").read_text())
+    document.pop("$schema", None)
+    document["custom_fields"] = {"Notice period": {"path": "notice_period", "optional": True},
+                                 "Skills": {"path": "skills", "optional": True}}
+    document["stages"] = {"job": "job_ref", "jobs": {"P1": STAGE_JOB}, "stage": "stage",
+                          "table": {"Screen": "Screen", "Interview": "Interview"}}
+    folders = {}
+    for policy in ("overwrite", "fill"):
+        folders[policy] = str(tmp_path / policy)
+        (tmp_path / policy).mkdir()
+        (tmp_path / policy / "generic.json").write_text(json.dumps({**document, "write_policy": policy}))
+    return folders
+
+
+def generic_update(update: dict) -> dict:
+    body = json.loads((SAMPLES_DIR / "generic.json").read_text())
+    if update["by"] == "email":
+        body.pop("stardex_person_id")
+        body["email"] = "sam.lee@initech-example.com"
+    for key in ("name", "current_job_title", "company_name", "linkedin_url", "emails", "phone_numbers",
+                "notice_period", "skills", "stage"):
+        if update[key] is None:
+            body.pop(key, None)
+        else:
+            body[key] = update[key]
+    if update["stage"]:
+        body["job_ref"] = "P1"
+    return body
+
+
+def planned_and_applied(fake, tmp_path, make_client, base_env, folders, person, update):
+    """Plan the update against ``person``, then apply it to the same stored state: (the plan's
+    --json, the plan's requests, the writes the apply sent)."""
+    base_env.setenv("MAPPINGS_DIR", folders[update["policy"]])
+    fake.reset()
+    store_sam(fake, person)
+    raw, headers = signed("generic", generic_update(update))
+    code, out = run(tmp_path, "generic", raw, *[part for item in headers.items() for part in ("--header", f"{item[0]}: {item[1]}")],
+                    "--json")
+    planned, plan_requests = json.loads(out), list(fake.requests)
+    fake.requests.clear()
+    answer = make_client().post("/generic", data=raw, headers=headers)
+    writes = [(request.method, request.path, request.json) for request in fake.requests
+              if request.method != "GET" and request.path != "/v1/persons/search"]
+    fake.requests.clear()
+    return code, planned, plan_requests, writes, answer.get_json()
+
+
+@settings(max_examples=15, derandomize=True, deadline=None, database=None, print_blob=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(person=PEOPLE, update=UPDATES)
+def test_a_plan_counts_exactly_the_writes_an_apply_makes(stardex, tmp_path_factory, make_client, base_env, person, update):
+    tmp_path = tmp_path_factory.mktemp("plan")
+    folders = plan_mappings(tmp_path)
+    code, planned, plan_requests, writes, answer = planned_and_applied(
+        stardex, tmp_path, make_client, base_env, folders, person, update)
+    assert all(request.method == "GET" or (request.method, request.path) == ("POST", "/v1/persons/search")
+               for request in plan_requests), "the plan wrote"
+    if code == 1:  # an error, the same the apply answers, and nothing written
+        assert (writes, answer["reason"]) == ([], planned["error"]["reason"])
+        return
+    assert code == (2 if writes else 0), (planned["calls"], writes, answer)
+    assert planned["changes"] is bool(writes) and planned["exit_code"] == code
+    # The stage move is compared by job and stage: the apply may name the candidate by email where
+    # the plan, having read the person, names it by id (or NEW_CANDIDATE, one only the PATCH makes).
+    def compared(calls):
+        return [(method, path, {key: value for key, value in body.items() if key not in ("candidate_id", "candidate_email")}
+                 if path.endswith("/update-stage") else body) for method, path, body in calls]
+    planned_writes = [(call["method"], call["path"], call["body"]) for call in planned["calls"] if call["write"]]
+    assert compared(planned_writes) == compared(writes), answer
+
+
+def test_a_stage_move_of_a_person_the_patch_makes_a_candidate_is_planned(stardex, tmp_path, make_client, base_env):
+    """A person named by id, not yet on the job: the apply's PATCH (with job_id) makes them a
+    candidate and its read then finds the candidate to move. The plan showed the PATCH only."""
+    person = {"name": None, "current_job_title": None, "company_name": None, "linkedin_url": None, "emails": [],
+              "phones": [], "notice": None, "skills": [], "stage": None}
+    update = {"by": "id", "name": None, "current_job_title": None, "company_name": None, "linkedin_url": None,
+              "emails": None, "phone_numbers": None, "notice_period": None, "skills": None, "stage": "Screen",
+              "policy": "overwrite"}
+    code, planned, _, writes, answer = planned_and_applied(stardex, tmp_path, make_client, base_env,
+                                                           plan_mappings(tmp_path), person, update)
+    assert answer["stage"] == "moved" and [path for _, path, _ in writes][-1] == "/v1/candidates/update-stage"
+    assert (code, planned["stage"]["action"]) == (2, "move"), planned["stage"]
+    assert planned["stage"]["body"] == {"job_id": STAGE_JOB, "candidate_id": NEW_CANDIDATE, "stage_name": "Screen"}
