@@ -28,7 +28,6 @@ from .logs import JsonLog
 from .mapping import BUILTIN_MAPPINGS_DIR, load_mappings
 from .queue import MAX_TASK_BYTES, TaskQueue, task_bytes
 from .records import Claim, Delivery, Event, Handshake, MappedUpdate, Received
-from .resolver import PersonMemory
 from .secrets import SecretProvider
 from .sender_api import SenderApiClient
 from .sources import SOURCES
@@ -191,7 +190,7 @@ class Pipeline:
                 if self._stardex is not None:
                     record["stardex_calls_last_minute"] = self._stardex.limiter.used()
         else:
-            answer = Deliverer(self.settings, lambda: client, self.log, PersonMemory(0)).deliver(mapped, record, deadline)
+            answer = Deliverer(self.settings, lambda: client, self.log).deliver(mapped, record, deadline)
         if mapped.incomplete:
             answer = {**answer, "incomplete": mapped.incomplete}
         return {**answer, "skipped": list(mapped.skipped)} if mapped.skipped else answer
