@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import RetryLater, Unprocessable
-from .policy import CONVENIENCE, listed
+from .contacts import listed
+from .policy import CONVENIENCE
 from .deadline import Deadline
 from .stardex import OutcomeUnknown, StardexClient, StardexError
 
@@ -187,10 +188,10 @@ def _create(client: StardexClient, deadline: Deadline, update: dict[str, Any]) -
 
 
 def _shows(created: dict[str, Any], body: dict[str, Any]) -> bool:
-    listed = created.get("emails") if isinstance(created.get("emails"), list) else None  # else not shown
+    shown = created.get("emails") if isinstance(created.get("emails"), list) else None  # else not shown
     same = all(created.get(key, body[key]) == body[key] for key in ("name", "current_job_title", "company_name") if key in body)
-    return same and (listed is None or {value.lower() for value in body.get("emails", [])} <= {
-        str(item.get("value") if isinstance(item, dict) else item).lower() for item in listed})
+    return same and (shown is None or {value.lower() for value in body.get("emails", [])} <= {
+        str(item.get("value") if isinstance(item, dict) else item).lower() for item in shown})
 
 
 def _find(client: StardexClient, deadline: Deadline, emails: list[str], linkedin_url: str | None,
